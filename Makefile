@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Each installs what is missing, builds, runs.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nlohmann-json3-dev \
+  libsqlite3-dev libcurl4-openssl-dev libblosc-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  libfuse3-dev fuse3 libpugixml-dev libmicrohttpd-dev libcli11-dev libfmt-dev libjpeg62-turbo-dev \
+  libzstd-dev libxxhash-dev zlib1g-dev liblzma-dev libwebp-dev \
+  python3 python3-numpy python3-zarr python3-numcodecs python3-fsspec python3-tifffile python3-h5py \
+  python3-aiohttp python3-requests python3-jsonschema python3-gdal gdal-bin libtiff-tools
+
+.PHONY: deps build demo test bench clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	rm -rf $(BUILD)/samples samples.refs.db samples.refs.db-wal samples.refs.db-shm
+	$(BUILD)/bin/refzarr-samples $(BUILD)/samples
+	$(BUILD)/bin/refzarr index -o samples.refs.db $(BUILD)/samples
+	$(BUILD)/bin/refzarr info samples.refs.db
+	$(BUILD)/bin/refzarr ls -r samples.refs.db
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	$(BUILD)/bin/refzarr-bench-tiff
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,82 @@
+// ZarrView: an index seen as a read-only Zarr store (keys -> bytes). The public C++ store API; the
+// HTTP server, the FUSE mount, `refzarr cat/ls` and `export` all read through it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "formats/core/scanner.h"
+#include "formats/core/status.h"
+
+namespace refzarr {
+
+/// What the chunks of a view look like.
+enum class CodecPolicy {
+  kCompat,       ///< Standard codecs pass through; anything else is transcoded to blosc (default).
+  kPassthrough,  ///< Stored bytes exactly; metadata names the codec other tools use.
+};
+
+/// Parses "compat" / "passthrough".
+Result<CodecPolicy> ParseCodecPolicy(std::string_view name);
+
+struct ViewOptions {
+  int zarr_format = 2;  ///< 2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3.
+  CodecPolicy codecs = CodecPolicy::kCompat;
+  uint64_t cache_bytes = 256ull << 20;  ///< Bound of the transcoded-chunk cache.
+  /// Decoders for non-native chunks, by family; not owned, must outlive the view.
+  std::vector<const ChunkDecoder*> decoders;
+};
+
+/// A part of a local source file that is served as is (a pass-through chunk): front ends may send
+/// it with sendfile/splice instead of copying.
+struct FileSlice {
+  std::filesystem::path path;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+/// The value of one key.
+struct Value {
+  std::string bytes;               ///< The value, unless `slice` is set.
+  std::optional<FileSlice> slice;  ///< Set for pass-through chunks of local files; `bytes` is empty.
+  bool is_metadata = false;        ///< JSON metadata (.zarray, zarr.json, ...) rather than a chunk.
+  uint64_t size() const { return slice ? slice->length : bytes.size(); }
+};
+
+enum class EntryKind { kMissing, kFile, kDirectory };
+
+/// One child of a directory of the view.
+struct DirEntry {
+  std::string name;
+  bool is_directory = false;
+};
+
+/// A read-only Zarr store over an index. All methods are safe to call from several threads.
+/// Keys have no leading '/'; "" is the root directory.
+class ZarrView {
+ public:
+  virtual ~ZarrView() = default;
+  /// The value of `key`, or nullopt when the view has no such key (a missing chunk: fill value).
+  /// kStale when the source changed since indexing; kIo/kCorrupt when it cannot be read.
+  virtual Result<std::optional<Value>> Get(std::string_view key) = 0;
+  /// Reads the bytes of `value` into memory (for slices: from the source file, re-checked).
+  virtual Result<std::string> Materialize(const Value& value) = 0;
+  /// Whether `key` is a file, a directory or nothing, and a file's size in bytes.
+  virtual Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) = 0;
+  /// Children of the directory `prefix`, sorted by name; nullopt when it is not a directory.
+  virtual Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix) = 0;
+  /// The options this view was opened with.
+  virtual const ViewOptions& options() const = 0;
+};
+
+/// Opens the index at `index_path` read-only as a view. kNotFound when there is no index there;
+/// kCorrupt when it is not a refzarr index or of an unknown schema version.
+Result<std::unique_ptr<ZarrView>> OpenZarrView(const std::filesystem::path& index_path,
+                                               ViewOptions options);
+
+}  // namespace refzarr
