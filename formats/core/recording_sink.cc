@@ -1,0 +1,155 @@
+#include "formats/core/recording_sink.h"
+
+#include <algorithm>
+
+namespace refzarr {
+
+uint64_t ScannedFile::ChunkCount() const {
+  uint64_t n = 0;
+  for (const Array& a : arrays) n += a.chunks.size() + a.inline_chunks.size();
+  return n;
+}
+
+const ScannedFile::Array* ScannedFile::FindArray(std::string_view path) const {
+  for (const Array& a : arrays) {
+    if (a.path == path) return &a;
+  }
+  return nullptr;
+}
+
+const ScannedFile::Group* ScannedFile::FindGroup(std::string_view path) const {
+  for (const Group& g : groups) {
+    if (g.path == path) return &g;
+  }
+  return nullptr;
+}
+
+Status ValidateNodePath(std::string_view path) {
+  if (path.empty()) return OkStatus();
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view name = path.substr(start, end - start);
+    if (name.empty() || name == "." || name == ".." || name.find('\0') != std::string_view::npos) {
+      return InvalidArgumentError("bad node path '" + std::string(path) + "'");
+    }
+    start = end + 1;
+  }
+  return OkStatus();
+}
+
+Result<uint32_t> RecordingSink::AddSource(const std::filesystem::path& path) {
+  for (size_t i = 0; i < file_.companions.size(); ++i) {
+    if (file_.companions[i] == path) return static_cast<uint32_t>(i + 1);
+  }
+  file_.companions.push_back(path);
+  return static_cast<uint32_t>(file_.companions.size());
+}
+
+Result<ScannedFile::Group*> RecordingSink::GroupAt(std::string_view path) {
+  RETURN_IF_ERROR(ValidateNodePath(path));
+  if (array_index_.count(path)) {
+    return InvalidArgumentError("'" + std::string(path) + "' is an array, not a group");
+  }
+  auto it = group_index_.find(path);
+  if (it != group_index_.end()) return &file_.groups[it->second];
+  group_index_.emplace(std::string(path), file_.groups.size());
+  file_.groups.push_back({std::string(path), nlohmann::json::object(), std::nullopt});
+  return &file_.groups.back();
+}
+
+Status RecordingSink::AddGroup(std::string_view path, const nlohmann::json& attributes) {
+  if (!attributes.is_object()) return InvalidArgumentError("group attributes must be an object");
+  ASSIGN_OR_RETURN(ScannedFile::Group * g, GroupAt(path));
+  g->attributes.update(attributes);
+  return OkStatus();
+}
+
+Status RecordingSink::AddImage(std::string_view path, const ImageDesc& image) {
+  if (image.levels.empty() || image.scales.size() != image.levels.size()) {
+    return InvalidArgumentError("image '" + std::string(path) + "': needs one scale per level");
+  }
+  for (const auto& s : image.scales) {
+    if (s.size() != image.axes.size()) {
+      return InvalidArgumentError("image '" + std::string(path) + "': scale rank differs from axes");
+    }
+  }
+  ASSIGN_OR_RETURN(ScannedFile::Group * g, GroupAt(path));
+  g->image = image;
+  return OkStatus();
+}
+
+Result<ArrayHandle> RecordingSink::AddArray(std::string_view path, const ArrayDesc& array) {
+  RETURN_IF_ERROR(ValidateNodePath(path));
+  if (path.empty()) return InvalidArgumentError("an array cannot be the file group itself");
+  if (array_index_.count(path) || group_index_.count(path)) {
+    return InvalidArgumentError("node '" + std::string(path) + "' declared twice");
+  }
+  if (array.shape.size() != array.chunks.size()) {
+    return InvalidArgumentError("array '" + std::string(path) + "': shape and chunks differ in rank");
+  }
+  for (size_t i = 0; i < array.chunks.size(); ++i) {
+    if (array.chunks[i] == 0) {
+      return InvalidArgumentError("array '" + std::string(path) + "': zero chunk size");
+    }
+  }
+  array_index_.emplace(std::string(path), file_.arrays.size());
+  file_.arrays.push_back({std::string(path), array, {}, {}});
+  chunk_counts_.push_back(array.ChunkCount());
+  return static_cast<ArrayHandle>(file_.arrays.size() - 1);
+}
+
+Status RecordingSink::AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) {
+  if (array >= file_.arrays.size()) return InvalidArgumentError("unknown array handle");
+  ScannedFile::Array& a = file_.arrays[array];
+  if (chunk_index >= chunk_counts_[array]) {
+    return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(chunk_index) +
+                                " outside its grid of " + std::to_string(chunk_counts_[array]));
+  }
+  if (ref.source > file_.companions.size()) {
+    return InvalidArgumentError("array '" + a.path + "': chunk refers to unknown source " +
+                                std::to_string(ref.source));
+  }
+  a.chunks.emplace_back(chunk_index, ref);
+  return OkStatus();
+}
+
+Status RecordingSink::AddInlineChunk(ArrayHandle array, uint64_t chunk_index,
+                                     std::span<const std::byte> bytes) {
+  if (array >= file_.arrays.size()) return InvalidArgumentError("unknown array handle");
+  ScannedFile::Array& a = file_.arrays[array];
+  if (chunk_index >= chunk_counts_[array]) {
+    return InvalidArgumentError("array '" + a.path + "': inline chunk " +
+                                std::to_string(chunk_index) + " outside its grid");
+  }
+  a.inline_chunks.emplace_back(chunk_index, std::vector<std::byte>(bytes.begin(), bytes.end()));
+  return OkStatus();
+}
+
+Status RecordingSink::AddFile(std::string_view path, std::string bytes) {
+  RETURN_IF_ERROR(ValidateNodePath(path));
+  if (path.empty()) return InvalidArgumentError("a file needs a name");
+  file_.files.push_back({std::string(path), std::move(bytes)});
+  return OkStatus();
+}
+
+void RecordingSink::Warn(std::string message) { file_.warnings.push_back(std::move(message)); }
+
+Status RecordingSink::Finish() {
+  for (ScannedFile::Array& a : file_.arrays) {
+    std::vector<uint64_t> seen;
+    seen.reserve(a.chunks.size() + a.inline_chunks.size());
+    for (const auto& [i, r] : a.chunks) seen.push_back(i);
+    for (const auto& [i, b] : a.inline_chunks) seen.push_back(i);
+    std::sort(seen.begin(), seen.end());
+    auto dup = std::adjacent_find(seen.begin(), seen.end());
+    if (dup != seen.end()) {
+      return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(*dup) +
+                                  " given twice");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace refzarr

@@ -1,0 +1,80 @@
+// RecordingSink: a ScanSink that keeps everything a scan produced in memory.
+//
+// The indexer scans files in parallel into recordings and commits each recording to the store in one
+// transaction; tests use recordings to inspect exactly what a scanner emitted.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "formats/core/model.h"
+
+namespace refzarr {
+
+/// Everything one scan of one file produced.
+struct ScannedFile {
+  struct Group {
+    std::string path;
+    nlohmann::json attributes = nlohmann::json::object();
+    std::optional<ImageDesc> image;
+  };
+  struct Array {
+    std::string path;
+    ArrayDesc desc;
+    std::vector<std::pair<uint64_t, ChunkRef>> chunks;  ///< (linear index, ref), in arrival order.
+    std::vector<std::pair<uint64_t, std::vector<std::byte>>> inline_chunks;
+  };
+  struct File {
+    std::string path;
+    std::string bytes;
+  };
+  std::vector<std::filesystem::path> companions;  ///< Source id i+1 is companions[i].
+  std::vector<Group> groups;
+  std::vector<Array> arrays;
+  std::vector<File> files;
+  std::vector<std::string> warnings;
+
+  /// Number of chunk references (stored and inline) over all arrays.
+  uint64_t ChunkCount() const;
+  /// The array at `path`, or nullptr.
+  const Array* FindArray(std::string_view path) const;
+  /// The group at `path`, or nullptr.
+  const Group* FindGroup(std::string_view path) const;
+};
+
+/// A ScanSink that records into a ScannedFile. Validates what it is given: paths, chunk indices
+/// inside the grid, no duplicate chunk, refs to known sources.
+class RecordingSink final : public ScanSink {
+ public:
+  Result<uint32_t> AddSource(const std::filesystem::path& path) override;
+  Status AddGroup(std::string_view path, const nlohmann::json& attributes) override;
+  Status AddImage(std::string_view path, const ImageDesc& image) override;
+  Result<ArrayHandle> AddArray(std::string_view path, const ArrayDesc& array) override;
+  Status AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) override;
+  Status AddInlineChunk(ArrayHandle array, uint64_t chunk_index,
+                        std::span<const std::byte> bytes) override;
+  Status AddFile(std::string_view path, std::string bytes) override;
+  void Warn(std::string message) override;
+
+  /// Checks that no chunk index was given twice (done once, at the end, in O(n log n)).
+  Status Finish();
+  const ScannedFile& result() const& { return file_; }
+  ScannedFile&& result() && { return std::move(file_); }
+
+ private:
+  Result<ScannedFile::Group*> GroupAt(std::string_view path);
+  ScannedFile file_;
+  std::map<std::string, size_t, std::less<>> group_index_;
+  std::map<std::string, size_t, std::less<>> array_index_;
+  std::vector<uint64_t> chunk_counts_;  // per array: grid size, for bounds checks
+};
+
+/// Checks a node path: '/'-separated non-empty names, no '.', '..', leading or trailing '/'.
+Status ValidateNodePath(std::string_view path);
+
+}  // namespace refzarr
