@@ -1,0 +1,674 @@
+#include "formats/tiff/decoder/tiff_decoder.h"
+
+#include <tiffio.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace refzarr {
+namespace {
+
+using nlohmann::json;
+
+static_assert(std::endian::native == std::endian::little, "refzarr assumes a little-endian host");
+
+// Everything from `params` that shapes the in-memory TIFF.
+struct TiffParams {
+  uint16_t compression = 1;
+  uint16_t predictor = 1;
+  uint16_t photometric = 1;
+  uint16_t bits_per_sample = 8;
+  uint16_t sample_format = 1;
+  uint16_t samples_per_pixel = 1;
+  uint16_t planar = 1;
+  uint16_t fill_order = 1;
+  bool tiled = false;
+  uint32_t tile_width = 0;
+  uint32_t tile_length = 0;
+  uint32_t rows_per_strip = 0;
+  uint32_t image_width = 0;
+  uint32_t image_length = 0;
+  bool big_endian = false;
+  std::string jpeg_tables;  // decoded bytes
+  bool has_ycbcr_subsampling = false;
+  uint16_t ycbcr_subsampling[2] = {2, 2};
+  bool jpeg_colormode_rgb = false;
+  std::vector<uint16_t> extra_samples;
+  int64_t t4_options = -1;
+  int64_t t6_options = -1;
+};
+
+Result<std::string> DecodeBase64(std::string_view in) {
+  static constexpr auto kTable = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r') continue;
+    int8_t v = kTable[static_cast<uint8_t>(c)];
+    if (v < 0) return InvalidArgumentError("jpeg_tables is not base64");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+Result<uint64_t> GetUint(const json& params, const char* key, std::optional<uint64_t> fallback,
+                         uint64_t max) {
+  auto it = params.find(key);
+  if (it == params.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    return InvalidArgumentError(std::string("tiff params: missing '") + key + "'");
+  }
+  const json* v = &*it;
+  // Per-sample tags may come as arrays; refzarr only represents uniform samples.
+  if (v->is_array()) {
+    if (v->empty()) return InvalidArgumentError(std::string("tiff params: empty '") + key + "'");
+    for (const json& e : *v) {
+      if (e != v->front()) {
+        return UnsupportedError(std::string("tiff params: '") + key + "' differs between samples");
+      }
+    }
+    v = &v->front();
+  }
+  if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<int64_t>() >= 0)) {
+    return InvalidArgumentError(std::string("tiff params: '") + key + "' is not a count");
+  }
+  uint64_t n = v->get<uint64_t>();
+  if (n > max) {
+    return InvalidArgumentError(std::string("tiff params: '") + key + "' = " + std::to_string(n) +
+                                " is out of range");
+  }
+  return n;
+}
+
+Result<TiffParams> ParseParams(const json& p) {
+  if (!p.is_object()) return InvalidArgumentError("tiff params: not an object");
+  TiffParams t;
+  ASSIGN_OR_RETURN(uint64_t compression, GetUint(p, "compression", 1, 0xFFFF));
+  ASSIGN_OR_RETURN(uint64_t predictor, GetUint(p, "predictor", 1, 3));
+  ASSIGN_OR_RETURN(uint64_t photometric, GetUint(p, "photometric", 1, 0xFFFF));
+  ASSIGN_OR_RETURN(uint64_t bps, GetUint(p, "bits_per_sample", std::nullopt, 64));
+  ASSIGN_OR_RETURN(uint64_t sample_format, GetUint(p, "sample_format", 1, 6));
+  ASSIGN_OR_RETURN(uint64_t spp, GetUint(p, "samples_per_pixel", 1, 1024));
+  ASSIGN_OR_RETURN(uint64_t planar, GetUint(p, "planar", 1, 2));
+  ASSIGN_OR_RETURN(uint64_t fill_order, GetUint(p, "fill_order", 1, 2));
+  ASSIGN_OR_RETURN(uint64_t width, GetUint(p, "image_width", std::nullopt, 0xFFFFFFFFu));
+  ASSIGN_OR_RETURN(uint64_t length, GetUint(p, "image_length", std::nullopt, 0xFFFFFFFFu));
+  t.compression = static_cast<uint16_t>(compression);
+  t.predictor = static_cast<uint16_t>(predictor == 0 ? 1 : predictor);
+  t.photometric = static_cast<uint16_t>(photometric);
+  t.bits_per_sample = static_cast<uint16_t>(bps);
+  t.sample_format = static_cast<uint16_t>(sample_format == 0 ? 1 : sample_format);
+  t.samples_per_pixel = static_cast<uint16_t>(spp);
+  t.planar = static_cast<uint16_t>(planar == 0 ? 1 : planar);
+  t.fill_order = static_cast<uint16_t>(fill_order == 0 ? 1 : fill_order);
+  t.image_width = static_cast<uint32_t>(width);
+  t.image_length = static_cast<uint32_t>(length);
+  if (bps == 0 || spp == 0 || width == 0 || length == 0) {
+    return InvalidArgumentError("tiff params: zero bits_per_sample, samples_per_pixel or size");
+  }
+  auto tiled = p.find("tiled");
+  t.tiled = tiled != p.end() && tiled->is_boolean() && tiled->get<bool>();
+  if (t.tiled) {
+    ASSIGN_OR_RETURN(uint64_t tw, GetUint(p, "tile_width", std::nullopt, 1u << 20));
+    ASSIGN_OR_RETURN(uint64_t tl, GetUint(p, "tile_length", std::nullopt, 1u << 20));
+    if (tw == 0 || tl == 0 || tw % 16 != 0 || tl % 16 != 0) {
+      return InvalidArgumentError("tiff params: tile size " + std::to_string(tw) + "x" +
+                                  std::to_string(tl) + " is not a positive multiple of 16");
+    }
+    t.tile_width = static_cast<uint32_t>(tw);
+    t.tile_length = static_cast<uint32_t>(tl);
+  } else {
+    ASSIGN_OR_RETURN(uint64_t rps, GetUint(p, "rows_per_strip", length, 0xFFFFFFFFu));
+    t.rows_per_strip = static_cast<uint32_t>(std::clamp<uint64_t>(rps, 1, length));
+  }
+  auto order = p.find("byte_order");
+  if (order != p.end() && order->is_string()) {
+    std::string o = order->get<std::string>();
+    if (o != "<" && o != ">") return InvalidArgumentError("tiff params: byte_order '" + o + "'");
+    t.big_endian = o == ">";
+  }
+  auto tables = p.find("jpeg_tables");
+  if (tables != p.end() && tables->is_string()) {
+    ASSIGN_OR_RETURN(t.jpeg_tables, DecodeBase64(tables->get<std::string>()));
+  }
+  auto sub = p.find("ycbcr_subsampling");
+  if (sub != p.end() && sub->is_array()) {
+    if (sub->size() != 2 || !(*sub)[0].is_number_unsigned() || !(*sub)[1].is_number_unsigned()) {
+      return InvalidArgumentError("tiff params: ycbcr_subsampling is not [h, v]");
+    }
+    uint64_t h = (*sub)[0].get<uint64_t>(), v = (*sub)[1].get<uint64_t>();
+    auto valid = [](uint64_t s) { return s == 1 || s == 2 || s == 4; };
+    if (!valid(h) || !valid(v)) {
+      return InvalidArgumentError("tiff params: ycbcr_subsampling values must be 1, 2 or 4");
+    }
+    t.has_ycbcr_subsampling = true;
+    t.ycbcr_subsampling[0] = static_cast<uint16_t>(h);
+    t.ycbcr_subsampling[1] = static_cast<uint16_t>(v);
+  }
+  auto rgb = p.find("jpeg_colormode_rgb");
+  t.jpeg_colormode_rgb = rgb != p.end() && rgb->is_boolean() && rgb->get<bool>();
+  auto extra = p.find("extra_samples");
+  if (extra != p.end() && extra->is_array()) {
+    for (const json& e : *extra) {
+      if (!e.is_number_unsigned() || e.get<uint64_t>() > 2) {
+        return InvalidArgumentError("tiff params: bad extra_samples");
+      }
+      t.extra_samples.push_back(static_cast<uint16_t>(e.get<uint64_t>()));
+    }
+    if (t.extra_samples.size() >= t.samples_per_pixel) {
+      return InvalidArgumentError("tiff params: more extra_samples than samples");
+    }
+  }
+  for (auto [key, field] : {std::pair{"t4_options", &t.t4_options},
+                            std::pair{"t6_options", &t.t6_options}}) {
+    auto it = p.find(key);
+    if (it != p.end() && it->is_number_unsigned()) *field = it->get<int64_t>();
+  }
+  if (t.compression == COMPRESSION_OJPEG) {
+    // Its Huffman and quantisation tables live elsewhere in the file (JPEGQTables, ...).
+    return UnsupportedError("tiff: old-style JPEG (compression 6) cannot be decoded from a strip alone");
+  }
+  if (!TIFFIsCODECConfigured(t.compression)) {
+    return UnsupportedError("tiff: compression " + std::to_string(t.compression) +
+                            " is not available in this libtiff");
+  }
+  return t;
+}
+
+// Writes one classic-TIFF IFD in the file's byte order.
+class IfdWriter {
+ public:
+  explicit IfdWriter(bool big_endian) : big_(big_endian) {}
+
+  void Short(uint16_t tag, std::vector<uint16_t> values) {
+    Entry e{tag, 3, static_cast<uint32_t>(values.size()), {}, false};
+    for (uint16_t v : values) Put16(e.value, v);
+    entries_.push_back(std::move(e));
+  }
+  void Long(uint16_t tag, std::vector<uint32_t> values, bool is_byte_count = false) {
+    Entry e{tag, 4, static_cast<uint32_t>(values.size()), {}, is_byte_count};
+    for (uint32_t v : values) Put32(e.value, v);
+    entries_.push_back(std::move(e));
+  }
+  void Undefined(uint16_t tag, std::string_view bytes) {
+    Entry e{tag, 7, static_cast<uint32_t>(bytes.size()), {bytes.begin(), bytes.end()}, false};
+    entries_.push_back(std::move(e));
+  }
+
+  // Lays out header + IFD + out-of-line values. Every offset-array entry (TileOffsets/StripOffsets)
+  // must already hold `data_offset`, which the caller computes with DataOffset().
+  void Finish(std::vector<uint8_t>& out, std::vector<size_t>& byte_count_positions) const {
+    out.clear();
+    byte_count_positions.clear();
+    if (big_) {
+      out.insert(out.end(), {'M', 'M', 0, 42});
+    } else {
+      out.insert(out.end(), {'I', 'I', 42, 0});
+    }
+    Put32(out, 8);
+    std::vector<Entry> sorted = entries_;
+    std::sort(sorted.begin(), sorted.end(), [](const Entry& a, const Entry& b) { return a.tag < b.tag; });
+    Put16(out, static_cast<uint16_t>(sorted.size()));
+    size_t external = 8 + 2 + 12 * sorted.size() + 4;
+    std::vector<uint8_t> tail;
+    for (const Entry& e : sorted) {
+      Put16(out, e.tag);
+      Put16(out, e.type);
+      Put32(out, e.count);
+      if (e.value.size() <= 4) {
+        if (e.is_byte_count) {
+          for (uint32_t i = 0; i < e.count; ++i) byte_count_positions.push_back(out.size() + 4 * i);
+        }
+        std::vector<uint8_t> v = e.value;
+        v.resize(4, 0);
+        out.insert(out.end(), v.begin(), v.end());
+      } else {
+        size_t at = external + tail.size();
+        Put32(out, static_cast<uint32_t>(at));
+        if (e.is_byte_count) {
+          for (uint32_t i = 0; i < e.count; ++i) byte_count_positions.push_back(at + 4 * i);
+        }
+        tail.insert(tail.end(), e.value.begin(), e.value.end());
+        if (tail.size() % 2) tail.push_back(0);
+      }
+    }
+    Put32(out, 0);  // no next IFD
+    out.insert(out.end(), tail.begin(), tail.end());
+    out.resize(DataOffset(), 0);
+  }
+
+  // Where the chunk's stored bytes start: after header, IFD and out-of-line values, 16-aligned.
+  size_t DataOffset() const {
+    size_t n = 8 + 2 + 12 * entries_.size() + 4;
+    for (const Entry& e : entries_) {
+      if (e.value.size() > 4) n += e.value.size() + (e.value.size() % 2);
+    }
+    return (n + 15) / 16 * 16;
+  }
+
+  void Patch32(std::vector<uint8_t>& out, size_t at, uint32_t v) const {
+    std::vector<uint8_t> b;
+    Put32(b, v);
+    std::memcpy(out.data() + at, b.data(), 4);
+  }
+
+ private:
+  struct Entry {
+    uint16_t tag;
+    uint16_t type;
+    uint32_t count;
+    std::vector<uint8_t> value;
+    bool is_byte_count;
+  };
+  void Put16(std::vector<uint8_t>& out, uint16_t v) const {
+    if (big_) {
+      out.push_back(static_cast<uint8_t>(v >> 8));
+      out.push_back(static_cast<uint8_t>(v));
+    } else {
+      out.push_back(static_cast<uint8_t>(v));
+      out.push_back(static_cast<uint8_t>(v >> 8));
+    }
+  }
+  void Put32(std::vector<uint8_t>& out, uint32_t v) const {
+    if (big_) {
+      Put16(out, static_cast<uint16_t>(v >> 16));
+      Put16(out, static_cast<uint16_t>(v));
+    } else {
+      Put16(out, static_cast<uint16_t>(v));
+      Put16(out, static_cast<uint16_t>(v >> 16));
+    }
+  }
+
+  bool big_;
+  std::vector<Entry> entries_;
+};
+
+// The in-memory TIFF of one segment geometry: header + IFD, then the stored bytes at data_offset.
+struct Template {
+  std::vector<uint8_t> head;
+  std::vector<size_t> byte_count_positions;
+  bool big_endian = false;
+};
+
+Template BuildTemplate(const TiffParams& p, uint32_t width, uint32_t rows) {
+  IfdWriter w(p.big_endian);
+  const uint16_t spp = p.samples_per_pixel;
+  const uint32_t segments = p.planar == 2 ? spp : 1;
+  uint16_t photometric = p.photometric;
+  // Decoding never looks at a palette; libtiff refuses a palette image without a ColorMap.
+  if (photometric == PHOTOMETRIC_PALETTE) photometric = PHOTOMETRIC_MINISBLACK;
+  w.Long(TIFFTAG_IMAGEWIDTH, {width});
+  w.Long(TIFFTAG_IMAGELENGTH, {rows});
+  w.Short(TIFFTAG_BITSPERSAMPLE, std::vector<uint16_t>(spp, p.bits_per_sample));
+  w.Short(TIFFTAG_COMPRESSION, {p.compression});
+  w.Short(TIFFTAG_PHOTOMETRIC, {photometric});
+  if (p.fill_order != 1) w.Short(TIFFTAG_FILLORDER, {p.fill_order});
+  w.Short(TIFFTAG_SAMPLESPERPIXEL, {spp});
+  w.Short(TIFFTAG_PLANARCONFIG, {p.planar});
+  if (p.t4_options >= 0) w.Long(TIFFTAG_T4OPTIONS, {static_cast<uint32_t>(p.t4_options)});
+  if (p.t6_options >= 0) w.Long(TIFFTAG_T6OPTIONS, {static_cast<uint32_t>(p.t6_options)});
+  if (p.predictor != 1) w.Short(TIFFTAG_PREDICTOR, {p.predictor});
+  std::vector<uint16_t> extra = p.extra_samples;
+  if (extra.empty()) {
+    int base = (photometric == PHOTOMETRIC_RGB || photometric == PHOTOMETRIC_YCBCR ||
+                photometric == PHOTOMETRIC_CIELAB)
+                   ? 3
+                   : photometric == PHOTOMETRIC_SEPARATED ? 4 : 1;
+    if (spp > base) extra.assign(spp - base, EXTRASAMPLE_UNSPECIFIED);
+  }
+  if (!extra.empty()) w.Short(TIFFTAG_EXTRASAMPLES, extra);
+  w.Short(TIFFTAG_SAMPLEFORMAT, std::vector<uint16_t>(spp, p.sample_format));
+  if (!p.jpeg_tables.empty()) w.Undefined(TIFFTAG_JPEGTABLES, p.jpeg_tables);
+  if (photometric == PHOTOMETRIC_YCBCR && p.has_ycbcr_subsampling) {
+    w.Short(TIFFTAG_YCBCRSUBSAMPLING, {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]});
+  }
+  // Offsets and counts: one segment per plane, all pointing at the same stored bytes; the counts are
+  // patched for each chunk. The offset values are fixed once the IFD's size is known.
+  auto add_segments = [&](IfdWriter& writer, uint32_t offset) {
+    std::vector<uint32_t> offsets(segments, offset), counts(segments, 0);
+    if (p.tiled) {
+      writer.Long(TIFFTAG_TILEWIDTH, {p.tile_width});
+      writer.Long(TIFFTAG_TILELENGTH, {p.tile_length});
+      writer.Long(TIFFTAG_TILEOFFSETS, offsets);
+      writer.Long(TIFFTAG_TILEBYTECOUNTS, counts, /*is_byte_count=*/true);
+    } else {
+      writer.Long(TIFFTAG_ROWSPERSTRIP, {rows});
+      writer.Long(TIFFTAG_STRIPOFFSETS, offsets);
+      writer.Long(TIFFTAG_STRIPBYTECOUNTS, counts, /*is_byte_count=*/true);
+    }
+  };
+  // The data offset depends on the number and sizes of the entries only, not on the offset values.
+  IfdWriter probe = w;
+  add_segments(probe, 0);
+  add_segments(w, static_cast<uint32_t>(probe.DataOffset()));
+  Template t;
+  t.big_endian = p.big_endian;
+  w.Finish(t.head, t.byte_count_positions);
+  return t;
+}
+
+// The stored chunk as a read-only, memory-mapped "file" for TIFFClientOpenExt.
+struct MemFile {
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;
+  uint64_t pos = 0;
+};
+
+tmsize_t MemRead(thandle_t h, void* buf, tmsize_t n) {
+  auto* f = static_cast<MemFile*>(h);
+  if (n <= 0 || f->pos >= f->size) return 0;
+  uint64_t k = std::min<uint64_t>(static_cast<uint64_t>(n), f->size - f->pos);
+  std::memcpy(buf, f->data + f->pos, k);
+  f->pos += k;
+  return static_cast<tmsize_t>(k);
+}
+tmsize_t MemWrite(thandle_t, void*, tmsize_t) { return 0; }
+toff_t MemSeek(thandle_t h, toff_t off, int whence) {
+  auto* f = static_cast<MemFile*>(h);
+  uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? f->pos : f->size;
+  f->pos = base + off;
+  return f->pos;
+}
+int MemClose(thandle_t) { return 0; }
+toff_t MemSize(thandle_t h) { return static_cast<MemFile*>(h)->size; }
+int MemMap(thandle_t h, void** base, toff_t* size) {
+  auto* f = static_cast<MemFile*>(h);
+  *base = const_cast<uint8_t*>(f->data);
+  *size = f->size;
+  return 1;
+}
+void MemUnmap(thandle_t, void*, toff_t) {}
+
+// libtiff's per-handle handlers: errors are collected for the Status, warnings dropped, and both
+// return 1 so libtiff's global handlers (which print to stderr) never run.
+int CollectError(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+  try {
+    auto* sink = static_cast<std::string*>(user);
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    if (sink->size() < 2048) {
+      if (!sink->empty()) sink->append("; ");
+      sink->append(buf);
+    }
+  } catch (...) {
+  }
+  return 1;
+}
+int DropWarning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+struct TiffCloser {
+  void operator()(TIFF* t) const { TIFFClose(t); }
+};
+struct OptionsFree {
+  void operator()(TIFFOpenOptions* o) const { TIFFOpenOptionsFree(o); }
+};
+
+struct CachedParams {
+  TiffParams params;
+  std::unordered_map<uint64_t, Template> templates;  // by (width << 32 | rows)
+};
+
+// Per-thread decoder state: parsed params and built templates by params text, plus scratch buffers.
+struct ThreadState {
+  std::unordered_map<std::string, CachedParams> by_params;
+  std::unique_ptr<TIFFOpenOptions, OptionsFree> options;
+  std::string errors;
+  std::vector<uint8_t> file;
+  std::vector<uint8_t> decoded;
+};
+
+ThreadState& State() {
+  thread_local ThreadState state;
+  if (!state.options) {
+    state.options.reset(TIFFOpenOptionsAlloc());
+    TIFFOpenOptionsSetErrorHandlerExtR(state.options.get(), CollectError, &state.errors);
+    TIFFOpenOptionsSetWarningHandlerExtR(state.options.get(), DropWarning, nullptr);
+    // Garbage params or bytes must not make libtiff allocate without bound.
+    TIFFOpenOptionsSetMaxSingleMemAlloc(state.options.get(), 1ll << 30);
+  }
+  return state;
+}
+
+inline void ByteSwapInPlace(uint8_t* p, uint32_t size) { std::reverse(p, p + size); }
+
+// Copies whole-byte samples (host order after libtiff) into the C-order chunk, de-interleaving
+// `samples` interleaved samples into planes, and byte-swapping to big-endian when asked.
+template <uint32_t kSize>
+void CopySamples(const uint8_t* in, size_t in_stride, uint32_t rows, uint32_t cols,
+                 uint32_t samples, uint8_t* out, uint64_t out_h, uint64_t out_w, bool swap) {
+  for (uint32_t y = 0; y < rows; ++y) {
+    const uint8_t* row = in + y * in_stride;
+    if (samples == 1) {
+      uint8_t* dst = out + (y * out_w) * kSize;
+      std::memcpy(dst, row, static_cast<size_t>(cols) * kSize);
+      if (swap) {
+        for (uint32_t x = 0; x < cols; ++x) ByteSwapInPlace(dst + x * kSize, kSize);
+      }
+      continue;
+    }
+    for (uint32_t s = 0; s < samples; ++s) {
+      uint8_t* dst = out + ((s * out_h + y) * out_w) * kSize;
+      const uint8_t* src = row + s * kSize;
+      for (uint32_t x = 0; x < cols; ++x) {
+        std::memcpy(dst + x * kSize, src + static_cast<size_t>(x) * samples * kSize, kSize);
+      }
+      if (swap) {
+        for (uint32_t x = 0; x < cols; ++x) ByteSwapInPlace(dst + x * kSize, kSize);
+      }
+    }
+  }
+}
+
+void CopySamplesGeneric(uint32_t size, const uint8_t* in, size_t in_stride, uint32_t rows,
+                        uint32_t cols, uint32_t samples, uint8_t* out, uint64_t out_h,
+                        uint64_t out_w, bool swap) {
+  switch (size) {
+    case 1: return CopySamples<1>(in, in_stride, rows, cols, samples, out, out_h, out_w, false);
+    case 2: return CopySamples<2>(in, in_stride, rows, cols, samples, out, out_h, out_w, swap);
+    case 4: return CopySamples<4>(in, in_stride, rows, cols, samples, out, out_h, out_w, swap);
+    case 8: return CopySamples<8>(in, in_stride, rows, cols, samples, out, out_h, out_w, swap);
+  }
+}
+
+// Unpacks samples of `bits` bits (MSB first, rows starting on a byte) into `size`-byte integers.
+void UnpackBits(uint32_t bits, uint32_t size, const uint8_t* in, size_t in_stride, uint32_t rows,
+                uint32_t cols, uint32_t samples, uint8_t* out, uint64_t out_h, uint64_t out_w,
+                bool big_endian_out) {
+  for (uint32_t y = 0; y < rows; ++y) {
+    const uint8_t* row = in + y * in_stride;
+    uint64_t bit = 0;
+    for (uint32_t x = 0; x < cols; ++x) {
+      for (uint32_t s = 0; s < samples; ++s) {
+        uint64_t v = 0;
+        for (uint32_t i = 0; i < bits; ++i, ++bit) {
+          v = (v << 1) | ((row[bit >> 3] >> (7 - (bit & 7))) & 1u);
+        }
+        uint8_t* dst = out + ((s * out_h + y) * out_w + x) * size;
+        for (uint32_t b = 0; b < size; ++b) {
+          uint32_t shift = 8 * (big_endian_out ? size - 1 - b : b);
+          dst[b] = static_cast<uint8_t>(v >> shift);
+        }
+      }
+    }
+  }
+}
+
+class TiffChunkDecoder final : public ChunkDecoder {
+ public:
+  std::string_view Family() const override { return "tiff"; }
+
+  Status Decode(const ArrayDesc& array, std::span<const uint64_t> coords, const ChunkRef& ref,
+                std::span<const std::byte> stored, std::span<std::byte> out) const override {
+    Status s = DecodeImpl(array, coords, stored, out);
+    if (s.ok()) return s;
+    std::string where = "tiff chunk";
+    for (size_t i = 0; i < coords.size(); ++i) {
+      where += (i == 0 ? " (" : ",") + std::to_string(coords[i]);
+    }
+    if (!coords.empty()) where += ")";
+    where += " at offset " + std::to_string(ref.offset);
+    return s.WithContext(where);
+  }
+
+ private:
+  Status DecodeImpl(const ArrayDesc& array, std::span<const uint64_t> coords,
+                    std::span<const std::byte> stored, std::span<std::byte> out) const {
+    ThreadState& st = State();
+    std::string key = array.encoding.params.dump();
+    auto cached = st.by_params.find(key);
+    if (cached == st.by_params.end()) {
+      ASSIGN_OR_RETURN(TiffParams parsed, ParseParams(array.encoding.params));
+      if (st.by_params.size() >= 64) st.by_params.clear();
+      cached = st.by_params.emplace(std::move(key), CachedParams{std::move(parsed), {}}).first;
+    }
+    const TiffParams& p = cached->second.params;
+
+    // The chunk's geometry in the array.
+    if (array.chunks.size() != 5 || coords.size() != 5) {
+      return InvalidArgumentError("expected a 5-D (t,c,z,y,x) array");
+    }
+    if (out.size() != array.ChunkBytes()) {
+      return InvalidArgumentError("output holds " + std::to_string(out.size()) + " bytes, chunk is " +
+                                  std::to_string(array.ChunkBytes()));
+    }
+    const uint32_t spp = p.samples_per_pixel;
+    const uint32_t out_samples = (p.planar == 1) ? spp : 1;
+    const uint64_t planes = array.chunks[0] * array.chunks[1] * array.chunks[2];
+    if (planes != out_samples) {
+      return InvalidArgumentError("chunk holds " + std::to_string(planes) + " planes, expected " +
+                                  std::to_string(out_samples) + " samples");
+    }
+    const uint64_t out_h = array.chunks[3], out_w = array.chunks[4];
+    const uint32_t size = array.dtype.size;
+    if (p.bits_per_sample > size * 8) {
+      return InvalidArgumentError(std::to_string(p.bits_per_sample) + "-bit samples do not fit " +
+                                  array.dtype.ToV2().dump());
+    }
+
+    uint32_t seg_w, seg_rows;
+    if (p.tiled) {
+      seg_w = p.tile_width;
+      seg_rows = p.tile_length;
+    } else {
+      uint64_t first_row = coords[3] * p.rows_per_strip;
+      if (first_row >= p.image_length) {
+        return InvalidArgumentError("strip " + std::to_string(coords[3]) + " starts below the image");
+      }
+      seg_w = p.image_width;
+      seg_rows = static_cast<uint32_t>(std::min<uint64_t>(p.rows_per_strip, p.image_length - first_row));
+    }
+    const uint32_t plane = p.planar == 2 ? static_cast<uint32_t>(coords[1] % spp) : 0;
+    const bool ycbcr = p.photometric == PHOTOMETRIC_YCBCR;
+    const bool jpeg = p.compression == COMPRESSION_JPEG;
+    if (ycbcr && p.has_ycbcr_subsampling &&
+        (p.ycbcr_subsampling[0] != 1 || p.ycbcr_subsampling[1] != 1) &&
+        !(jpeg && p.jpeg_colormode_rgb) && p.compression != COMPRESSION_OJPEG) {
+      return UnsupportedError("subsampled YCbCr without JPEG RGB conversion");
+    }
+    if (stored.size() > 0xFFFFFFF0u) return UnsupportedError("stored chunk larger than 4 GiB");
+
+    uint64_t template_key = (static_cast<uint64_t>(seg_w) << 32) | seg_rows;
+    auto& templates = cached->second.templates;
+    auto tmpl = templates.find(template_key);
+    if (tmpl == templates.end()) {
+      if (templates.size() >= 16) templates.clear();
+      tmpl = templates.emplace(template_key, BuildTemplate(p, seg_w, seg_rows)).first;
+    }
+    const Template& t = tmpl->second;
+
+    // The in-memory file: template, then the stored bytes; counts patched to their size. Mode "c":
+    // libtiff must not chop a large uncompressed strip into smaller ones.
+    st.file.assign(t.head.begin(), t.head.end());
+    IfdWriter patcher(t.big_endian);
+    for (size_t at : t.byte_count_positions) {
+      patcher.Patch32(st.file, at, static_cast<uint32_t>(stored.size()));
+    }
+    st.file.insert(st.file.end(), reinterpret_cast<const uint8_t*>(stored.data()),
+                   reinterpret_cast<const uint8_t*>(stored.data()) + stored.size());
+    MemFile mem{st.file.data(), st.file.size(), 0};
+    st.errors.clear();
+    std::unique_ptr<TIFF, TiffCloser> tif(
+        TIFFClientOpenExt("chunk", "rc", &mem, MemRead, MemWrite, MemSeek, MemClose, MemSize, MemMap,
+                          MemUnmap, st.options.get()));
+    if (!tif) return CorruptError("libtiff cannot describe the chunk: " + st.errors);
+    if (jpeg && ycbcr && p.jpeg_colormode_rgb) {
+      if (!TIFFSetField(tif.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB)) {
+        return InternalError("libtiff refused JPEGCOLORMODE_RGB: " + st.errors);
+      }
+    }
+    const int64_t expected = p.tiled ? TIFFTileSize64(tif.get()) : TIFFStripSize64(tif.get());
+    if (expected <= 0 || expected > (int64_t{1} << 31)) {
+      return InvalidArgumentError("libtiff computes a decoded size of " + std::to_string(expected) +
+                                  " bytes: " + st.errors);
+    }
+    st.decoded.resize(static_cast<size_t>(expected));
+    tmsize_t got = p.tiled ? TIFFReadEncodedTile(tif.get(), plane, st.decoded.data(), expected)
+                           : TIFFReadEncodedStrip(tif.get(), plane, st.decoded.data(), expected);
+    if (got < 0) {
+      return CorruptError("libtiff cannot decode compression " + std::to_string(p.compression) +
+                          ": " + (st.errors.empty() ? "no message" : st.errors));
+    }
+
+    // libtiff's layout: rows of seg_w pixels, each row padded to a byte.
+    const uint32_t row_samples = seg_w * out_samples;
+    const size_t in_stride = (static_cast<uint64_t>(row_samples) * p.bits_per_sample + 7) / 8;
+    const uint32_t rows = static_cast<uint32_t>(std::min<uint64_t>(
+        {static_cast<uint64_t>(seg_rows), out_h, static_cast<uint64_t>(got) / in_stride}));
+    const uint32_t cols = static_cast<uint32_t>(std::min<uint64_t>(seg_w, out_w));
+    const bool big_out = array.dtype.byte_order == '>';
+    auto* dst = reinterpret_cast<uint8_t*>(out.data());
+    const uint16_t bps = p.bits_per_sample;
+    if (bps % 8 == 0 && bps / 8 == size && (size == 1 || size == 2 || size == 4 || size == 8)) {
+      CopySamplesGeneric(size, st.decoded.data(), in_stride, rows, cols, out_samples, dst, out_h, out_w,
+                         big_out);
+    } else if (bps == 24) {
+      // libtiff hands 24-bit samples over in host (little-endian) order.
+      for (uint32_t y = 0; y < rows; ++y) {
+        for (uint32_t x = 0; x < cols; ++x) {
+          for (uint32_t s = 0; s < out_samples; ++s) {
+            const uint8_t* src = st.decoded.data() + y * in_stride + (x * out_samples + s) * 3;
+            uint64_t v = src[0] | (src[1] << 8) | (static_cast<uint32_t>(src[2]) << 16);
+            uint8_t* d = dst + ((s * out_h + y) * out_w + x) * size;
+            for (uint32_t b = 0; b < size; ++b) {
+              d[b] = static_cast<uint8_t>(v >> (8 * (big_out ? size - 1 - b : b)));
+            }
+          }
+        }
+      }
+    } else if (bps % 8 == 0 && bps > 8) {
+      return UnsupportedError(std::to_string(bps) + "-bit samples into a " +
+                              std::to_string(size) + "-byte dtype");
+    } else {
+      UnpackBits(bps, size, st.decoded.data(), in_stride, rows, cols, out_samples, dst, out_h, out_w,
+                 big_out);
+    }
+    return OkStatus();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ChunkDecoder> MakeTiffChunkDecoder() { return std::make_unique<TiffChunkDecoder>(); }
+
+}  // namespace refzarr
