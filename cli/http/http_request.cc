@@ -1,0 +1,178 @@
+#include "cli/http/http_request.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace refzarr::internal {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string EscapeHtml(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// Parses a run of decimal digits; false on anything else. Values beyond uint64 saturate, which turns
+// an absurd range end into "up to the end" and an absurd start into "unsatisfiable".
+bool ParseDecimal(std::string_view text, uint64_t& out) {
+  if (text.empty()) return false;
+  out = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (out > (UINT64_MAX - digit) / 10) {
+      out = UINT64_MAX;
+    } else {
+      out = out * 10 + digit;
+    }
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+Result<RequestKey> KeyFromUrlPath(std::string_view path) {
+  if (path.empty() || path.front() != '/') {
+    return InvalidArgumentError("request path must start with '/'");
+  }
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '%') {
+      if (i + 2 >= path.size()) return InvalidArgumentError("bad %-escape in request path");
+      int hi = HexValue(path[i + 1]);
+      int lo = HexValue(path[i + 2]);
+      if (hi < 0 || lo < 0) return InvalidArgumentError("bad %-escape in request path");
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == '\0') return InvalidArgumentError("NUL byte in request path");
+    decoded += c;
+  }
+  RequestKey result;
+  result.trailing_slash = decoded.back() == '/';
+  std::string_view rest = decoded;
+  while (!rest.empty()) {
+    size_t slash = rest.find('/');
+    std::string_view segment = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    if (segment.empty()) continue;
+    if (segment == "." || segment == "..") {
+      return InvalidArgumentError("'.' and '..' are not allowed in request paths");
+    }
+    if (!result.key.empty()) result.key += '/';
+    result.key += segment;
+  }
+  if (result.key.empty()) result.trailing_slash = true;
+  return result;
+}
+
+RangeRequest ParseRange(std::string_view header, uint64_t size) {
+  RangeRequest whole;
+  header = Trim(header);
+  constexpr std::string_view kPrefix = "bytes=";
+  if (header.size() < kPrefix.size()) return whole;
+  for (size_t i = 0; i < kPrefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kPrefix[i]) return whole;
+  }
+  std::string_view spec = Trim(header.substr(kPrefix.size()));
+  if (spec.find(',') != std::string_view::npos) return whole;  // Multi-range: serve it all.
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return whole;
+  std::string_view first = Trim(spec.substr(0, dash));
+  std::string_view last = Trim(spec.substr(dash + 1));
+  RangeRequest r;
+  if (first.empty()) {  // Suffix range: the last N bytes.
+    uint64_t suffix = 0;
+    if (!ParseDecimal(last, suffix)) return whole;
+    if (suffix == 0 || size == 0) {
+      r.kind = RangeRequest::kUnsatisfiable;
+      return r;
+    }
+    r.kind = RangeRequest::kPartial;
+    r.length = std::min(suffix, size);
+    r.offset = size - r.length;
+    return r;
+  }
+  uint64_t start = 0;
+  if (!ParseDecimal(first, start)) return whole;
+  uint64_t end = UINT64_MAX;
+  if (!last.empty()) {
+    if (!ParseDecimal(last, end)) return whole;
+    if (end < start) return whole;  // Syntactically invalid: ignored per RFC 9110 14.1.1.
+  }
+  if (start >= size) {
+    r.kind = RangeRequest::kUnsatisfiable;
+    return r;
+  }
+  r.kind = RangeRequest::kPartial;
+  r.offset = start;
+  r.length = std::min(end, size - 1) - start + 1;
+  return r;
+}
+
+std::string EscapeUrlPath(std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : path) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.' || c == '~' || c == '/';
+    if (plain) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEntry>& entries) {
+  std::string title = "Index of /" + EscapeHtml(key) + (key.empty() ? "" : "/");
+  std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
+                     "</title></head>\n<body><h1>" + title + "</h1>\n<ul>\n";
+  if (!key.empty()) html += "<li><a href=\"../\">../</a></li>\n";
+  for (const DirEntry& entry : entries) {
+    std::string name = entry.name + (entry.is_directory ? "/" : "");
+    // "./" keeps names such as "a:b" from reading as a URL scheme.
+    html += "<li><a href=\"./" + EscapeHtml(EscapeUrlPath(name)) + "\">" + EscapeHtml(name) +
+            "</a></li>\n";
+  }
+  html += "</ul>\n</body></html>\n";
+  return html;
+}
+
+unsigned HttpStatusFor(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    default: return 500;
+  }
+}
+
+}  // namespace refzarr::internal

@@ -1,0 +1,412 @@
+#include "cli/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cli/http/http_request.h"
+
+namespace refzarr {
+namespace {
+
+using internal::KeyFromUrlPath;
+using internal::ParseRange;
+using internal::RangeRequest;
+
+struct ResponseDeleter {
+  void operator()(MHD_Response* response) const { MHD_destroy_response(response); }
+};
+using ResponsePtr = std::unique_ptr<MHD_Response, ResponseDeleter>;
+
+// Owns a file descriptor until it is handed to libmicrohttpd, which closes it with the response.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// A response ready to queue.
+struct Reply {
+  unsigned status = MHD_HTTP_OK;
+  ResponsePtr response;
+  uint64_t body_bytes = 0;
+};
+
+constexpr char kAllowedMethods[] = "GET, HEAD, OPTIONS";
+
+// Hands `bytes` to libmicrohttpd without copying: the string lives until the response is destroyed.
+ResponsePtr BufferResponse(std::string bytes, uint64_t offset, uint64_t length) {
+  auto* owned = new std::string(std::move(bytes));
+  MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
+      length, owned->data() + offset, [](void* cls) { delete static_cast<std::string*>(cls); },
+      owned);
+  if (response == nullptr) delete owned;
+  return ResponsePtr(response);
+}
+
+void AddHeader(MHD_Response* response, const char* name, const std::string& value) {
+  MHD_add_response_header(response, name, value.c_str());
+}
+
+// Every response carries CORS headers, so browsers (vizarr, neuroglancer, the validator) can read
+// values, lengths and ranges from any origin.
+void AddCorsHeaders(MHD_Response* response) {
+  MHD_add_response_header(response, "Access-Control-Allow-Origin", "*");
+  MHD_add_response_header(response, "Access-Control-Expose-Headers",
+                          "Content-Length, Content-Range, Accept-Ranges, Content-Type");
+}
+
+Reply TextReply(unsigned status, std::string text,
+                const char* content_type = "text/plain; charset=utf-8") {
+  Reply reply;
+  reply.status = status;
+  reply.body_bytes = text.size();
+  uint64_t size = text.size();
+  reply.response = BufferResponse(std::move(text), 0, size);
+  if (reply.response) {
+    MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    AddCorsHeaders(reply.response.get());
+  }
+  return reply;
+}
+
+Reply ErrorReply(unsigned status, std::string_view message) {
+  return TextReply(status, "refzarr: " + std::string(message) + "\n");
+}
+
+// Keys are not decoded by libmicrohttpd: KeyFromUrlPath decodes them itself so that it sees "%2e%2e"
+// and "%00" and can refuse them.
+size_t KeepEscapes(void* /*cls*/, MHD_Connection* /*connection*/, char* s) { return std::strlen(s); }
+
+// Printable ASCII for the access log; other bytes as \xNN so a URL cannot forge log lines.
+std::string LogSafe(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+std::string ClientAddress(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (info == nullptr || info->client_addr == nullptr) return "-";
+  char text[INET6_ADDRSTRLEN] = "-";
+  const sockaddr* addr = info->client_addr;
+  if (addr->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, text, sizeof text);
+  } else if (addr->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+class MhdServer final : public HttpServer {
+ public:
+  MhdServer(ZarrView& view, ServeOptions options) : view_(view), options_(std::move(options)) {}
+  ~MhdServer() override { Stop(); }
+
+  Status Start() {
+    sockaddr_storage address{};
+    bool ipv6 = false;
+    RETURN_IF_ERROR(Resolve(address, ipv6));
+
+    unsigned threads = options_.threads;
+    if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
+    std::vector<MHD_OptionItem> items = {
+        {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&MhdServer::LogError), this},
+        {MHD_OPTION_SOCK_ADDR, 0, &address},
+        {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(threads), nullptr},
+        {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options_.max_connections), nullptr},
+        {MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(options_.connection_timeout_seconds),
+         nullptr},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+         static_cast<intptr_t>(options_.connection_memory_limit_bytes), nullptr},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, nullptr},
+        {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&KeepEscapes), nullptr},
+        {MHD_OPTION_END, 0, nullptr},
+    };
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ipv6) flags |= MHD_USE_IPv6;
+    daemon_ = MHD_start_daemon(flags, options_.port, nullptr, nullptr, &MhdServer::Dispatch, this,
+                               MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
+    if (daemon_ == nullptr) {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      return IoError("cannot serve on " + options_.host + ":" + std::to_string(options_.port) +
+                     (last_error_.empty() ? "" : ": " + last_error_));
+    }
+    const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    port_ = info != nullptr ? info->port : options_.port;
+    return OkStatus();
+  }
+
+  uint16_t Port() const override { return port_; }
+
+  void Stop() override {
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    if (daemon_ == nullptr) return;
+    MHD_stop_daemon(daemon_);
+    daemon_ = nullptr;
+    std::lock_guard<std::mutex> log_lock(log_mutex_);
+    if (options_.access_log != nullptr) options_.access_log->flush();
+  }
+
+ private:
+  Status Resolve(sockaddr_storage& address, bool& ipv6) const {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    std::string port = std::to_string(options_.port);
+    int rc = getaddrinfo(options_.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      return InvalidArgumentError("cannot resolve host '" + options_.host + "': " + gai_strerror(rc));
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, &freeaddrinfo);
+    std::memcpy(&address, found->ai_addr, found->ai_addrlen);
+    ipv6 = found->ai_family == AF_INET6;
+    return OkStatus();
+  }
+
+  static void LogError(void* cls, const char* format, va_list args) {
+    auto* self = static_cast<MhdServer*>(cls);
+    char text[1024];
+    std::vsnprintf(text, sizeof text, format, args);
+    std::string message(text);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    std::lock_guard<std::mutex> lock(self->log_mutex_);
+    self->last_error_ = message;
+    if (self->options_.error_log != nullptr) {
+      *self->options_.error_log << "refzarr serve: " << message << '\n';
+    }
+  }
+
+  // libmicrohttpd's request callback; no exception may cross it.
+  static MHD_Result Dispatch(void* cls, MHD_Connection* connection, const char* url,
+                             const char* method, const char* version, const char* /*upload_data*/,
+                             size_t* upload_data_size, void** req_cls) {
+    auto* self = static_cast<MhdServer*>(cls);
+    // libmicrohttpd closes the connection when a response is queued before the request was read to
+    // its end, so GET/HEAD/OPTIONS answer on the second call, when it has been. Other methods are
+    // refused at once: their bodies are not worth reading, and closing is fine for a 405.
+    std::string_view m = method;
+    bool readable = m == MHD_HTTP_METHOD_GET || m == MHD_HTTP_METHOD_HEAD ||
+                    m == MHD_HTTP_METHOD_OPTIONS;
+    if (readable && *req_cls == nullptr) {
+      *req_cls = self;  // Any non-null marker.
+      return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+      *upload_data_size = 0;  // A body on GET is ignored.
+      return MHD_YES;
+    }
+    Reply reply;
+    try {
+      reply = self->Handle(connection, url, method);
+    } catch (const std::exception& e) {
+      reply = ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, e.what());
+    } catch (...) {
+      reply = ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "unknown error");
+    }
+    if (!reply.response) return MHD_NO;  // Out of memory: drop the connection.
+    MHD_Result queued = MHD_queue_response(connection, reply.status, reply.response.get());
+    if (self->options_.access_log != nullptr) {
+      bool head = std::string_view(method) == MHD_HTTP_METHOD_HEAD;
+      self->LogAccess(connection, method, url, version, reply.status,
+                      head ? 0 : reply.body_bytes);
+    }
+    return queued;
+  }
+
+  Reply Handle(MHD_Connection* connection, std::string_view url, std::string_view method) {
+    if (method == MHD_HTTP_METHOD_OPTIONS) return Preflight();
+    if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD) {
+      Reply reply = ErrorReply(MHD_HTTP_METHOD_NOT_ALLOWED,
+                               "method " + LogSafe(method) + " not allowed: the store is read-only");
+      if (reply.response) MHD_add_response_header(reply.response.get(), "Allow", kAllowedMethods);
+      return reply;
+    }
+    Result<internal::RequestKey> key = KeyFromUrlPath(url);
+    if (!key.ok()) return ErrorReply(MHD_HTTP_BAD_REQUEST, key.status().message());
+    if (key->trailing_slash) return Listing(key->key);
+
+    Result<std::optional<Value>> value = view_.Get(key->key);
+    if (!value.ok()) return ViewError(value.status());
+    if (!value->has_value()) {
+      // A group asked for without its slash: send the browser to the listing, so relative links work.
+      Result<std::pair<EntryKind, uint64_t>> stat = view_.Stat(key->key);
+      if (stat.ok() && stat->first == EntryKind::kDirectory) {
+        Reply reply = TextReply(MHD_HTTP_MOVED_PERMANENTLY, "directory\n");
+        if (reply.response) {
+          AddHeader(reply.response.get(), MHD_HTTP_HEADER_LOCATION,
+                    "/" + internal::EscapeUrlPath(key->key) + "/");
+        }
+        return reply;
+      }
+      return ErrorReply(MHD_HTTP_NOT_FOUND, "no key '" + key->key + "'");
+    }
+    return ServeValue(connection, std::move(**value));
+  }
+
+  Reply Preflight() {
+    Reply reply;
+    reply.status = MHD_HTTP_NO_CONTENT;
+    reply.response = BufferResponse(std::string(), 0, 0);
+    if (!reply.response) return reply;
+    MHD_Response* r = reply.response.get();
+    AddCorsHeaders(r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", kAllowedMethods);
+    MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                            "Range, Content-Type, If-None-Match, If-Modified-Since, Cache-Control");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
+    MHD_add_response_header(r, "Allow", kAllowedMethods);
+    return reply;
+  }
+
+  Reply ViewError(const Status& status) {
+    return ErrorReply(internal::HttpStatusFor(status), status.message());
+  }
+
+  Reply Listing(const std::string& key) {
+    Result<std::optional<std::vector<DirEntry>>> entries = view_.List(key);
+    if (!entries.ok()) return ViewError(entries.status());
+    if (!entries->has_value()) return ErrorReply(MHD_HTTP_NOT_FOUND, "no directory '" + key + "'");
+    return TextReply(MHD_HTTP_OK, internal::RenderDirectoryListing(key, **entries),
+                     "text/html; charset=utf-8");
+  }
+
+  Reply ServeValue(MHD_Connection* connection, Value value) {
+    const uint64_t size = value.size();
+    const char* range_header =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    RangeRequest range = range_header != nullptr ? ParseRange(range_header, size) : RangeRequest{};
+    if (range.kind == RangeRequest::kUnsatisfiable) {
+      Reply reply = ErrorReply(MHD_HTTP_RANGE_NOT_SATISFIABLE,
+                               "range '" + LogSafe(range_header) + "' outside the value's " +
+                                   std::to_string(size) + " bytes");
+      if (reply.response) {
+        AddHeader(reply.response.get(), MHD_HTTP_HEADER_CONTENT_RANGE,
+                  "bytes */" + std::to_string(size));
+      }
+      return reply;
+    }
+    uint64_t offset = 0;
+    uint64_t length = size;
+    if (range.kind == RangeRequest::kPartial) {
+      offset = range.offset;
+      length = range.length;
+    }
+
+    Reply reply;
+    if (value.slice) {
+      // Zero-copy: libmicrohttpd sendfile()s from the source file. The view checked the source
+      // against the index when it made the value.
+      const FileSlice& slice = *value.slice;
+      FileDescriptor fd(::open(slice.path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (fd.get() < 0) {
+        return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "open source " + slice.path.string() + ": " + std::strerror(errno));
+      }
+      reply.response.reset(
+          MHD_create_response_from_fd_at_offset64(length, fd.get(), slice.offset + offset));
+      if (reply.response) fd.release();
+    } else {
+      reply.response = BufferResponse(std::move(value.bytes), offset, length);
+    }
+    if (!reply.response) {
+      return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot create a response");
+    }
+    reply.body_bytes = length;
+    MHD_Response* r = reply.response.get();
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            value.is_metadata ? "application/json" : "application/octet-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    AddCorsHeaders(r);
+    if (range.kind == RangeRequest::kPartial) {
+      reply.status = MHD_HTTP_PARTIAL_CONTENT;
+      AddHeader(r, MHD_HTTP_HEADER_CONTENT_RANGE,
+                "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) +
+                    "/" + std::to_string(size));
+    }
+    return reply;
+  }
+
+  void LogAccess(MHD_Connection* connection, const char* method, const char* url,
+                 const char* version, unsigned status, uint64_t bytes) {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char when[64];
+    std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    std::string line = ClientAddress(connection) + " - - [" + when + "] \"" + LogSafe(method) +
+                       " " + LogSafe(url) + " " + LogSafe(version) + "\" " +
+                       std::to_string(status) + " " + std::to_string(bytes) + "\n";
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    *options_.access_log << line;
+  }
+
+  ZarrView& view_;
+  const ServeOptions options_;
+  MHD_Daemon* daemon_ = nullptr;
+  uint16_t port_ = 0;
+  std::mutex stop_mutex_;
+  std::mutex log_mutex_;  // Guards both logs and last_error_.
+  std::string last_error_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> StartHttpServer(ZarrView& view, const ServeOptions& options) {
+  auto server = std::make_unique<MhdServer>(view, options);
+  RETURN_IF_ERROR(server->Start());
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+Status Serve(ZarrView& view, const ServeOptions& options, std::ostream& log) {
+  if (!options.wait_for_shutdown) {
+    return InvalidArgumentError("Serve needs ServeOptions::wait_for_shutdown");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, StartHttpServer(view, options));
+  std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]"
+                                                                  : options.host;
+  log << "refzarr: serving Zarr v" << view.options().zarr_format << " on http://" << host << ":"
+      << server->Port() << "/ (Ctrl-C to stop)" << std::endl;
+  options.wait_for_shutdown();
+  log << "refzarr: shutting down" << std::endl;
+  server->Stop();
+  return OkStatus();
+}
+
+}  // namespace refzarr

@@ -1,0 +1,118 @@
+// An in-memory ZarrView for front-end tests: keys hold bytes, file slices or errors; directories are
+// implied by the keys. Records every key asked for, so tests can prove what a front end requested.
+#pragma once
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/zarr_view.h"
+
+namespace refzarr::testing {
+
+class FakeZarrView final : public ZarrView {
+ public:
+  explicit FakeZarrView(int zarr_format = 2) { options_.zarr_format = zarr_format; }
+
+  void AddBytes(const std::string& key, std::string bytes, bool is_metadata = false) {
+    Entry& e = entries_[key];
+    e.value.bytes = std::move(bytes);
+    e.value.is_metadata = is_metadata;
+  }
+  void AddSlice(const std::string& key, FileSlice slice) { entries_[key].value.slice = slice; }
+  /// Get() of `key` fails with `status`; Stat() still reports a file of `size` bytes, as an index
+  /// knows sizes without touching the source.
+  void AddError(const std::string& key, Status status, uint64_t size) {
+    Entry& e = entries_[key];
+    e.error = std::move(status);
+    e.value.bytes.assign(size, '\0');
+  }
+
+  Result<std::optional<Value>> Get(std::string_view key) override {
+    Record(key);
+    auto it = entries_.find(std::string(key));
+    if (it == entries_.end()) return std::optional<Value>();
+    if (!it->second.error.ok()) return it->second.error;
+    return std::optional<Value>(it->second.value);
+  }
+
+  Result<std::string> Materialize(const Value& value) override {
+    ++materialize_calls_;
+    if (!value.slice) return value.bytes;
+    std::ifstream in(value.slice->path, std::ios::binary);
+    std::string out(value.slice->length, '\0');
+    in.seekg(static_cast<std::streamoff>(value.slice->offset));
+    in.read(out.data(), static_cast<std::streamsize>(out.size()));
+    if (!in) return IoError("read " + value.slice->path.string());
+    return out;
+  }
+
+  Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) override {
+    Record(key);
+    auto it = entries_.find(std::string(key));
+    if (it != entries_.end()) return std::make_pair(EntryKind::kFile, it->second.value.size());
+    if (IsDirectory(key)) return std::make_pair(EntryKind::kDirectory, uint64_t{0});
+    return std::make_pair(EntryKind::kMissing, uint64_t{0});
+  }
+
+  Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix) override {
+    Record(prefix);
+    if (!IsDirectory(prefix)) return std::optional<std::vector<DirEntry>>();
+    std::string base = prefix.empty() ? "" : std::string(prefix) + "/";
+    std::map<std::string, bool> children;
+    for (const auto& [key, entry] : entries_) {
+      if (key.compare(0, base.size(), base) != 0 || key.size() == base.size()) continue;
+      std::string rest = key.substr(base.size());
+      size_t slash = rest.find('/');
+      if (slash == std::string::npos) {
+        children.emplace(rest, false);
+      } else {
+        children[rest.substr(0, slash)] = true;
+      }
+    }
+    std::vector<DirEntry> out;
+    for (const auto& [name, is_dir] : children) out.push_back({name, is_dir});
+    return std::optional<std::vector<DirEntry>>(std::move(out));
+  }
+
+  const ViewOptions& options() const override { return options_; }
+
+  /// Every key passed to Get/Stat/List so far.
+  std::set<std::string> keys_asked() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return asked_;
+  }
+  int materialize_calls() const { return materialize_calls_; }
+
+ private:
+  struct Entry {
+    Value value;
+    Status error;
+  };
+
+  bool IsDirectory(std::string_view key) const {
+    if (key.empty()) return true;
+    std::string base = std::string(key) + "/";
+    auto it = entries_.lower_bound(base);
+    return it != entries_.end() && it->first.compare(0, base.size(), base) == 0;
+  }
+
+  void Record(std::string_view key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    asked_.insert(std::string(key));
+  }
+
+  ViewOptions options_;
+  std::map<std::string, Entry> entries_;  // Filled before the front end starts; read-only after.
+  mutable std::mutex mutex_;
+  std::set<std::string> asked_;
+  std::atomic<int> materialize_calls_{0};
+};
+
+}  // namespace refzarr::testing
