@@ -1,0 +1,220 @@
+#include "store/metadata.h"
+
+#include <cmath>
+#include <limits>
+
+namespace refzarr {
+
+using nlohmann::json;
+
+namespace {
+
+// The numeric range of a dtype, for the default display window.
+std::pair<double, double> DTypeRange(const DType& d) {
+  if (d.kind == 'u') return {0.0, std::ldexp(1.0, static_cast<int>(d.size * 8)) - 1};
+  if (d.kind == 'i') {
+    double half = std::ldexp(1.0, static_cast<int>(d.size * 8 - 1));
+    return {-half, half - 1};
+  }
+  if (d.kind == 'b') return {0, 1};
+  if (d.kind == 'f' && d.size == 2) return {-65504.0, 65504.0};
+  if (d.kind == 'f' && d.size == 4) {
+    return {-std::numeric_limits<float>::max(), std::numeric_limits<float>::max()};
+  }
+  return {0.0, 1.0};
+}
+
+std::string HexColor(uint32_t rgb) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%06X", rgb & 0xFFFFFFu);
+  return buf;
+}
+
+// A v3 codec for a v2 numcodecs config.
+json CodecV3(const json& v2, const DType& dtype) {
+  std::string id = v2.value("id", "");
+  json conf = v2;
+  conf.erase("id");
+  if (id == "gzip") return {{"name", "gzip"}, {"configuration", {{"level", v2.value("level", 1)}}}};
+  if (id == "zstd") {
+    return {{"name", "zstd"},
+            {"configuration", {{"level", v2.value("level", 0)}, {"checksum", false}}}};
+  }
+  if (id == "blosc") {
+    int shuffle = v2.value("shuffle", 1);
+    std::string s = shuffle == 0 ? "noshuffle" : shuffle == 2 ? "bitshuffle" : "shuffle";
+    return {{"name", "blosc"},
+            {"configuration",
+             {{"cname", v2.value("cname", "lz4")},
+              {"clevel", v2.value("clevel", 5)},
+              {"shuffle", s},
+              {"typesize", dtype.size},
+              {"blocksize", v2.value("blocksize", 0)}}}};
+  }
+  return {{"name", "numcodecs." + id}, {"configuration", conf}};
+}
+
+json FillValueV3(const ArrayDesc& a) {
+  const json& f = a.fill_value;
+  if (f.is_null()) {
+    if (a.dtype.kind == 'f') return "NaN";
+    if (a.dtype.kind == 'b') return false;
+    if (a.dtype.kind == 'i' || a.dtype.kind == 'u') return 0;
+    return json::array();
+  }
+  if (a.dtype.kind == 'b' && f.is_number()) return f.get<double>() != 0;
+  return f;
+}
+
+json Omero(const ImageDesc& image, const ArrayDesc* level0) {
+  size_t channel_count = image.channels.size();
+  int c_axis = -1;
+  for (size_t i = 0; i < image.axes.size(); ++i) {
+    if (image.axes[i].type == "channel") c_axis = static_cast<int>(i);
+  }
+  if (c_axis >= 0 && level0 && static_cast<size_t>(c_axis) < level0->shape.size()) {
+    channel_count = level0->shape[c_axis];
+  }
+  if (channel_count == 0) channel_count = 1;
+  auto range = level0 ? DTypeRange(level0->dtype) : std::pair<double, double>{0, 255};
+  static const uint32_t kDefaultColors[] = {0xFF0000, 0x00FF00, 0x0000FF,
+                                            0xFF00FF, 0x00FFFF, 0xFFFF00};
+  json channels = json::array();
+  for (size_t i = 0; i < channel_count; ++i) {
+    const ChannelDesc* c = i < image.channels.size() ? &image.channels[i] : nullptr;
+    uint32_t color = channel_count == 1 ? 0xFFFFFF : kDefaultColors[i % 6];
+    if (c && c->color) color = *c->color;
+    auto window = (c && c->window) ? *c->window : range;
+    std::string label = (c && !c->label.empty()) ? c->label : "Channel " + std::to_string(i);
+    channels.push_back({{"active", true},
+                        {"coefficient", 1},
+                        {"color", HexColor(color)},
+                        {"family", "linear"},
+                        {"inverted", false},
+                        {"label", label},
+                        {"window",
+                         {{"start", window.first},
+                          {"end", window.second},
+                          {"min", range.first},
+                          {"max", range.second}}}});
+  }
+  return {{"channels", channels}, {"rdefs", {{"defaultT", 0}, {"defaultZ", 0}, {"model", "color"}}}};
+}
+
+json Multiscale(const ImageDesc& image, bool with_version) {
+  json axes = json::array();
+  for (const Axis& a : image.axes) {
+    json j = {{"name", a.name}};
+    if (!a.type.empty()) j["type"] = a.type;
+    if (!a.unit.empty()) j["unit"] = a.unit;
+    axes.push_back(j);
+  }
+  json datasets = json::array();
+  for (size_t i = 0; i < image.levels.size(); ++i) {
+    json transforms = json::array({{{"type", "scale"}, {"scale", image.scales[i]}}});
+    if (i < image.translations.size() && !image.translations[i].empty()) {
+      transforms.push_back({{"type", "translation"}, {"translation", image.translations[i]}});
+    }
+    datasets.push_back({{"path", image.levels[i]}, {"coordinateTransformations", transforms}});
+  }
+  json m = {{"axes", axes}, {"datasets", datasets}};
+  if (!image.name.empty()) m["name"] = image.name;
+  if (with_version) m["version"] = "0.4";
+  return m;
+}
+
+}  // namespace
+
+json CompatCompressorV2() {
+  return {{"id", "blosc"}, {"cname", "lz4"}, {"clevel", 5}, {"shuffle", 1}, {"blocksize", 0}};
+}
+
+json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
+  json j = {{"zarr_format", 2},
+            {"shape", a.shape},
+            {"chunks", a.chunks},
+            {"dtype", a.dtype.ToV2()},
+            {"fill_value", a.fill_value},
+            {"order", "C"},
+            {"dimension_separator", "/"}};
+  if (transcoded) {
+    j["compressor"] = CompatCompressorV2();
+    j["filters"] = nullptr;
+  } else {
+    j["compressor"] = a.encoding.compressor;
+    j["filters"] = a.encoding.filters;
+  }
+  return j;
+}
+
+json RenderArrayAttrsV2(const ArrayDesc& a) {
+  json j = a.attributes.is_object() ? a.attributes : json::object();
+  if (!a.dimension_names.empty() && !j.contains("_ARRAY_DIMENSIONS")) {
+    j["_ARRAY_DIMENSIONS"] = a.dimension_names;
+  }
+  return j;
+}
+
+json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
+  json codecs = json::array();
+  if (!transcoded && !a.encoding.stored_order.empty()) {
+    codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", a.encoding.stored_order}}}});
+  }
+  json bytes = {{"name", "bytes"}};
+  if (a.dtype.byte_order != '|') {
+    bytes["configuration"] = {{"endian", a.dtype.byte_order == '>' ? "big" : "little"}};
+  }
+  codecs.push_back(bytes);
+  if (transcoded) {
+    codecs.push_back(CodecV3(CompatCompressorV2(), a.dtype));
+  } else {
+    if (a.encoding.filters.is_array()) {
+      for (const json& f : a.encoding.filters) codecs.push_back(CodecV3(f, a.dtype));
+    }
+    if (a.encoding.compressor.is_object()) codecs.push_back(CodecV3(a.encoding.compressor, a.dtype));
+  }
+  auto name = a.dtype.V3Name();
+  json j = {{"zarr_format", 3},
+            {"node_type", "array"},
+            {"shape", a.shape},
+            {"data_type", name ? *name : "r" + std::to_string(a.dtype.size * 8)},
+            {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", a.chunks}}}}},
+            {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
+            {"fill_value", FillValueV3(a)},
+            {"codecs", codecs},
+            {"attributes", a.attributes.is_object() ? a.attributes : json::object()}};
+  if (!a.dimension_names.empty()) j["dimension_names"] = a.dimension_names;
+  return j;
+}
+
+json RenderGroupAttributes(const json& attributes, const ImageDesc* image, const ArrayDesc* level0,
+                           int zarr_format) {
+  json j = attributes.is_object() ? attributes : json::object();
+  if (zarr_format == 2) {
+    if (image) {
+      j["multiscales"] = json::array({Multiscale(*image, true)});
+      j["omero"] = Omero(*image, level0);
+    }
+    return j;
+  }
+  json ome = j.contains("ome") && j["ome"].is_object() ? j["ome"] : json::object();
+  if (j.contains("bioformats2raw.layout")) {
+    ome["bioformats2raw.layout"] = j["bioformats2raw.layout"];
+    j.erase("bioformats2raw.layout");
+  }
+  if (image) {
+    ome["multiscales"] = json::array({Multiscale(*image, false)});
+    ome["omero"] = Omero(*image, level0);
+  }
+  if (!ome.empty()) {
+    ome["version"] = "0.5";
+    j["ome"] = ome;
+  }
+  return j;
+}
+
+json RenderGroupV3(const json& rendered_attributes) {
+  return {{"zarr_format", 3}, {"node_type", "group"}, {"attributes", rendered_attributes}};
+}
+
+}  // namespace refzarr

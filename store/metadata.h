@@ -1,0 +1,33 @@
+// Renders Zarr v2 / v3 metadata documents and OME-NGFF 0.4 / 0.5 attributes from the neutral model.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "formats/core/model.h"
+
+namespace refzarr {
+
+/// The Zarr v2 compressor of transcoded ("compat") chunks: blosc, lz4, byte shuffle, level 5.
+nlohmann::json CompatCompressorV2();
+
+/// `.zarray` of `array`. With `transcoded`, the chunks are served as CompatCompressorV2() blosc
+/// in C order; otherwise the stored encoding is described as is.
+nlohmann::json RenderZarrayV2(const ArrayDesc& array, bool transcoded);
+
+/// `.zattrs` of an array: its attributes, plus `_ARRAY_DIMENSIONS` when it has dimension names.
+nlohmann::json RenderArrayAttrsV2(const ArrayDesc& array);
+
+/// `zarr.json` of an array (Zarr v3), with the same meaning of `transcoded`.
+nlohmann::json RenderArrayV3(const ArrayDesc& array, bool transcoded);
+
+/// Attributes of a group: `attributes` plus, when `image` is set, OME-NGFF `multiscales` and
+/// `omero` (0.4 at the top level for zarr_format 2; 0.5 under "ome" for zarr_format 3, where
+/// "bioformats2raw.layout" moves under "ome" too). `level0` is the first level's array (for the
+/// channel count and the default display window); may be null.
+nlohmann::json RenderGroupAttributes(const nlohmann::json& attributes, const ImageDesc* image,
+                                     const ArrayDesc* level0, int zarr_format);
+
+/// `zarr.json` of a group (Zarr v3) with the given rendered attributes.
+nlohmann::json RenderGroupV3(const nlohmann::json& rendered_attributes);
+
+}  // namespace refzarr

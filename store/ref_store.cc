@@ -1,0 +1,585 @@
+#include "store/ref_store.h"
+
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "formats/core/byte_source.h"
+#include "store/sqlite.h"
+
+namespace refzarr {
+namespace {
+
+using internal::Connection;
+using internal::Statement;
+using internal::Transaction;
+using nlohmann::json;
+
+constexpr uint64_t kFingerprintSpan = 64 * 1024;
+constexpr std::string_view kRootParent = "/";  // parent of the root node "": matches no real path
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL,
+  owner INTEGER NOT NULL,         -- 0 for a scanned file, else the id of the file it serves
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status TEXT NOT NULL,           -- ok | failed | companion
+  error TEXT NOT NULL DEFAULT '',
+  grp TEXT NOT NULL DEFAULT '',
+  scanner TEXT NOT NULL DEFAULT '',
+  UNIQUE(path, owner));
+CREATE INDEX IF NOT EXISTS sources_by_owner ON sources(owner);
+CREATE TABLE IF NOT EXISTS nodes(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  parent TEXT NOT NULL,
+  kind INTEGER NOT NULL,          -- 0 group, 1 array, 2 file
+  owner INTEGER,                  -- source id of the scanned file, NULL for folder groups
+  chunks INTEGER NOT NULL DEFAULT 0,
+  meta TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS nodes_by_parent ON nodes(parent, path);
+CREATE INDEX IF NOT EXISTS nodes_by_owner ON nodes(owner);
+CREATE TABLE IF NOT EXISTS chunk_blocks(
+  node INTEGER NOT NULL, block INTEGER NOT NULL, data BLOB NOT NULL,
+  PRIMARY KEY(node, block)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inline_chunks(
+  node INTEGER NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL,
+  PRIMARY KEY(node, chunk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files(node INTEGER PRIMARY KEY, data BLOB NOT NULL);
+)sql";
+
+std::string ParentOf(std::string_view path) {
+  if (path.empty()) return std::string(kRootParent);
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? std::string() : std::string(path.substr(0, slash));
+}
+
+std::string Join(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  return std::string(a) + "/" + std::string(b);
+}
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+SourceInfo ReadSourceRow(const Statement& s) {
+  // Columns: id, path, size, mtime_ns, fingerprint, status, error, grp
+  SourceInfo i;
+  i.id = s.ColumnInt(0);
+  i.path = s.ColumnText(1);
+  i.size = static_cast<uint64_t>(s.ColumnInt(2));
+  i.mtime_ns = s.ColumnInt(3);
+  i.fingerprint = s.ColumnText(4);
+  i.status = s.ColumnText(5);
+  i.error = s.ColumnText(6);
+  i.group = s.ColumnText(7);
+  return i;
+}
+
+constexpr const char* kSourceColumns = "id, path, size, mtime_ns, fingerprint, status, error, grp";
+
+Result<NodeRecord> ReadNodeRow(const Statement& s) {
+  // Columns: id, path, kind, meta
+  NodeRecord n;
+  n.id = s.ColumnInt(0);
+  n.path = s.ColumnText(1);
+  n.kind = static_cast<NodeKind>(s.ColumnInt(2));
+  try {
+    n.meta = json::parse(s.ColumnText(3));
+  } catch (const json::exception& e) {
+    return CorruptError("index: node '" + n.path + "': bad metadata: " + e.what());
+  }
+  return n;
+}
+
+class SqliteRefStore final : public RefStore {
+ public:
+  SqliteRefStore(std::filesystem::path path, OpenMode mode) : path_(std::move(path)), mode_(mode) {}
+
+  Status Init() {
+    bool read_only = mode_ == OpenMode::kReadOnly;
+    if (read_only && !std::filesystem::exists(path_)) {
+      return NotFoundError(path_.string() + ": no such index");
+    }
+    ASSIGN_OR_RETURN(writer_, Connection::Open(path_, read_only));
+    if (!read_only) {
+      RETURN_IF_ERROR(writer_->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+      ASSIGN_OR_RETURN(bool fresh, IsEmptyDatabase());
+      if (fresh) {
+        Transaction t(*writer_);
+        RETURN_IF_ERROR(t.Begin());
+        RETURN_IF_ERROR(writer_->Exec(kSchema));
+        ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?), ('created_by', ?)"));
+        RETURN_IF_ERROR(s->Bind(1, std::to_string(kIndexSchemaVersion))
+                            .Bind(2, std::string_view("refzarr"))
+                            .Run());
+        RETURN_IF_ERROR(t.Commit());
+      }
+    }
+    return CheckSchema().WithContext(path_.string());
+  }
+
+  Result<bool> IsEmptyDatabase() {
+    ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("SELECT count(*) FROM sqlite_master"));
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    return row && s->ColumnInt(0) == 0;
+  }
+
+  Status CheckSchema() {
+    auto s = writer_->Prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+    if (!s.ok()) return CorruptError("not a refzarr index (" + s.status().message() + ")");
+    ASSIGN_OR_RETURN(bool row, (*s)->Step());
+    if (!row) return CorruptError("not a refzarr index (no schema version)");
+    std::string v = (*s)->ColumnText(0);
+    if (v != std::to_string(kIndexSchemaVersion)) {
+      return CorruptError("index schema version " + v + ", this refzarr reads version " +
+                          std::to_string(kIndexSchemaVersion));
+    }
+    return OkStatus();
+  }
+
+  // ---- writing ----
+
+  Status PutFile(const SourceInfo& main, std::string_view group, std::string_view scanner,
+                 const ScannedFile& scan, const std::vector<SourceInfo>& companions) override {
+    std::lock_guard lock(write_mu_);
+    if (companions.size() != scan.companions.size()) {
+      return InternalError("PutFile: companion count mismatch");
+    }
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
+    RETURN_IF_ERROR(RemoveFile(main.path));
+    ASSIGN_OR_RETURN(int64_t file_id, InsertSource(main, 0, "ok", "", group, scanner));
+    std::vector<int64_t> global_ids = {file_id};
+    for (const SourceInfo& c : companions) {
+      ASSIGN_OR_RETURN(int64_t cid, InsertSource(c, file_id, "companion", "", "", ""));
+      global_ids.push_back(cid);
+    }
+    RETURN_IF_ERROR(EnsureFolderGroups(group));
+
+    // The file group, then every group and array the scan declared, with implicit parents.
+    std::map<std::string, const ScannedFile::Group*> groups;
+    for (const auto& g : scan.groups) groups[g.path] = &g;
+    std::set<std::string> created;
+    auto put_group = [&](const std::string& rel) -> Status {
+      if (created.count(rel)) return OkStatus();
+      created.insert(rel);
+      json meta = {{"attributes", json::object()}, {"image", nullptr}, {"file_root", rel.empty()}};
+      auto it = groups.find(rel);
+      if (it != groups.end()) {
+        meta["attributes"] = it->second->attributes;
+        if (it->second->image) meta["image"] = it->second->image->ToJson();
+      }
+      return InsertNode(Join(group, rel), NodeKind::kGroup, file_id, 0, meta).status();
+    };
+    auto put_parents = [&](const std::string& rel) -> Status {
+      RETURN_IF_ERROR(put_group(""));
+      for (size_t pos = rel.find('/'); pos != std::string::npos; pos = rel.find('/', pos + 1)) {
+        RETURN_IF_ERROR(put_group(rel.substr(0, pos)));
+      }
+      return OkStatus();
+    };
+    for (const auto& g : scan.groups) {
+      RETURN_IF_ERROR(put_parents(g.path));
+      RETURN_IF_ERROR(put_group(g.path));
+    }
+    RETURN_IF_ERROR(put_parents(""));
+    for (const auto& a : scan.arrays) {
+      RETURN_IF_ERROR(put_parents(a.path));
+      RETURN_IF_ERROR(PutArray(Join(group, a.path), file_id, global_ids, a));
+    }
+    for (const auto& f : scan.files) {
+      RETURN_IF_ERROR(put_parents(f.path));
+      ASSIGN_OR_RETURN(int64_t id, InsertNode(Join(group, f.path), NodeKind::kFile, file_id, 0,
+                                              json{{"size", f.bytes.size()}}));
+      ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("INSERT INTO files(node, data) VALUES (?, ?)"));
+      RETURN_IF_ERROR(s->Bind(1, id).BindBlob(2, std::as_bytes(std::span(f.bytes))).Run());
+    }
+    return t.Commit();
+  }
+
+  Status PutFailure(const SourceInfo& main, std::string_view group,
+                    std::string_view error) override {
+    std::lock_guard lock(write_mu_);
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
+    RETURN_IF_ERROR(RemoveFile(main.path));
+    RETURN_IF_ERROR(InsertSource(main, 0, "failed", error, group, "").status());
+    return t.Commit();
+  }
+
+  Result<std::optional<SourceInfo>> FindSource(std::string_view path) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +
+                                                   " FROM sources WHERE path = ? AND owner = 0"));
+    s->Bind(1, path);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::optional<SourceInfo>();
+    return std::optional<SourceInfo>(ReadSourceRow(*s));
+  }
+
+  // ---- reading ----
+
+  Result<std::optional<NodeRecord>> GetNode(std::string_view path) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s,
+                     lease->Prepare("SELECT id, path, kind, meta FROM nodes WHERE path = ?"));
+    s->Bind(1, path);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::optional<NodeRecord>();
+    ASSIGN_OR_RETURN(NodeRecord n, ReadNodeRow(*s));
+    return std::optional<NodeRecord>(std::move(n));
+  }
+
+  Result<std::vector<NodeRecord>> Children(std::string_view path) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT id, path, kind, meta FROM nodes WHERE parent = ? AND path <> '' ORDER BY path"));
+    s->Bind(1, path);
+    return Collect(*s);
+  }
+
+  Result<std::vector<NodeRecord>> Subtree(std::string_view path) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    if (path.empty()) {
+      ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+          "SELECT id, path, kind, meta FROM nodes WHERE path <> '' ORDER BY path"));
+      return Collect(*s);
+    }
+    // Paths below "p" are exactly those in ["p/", "p0"): '0' follows '/' in ASCII.
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT id, path, kind, meta FROM nodes WHERE path >= ? AND path < ? ORDER BY path"));
+    std::string lo = std::string(path) + "/", hi = std::string(path) + "0";
+    s->Bind(1, lo).Bind(2, hi);
+    return Collect(*s);
+  }
+
+  Result<std::vector<BlockEntry>> GetBlock(int64_t node_id, uint64_t block) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT data FROM chunk_blocks WHERE node = ? AND block = ?"));
+    s->Bind(1, node_id).Bind(2, static_cast<int64_t>(block));
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::vector<BlockEntry>();
+    auto r = DecodeChunkBlock(s->ColumnBlob(0));
+    if (!r.ok()) {
+      return r.status().WithContext(path_.string() + ": node " + std::to_string(node_id) +
+                                    " block " + std::to_string(block));
+    }
+    return r;
+  }
+
+  Result<std::vector<uint64_t>> BlockNumbers(int64_t node_id) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT block FROM chunk_blocks WHERE node = ? ORDER BY block"));
+    s->Bind(1, node_id);
+    std::vector<uint64_t> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(static_cast<uint64_t>(s->ColumnInt(0)));
+    }
+    return out;
+  }
+
+  Result<std::optional<std::string>> GetInlineChunk(int64_t node_id, uint64_t chunk) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT data FROM inline_chunks WHERE node = ? AND chunk = ?"));
+    s->Bind(1, node_id).Bind(2, static_cast<int64_t>(chunk));
+    return OptionalBlob(*s);
+  }
+
+  Result<std::optional<std::string>> GetFileBytes(int64_t node_id) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare("SELECT data FROM files WHERE node = ?"));
+    s->Bind(1, node_id);
+    return OptionalBlob(*s);
+  }
+
+  Result<SourceInfo> GetSource(int64_t id) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +
+                                                   " FROM sources WHERE id = ?"));
+    s->Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return CorruptError(path_.string() + ": source " + std::to_string(id) + " missing");
+    return ReadSourceRow(*s);
+  }
+
+  Result<std::vector<SourceInfo>> Sources() override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +
+                                                   " FROM sources ORDER BY path, owner"));
+    std::vector<SourceInfo> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(ReadSourceRow(*s));
+    }
+    return out;
+  }
+
+  Result<StoreStats> Stats() override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    StoreStats st;
+    auto scalar = [&](const char* sql, uint64_t& out) -> Status {
+      ASSIGN_OR_RETURN(Statement * s, lease->Prepare(sql));
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      out = row ? static_cast<uint64_t>(s->ColumnInt(0)) : 0;
+      return OkStatus();
+    };
+    RETURN_IF_ERROR(scalar("SELECT count(*) FROM sources WHERE owner = 0 AND status = 'ok'", st.sources));
+    RETURN_IF_ERROR(scalar("SELECT count(*) FROM sources WHERE status = 'failed'", st.failed_sources));
+    RETURN_IF_ERROR(scalar("SELECT count(*) FROM nodes WHERE kind = 0", st.groups));
+    RETURN_IF_ERROR(scalar("SELECT count(*) FROM nodes WHERE kind = 1", st.arrays));
+    RETURN_IF_ERROR(scalar(
+        "SELECT count(*) FROM nodes WHERE kind = 0 AND json_extract(meta, '$.image') IS NOT NULL",
+        st.images));
+    RETURN_IF_ERROR(scalar("SELECT coalesce(sum(chunks), 0) FROM nodes", st.chunk_refs));
+    RETURN_IF_ERROR(scalar("SELECT coalesce(sum(length(data)), 0) FROM chunk_blocks", st.block_bytes));
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal"}) {
+      auto size = std::filesystem::file_size(path_.string() + suffix, ec);
+      if (!ec) st.index_bytes += size;
+    }
+    return st;
+  }
+
+  const std::filesystem::path& path() const override { return path_; }
+
+ private:
+  struct Release {
+    SqliteRefStore* store;
+    void operator()(Connection* c) const { store->Return(c); }
+  };
+  using LeasedConnection = std::unique_ptr<Connection, Release>;
+
+  // Readers lease a connection of their own; SQLite connections are not shared between threads.
+  Result<LeasedConnection> Lease() {
+    {
+      std::lock_guard lock(pool_mu_);
+      if (!pool_.empty()) {
+        Connection* c = pool_.back().release();
+        pool_.pop_back();
+        return LeasedConnection(c, Release{this});
+      }
+    }
+    ASSIGN_OR_RETURN(auto c, Connection::Open(path_, /*read_only=*/true));
+    return LeasedConnection(c.release(), Release{this});
+  }
+  void Return(Connection* c) {
+    std::lock_guard lock(pool_mu_);
+    pool_.emplace_back(c);
+  }
+
+  Result<std::vector<NodeRecord>> Collect(Statement& s) {
+    std::vector<NodeRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return out;
+      ASSIGN_OR_RETURN(NodeRecord n, ReadNodeRow(s));
+      out.push_back(std::move(n));
+    }
+  }
+
+  Result<std::optional<std::string>> OptionalBlob(Statement& s) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<std::string>();
+    auto b = s.ColumnBlob(0);
+    return std::optional<std::string>(std::string(reinterpret_cast<const char*>(b.data()), b.size()));
+  }
+
+  Result<int64_t> InsertSource(const SourceInfo& i, int64_t owner, std::string_view status,
+                               std::string_view error, std::string_view group,
+                               std::string_view scanner) {
+    ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+        "INSERT INTO sources(path, owner, size, mtime_ns, fingerprint, status, error, grp, scanner)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    s->Bind(1, i.path).Bind(2, owner).Bind(3, static_cast<int64_t>(i.size)).Bind(4, i.mtime_ns)
+        .Bind(5, i.fingerprint).Bind(6, status).Bind(7, error).Bind(8, group).Bind(9, scanner);
+    RETURN_IF_ERROR(s->Run());
+    return sqlite3_last_insert_rowid(writer_->handle());
+  }
+
+  // Removes a scanned file, its companions and its nodes (not the folder groups around it).
+  Status RemoveFile(std::string_view path) {
+    ASSIGN_OR_RETURN(Statement * find,
+                     writer_->Prepare("SELECT id FROM sources WHERE path = ? AND owner = 0"));
+    find->Bind(1, path);
+    ASSIGN_OR_RETURN(bool row, find->Step());
+    if (!row) return OkStatus();
+    int64_t id = find->ColumnInt(0);
+    find->Reset();
+    for (const char* sql : {
+             "DELETE FROM chunk_blocks WHERE node IN (SELECT id FROM nodes WHERE owner = ?1)",
+             "DELETE FROM inline_chunks WHERE node IN (SELECT id FROM nodes WHERE owner = ?1)",
+             "DELETE FROM files WHERE node IN (SELECT id FROM nodes WHERE owner = ?1)",
+             "DELETE FROM nodes WHERE owner = ?1",
+             "DELETE FROM sources WHERE id = ?1 OR owner = ?1"}) {
+      ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(sql));
+      RETURN_IF_ERROR(s->Bind(1, id).Run());
+    }
+    return OkStatus();
+  }
+
+  Result<int64_t> InsertNode(const std::string& path, NodeKind kind, std::optional<int64_t> owner,
+                             uint64_t chunks, const json& meta) {
+    ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+        "INSERT INTO nodes(path, parent, kind, owner, chunks, meta) VALUES (?, ?, ?, ?, ?, ?)"));
+    s->Bind(1, path).Bind(2, ParentOf(path)).Bind(3, static_cast<int64_t>(kind));
+    if (owner) s->Bind(4, *owner); else s->BindNull(4);
+    s->Bind(5, static_cast<int64_t>(chunks)).Bind(6, meta.dump());
+    Status st = s->Run();
+    if (!st.ok()) {
+      if (sqlite3_extended_errcode(writer_->handle()) == SQLITE_CONSTRAINT_UNIQUE) {
+        return InvalidArgumentError("'" + path + "' is already in the index (two sources map to "
+                                    "the same path)");
+      }
+      return st;
+    }
+    return sqlite3_last_insert_rowid(writer_->handle());
+  }
+
+  // Folder groups above a file group: plain groups owned by nobody, shared by the files below them.
+  Status EnsureFolderGroups(std::string_view group) {
+    std::vector<std::string> paths = {""};
+    std::string g(group);
+    for (size_t pos = g.find('/'); pos != std::string::npos; pos = g.find('/', pos + 1)) {
+      paths.push_back(g.substr(0, pos));
+    }
+    if (g.empty()) paths.clear();  // the file itself is the root
+    for (const std::string& p : paths) {
+      ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+          "SELECT kind, owner IS NULL FROM nodes WHERE path = ?"));
+      s->Bind(1, p);
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (row) {
+        if (s->ColumnInt(0) != 0 || s->ColumnInt(1) == 0) {
+          return InvalidArgumentError("'" + p + "' is already part of another file in the index");
+        }
+        continue;
+      }
+      json meta = {{"attributes", json::object()}, {"image", nullptr}, {"file_root", false}};
+      RETURN_IF_ERROR(InsertNode(p, NodeKind::kGroup, std::nullopt, 0, meta).status());
+    }
+    return OkStatus();
+  }
+
+  Status PutArray(const std::string& path, int64_t file_id, const std::vector<int64_t>& global_ids,
+                  const ScannedFile::Array& a) {
+    std::vector<std::pair<uint64_t, ChunkRef>> refs = a.chunks;
+    for (const auto& [index, bytes] : a.inline_chunks) {
+      refs.emplace_back(index, ChunkRef{0, 0, bytes.size(), kChunkInline});
+    }
+    std::sort(refs.begin(), refs.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    bool flagged = false;
+    for (const auto& [index, ref] : refs) {
+      if (ref.flags & ~kChunkInline) flagged = true;
+    }
+    json meta = {{"array", a.desc.ToJson()},
+                 {"sources", global_ids},
+                 {"flagged", flagged},
+                 {"stored", refs.size()}};
+    ASSIGN_OR_RETURN(int64_t id, InsertNode(path, NodeKind::kArray, file_id, refs.size(), meta));
+
+    ASSIGN_OR_RETURN(Statement * put_block, writer_->Prepare(
+        "INSERT INTO chunk_blocks(node, block, data) VALUES (?, ?, ?)"));
+    std::vector<BlockEntry> block;
+    for (size_t i = 0; i < refs.size();) {
+      uint64_t block_no = refs[i].first / kBlockSize;
+      block.assign(kBlockSize, BlockEntry{});
+      for (; i < refs.size() && refs[i].first / kBlockSize == block_no; ++i) {
+        block[refs[i].first % kBlockSize] = {true, refs[i].second};
+      }
+      std::vector<std::byte> data = EncodeChunkBlock(block);
+      put_block->Reset();
+      RETURN_IF_ERROR(put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no))
+                          .BindBlob(3, data).Run());
+    }
+    ASSIGN_OR_RETURN(Statement * put_inline, writer_->Prepare(
+        "INSERT INTO inline_chunks(node, chunk, data) VALUES (?, ?, ?)"));
+    for (const auto& [index, bytes] : a.inline_chunks) {
+      put_inline->Reset();
+      RETURN_IF_ERROR(put_inline->Bind(1, id).Bind(2, static_cast<int64_t>(index))
+                          .BindBlob(3, bytes).Run());
+    }
+    return OkStatus();
+  }
+
+  std::filesystem::path path_;
+  OpenMode mode_;
+  std::mutex write_mu_;
+  std::unique_ptr<Connection> writer_;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Connection>> pool_;
+};
+
+}  // namespace
+
+Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
+  if (ec) abs = path;
+  struct stat st;
+  if (::stat(abs.c_str(), &st) != 0) {
+    int err = errno;
+    std::string m = abs.string() + ": " + std::strerror(err);
+    return err == ENOENT ? NotFoundError(m) : IoError(m);
+  }
+  SourceInfo info;
+  info.path = abs.string();
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  ASSIGN_OR_RETURN(auto source, OpenLocalFile(abs));
+  XXH3_state_t* state = XXH3_createState();
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, XXH3_freeState);
+  XXH3_64bits_reset(state);
+  XXH3_64bits_update(state, &info.size, sizeof info.size);
+  uint64_t head = std::min(info.size, kFingerprintSpan);
+  ASSIGN_OR_RETURN(auto first, ReadRange(*source, {0, head}));
+  XXH3_64bits_update(state, first.data(), first.size());
+  if (info.size > head) {
+    uint64_t tail = std::min(info.size - head, kFingerprintSpan);
+    ASSIGN_OR_RETURN(auto last, ReadRange(*source, {info.size - tail, tail}));
+    XXH3_64bits_update(state, last.data(), last.size());
+  }
+  info.fingerprint = Hex64(XXH3_64bits_digest(state));
+  return info;
+}
+
+std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now) {
+  if (indexed.size != now.size) {
+    return "size changed from " + std::to_string(indexed.size) + " to " + std::to_string(now.size) +
+           " bytes";
+  }
+  if (indexed.mtime_ns != now.mtime_ns) return "modification time changed";
+  if (!now.fingerprint.empty() && indexed.fingerprint != now.fingerprint) return "content changed";
+  return "";
+}
+
+Result<std::unique_ptr<RefStore>> OpenRefStore(const std::filesystem::path& path, OpenMode mode) {
+  auto store = std::make_unique<SqliteRefStore>(path, mode);
+  RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<RefStore>(std::move(store));
+}
+
+}  // namespace refzarr

@@ -1,0 +1,104 @@
+// RefStore: the SQLite reference store. Sources, the nodes of the virtual tree with their metadata,
+// and chunk references in compact blocks (store/chunk_block.h). Schema: docs/index-format.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/core/recording_sink.h"
+#include "formats/core/status.h"
+#include "store/chunk_block.h"
+
+namespace refzarr {
+
+/// Schema version written to and required from every index.
+inline constexpr int kIndexSchemaVersion = 1;
+
+/// Identity of a source file at indexing time; a source whose identity changed is stale.
+struct SourceInfo {
+  int64_t id = 0;
+  std::string path;         ///< Absolute local path.
+  uint64_t size = 0;        ///< Bytes.
+  int64_t mtime_ns = 0;     ///< Modification time, nanoseconds since the epoch.
+  std::string fingerprint;  ///< xxh3-64 of size + first and last 64 KiB, hex.
+  std::string status;       ///< "ok", "failed", or "companion".
+  std::string error;        ///< Why indexing failed (status "failed").
+  std::string group;        ///< Group path of the file in the tree (scanned files only).
+};
+
+/// Stats and fingerprints a local file now. kNotFound / kIo on failure.
+Result<SourceInfo> ProbeSource(const std::filesystem::path& path);
+
+/// Why `now` differs from `indexed` ("size 10 -> 12"), or empty when it does not.
+std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now);
+
+enum class NodeKind { kGroup = 0, kArray = 1, kFile = 2 };
+
+/// A node of the tree as stored. `meta` for a group: {"attributes", "image" (ImageDesc json or
+/// null), "file_root" (bool)}; for an array: {"array" (ArrayDesc json), "sources" (global source id
+/// per local source id), "flagged" (some chunk has flags), "stored" (chunk count)}; for a file:
+/// {"size"}.
+struct NodeRecord {
+  int64_t id = 0;
+  std::string path;
+  NodeKind kind = NodeKind::kGroup;
+  nlohmann::json meta;
+};
+
+/// Totals for `refzarr info`.
+struct StoreStats {
+  uint64_t sources = 0, failed_sources = 0, groups = 0, arrays = 0, images = 0, chunk_refs = 0;
+  uint64_t block_bytes = 0;  ///< Bytes of encoded chunk blocks.
+  uint64_t index_bytes = 0;  ///< Size of the database file(s).
+};
+
+/// The reference store. Reading methods are safe from several threads (a connection per thread is
+/// leased from a pool); writing methods must be called from one thread at a time.
+class RefStore {
+ public:
+  virtual ~RefStore() = default;
+
+  /// Replaces everything indexed for the scanned file `main` (placed at `group`) with `scan`,
+  /// atomically: after a failure the store holds the previous state. Companion sources are
+  /// `companions` (probed), in the order of scan.companions.
+  virtual Status PutFile(const SourceInfo& main, std::string_view group, std::string_view scanner,
+                         const ScannedFile& scan, const std::vector<SourceInfo>& companions) = 0;
+  /// Records that `main` failed to index (its old nodes, if any, are removed).
+  virtual Status PutFailure(const SourceInfo& main, std::string_view group,
+                            std::string_view error) = 0;
+  /// The source row for a scanned file at `path`, if any.
+  virtual Result<std::optional<SourceInfo>> FindSource(std::string_view path) = 0;
+
+  virtual Result<std::optional<NodeRecord>> GetNode(std::string_view path) = 0;
+  /// Direct children of the node at `path` ("" for the root), sorted by name.
+  virtual Result<std::vector<NodeRecord>> Children(std::string_view path) = 0;
+  /// Every node strictly below `path`, sorted by path.
+  virtual Result<std::vector<NodeRecord>> Subtree(std::string_view path) = 0;
+  /// Decoded block `block` of array `node_id` (empty when it has no block).
+  virtual Result<std::vector<BlockEntry>> GetBlock(int64_t node_id, uint64_t block) = 0;
+  /// Indices of the blocks an array has, ascending.
+  virtual Result<std::vector<uint64_t>> BlockNumbers(int64_t node_id) = 0;
+  /// Bytes of an inline chunk.
+  virtual Result<std::optional<std::string>> GetInlineChunk(int64_t node_id, uint64_t chunk) = 0;
+  /// Bytes of a file node.
+  virtual Result<std::optional<std::string>> GetFileBytes(int64_t node_id) = 0;
+  virtual Result<SourceInfo> GetSource(int64_t id) = 0;
+  virtual Result<std::vector<SourceInfo>> Sources() = 0;
+  virtual Result<StoreStats> Stats() = 0;
+  virtual const std::filesystem::path& path() const = 0;
+};
+
+enum class OpenMode { kReadOnly, kReadWrite };
+
+/// Opens (kReadWrite: creates if missing) the index at `path`. kNotFound when reading a missing
+/// index; kCorrupt when the file is not a refzarr index or has another schema version.
+Result<std::unique_ptr<RefStore>> OpenRefStore(const std::filesystem::path& path, OpenMode mode);
+
+}  // namespace refzarr

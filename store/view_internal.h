@@ -1,0 +1,23 @@
+// Internal seam between the view and the transcoder (store/transcode): how a chunk that cannot be
+// served as stored becomes a chunk in the compat encoding (CompatCompressorV2()).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "formats/core/model.h"
+#include "store/zarr_view.h"
+
+namespace refzarr::internal {
+
+/// Re-encodes one stored chunk of array `node_id` (stored bytes in `stored`) for a compat view.
+using ViewTranscoder = std::function<Result<std::string>(
+    int64_t node_id, const ArrayDesc& array, std::span<const uint64_t> coords, const ChunkRef& ref,
+    const std::string& stored)>;
+
+/// The transcoder for a view with `options` (decoders, cache size).
+ViewTranscoder MakeViewTranscoder(const ViewOptions& options);
+
+}  // namespace refzarr::internal
