@@ -189,7 +189,14 @@ void AddTiled(std::vector<Sample>& out) {
        COMPRESSION_LZW, 2, true, 100, 70, 32, 32},
       {"tiled/f32_deflate_pred3.tif", "deflate + floating-point predictor 3, float32", SampleType::kF32,
        COMPRESSION_ADOBE_DEFLATE, 3, false, 96, 64, 32, 32},
-      {"tiled/f64_deflate_pred3_be.tif", "deflate + floating-point predictor 3, float64, big-endian",
+      {"tiled/f64_deflate_pred3.tif", "deflate + floating-point predictor 3, float64", SampleType::kF64,
+       COMPRESSION_ADOBE_DEFLATE, 3, false, 64, 48, 32, 16},
+      {"tiled/f32_deflate_pred3_be.tif",
+       "deflate + floating-point predictor 3, float32, big-endian (predictor encoded by the generator)",
+       SampleType::kF32, COMPRESSION_ADOBE_DEFLATE, 3, true, 96, 64, 32, 32},
+      {"tiled/f64_deflate_pred3_be.tif",
+       "deflate + floating-point predictor 3, float64, big-endian (predictor encoded by the generator: "
+       "libtiff 4.5 corrupts this case)",
        SampleType::kF64, COMPRESSION_ADOBE_DEFLATE, 3, true, 64, 48, 32, 16},
       {"tiled/u16_zstd.tif", "zstd tiles", SampleType::kU16, COMPRESSION_ZSTD, 1, false, 128, 128, 64, 64},
       {"tiled/u8_packbits.tif", "PackBits tiles", SampleType::kU8, COMPRESSION_PACKBITS, 1, false, 64, 64,
@@ -204,9 +211,9 @@ void AddTiled(std::vector<Sample>& out) {
        COMPRESSION_ADOBE_DEFLATE, 1, false, 90, 70, 128, 128},
   };
   for (const T& t : tiled) {
-    out.push_back(Simple(t.path, t.covers,
-                         {false, t.be, {Tiled(Make(t.path, t.w, t.h, t.type), t.tw, t.th, t.compression,
-                                              t.predictor)}}));
+    IfdSpec ifd = Tiled(Make(t.path, t.w, t.h, t.type), t.tw, t.th, t.compression, t.predictor);
+    ifd.own_float_predictor = t.be && t.predictor == PREDICTOR_FLOATINGPOINT;
+    out.push_back(Simple(t.path, t.covers, {false, t.be, {std::move(ifd)}}));
   }
   {
     // Sparse: tiles 1, 4 and 5 are never written, so libtiff leaves their offset and count 0.
@@ -488,8 +495,8 @@ void AddOme(std::vector<Sample>& out) {
     std::vector<const Plane*> pa, pb;
     for (uint32_t i = 0; i < 6; ++i) pa.push_back(&s.file.ifds[i].plane);
     for (uint32_t i = 6; i < 9; ++i) pb.push_back(&s.file.ifds[i].plane);
-    s.series.push_back({"TZCYX", "uint16", {Level({1, 3, 2, 120, 160}, pa, false)}, ""});
-    s.series.push_back({"TZCYX", "uint8", {Level({3, 1, 1, 80, 100}, pb, false)}, ""});
+    s.series.push_back({"TZCYX", "uint16", {Level({1, 3, 2, 120, 160}, pa, false)}, "cells"});
+    s.series.push_back({"TZCYX", "uint8", {Level({3, 1, 1, 80, 100}, pb, false)}, "timelapse"});
     out.push_back(std::move(s));
   }
   {
@@ -521,7 +528,7 @@ void AddOme(std::vector<Sample>& out) {
              std::move(f), {}, Damage::kNone};
     std::vector<const Plane*> planes;
     for (const Plane& pl : logical) planes.push_back(&pl);
-    s.series.push_back({"TZCYX", "uint16", {Level({st, sz, sc, 64, 96}, planes, false)}, ""});
+    s.series.push_back({"TZCYX", "uint16", {Level({st, sz, sc, 64, 96}, planes, false)}, "shuffled"});
     out.push_back(std::move(s));
   }
   {
@@ -543,7 +550,7 @@ void AddOme(std::vector<Sample>& out) {
     f.ifds[0].description = OmeXml(Uuid(p), {a});
     Sample s{p, "OME-TIFF pyramid: C2 256x192 planes, each with 2 SubIFD levels (128x96, 64x48)", std::move(f),
              {}, Damage::kNone};
-    SeriesExpect series{"TZCYX", "uint16", {}, ""};
+    SeriesExpect series{"TZCYX", "uint16", {}, "pyramid"};
     series.levels.push_back(Level({1, 1, 2, 192, 256}, {&s.file.ifds[0].plane, &s.file.ifds[1].plane}, false));
     series.levels.push_back(Level({1, 1, 2, 96, 128}, {&s.file.ifds[0].subifds[0].plane,
                                                        &s.file.ifds[1].subifds[0].plane}, false));
@@ -595,7 +602,7 @@ void AddOme(std::vector<Sample>& out) {
     for (const Sample& s : files) {
       for (const IfdSpec& ifd : s.file.ifds) all.push_back(&ifd.plane);
     }
-    files[0].series.push_back({"TZCYX", "uint8", {Level({1, sz, 2, 48, 64}, all, false)}, ""});
+    files[0].series.push_back({"TZCYX", "uint8", {Level({1, sz, 2, 48, 64}, all, false)}, "multifile"});
     // tifffile does not follow BinaryOnly, so members read as plain 2-page stacks.
     for (uint32_t z = 1; z < sz; ++z) files[z].series.push_back(WholeFileSeries(files[z].file));
     for (Sample& s : files) out.push_back(std::move(s));
@@ -665,6 +672,7 @@ nlohmann::json ManifestEntry(const Sample& s) {
     page["predictor"] = ifd.predictor;
     page["tiled"] = ifd.tiled;
     page["subifds"] = ifd.subifds.size();
+    page["skipped_chunks"] = ifd.skipped_chunks;
     page["crc32"] = IsLossy(ifd.compression) ? nlohmann::json(nullptr) : nlohmann::json(ifd.plane.Crc32());
     pages.push_back(page);
   }

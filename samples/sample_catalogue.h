@@ -25,7 +25,7 @@ struct SeriesExpect {
   std::string axes;                 ///< tifffile axes codes, e.g. "TZCYX", "IYX", "YXS".
   std::string dtype;                ///< numpy name.
   std::vector<LevelExpect> levels;  ///< Level 0 is full resolution.
-  std::string name;                 ///< tifffile's series name where it sets one (SVS); else empty.
+  std::string name;                 ///< Series name (SVS kind, OME Image Name); empty if none.
 };
 
 /// How a deliberately broken file is made from its written form.

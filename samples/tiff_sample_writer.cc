@@ -7,6 +7,7 @@
 #include <memory>
 
 #include <tiffio.h>
+#include <zlib.h>
 
 namespace refzarr::samples {
 namespace {
@@ -120,6 +121,32 @@ class IfdWriter {
     }
   }
 
+  // TIFF Technical Note 3: per row, the bytes of each sample are split into planes, most significant
+  // byte first (whatever the file's byte order), then differenced bytewise with a stride of the
+  // samples per pixel; the result is deflated.
+  static Result<std::vector<std::byte>> FloatPredictDeflate(const Plane& p, const std::vector<std::byte>& host,
+                                                            size_t row_bytes, const std::string& where) {
+    const size_t bps = SampleBytes(p.type);
+    const size_t stride = p.planar ? 1 : p.samples;
+    const size_t n = row_bytes / bps;  // samples per row
+    std::vector<uint8_t> pred(host.size());
+    for (size_t row = 0; row * row_bytes < host.size(); ++row) {
+      const auto* in = reinterpret_cast<const uint8_t*>(host.data()) + row * row_bytes;
+      uint8_t* out = pred.data() + row * row_bytes;
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t b = 0; b < bps; ++b) out[b * n + i] = in[i * bps + (bps - 1 - b)];  // host is LE
+      }
+      for (size_t i = row_bytes; i-- > stride;) out[i] = static_cast<uint8_t>(out[i] - out[i - stride]);
+    }
+    uLongf size = compressBound(static_cast<uLong>(pred.size()));
+    std::vector<std::byte> z(size);
+    if (compress2(reinterpret_cast<Bytef*>(z.data()), &size, pred.data(), static_cast<uLong>(pred.size()), 6) != Z_OK) {
+      return InternalError(where + ": zlib compress2 failed");
+    }
+    z.resize(size);
+    return z;
+  }
+
   Status WriteTiles(const IfdSpec& ifd, const std::string& where) {
     const Plane& p = ifd.plane;
     const tmsize_t tile_bytes = TIFFTileSize(tif_);
@@ -132,6 +159,13 @@ class IfdWriter {
           if (ifd.skipped_chunks.count(index)) continue;
           std::vector<std::byte> buf(static_cast<size_t>(tile_bytes));
           CopyBlock(p, s, x, y, ifd.tile_width, ifd.tile_length, buf, row_bytes);
+          if (ifd.own_float_predictor) {
+            ASSIGN_OR_RETURN(std::vector<std::byte> raw, FloatPredictDeflate(p, buf, row_bytes, where));
+            if (TIFFWriteRawTile(tif_, index, raw.data(), static_cast<tmsize_t>(raw.size())) < 0) {
+              return Fail(where, "TIFFWriteRawTile of tile " + std::to_string(index) + " failed");
+            }
+            continue;
+          }
           if (TIFFWriteEncodedTile(tif_, index, buf.data(), tile_bytes) < 0) {
             return Fail(where, "TIFFWriteEncodedTile of tile " + std::to_string(index) + " failed");
           }
@@ -153,6 +187,13 @@ class IfdWriter {
         const uint32_t rows = std::min(rps, p.height - y);
         std::vector<std::byte> buf(rows * row_bytes);
         CopyBlock(p, s, 0, y, p.width, rows, buf, row_bytes);
+        if (ifd.own_float_predictor) {
+          ASSIGN_OR_RETURN(std::vector<std::byte> raw, FloatPredictDeflate(p, buf, row_bytes, where));
+          if (TIFFWriteRawStrip(tif_, index, raw.data(), static_cast<tmsize_t>(raw.size())) < 0) {
+            return Fail(where, "TIFFWriteRawStrip of strip " + std::to_string(index) + " failed");
+          }
+          continue;
+        }
         if (TIFFWriteEncodedStrip(tif_, index, buf.data(), static_cast<tmsize_t>(buf.size())) < 0) {
           return Fail(where, "TIFFWriteEncodedStrip of strip " + std::to_string(index) + " failed");
         }

@@ -26,6 +26,10 @@ struct IfdSpec {
   int jpeg_quality = 75;         ///< JPEG only.
   bool jpeg_ycbcr = false;       ///< JPEG RGB: Photometric YCbCr 2x2 with JPEGCOLORMODE RGB.
   int zip_level = -1;            ///< Deflate/zstd level; -1 = libtiff's default.
+  /// Predictor 3 + deflate done here (TIFF Technical Note 3) and written with TIFFWriteRawTile/Strip.
+  /// libtiff 4.5's own floating-point predictor encoder corrupts big-endian files (its reader and a
+  /// by-the-spec decoder both disagree with the input), so big-endian predictor-3 samples use this.
+  bool own_float_predictor = false;
   uint32_t subfile_type = 0;     ///< NewSubfileType (1 reduced, 9 SVS macro); 0 = tag omitted.
   std::string description;       ///< ImageDescription; empty = tag omitted.
   std::string software = "refzarr-samples";
