@@ -1,0 +1,421 @@
+#define FUSE_USE_VERSION 312
+
+#include "cli/fuse/fuse_mount.h"
+
+#include <fcntl.h>
+#include <fuse.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace refzarr {
+namespace {
+
+// What every callback reaches through fuse_get_context()->private_data.
+struct FsContext {
+  ZarrView* view = nullptr;
+  MountOptions options;
+  std::time_t mount_time = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::mutex log_mutex;
+};
+
+// A file opened for reading: its value was fetched (and checked against its source) once, at open.
+struct OpenFile {
+  Value value;
+  int fd = -1;  // The source file of a slice.
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// A directory being read: its listing, taken once at opendir, paged through by offset.
+struct OpenDir {
+  std::vector<DirEntry> entries;
+};
+
+FsContext& Context() { return *static_cast<FsContext*>(fuse_get_context()->private_data); }
+
+std::string_view KeyOf(const char* path) {
+  std::string_view key = path != nullptr ? path : "";
+  while (!key.empty() && key.front() == '/') key.remove_prefix(1);
+  return key;
+}
+
+// Turns a view error into an errno, reporting the message (the errno alone would lose it).
+int Fail(const Status& status, std::string_view what) {
+  FsContext& ctx = Context();
+  if (ctx.options.error_log != nullptr) {
+    std::lock_guard<std::mutex> lock(ctx.log_mutex);
+    *ctx.options.error_log << "refzarr mount: " << what << ": " << status.message() << '\n';
+  }
+  switch (status.code()) {
+    case StatusCode::kNotFound: return -ENOENT;
+    case StatusCode::kInvalidArgument: return -EINVAL;
+    default: return -EIO;
+  }
+}
+
+// FUSE callbacks are C callbacks: no exception may cross them.
+template <typename F>
+int Guarded(F&& body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  } catch (...) {
+    return -EIO;
+  }
+}
+
+void FillStat(struct stat* st, bool is_directory, uint64_t size) {
+  FsContext& ctx = Context();
+  std::memset(st, 0, sizeof *st);
+  st->st_mode = is_directory ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  st->st_nlink = is_directory ? 2 : 1;
+  st->st_size = static_cast<off_t>(size);
+  st->st_blksize = 65536;
+  st->st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
+  st->st_uid = ctx.uid;
+  st->st_gid = ctx.gid;
+  st->st_atime = st->st_mtime = st->st_ctime = ctx.mount_time;
+}
+
+void* Init(fuse_conn_info* conn, fuse_config* cfg) {
+  FsContext& ctx = Context();
+  cfg->kernel_cache = 1;  // Values never change while mounted: keep pages across opens.
+  cfg->entry_timeout = ctx.options.cache_seconds;
+  cfg->attr_timeout = ctx.options.cache_seconds;
+  cfg->negative_timeout = ctx.options.cache_seconds;
+  cfg->nullpath_ok = 1;  // read/release work from the handle; skips path lookups.
+  cfg->use_ino = 0;
+  // Let fuse_reply_data splice slice bytes from the source file into /dev/fuse.
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
+  return &ctx;
+}
+
+int GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
+  return Guarded([&] {
+    if (fi != nullptr && fi->fh != 0 && path == nullptr) {
+      FillStat(st, false, reinterpret_cast<OpenFile*>(fi->fh)->value.size());
+      return 0;
+    }
+    std::string_view key = KeyOf(path);
+    Result<std::pair<EntryKind, uint64_t>> stat = Context().view->Stat(key);
+    if (!stat.ok()) return Fail(stat.status(), "stat " + std::string(key));
+    if (stat->first == EntryKind::kMissing) return -ENOENT;
+    FillStat(st, stat->first == EntryKind::kDirectory, stat->second);
+    return 0;
+  });
+}
+
+int OpenDirectory(const char* path, fuse_file_info* fi) {
+  return Guarded([&] {
+    std::string_view key = KeyOf(path);
+    Result<std::optional<std::vector<DirEntry>>> list = Context().view->List(key);
+    if (!list.ok()) return Fail(list.status(), "list " + std::string(key));
+    if (!list->has_value()) return -ENOTDIR;
+    auto dir = std::make_unique<OpenDir>();
+    dir->entries = std::move(**list);
+    fi->fh = reinterpret_cast<uint64_t>(dir.release());
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+    return 0;
+  });
+}
+
+// Offsets: 0 starts the listing; entry i ("." and ".." first) has offset i + 1, so a listing of
+// millions of chunks goes out one kernel buffer at a time.
+int ReadDirectory(const char* /*path*/, void* buf, fuse_fill_dir_t filler, off_t offset,
+                  fuse_file_info* fi, fuse_readdir_flags /*flags*/) {
+  return Guarded([&] {
+    const OpenDir& dir = *reinterpret_cast<OpenDir*>(fi->fh);
+    const size_t total = dir.entries.size() + 2;
+    for (size_t i = static_cast<size_t>(offset); i < total; ++i) {
+      struct stat st{};
+      const char* name;
+      if (i < 2) {
+        name = i == 0 ? "." : "..";
+        st.st_mode = S_IFDIR;
+      } else {
+        const DirEntry& entry = dir.entries[i - 2];
+        name = entry.name.c_str();
+        st.st_mode = entry.is_directory ? S_IFDIR : S_IFREG;
+      }
+      if (filler(buf, name, &st, static_cast<off_t>(i + 1), static_cast<fuse_fill_dir_flags>(0))) {
+        break;  // The kernel's buffer is full; it asks again from this offset.
+      }
+    }
+    return 0;
+  });
+}
+
+int ReleaseDirectory(const char* /*path*/, fuse_file_info* fi) {
+  delete reinterpret_cast<OpenDir*>(fi->fh);
+  return 0;
+}
+
+int Open(const char* path, fuse_file_info* fi) {
+  return Guarded([&] {
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) return -EROFS;
+    std::string_view key = KeyOf(path);
+    Result<std::optional<Value>> value = Context().view->Get(key);
+    if (!value.ok()) return Fail(value.status(), "open " + std::string(key));
+    if (!value->has_value()) return -ENOENT;
+    auto file = std::make_unique<OpenFile>();
+    file->value = std::move(**value);
+    if (file->value.slice) {
+      const FileSlice& slice = *file->value.slice;
+      file->fd = ::open(slice.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (file->fd < 0) {
+        return Fail(IoError("open source " + slice.path.string() + ": " + std::strerror(errno)),
+                    "open " + std::string(key));
+      }
+    }
+    fi->fh = reinterpret_cast<uint64_t>(file.release());
+    fi->keep_cache = 1;
+    return 0;
+  });
+}
+
+// libfuse frees the bufvec and every memory buffer in it with free().
+int ReadBuf(const char* /*path*/, fuse_bufvec** bufp, size_t size, off_t offset, fuse_file_info* fi) {
+  return Guarded([&] {
+    const OpenFile& file = *reinterpret_cast<OpenFile*>(fi->fh);
+    const uint64_t total = file.value.size();
+    const uint64_t start = std::min<uint64_t>(static_cast<uint64_t>(offset), total);
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(size, total - start));
+    auto* vec = static_cast<fuse_bufvec*>(std::malloc(sizeof(fuse_bufvec)));
+    if (vec == nullptr) return -ENOMEM;
+    *vec = FUSE_BUFVEC_INIT(n);
+    if (file.value.slice) {
+      vec->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+      vec->buf[0].fd = file.fd;
+      vec->buf[0].pos = static_cast<off_t>(file.value.slice->offset + start);
+    } else if (n > 0) {
+      vec->buf[0].mem = std::malloc(n);
+      if (vec->buf[0].mem == nullptr) {
+        std::free(vec);
+        return -ENOMEM;
+      }
+      std::memcpy(vec->buf[0].mem, file.value.bytes.data() + start, n);
+    }
+    *bufp = vec;
+    return 0;
+  });
+}
+
+int Release(const char* /*path*/, fuse_file_info* fi) {
+  delete reinterpret_cast<OpenFile*>(fi->fh);
+  return 0;
+}
+
+int StatFs(const char* /*path*/, struct statvfs* st) {
+  std::memset(st, 0, sizeof *st);
+  st->f_bsize = 65536;
+  st->f_frsize = 65536;
+  st->f_namemax = 255;
+  st->f_flag = ST_RDONLY;
+  return 0;
+}
+
+// Every modification: the mount is also "ro" at the kernel level, these are a second wall.
+int ReadOnly() { return -EROFS; }
+
+fuse_operations MakeOperations() {
+  fuse_operations ops{};
+  ops.init = &Init;
+  ops.getattr = &GetAttr;
+  ops.opendir = &OpenDirectory;
+  ops.readdir = &ReadDirectory;
+  ops.releasedir = &ReleaseDirectory;
+  ops.open = &Open;
+  ops.read_buf = &ReadBuf;
+  ops.release = &Release;
+  ops.statfs = &StatFs;
+  ops.write = [](const char*, const char*, size_t, off_t, fuse_file_info*) { return ReadOnly(); };
+  ops.create = [](const char*, mode_t, fuse_file_info*) { return ReadOnly(); };
+  ops.mknod = [](const char*, mode_t, dev_t) { return ReadOnly(); };
+  ops.mkdir = [](const char*, mode_t) { return ReadOnly(); };
+  ops.unlink = [](const char*) { return ReadOnly(); };
+  ops.rmdir = [](const char*) { return ReadOnly(); };
+  ops.symlink = [](const char*, const char*) { return ReadOnly(); };
+  ops.rename = [](const char*, const char*, unsigned int) { return ReadOnly(); };
+  ops.link = [](const char*, const char*) { return ReadOnly(); };
+  ops.chmod = [](const char*, mode_t, fuse_file_info*) { return ReadOnly(); };
+  ops.chown = [](const char*, uid_t, gid_t, fuse_file_info*) { return ReadOnly(); };
+  ops.truncate = [](const char*, off_t, fuse_file_info*) { return ReadOnly(); };
+  ops.utimens = [](const char*, const timespec*, fuse_file_info*) { return ReadOnly(); };
+  ops.setxattr = [](const char*, const char*, const char*, size_t, int) { return ReadOnly(); };
+  ops.removexattr = [](const char*, const char*) { return ReadOnly(); };
+  ops.fallocate = [](const char*, int, off_t, off_t, fuse_file_info*) { return ReadOnly(); };
+  return ops;
+}
+
+struct FuseDeleter {
+  void operator()(fuse* f) const { fuse_destroy(f); }
+};
+using FusePtr = std::unique_ptr<fuse, FuseDeleter>;
+
+struct LoopConfigDeleter {
+  void operator()(fuse_loop_config* c) const { fuse_loop_cfg_destroy(c); }
+};
+
+// A mounted file system: the fuse handle plus the context its callbacks see.
+class Mounted {
+ public:
+  static Result<std::unique_ptr<Mounted>> Create(ZarrView& view, const MountOptions& options) {
+    auto m = std::unique_ptr<Mounted>(new Mounted());
+    m->context_.view = &view;
+    m->context_.options = options;
+    m->context_.mount_time = std::time(nullptr);
+    m->context_.uid = ::getuid();
+    m->context_.gid = ::getgid();
+
+    std::string mount_options = "ro,default_permissions,fsname=refzarr,subtype=refzarr";
+    if (options.allow_other) mount_options += ",allow_other";
+    std::vector<std::string> argv = {"refzarr", "-o", mount_options};
+    if (options.debug) argv.push_back("-d");
+    std::vector<char*> raw;
+    for (std::string& a : argv) raw.push_back(a.data());
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(raw.size()), raw.data());
+    fuse_operations ops = MakeOperations();
+    m->fuse_.reset(fuse_new(&args, &ops, sizeof ops, &m->context_));
+    fuse_opt_free_args(&args);
+    if (!m->fuse_) return InternalError("fuse_new failed for options " + mount_options);
+    if (fuse_mount(m->fuse_.get(), options.mountpoint.c_str()) != 0) {
+      m->fuse_.reset();
+      return IoError("mount " + options.mountpoint.string() +
+                     ": failed (is it an existing directory, not mounted already, and may this "
+                     "user use /dev/fuse?)");
+    }
+    m->mounted_ = true;
+    return m;
+  }
+
+  ~Mounted() { Close(); }
+
+  // Serves requests until the file system is unmounted or the session is told to exit.
+  int Loop() {
+    std::unique_ptr<fuse_loop_config, LoopConfigDeleter> config(fuse_loop_cfg_create());
+    if (context_.options.max_threads != 0) {
+      fuse_loop_cfg_set_max_threads(config.get(), context_.options.max_threads);
+    }
+    return fuse_loop_mt(fuse_.get(), config.get());
+  }
+
+  // Detaches the kernel mount (fuse_unmount notices a mount already gone) and frees the handle.
+  void Close() {
+    if (!fuse_) return;
+    if (mounted_) fuse_unmount(fuse_.get());
+    mounted_ = false;
+    fuse_.reset();
+  }
+
+  fuse* handle() { return fuse_.get(); }
+
+ private:
+  Mounted() = default;
+  FsContext context_;
+  FusePtr fuse_;
+  bool mounted_ = false;
+};
+
+// Asks the kernel to drop the mount, which ends the request loop (reads of /dev/fuse fail). Root
+// can umount2 itself; other users go through the setuid fusermount3, as `fusermount3 -u` would.
+Status DetachMount(const std::filesystem::path& mountpoint) {
+  if (::geteuid() == 0) {
+    if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      return IoError("unmount " + mountpoint.string() + ": " + std::strerror(errno));
+    }
+    return OkStatus();
+  }
+  std::string path = mountpoint.string();
+  std::vector<char*> argv = {const_cast<char*>("fusermount3"), const_cast<char*>("-u"),
+                             const_cast<char*>("-z"), const_cast<char*>("-q"), path.data(),
+                             nullptr};
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, argv.data(), environ) != 0) {
+    return IoError("unmount " + path + ": cannot run fusermount3");
+  }
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  return OkStatus();
+}
+
+class BackgroundMount final : public FuseMount {
+ public:
+  BackgroundMount(std::unique_ptr<Mounted> mounted, std::filesystem::path mountpoint)
+      : mounted_(std::move(mounted)), mountpoint_(std::move(mountpoint)) {
+    thread_ = std::thread([this] { mounted_->Loop(); });
+  }
+  ~BackgroundMount() override { Unmount().IgnoreError(); }
+
+  Status Unmount() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!thread_.joinable()) return OkStatus();
+    Status status = DetachMount(mountpoint_);
+    if (!status.ok()) return status;
+    thread_.join();
+    mounted_->Close();
+    return OkStatus();
+  }
+
+ private:
+  std::unique_ptr<Mounted> mounted_;
+  std::filesystem::path mountpoint_;
+  std::mutex mutex_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FuseMount>> StartFuseMount(ZarrView& view, const MountOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  return std::unique_ptr<FuseMount>(
+      std::make_unique<BackgroundMount>(std::move(mounted), options.mountpoint));
+}
+
+Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  fuse_session* session = fuse_get_session(mounted->handle());
+  if (fuse_set_signal_handlers(session) != 0) {
+    return InternalError("cannot install signal handlers for the mount");
+  }
+  log << "refzarr: mounted Zarr v" << view.options().zarr_format << " at "
+      << options.mountpoint.string() << " (unmount with Ctrl-C or fusermount3 -u)" << std::endl;
+  if (!options.foreground && fuse_daemonize(0) != 0) {
+    fuse_remove_signal_handlers(session);
+    return InternalError("cannot detach into the background");
+  }
+  int rc = mounted->Loop();
+  fuse_remove_signal_handlers(session);
+  mounted->Close();
+  if (options.foreground) log << "refzarr: unmounted " << options.mountpoint.string() << std::endl;
+  if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP) {
+    return IoError("serving the mount at " + options.mountpoint.string() + " failed (" +
+                   std::to_string(rc) + ")");
+  }
+  return OkStatus();
+}
+
+}  // namespace refzarr
