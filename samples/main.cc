@@ -1,13 +1,13 @@
 // refzarr-samples OUTDIR: writes the deterministic sample TIFFs and OUTDIR/manifest.json.
+#include <tiffio.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <tiffio.h>
 
 #include "formats/core/status.h"
 #include "samples/sample_catalogue.h"
@@ -76,7 +76,8 @@ Status WriteAll(const fs::path& out_dir, bool quiet) {
 // The README table, regenerated from the catalogue so the two never disagree.
 void PrintMarkdown() {
   std::cout << "| file | covers |\n| --- | --- |\n";
-  for (const Sample& s : BuildCatalogue()) std::cout << "| `" << s.path << "` | " << s.covers << " |\n";
+  for (const Sample& s : BuildCatalogue())
+    std::cout << "| `" << s.path << "` | " << s.covers << " |\n";
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // Deterministic pixel content for the generated sample TIFFs.
 //
-// Every sample value is a formula of (seed, plane, sample, y, x): a smooth gradient plus a hash-based
-// noise term, so images compress realistically, never repeat, and any misplaced tile, strip or plane
-// changes the checksum the manifest records.
+// Every sample value is a formula of (seed, plane, sample, y, x): a smooth gradient plus a
+// hash-based noise term, so images compress realistically, never repeat, and any misplaced tile,
+// strip or plane changes the checksum the manifest records.
 #pragma once
 
 #include <cstddef>
@@ -25,8 +25,8 @@ std::string NumpyName(SampleType type);
 std::string ShortName(SampleType type);
 
 /// One decoded TIFF page (or reduced level) held in memory, laid out as tifffile returns a page:
-/// chunky (height, width, samples) or, when `planar`, (samples, height, width); host (little-endian)
-/// byte order.
+/// chunky (height, width, samples) or, when `planar`, (samples, height, width); host
+/// (little-endian) byte order.
 struct Plane {
   uint32_t width = 0;
   uint32_t height = 0;
@@ -46,8 +46,8 @@ struct Plane {
   uint32_t Crc32() const;
 };
 
-/// Fills a new plane from the formula. `seed` distinguishes files and series, `plane` the plane index
-/// within a series. `smooth` reduces the noise term to suit lossy JPEG content.
+/// Fills a new plane from the formula. `seed` distinguishes files and series, `plane` the plane
+/// index within a series. `smooth` reduces the noise term to suit lossy JPEG content.
 Plane MakePlane(uint32_t width, uint32_t height, SampleType type, uint16_t samples, bool planar,
                 uint64_t seed, uint32_t plane, bool smooth = false);
 

@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "samples/tiff_sample_writer.h"
 
@@ -15,8 +14,8 @@ namespace refzarr::samples {
 
 /// One resolution level of an expected series.
 struct LevelExpect {
-  std::vector<uint64_t> shape;     ///< Elements per axis, in the series' axes order.
-  std::optional<uint32_t> crc32;   ///< CRC-32 of the little-endian C-order pixels; none if lossy.
+  std::vector<uint64_t> shape;    ///< Elements per axis, in the series' axes order.
+  std::optional<uint32_t> crc32;  ///< CRC-32 of the little-endian C-order pixels; none if lossy.
 };
 
 /// A series as tifffile (2023.2) should report it. `axes` and `shape` are unsqueezed; the checker
@@ -31,8 +30,8 @@ struct SeriesExpect {
 /// How a deliberately broken file is made from its written form.
 enum class Damage {
   kNone,
-  kTruncateHalf,        ///< Cut to half its size: the only IFD (written last) is gone.
-  kCutBeforeLastIfd,    ///< Cut one byte before the last IFD: the previous IFD points past EOF.
+  kTruncateHalf,      ///< Cut to half its size: the only IFD (written last) is gone.
+  kCutBeforeLastIfd,  ///< Cut one byte before the last IFD: the previous IFD points past EOF.
 };
 
 /// One file of the sample set.

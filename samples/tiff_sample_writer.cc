@@ -1,13 +1,13 @@
 #include "samples/tiff_sample_writer.h"
 
+#include <tiffio.h>
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-
-#include <tiffio.h>
-#include <zlib.h>
 
 namespace refzarr::samples {
 namespace {
@@ -57,7 +57,8 @@ class IfdWriter {
 
   Status SetTags(const IfdSpec& ifd, const std::string& where) {
     const Plane& p = ifd.plane;
-    if (ifd.tiled && (ifd.tile_width % 16 != 0 || ifd.tile_length % 16 != 0 || ifd.tile_width == 0)) {
+    if (ifd.tiled &&
+        (ifd.tile_width % 16 != 0 || ifd.tile_length % 16 != 0 || ifd.tile_width == 0)) {
       return InvalidArgumentError(where + ": tile size must be a non-zero multiple of 16");
     }
     bool ok = TIFFSetField(tif_, TIFFTAG_IMAGEWIDTH, p.width) &&
@@ -95,7 +96,8 @@ class IfdWriter {
     if (ok && !ifd.description.empty()) {
       ok = TIFFSetField(tif_, TIFFTAG_IMAGEDESCRIPTION, ifd.description.c_str());
     }
-    if (ok && !ifd.software.empty()) ok = TIFFSetField(tif_, TIFFTAG_SOFTWARE, ifd.software.c_str());
+    if (ok && !ifd.software.empty())
+      ok = TIFFSetField(tif_, TIFFTAG_SOFTWARE, ifd.software.c_str());
     if (ok && ifd.x_resolution && ifd.y_resolution) {
       ok = TIFFSetField(tif_, TIFFTAG_XRESOLUTION, *ifd.x_resolution) &&
            TIFFSetField(tif_, TIFFTAG_YRESOLUTION, *ifd.y_resolution) &&
@@ -104,7 +106,8 @@ class IfdWriter {
     if (ok && !ifd.subifds.empty()) {
       // libtiff fills the offsets in as the following directories are written.
       std::vector<toff_t> offsets(ifd.subifds.size(), 0);
-      ok = TIFFSetField(tif_, TIFFTAG_SUBIFD, static_cast<uint16_t>(offsets.size()), offsets.data());
+      ok =
+          TIFFSetField(tif_, TIFFTAG_SUBIFD, static_cast<uint16_t>(offsets.size()), offsets.data());
     }
     if (!ok) return Fail(where, "setting tags failed");
     return OkStatus();
@@ -121,11 +124,13 @@ class IfdWriter {
     }
   }
 
-  // TIFF Technical Note 3: per row, the bytes of each sample are split into planes, most significant
-  // byte first (whatever the file's byte order), then differenced bytewise with a stride of the
-  // samples per pixel; the result is deflated.
-  static Result<std::vector<std::byte>> FloatPredictDeflate(const Plane& p, const std::vector<std::byte>& host,
-                                                            size_t row_bytes, const std::string& where) {
+  // TIFF Technical Note 3: per row, the bytes of each sample are split into planes, most
+  // significant byte first (whatever the file's byte order), then differenced bytewise with a
+  // stride of the samples per pixel; the result is deflated.
+  static Result<std::vector<std::byte>> FloatPredictDeflate(const Plane& p,
+                                                            const std::vector<std::byte>& host,
+                                                            size_t row_bytes,
+                                                            const std::string& where) {
     const size_t bps = SampleBytes(p.type);
     const size_t stride = p.planar ? 1 : p.samples;
     const size_t n = row_bytes / bps;  // samples per row
@@ -134,13 +139,16 @@ class IfdWriter {
       const auto* in = reinterpret_cast<const uint8_t*>(host.data()) + row * row_bytes;
       uint8_t* out = pred.data() + row * row_bytes;
       for (size_t i = 0; i < n; ++i) {
-        for (size_t b = 0; b < bps; ++b) out[b * n + i] = in[i * bps + (bps - 1 - b)];  // host is LE
+        for (size_t b = 0; b < bps; ++b)
+          out[b * n + i] = in[i * bps + (bps - 1 - b)];  // host is LE
       }
-      for (size_t i = row_bytes; i-- > stride;) out[i] = static_cast<uint8_t>(out[i] - out[i - stride]);
+      for (size_t i = row_bytes; i-- > stride;)
+        out[i] = static_cast<uint8_t>(out[i] - out[i - stride]);
     }
     uLongf size = compressBound(static_cast<uLong>(pred.size()));
     std::vector<std::byte> z(size);
-    if (compress2(reinterpret_cast<Bytef*>(z.data()), &size, pred.data(), static_cast<uLong>(pred.size()), 6) != Z_OK) {
+    if (compress2(reinterpret_cast<Bytef*>(z.data()), &size, pred.data(),
+                  static_cast<uLong>(pred.size()), 6) != Z_OK) {
       return InternalError(where + ": zlib compress2 failed");
     }
     z.resize(size);
@@ -150,7 +158,8 @@ class IfdWriter {
   Status WriteTiles(const IfdSpec& ifd, const std::string& where) {
     const Plane& p = ifd.plane;
     const tmsize_t tile_bytes = TIFFTileSize(tif_);
-    const size_t row_bytes = size_t{ifd.tile_width} * SampleBytes(p.type) * (p.planar ? 1 : p.samples);
+    const size_t row_bytes =
+        size_t{ifd.tile_width} * SampleBytes(p.type) * (p.planar ? 1 : p.samples);
     const uint32_t planes = p.planar ? p.samples : 1;
     for (uint32_t s = 0; s < planes; ++s) {
       for (uint32_t y = 0; y < p.height; y += ifd.tile_length) {
@@ -160,7 +169,8 @@ class IfdWriter {
           std::vector<std::byte> buf(static_cast<size_t>(tile_bytes));
           CopyBlock(p, s, x, y, ifd.tile_width, ifd.tile_length, buf, row_bytes);
           if (ifd.own_float_predictor) {
-            ASSIGN_OR_RETURN(std::vector<std::byte> raw, FloatPredictDeflate(p, buf, row_bytes, where));
+            ASSIGN_OR_RETURN(std::vector<std::byte> raw,
+                             FloatPredictDeflate(p, buf, row_bytes, where));
             if (TIFFWriteRawTile(tif_, index, raw.data(), static_cast<tmsize_t>(raw.size())) < 0) {
               return Fail(where, "TIFFWriteRawTile of tile " + std::to_string(index) + " failed");
             }
@@ -188,7 +198,8 @@ class IfdWriter {
         std::vector<std::byte> buf(rows * row_bytes);
         CopyBlock(p, s, 0, y, p.width, rows, buf, row_bytes);
         if (ifd.own_float_predictor) {
-          ASSIGN_OR_RETURN(std::vector<std::byte> raw, FloatPredictDeflate(p, buf, row_bytes, where));
+          ASSIGN_OR_RETURN(std::vector<std::byte> raw,
+                           FloatPredictDeflate(p, buf, row_bytes, where));
           if (TIFFWriteRawStrip(tif_, index, raw.data(), static_cast<tmsize_t>(raw.size())) < 0) {
             return Fail(where, "TIFFWriteRawStrip of strip " + std::to_string(index) + " failed");
           }

@@ -1,5 +1,5 @@
-// Writes a sample TIFF described as data (a list of IFDs with their pixels) through libtiff's normal
-// write API (TIFFSetField, TIFFWriteEncodedTile/Strip), so libtiff decides the byte layout.
+// Writes a sample TIFF described as data (a list of IFDs with their pixels) through libtiff's
+// normal write API (TIFFSetField, TIFFWriteEncodedTile/Strip), so libtiff decides the byte layout.
 #pragma once
 
 #include <cstdint>
@@ -18,20 +18,21 @@ namespace refzarr::samples {
 struct IfdSpec {
   Plane plane;
   bool tiled = false;
-  uint32_t tile_width = 0;       ///< Pixels; multiple of 16 (libtiff requirement).
-  uint32_t tile_length = 0;      ///< Pixels; multiple of 16.
-  uint32_t rows_per_strip = 0;   ///< Stripped only; 0 = whole image in one strip.
-  uint16_t compression = 1;      ///< TIFF Compression tag (1, 5, 7, 8, 32773, 50000).
-  uint16_t predictor = 1;        ///< 1 none, 2 horizontal, 3 floating point.
-  int jpeg_quality = 75;         ///< JPEG only.
-  bool jpeg_ycbcr = false;       ///< JPEG RGB: Photometric YCbCr 2x2 with JPEGCOLORMODE RGB.
-  int zip_level = -1;            ///< Deflate/zstd level; -1 = libtiff's default.
-  /// Predictor 3 + deflate done here (TIFF Technical Note 3) and written with TIFFWriteRawTile/Strip.
-  /// libtiff 4.5's own floating-point predictor encoder corrupts big-endian files (its reader and a
-  /// by-the-spec decoder both disagree with the input), so big-endian predictor-3 samples use this.
+  uint32_t tile_width = 0;      ///< Pixels; multiple of 16 (libtiff requirement).
+  uint32_t tile_length = 0;     ///< Pixels; multiple of 16.
+  uint32_t rows_per_strip = 0;  ///< Stripped only; 0 = whole image in one strip.
+  uint16_t compression = 1;     ///< TIFF Compression tag (1, 5, 7, 8, 32773, 50000).
+  uint16_t predictor = 1;       ///< 1 none, 2 horizontal, 3 floating point.
+  int jpeg_quality = 75;        ///< JPEG only.
+  bool jpeg_ycbcr = false;      ///< JPEG RGB: Photometric YCbCr 2x2 with JPEGCOLORMODE RGB.
+  int zip_level = -1;           ///< Deflate/zstd level; -1 = libtiff's default.
+  /// Predictor 3 + deflate done here (TIFF Technical Note 3) and written with
+  /// TIFFWriteRawTile/Strip. libtiff 4.5's own floating-point predictor encoder corrupts big-endian
+  /// files (its reader and a by-the-spec decoder both disagree with the input), so big-endian
+  /// predictor-3 samples use this.
   bool own_float_predictor = false;
-  uint32_t subfile_type = 0;     ///< NewSubfileType (1 reduced, 9 SVS macro); 0 = tag omitted.
-  std::string description;       ///< ImageDescription; empty = tag omitted.
+  uint32_t subfile_type = 0;  ///< NewSubfileType (1 reduced, 9 SVS macro); 0 = tag omitted.
+  std::string description;    ///< ImageDescription; empty = tag omitted.
   std::string software = "refzarr-samples";
   /// XResolution/YResolution (pixels per unit) and ResolutionUnit (1 none, 2 inch, 3 cm).
   std::optional<double> x_resolution, y_resolution;

@@ -2,10 +2,15 @@
 //
 // Writes the indexing benchmark file: a BigTIFF of N pages of size x size uint16 in tile x tile
 // deflate tiles (102,400 tiles by default). Tile content is a smooth gradient plus a few bits of
-// noise, so tiles compress as camera data does (about 2-3x). To stay fast, a small set of distinct
-// tiles is deflated once and every tile is written raw (TIFFWriteRawTile) from one of them; byte
-// counts therefore vary from tile to tile as in a real file.
+// noise, so tiles compress as fluorescence data does (about 3x). To stay fast, a small set of
+// distinct tiles is deflated once and every tile is written raw (TIFFWriteRawTile) from one of
+// them; byte counts therefore vary from tile to tile as in a real file.
+#include <tiffio.h>
+#include <zlib.h>
+
+#include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -13,10 +18,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <tiffio.h>
-#include <zlib.h>
 
 #include "formats/core/status.h"
 
@@ -56,22 +57,29 @@ struct Options {
   uint32_t templates = 61;  // prime, so neighbouring tiles and pages use different templates
 };
 
-// One deflated template tile: a 12-bit-like gradient whose slope and offset depend on k, plus 5 bits
-// of hash noise.
+// One deflated template tile, shaped like fluorescence data: a dim background with a slow gradient
+// (slope and offset depend on k), a bright smooth blob on every other template, and 3 bits of
+// noise.
 Result<std::vector<uint8_t>> DeflatedTemplate(uint32_t k, uint32_t tile) {
   std::vector<uint16_t> px(size_t{tile} * tile);
-  const uint64_t gx = 1 + k % 5, gy = 1 + (k / 5) % 4, base = 200 + 37 * k;
+  const uint64_t gx = 1 + k % 5, gy = 1 + (k / 5) % 4, base = 100 + 7 * k;
+  const double cx = tile * (0.2 + 0.6 * ((k * 7) % 11) / 10.0),
+               cy = tile * (0.2 + 0.6 * ((k * 3) % 7) / 6.0);
+  const double r2 = (tile / 6.0) * (tile / 6.0) * (1 + k % 3);
   for (uint32_t y = 0; y < tile; ++y) {
     for (uint32_t x = 0; x < tile; ++x) {
       const uint64_t h = SplitMix64((uint64_t{k} << 40) ^ (uint64_t{y} << 20) ^ x);
-      px[size_t{y} * tile + x] = static_cast<uint16_t>(base + gx * x + gy * y + (h & 31));
+      const double d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+      const double blob = (k % 2 == 0 && d2 < 4 * r2) ? 3000.0 * std::exp(-d2 / r2) : 0.0;
+      px[size_t{y} * tile + x] = static_cast<uint16_t>(base + (gx * x + gy * y) / 16 +
+                                                       static_cast<uint64_t>(blob) + (h & 7));
     }
   }
   // Little-endian file and host: the samples are written as they are in memory.
   uLongf size = compressBound(static_cast<uLong>(px.size() * 2));
   std::vector<uint8_t> z(size);
-  if (compress2(z.data(), &size, reinterpret_cast<const Bytef*>(px.data()), static_cast<uLong>(px.size() * 2),
-                6) != Z_OK) {
+  if (compress2(z.data(), &size, reinterpret_cast<const Bytef*>(px.data()),
+                static_cast<uLong>(px.size() * 2), 6) != Z_OK) {
     return InternalError("deflate of template tile " + std::to_string(k) + " failed");
   }
   z.resize(size);
@@ -79,8 +87,10 @@ Result<std::vector<uint8_t>> DeflatedTemplate(uint32_t k, uint32_t tile) {
 }
 
 Status Write(const Options& o) {
-  if (o.tile == 0 || o.tile % 16 != 0) return InvalidArgumentError("--tile must be a multiple of 16");
-  if (o.size == 0 || o.pages == 0) return InvalidArgumentError("--size and --pages must be positive");
+  if (o.tile == 0 || o.tile % 16 != 0)
+    return InvalidArgumentError("--tile must be a multiple of 16");
+  if (o.size == 0 || o.pages == 0)
+    return InvalidArgumentError("--size and --pages must be positive");
   std::vector<std::vector<uint8_t>> templates;
   uint64_t template_bytes = 0;
   for (uint32_t k = 0; k < o.templates; ++k) {
@@ -98,29 +108,33 @@ Status Write(const Options& o) {
   uint64_t n = 0;
   for (uint32_t page = 0; page < o.pages; ++page) {
     TIFF* t = tif.get();
-    const bool ok = TIFFSetField(t, TIFFTAG_IMAGEWIDTH, o.size) && TIFFSetField(t, TIFFTAG_IMAGELENGTH, o.size) &&
-                    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 16) && TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1) &&
-                    TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT) &&
-                    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK) &&
-                    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
-                    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) &&
-                    TIFFSetField(t, TIFFTAG_TILEWIDTH, o.tile) && TIFFSetField(t, TIFFTAG_TILELENGTH, o.tile) &&
-                    TIFFSetField(t, TIFFTAG_SOFTWARE, "refzarr-make-bench-tiff");
+    const bool ok =
+        TIFFSetField(t, TIFFTAG_IMAGEWIDTH, o.size) &&
+        TIFFSetField(t, TIFFTAG_IMAGELENGTH, o.size) &&
+        TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 16) && TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1) &&
+        TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT) &&
+        TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK) &&
+        TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
+        TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) &&
+        TIFFSetField(t, TIFFTAG_TILEWIDTH, o.tile) && TIFFSetField(t, TIFFTAG_TILELENGTH, o.tile) &&
+        TIFFSetField(t, TIFFTAG_SOFTWARE, "refzarr-make-bench-tiff");
     const std::string where = "write " + o.out + ": page " + std::to_string(page);
     if (!ok) return InternalError(where + ": setting tags failed (libtiff: " + log + ")");
     for (uint32_t i = 0; i < tiles_per_page; ++i, ++n) {
       std::vector<uint8_t>& z = templates[n % templates.size()];
       if (TIFFWriteRawTile(t, i, z.data(), static_cast<tmsize_t>(z.size())) < 0) {
-        return IoError(where + ": TIFFWriteRawTile " + std::to_string(i) + " failed (libtiff: " + log + ")");
+        return IoError(where + ": TIFFWriteRawTile " + std::to_string(i) +
+                       " failed (libtiff: " + log + ")");
       }
     }
-    if (!TIFFWriteDirectory(t)) return IoError(where + ": TIFFWriteDirectory failed (libtiff: " + log + ")");
+    if (!TIFFWriteDirectory(t))
+      return IoError(where + ": TIFFWriteDirectory failed (libtiff: " + log + ")");
   }
   tif.reset();
   if (!log.empty()) return IoError("write " + o.out + ": libtiff: " + log);
   std::cerr << "wrote " << o.out << ": " << o.pages << " pages, " << n << " tiles, ~"
-            << (template_bytes / templates.size()) << " bytes per tile (of " << size_t{o.tile} * o.tile * 2
-            << " raw)\n";
+            << (template_bytes / templates.size()) << " bytes per tile (of "
+            << size_t{o.tile} * o.tile * 2 << " raw)\n";
   return OkStatus();
 }
 
@@ -133,8 +147,10 @@ int main(int argc, char** argv) {
   app.add_option("OUT", o.out, "output .tif")->required();
   app.add_option("--pages", o.pages, "number of pages (IFDs)")->capture_default_str();
   app.add_option("--size", o.size, "width and height of each page, pixels")->capture_default_str();
-  app.add_option("--tile", o.tile, "tile width and height, pixels (multiple of 16)")->capture_default_str();
-  app.add_option("--templates", o.templates, "distinct tile contents to cycle through")->capture_default_str();
+  app.add_option("--tile", o.tile, "tile width and height, pixels (multiple of 16)")
+      ->capture_default_str();
+  app.add_option("--templates", o.templates, "distinct tile contents to cycle through")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const auto start = std::chrono::steady_clock::now();
@@ -143,7 +159,9 @@ int main(int argc, char** argv) {
       std::cerr << "refzarr-make-bench-tiff: " << status.message() << "\n";
       return 1;
     }
-    std::cerr << "in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
+    std::cerr << "in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+              << " s\n";
   } catch (const std::exception& e) {
     std::cerr << "refzarr-make-bench-tiff: " << e.what() << "\n";
     return 1;
