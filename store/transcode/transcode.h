@@ -1,0 +1,83 @@
+// Transcoding: turning a stored chunk that standard Zarr codecs cannot read (or that is laid out
+// unlike the array's other chunks) into the chunk a compat view serves: plain C order, compressed
+// with c-blosc (lz4, byte shuffle, level 5), which every numcodecs/zarr client decodes.
+//
+//   stored bytes --DecodeChunk--> C-order chunk --EncodeBlosc--> served bytes
+//
+// DecodeChunk decodes the standard codecs (zlib, gzip, zstd, blosc, shuffle) in process and hands
+// everything else to the ChunkDecoder of the array's `encoding.decoder` family (libtiff for TIFF,
+// the HDF5 library for HDF5 filters). Nothing here includes a format library.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/core/model.h"
+#include "formats/core/scanner.h"
+#include "formats/core/status.h"
+#include "store/zarr_view.h"
+
+namespace refzarr {
+
+/// Blosc settings of every transcoded chunk.
+inline constexpr const char* kTranscodeCname = "lz4";
+inline constexpr int kTranscodeClevel = 5;
+inline constexpr int kTranscodeShuffle = 1;  ///< numcodecs Blosc.SHUFFLE (byte shuffle).
+
+/// The Zarr v2 "compressor" of transcoded chunks (numcodecs Blosc config):
+/// {"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0}. "filters" is null.
+nlohmann::json TranscodeCodecV2();
+
+/// The Zarr v3 "codecs" of transcoded chunks of an array of `dtype`: "bytes" (with the dtype's
+/// endianness) followed by "blosc" (lz4, shuffle, level 5, typesize = element size).
+nlohmann::json TranscodeCodecsV3(const DType& dtype);
+
+/// Whether a view with `policy` must serve the chunks of `array` transcoded. Under kCompat this is
+/// true when the stored encoding is not native numcodecs, when decoded chunks are stored in another
+/// axis order (interleaved samples), or when any chunk of the array is flagged (a short strip, an
+/// HDF5 filter mask): then every chunk of the array is transcoded, so its metadata stays true.
+/// Under kPassthrough it is always false.
+bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags);
+
+/// Fills `out` (a whole number of elements) with the array's fill value in the dtype's byte order.
+/// A null fill value is zeros. kInvalidArgument when the fill value does not fit the dtype.
+Status FillChunk(const ArrayDesc& array, std::span<std::byte> out);
+
+/// Decodes `stored` through the array's standard pipeline (`encoding.filters` then
+/// `encoding.compressor`, numcodecs ids zlib, gzip, zstd, blosc, shuffle) into `out`, which holds
+/// array.ChunkBytes() bytes pre-filled with the fill value. The HDF5 filter mask in ref.flags skips
+/// pipeline stages: bit i refers to the i-th stage of filters..., compressor (the HDF5 pipeline
+/// order). When `encoding.stored_order` is set, the decoded bytes are transposed into C order. A
+/// chunk flagged kChunkShort may decode to fewer bytes; the rest keeps the fill value.
+/// Errors: kUnsupported for another codec id, kCorrupt when a codec refuses the bytes or they decode
+/// to a size other than the chunk's.
+Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const std::byte> stored,
+                    std::span<std::byte> out);
+
+/// Decodes any stored chunk into the C-order chunk `out` (array.ChunkBytes() bytes): fills it with
+/// the fill value, then DecodeNative for native encodings or the ChunkDecoder of family
+/// `encoding.decoder` from `decoders` (which writes C order itself; `stored_order` is not applied
+/// again). kUnsupported when no decoder of that family is given.
+Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
+                   const ChunkRef& ref, std::span<const std::byte> stored,
+                   std::span<const ChunkDecoder* const> decoders, std::span<std::byte> out);
+
+/// Compresses a decoded chunk as TranscodeCodecV2() says (blosc_compress_ctx: thread-safe, no
+/// global state). `typesize` is the element size in bytes (used for the shuffle; sizes above 255
+/// shuffle as 1). kInvalidArgument above blosc's 2 GB limit.
+Result<std::string> EncodeBlosc(std::span<const std::byte> chunk, uint32_t typesize);
+
+/// Decompresses a blosc buffer into `out`, which must be exactly its decompressed size.
+/// kCorrupt when the buffer is not valid blosc or decompresses to another size.
+Status DecodeBlosc(std::span<const std::byte> compressed, std::span<std::byte> out);
+
+/// DecodeChunk then EncodeBlosc: the bytes a compat view serves for this chunk.
+Result<std::string> TranscodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
+                                   const ChunkRef& ref, std::span<const std::byte> stored,
+                                   std::span<const ChunkDecoder* const> decoders);
+
+}  // namespace refzarr

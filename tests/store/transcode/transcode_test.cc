@@ -1,0 +1,345 @@
+// Transcoding: native codecs decoded in process (encoded here by zlib, libzstd and c-blosc themselves),
+// TIFF chunks through the libtiff ChunkDecoder, and decode(transcode(x)) == libtiff's pixels.
+#include "store/transcode/transcode.h"
+
+#include <blosc.h>
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "formats/tiff/decoder/tiff_decoder.h"
+#include "store/transcode/caching_transcoder.h"
+#include "tests/formats/tiff/decoder/tiff_test_util.h"
+
+namespace refzarr {
+namespace {
+
+using Bytes = std::vector<std::byte>;
+using nlohmann::json;
+
+Bytes Pattern(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<std::byte>((i / 7) % 50 + rng() % 4);
+  return b;
+}
+
+ArrayDesc Array2D(uint64_t h, uint64_t w, DType dtype) {
+  ArrayDesc a;
+  a.shape = {h, w};
+  a.chunks = {h, w};
+  a.dtype = dtype;
+  return a;
+}
+
+Bytes Zlib(const Bytes& in, bool gzip) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, gzip ? 31 : 15, 8, Z_DEFAULT_STRATEGY);
+  Bytes out(deflateBound(&z, in.size()) + 32);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+  z.avail_in = in.size();
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = out.size();
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+Bytes Zstd(const Bytes& in) {
+  Bytes out(ZSTD_compressBound(in.size()));
+  out.resize(ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3));
+  return out;
+}
+
+Bytes BloscOf(const Bytes& in, size_t typesize, int shuffle, const char* cname) {
+  Bytes out(in.size() + BLOSC_MAX_OVERHEAD);
+  int n = blosc_compress_ctx(3, shuffle, typesize, in.size(), in.data(), out.data(), out.size(), cname, 0, 1);
+  out.resize(n);
+  return out;
+}
+
+Bytes Shuffle(const Bytes& in, size_t e) {
+  Bytes out(in.size());
+  size_t count = in.size() / e;
+  for (size_t i = 0; i < count; ++i)
+    for (size_t b = 0; b < e; ++b) out[b * count + i] = in[i * e + b];
+  return out;
+}
+
+Bytes Decode(const ArrayDesc& a, const Bytes& stored, uint32_t flags = 0, Status* status = nullptr) {
+  Bytes out(a.ChunkBytes());
+  std::vector<uint64_t> coords(a.shape.size(), 0);
+  Status s = DecodeChunk(a, coords, ChunkRef{0, 0, stored.size(), flags}, stored, {}, out);
+  if (status) *status = s;
+  EXPECT_TRUE(status || s.ok()) << s.ToString();
+  return out;
+}
+
+TEST(DecodeNative, StandardCodecsDecodeToTheChunk) {
+  ArrayDesc a = Array2D(64, 50, DType::Make('u', 2));
+  Bytes raw = Pattern(a.ChunkBytes(), 1);
+  struct Case {
+    json filters, compressor;
+    Bytes stored;
+  };
+  std::vector<Case> cases = {
+      {nullptr, nullptr, raw},
+      {nullptr, {{"id", "zlib"}, {"level", 6}}, Zlib(raw, false)},
+      {nullptr, {{"id", "gzip"}, {"level", 6}}, Zlib(raw, true)},
+      {nullptr, {{"id", "zstd"}, {"level", 3}}, Zstd(raw)},
+      {nullptr, {{"id", "blosc"}, {"cname", "zstd"}, {"clevel", 3}, {"shuffle", 2}}, BloscOf(raw, 2, 2, "zstd")},
+      {nullptr, {{"id", "blosc"}, {"cname", "lz4"}, {"clevel", 3}, {"shuffle", 0}}, BloscOf(raw, 2, 0, "lz4")},
+      {json::array({{{"id", "shuffle"}, {"elementsize", 2}}}), {{"id", "zlib"}}, Zlib(Shuffle(raw, 2), false)},
+      {json::array({{{"id", "shuffle"}, {"elementsize", 2}}}), nullptr, Shuffle(raw, 2)},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.compressor.dump() + " " + c.filters.dump());
+    a.encoding.filters = c.filters;
+    a.encoding.compressor = c.compressor;
+    EXPECT_TRUE(Decode(a, c.stored) == raw);
+  }
+}
+
+TEST(DecodeNative, FilterMaskSkipsStagesThatWereNotApplied) {
+  ArrayDesc a = Array2D(20, 10, DType::Make('i', 4));
+  Bytes raw = Pattern(a.ChunkBytes(), 2);
+  a.encoding.filters = json::array({{{"id", "shuffle"}, {"elementsize", 4}}});
+  a.encoding.compressor = {{"id", "zlib"}};
+  EXPECT_TRUE(Decode(a, Zlib(raw, false), /*flags=*/0b01) == raw) << "shuffle skipped";
+  EXPECT_TRUE(Decode(a, Shuffle(raw, 4), /*flags=*/0b10) == raw) << "deflate skipped";
+  EXPECT_TRUE(Decode(a, raw, /*flags=*/0b11) == raw) << "both skipped";
+}
+
+TEST(DecodeNative, StoredOrderIsTransposedToCOrder) {
+  // An interleaved RGB tile (y, x, s) of a (t,c,z,y,x) array with chunk (1,3,1,4,5).
+  ArrayDesc a;
+  a.shape = {1, 3, 1, 8, 10};
+  a.chunks = {1, 3, 1, 4, 5};
+  a.dtype = DType::Make('u', 2, '>');
+  a.encoding.stored_order = {0, 2, 3, 4, 1};
+  Bytes interleaved(a.ChunkBytes());
+  Bytes want(a.ChunkBytes());
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 5; ++x)
+      for (int s = 0; s < 3; ++s) {
+        uint16_t v = static_cast<uint16_t>(1000 * s + 10 * y + x);
+        size_t in = ((y * 5 + x) * 3 + s) * 2, out = ((s * 4 + y) * 5 + x) * 2;
+        interleaved[in] = want[out] = static_cast<std::byte>(v >> 8);
+        interleaved[in + 1] = want[out + 1] = static_cast<std::byte>(v & 0xFF);
+      }
+  a.encoding.compressor = {{"id", "zlib"}};
+  EXPECT_TRUE(Decode(a, Zlib(interleaved, false)) == want);
+}
+
+TEST(DecodeNative, ShortChunkKeepsTheFillValueBeyondItsBytes) {
+  ArrayDesc a = Array2D(10, 4, DType::Make('u', 2));
+  a.fill_value = 513;  // 0x0201
+  Bytes rows = Pattern(3 * 4 * 2, 3);
+  Status s;
+  Decode(a, rows, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << "too short without the kChunkShort flag";
+  Bytes got = Decode(a, rows, kChunkShort);
+  EXPECT_TRUE(std::equal(rows.begin(), rows.end(), got.begin()));
+  for (size_t i = rows.size(); i < got.size(); i += 2) {
+    ASSERT_EQ(got[i], std::byte{1});
+    ASSERT_EQ(got[i + 1], std::byte{2});
+  }
+}
+
+TEST(DecodeNative, RefusesWhatItCannotDecode) {
+  ArrayDesc a = Array2D(8, 8, DType::Make('u', 1));
+  Bytes raw = Pattern(64, 4);
+  Status s;
+  a.encoding.compressor = {{"id", "lzma"}};
+  Decode(a, raw, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("lzma"), std::string::npos);
+  a.encoding.compressor = {{"id", "zlib"}};
+  Decode(a, raw, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt);
+  EXPECT_NE(s.message().find("zlib"), std::string::npos) << s.ToString();
+  Bytes zipped = Zlib(raw, false);
+  zipped.resize(zipped.size() / 2);
+  Decode(a, zipped, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << "truncated";
+  a.encoding.compressor = {{"id", "blosc"}};
+  Decode(a, raw, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt);
+  Bytes big = Pattern(100, 5);
+  a.encoding.compressor = {{"id", "zstd"}};
+  Decode(a, Zstd(big), 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << "more bytes than the chunk";
+  a.encoding.compressor = nullptr;
+  a.encoding.native = false;
+  a.encoding.decoder = "hdf5";
+  Decode(a, raw, 0, &s);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << "no hdf5 decoder given";
+}
+
+TEST(FillChunk, WritesTheFillValueInTheDtypeByteOrder) {
+  auto fill = [](DType d, json v) {
+    ArrayDesc a = Array2D(1, 2, d);
+    a.fill_value = v;
+    Bytes out(a.ChunkBytes(), std::byte{0xEE});
+    Status s = FillChunk(a, out);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::vector<int> ints;
+    for (std::byte b : out) ints.push_back(static_cast<int>(b));
+    return ints;
+  };
+  EXPECT_EQ(fill(DType::Make('i', 2, '>'), -2), (std::vector<int>{0xFF, 0xFE, 0xFF, 0xFE}));
+  EXPECT_EQ(fill(DType::Make('u', 4, '<'), 258), (std::vector<int>{2, 1, 0, 0, 2, 1, 0, 0}));
+  EXPECT_EQ(fill(DType::Make('f', 2, '<'), 1.5), (std::vector<int>{0x00, 0x3E, 0x00, 0x3E}));
+  EXPECT_EQ(fill(DType::Make('f', 4, '>'), -2.0), (std::vector<int>{0xC0, 0, 0, 0, 0xC0, 0, 0, 0}));
+  std::vector<int> nan = fill(DType::Make('f', 8, '<'), "NaN");
+  double d;
+  std::memcpy(&d, std::vector<uint8_t>(nan.begin(), nan.begin() + 8).data(), 8);
+  EXPECT_TRUE(std::isnan(d));
+  EXPECT_EQ(fill(DType::Make('u', 1), nullptr), (std::vector<int>{0, 0}));
+  EXPECT_EQ(fill(DType::Make('b', 1), true), (std::vector<int>{1, 1}));
+  EXPECT_EQ(fill(DType::Make('S', 2), "AQI="), (std::vector<int>{1, 2, 1, 2}));
+  ArrayDesc bad = Array2D(1, 1, DType::Make('u', 1));
+  bad.fill_value = "Infinity";
+  Bytes out(1);
+  EXPECT_EQ(FillChunk(bad, out).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Transcode, MetadataNamesExactlyTheServedCodec) {
+  EXPECT_EQ(TranscodeCodecV2(),
+            json::parse(R"({"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0})"));
+  json v3 = TranscodeCodecsV3(DType::Make('u', 2, '>'));
+  EXPECT_EQ(v3[0]["configuration"]["endian"], "big");
+  EXPECT_EQ(v3[1]["configuration"]["typesize"], 2);
+  EXPECT_EQ(v3[1]["configuration"]["shuffle"], "shuffle");
+  // The served bytes carry the same settings in their blosc header.
+  Bytes chunk = Pattern(4000, 6);
+  Result<std::string> enc = EncodeBlosc(chunk, 4);
+  ASSERT_TRUE(enc.ok());
+  size_t typesize = 0;
+  int flags = 0;
+  blosc_cbuffer_metainfo(enc->data(), &typesize, &flags);
+  EXPECT_EQ(typesize, 4u);
+  EXPECT_TRUE(flags & BLOSC_DOSHUFFLE);
+  EXPECT_STREQ(blosc_cbuffer_complib(enc->data()), "LZ4");
+}
+
+TEST(Transcode, NeedsTranscodeOnlyWhatStandardClientsCannotRead) {
+  ArrayDesc a = Array2D(4, 4, DType::Make('u', 1));
+  a.encoding.compressor = {{"id", "zlib"}};
+  EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kCompat, false));
+  EXPECT_TRUE(NeedsTranscode(a, CodecPolicy::kCompat, true)) << "a flagged chunk transcodes all";
+  EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kPassthrough, true));
+  a.encoding.stored_order = {1, 0};
+  EXPECT_TRUE(NeedsTranscode(a, CodecPolicy::kCompat, false));
+  a.encoding.stored_order.clear();
+  a.encoding.native = false;
+  a.encoding.decoder = "tiff";
+  EXPECT_TRUE(NeedsTranscode(a, CodecPolicy::kCompat, false));
+  EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kPassthrough, false));
+}
+
+TEST(Transcode, BloscRoundTripsEveryDtypeSize) {
+  for (uint32_t size : {1u, 2u, 4u, 8u, 16u, 300u}) {
+    Bytes chunk = Pattern(size * 1000, size);
+    Result<std::string> enc = EncodeBlosc(chunk, size);
+    ASSERT_TRUE(enc.ok());
+    Bytes back(chunk.size());
+    ASSERT_TRUE(DecodeBlosc(std::as_bytes(std::span(enc->data(), enc->size())), back).ok());
+    EXPECT_TRUE(back == chunk) << size;
+    Bytes wrong(chunk.size() + 1);
+    EXPECT_EQ(DecodeBlosc(std::as_bytes(std::span(enc->data(), enc->size())), wrong).code(),
+              StatusCode::kCorrupt);
+  }
+}
+
+// decode(transcode(stored)) == libtiff's pixels, for every segment of TIFFs whose codecs standard
+// clients cannot read, and of a native deflate RGB one whose interleaved samples must be transposed.
+TEST(Transcode, TiffChunksRoundTripToLibtiffPixels) {
+  std::unique_ptr<ChunkDecoder> tiff = MakeTiffChunkDecoder();
+  const ChunkDecoder* decoders[] = {tiff.get()};
+  std::vector<testing::TiffSpec> specs;
+  testing::TiffSpec s;
+  s.compression = COMPRESSION_LZW;
+  s.bps = 16;
+  s.tile = 64;
+  s.predictor = 2;
+  specs.push_back(s);
+  s = {};
+  s.compression = COMPRESSION_JPEG;
+  s.spp = 3;
+  s.ycbcr_jpeg = true;
+  s.tile = 64;
+  specs.push_back(s);
+  s = {};
+  s.compression = COMPRESSION_ADOBE_DEFLATE;
+  s.bps = 32;
+  s.sample_format = SAMPLEFORMAT_IEEEFP;
+  s.predictor = 3;
+  s.big_endian = true;
+  specs.push_back(s);  // strips, short last one
+  s = {};
+  s.compression = COMPRESSION_PACKBITS;
+  s.spp = 3;
+  s.photometric = PHOTOMETRIC_RGB;
+  s.planar = PLANARCONFIG_SEPARATE;
+  specs.push_back(s);
+  s = {};
+  s.compression = COMPRESSION_ADOBE_DEFLATE;  // native zlib, but interleaved: stored_order
+  s.spp = 3;
+  s.photometric = PHOTOMETRIC_RGB;
+  s.tile = 32;
+  specs.push_back(s);
+  const size_t kNative = specs.size() - 1;
+  int compared = 0;
+  for (size_t k = 0; k < specs.size(); ++k) {
+    std::string path = (std::filesystem::path(::testing::TempDir()) /
+                        ("refzarr_transcode_" + std::to_string(k) + ".tif")).string();
+    ASSERT_TRUE(testing::WriteTiff(path, specs[k]));
+    testing::TiffPtr tif = testing::OpenTiff(path, "r");
+    std::optional<testing::IfdArray> d = testing::DescribeIfd(tif.get(), k == 2 ? '>' : '<');
+    ASSERT_TRUE(d);
+    d->array.fill_value = 0;
+    if (k == kNative) {
+      d->array.encoding = ChunkEncoding{};
+      d->array.encoding.compressor = {{"id", "zlib"}};
+      d->array.encoding.stored_order = {0, 2, 3, 4, 1};
+    }
+    CachingTranscoder cached({tiff.get()}, 64 << 20);
+    for (uint32_t i = 0; i < d->segments; ++i) {
+      std::vector<std::byte> want(d->array.ChunkBytes(), std::byte{0});
+      ASSERT_TRUE(testing::OracleChunk(tif.get(), *d, i, want));
+      std::vector<std::byte> raw = *testing::RawSegment(tif.get(), *d, i);
+      std::vector<uint64_t> coords = testing::SegmentCoords(*d, i);
+      ChunkRef ref{0, 0, raw.size(), 0};
+      Result<std::string> served = TranscodeChunk(d->array, coords, ref, raw, decoders);
+      ASSERT_TRUE(served.ok()) << served.status().ToString();
+      std::vector<std::byte> back(d->array.ChunkBytes());
+      ASSERT_TRUE(DecodeBlosc(std::as_bytes(std::span(served->data(), served->size())), back).ok());
+      ASSERT_TRUE(back == want) << path << " segment " << i;
+      // Through the cache: the same bytes, and the second read never touches the stored bytes.
+      int reads = 0;
+      auto reader = [&]() -> Result<std::string> {
+        ++reads;
+        return std::string(reinterpret_cast<const char*>(raw.data()), raw.size());
+      };
+      for (int round = 0; round < 2; ++round) {
+        auto v = cached.Get(k, d->array, coords, ref, reader);
+        ASSERT_TRUE(v.ok()) << v.status().ToString();
+        EXPECT_EQ(**v, *served);
+      }
+      EXPECT_EQ(reads, 1);
+      ++compared;
+    }
+    std::filesystem::remove(path);
+  }
+  EXPECT_GT(compared, 30);
+}
+
+}  // namespace
+}  // namespace refzarr
