@@ -289,6 +289,50 @@ TEST(TiffDecoder, RefusesParamsThatDoNotDescribeTheChunk) {
       << "chunky RGB needs 3 planes in the chunk";
 }
 
+// Random params (as a damaged index could hold) with random bytes: errors only, never a crash, never
+// a word on stderr.
+TEST(TiffDecoder, RandomParamsNeverCrash) {
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  std::mt19937 rng(11);
+  auto pick = [&](std::initializer_list<nlohmann::json> v) { return *(v.begin() + rng() % v.size()); };
+  ::testing::internal::CaptureStderr();
+  int ok = 0;
+  for (int i = 0; i < 400; ++i) {
+    nlohmann::json p = {
+        {"compression", pick({1, 5, 7, 8, 32773, 50000, 34925, 50001, 2, 3, 4, 34676, 999, -1})},
+        {"predictor", pick({1, 2, 3, 7})},
+        {"photometric", pick({0, 1, 2, 3, 5, 6, 8, 32844})},
+        {"bits_per_sample", pick({1, 4, 8, 12, 16, 24, 32, 64, 0, 65})},
+        {"sample_format", pick({1, 2, 3})},
+        {"samples_per_pixel", pick({1, 2, 3, 4})},
+        {"planar", pick({1, 2})},
+        {"tiled", pick({true, false})},
+        {"tile_width", pick({16, 32, 17, 0, 1u << 20})},
+        {"tile_length", pick({16, 32, 0, 1u << 20})},
+        {"rows_per_strip", pick({1, 7, 32, 0xFFFFFFFFu})},
+        {"image_width", pick({1, 16, 31, 100000})},
+        {"image_length", pick({1, 16, 33})},
+        {"byte_order", pick({"<", ">", "?"})},
+        {"ycbcr_subsampling", pick({nlohmann::json::array({2, 2}), nlohmann::json::array({3, 1}), nullptr})},
+        {"jpeg_colormode_rgb", pick({true, false})},
+        {"jpeg_tables", pick({"/9j/2wBDAAgGBgcGBQg=", "!!", nullptr})},
+    };
+    ArrayDesc a;
+    uint64_t planes = pick({1, 3});
+    a.shape = a.chunks = {1, planes, 1, pick({16, 32}).get<uint64_t>(), pick({16, 31}).get<uint64_t>()};
+    a.dtype = DType::Make('u', pick({1, 2, 4}).get<uint32_t>());
+    a.encoding.params = p;
+    std::vector<std::byte> stored(rng() % 3000), out(a.ChunkBytes());
+    for (auto& b : stored) b = static_cast<std::byte>(rng() % 4 == 0 ? rng() : 0);
+    std::vector<uint64_t> coords = {0, 0, 0, rng() % 3, 0};
+    Status st = decoder->Decode(a, coords, {}, stored, out);
+    if (st.ok()) ++ok;
+    else EXPECT_FALSE(st.message().empty());
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_LT(ok, 400);
+}
+
 TEST(TiffDecoder, RefusesOldStyleJpeg) {
   ArrayDesc a;
   a.shape = a.chunks = {1, 3, 1, 16, 16};

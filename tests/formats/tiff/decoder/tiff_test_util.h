@@ -207,12 +207,14 @@ struct TiffSpec {
   uint32_t rows_per_strip = 32;
   bool big_endian = false;
   bool ycbcr_jpeg = false;      ///< JPEG in YCbCr with 2x2 subsampling, fed RGB.
+  double noise = 0.02;          ///< Amplitude of the uniform noise, as a fraction of `range`.
+  double range = 1.0;           ///< Fraction of the integer range used (1/16: 12-bit data in 16).
 };
 
 /// Smooth pixels with a little noise, so codecs have real work and every sample differs.
-inline double Pixel(uint32_t x, uint32_t y, uint32_t s, std::mt19937& rng) {
+inline double Pixel(uint32_t x, uint32_t y, uint32_t s, double noise, std::mt19937& rng) {
   double v = 0.5 + 0.25 * std::sin(x * 0.05 + s) + 0.2 * std::cos(y * 0.07 - s);
-  return v + std::uniform_real_distribution<double>(-0.02, 0.02)(rng);
+  return v + std::uniform_real_distribution<double>(-noise, noise)(rng);
 }
 
 /// Writes `spec` to `path` with libtiff; false when libtiff refuses (codec not built in).
@@ -257,7 +259,7 @@ inline bool WriteTiff(const std::string& path, const TiffSpec& spec) {
       }
       return;
     }
-    double max = std::ldexp(1.0, spec.bps) - 1;
+    double max = (std::ldexp(1.0, spec.bps) - 1) * spec.range;
     uint64_t u = static_cast<uint64_t>(std::clamp(v, 0.0, 1.0) * max);
     if (spec.sample_format == SAMPLEFORMAT_INT) u -= static_cast<uint64_t>(max / 2);
     std::memcpy(dst, &u, bytes);  // host order; libtiff swaps for big-endian files
@@ -269,7 +271,7 @@ inline bool WriteTiff(const std::string& path, const TiffSpec& spec) {
       for (uint32_t x = 0; x < w; ++x) {
         for (uint32_t s = 0; s < samples; ++s) {
           uint32_t gx = std::min(x0 + x, spec.width - 1), gy = std::min(y0 + y, spec.length - 1);
-          put(&buf[((size_t{y} * w + x) * samples + s) * bytes], Pixel(gx, gy, s + plane, rng));
+          put(&buf[((size_t{y} * w + x) * samples + s) * bytes], Pixel(gx, gy, s + plane, spec.noise, rng));
         }
       }
     }
