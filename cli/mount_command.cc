@@ -1,0 +1,70 @@
+// `refzarr mount INDEX MOUNTPOINT`: the index as a read-only file system (FUSE).
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/fuse/fuse_mount.h"
+#include "indexer/registry.h"
+#include "store/zarr_view.h"
+
+namespace refzarr {
+namespace {
+
+struct MountArgs {
+  std::string index;
+  std::string mountpoint;
+  int zarr_format = 2;
+  std::string codecs = "compat";
+  bool foreground = false;
+  bool allow_other = false;
+  bool debug = false;
+};
+
+Status RunMount(const MountArgs& args, CommandContext& ctx) {
+  ASSIGN_OR_RETURN(CodecPolicy codecs, ParseCodecPolicy(args.codecs));
+  // The decoders transcode chunks standard codecs cannot read; they must outlive the view.
+  std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
+  ViewOptions view_options;
+  view_options.zarr_format = args.zarr_format;
+  view_options.codecs = codecs;
+  for (const auto& decoder : decoders) view_options.decoders.push_back(decoder.get());
+  ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(args.index, view_options));
+  MountOptions options;
+  options.mountpoint = args.mountpoint;
+  options.foreground = args.foreground;
+  options.allow_other = args.allow_other;
+  options.debug = args.debug;
+  options.error_log = &ctx.err;
+  return Mount(*view, options, ctx.err);
+}
+
+}  // namespace
+
+void AddMountCommand(CLI::App& app, CommandContext& ctx) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "mount", "Mount an index as a read-only OME-Zarr directory (unmount: fusermount3 -u)");
+  cmd->add_option("INDEX", args->index, "Index file (.refs.db)")->required();
+  cmd->add_option("MOUNTPOINT", args->mountpoint, "Existing directory to mount on")->required();
+  cmd->add_option("--zarr-format", args->zarr_format,
+                  "2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3")
+      ->check(CLI::IsMember({2, 3}))
+      ->capture_default_str();
+  cmd->add_option("--codecs", args->codecs,
+                  "compat: transcode non-standard chunks to blosc; passthrough: stored bytes")
+      ->check(CLI::IsMember({"compat", "passthrough"}))
+      ->capture_default_str();
+  cmd->add_flag("-f,--foreground", args->foreground,
+                "Stay in the foreground until unmounted or Ctrl-C");
+  cmd->add_flag("--allow-other", args->allow_other, "Let other users read the mount");
+  cmd->add_flag("--debug", args->debug, "libfuse debug output (implies nothing else)");
+  cmd->callback([args, &ctx] {
+    Status status = RunMount(*args, ctx);
+    if (!status.ok()) {
+      ctx.err << "refzarr mount: " << status.message() << '\n';
+      ctx.exit_code = 1;
+    }
+  });
+}
+
+}  // namespace refzarr
