@@ -1,0 +1,123 @@
+#include "formats/hdf5/hdf5_scanner.h"
+
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "formats/hdf5/chunk_index.h"
+#include "formats/hdf5/hdf5_bioimage.h"
+#include "formats/hdf5/hdf5_dataset.h"
+#include "formats/hdf5/hdf5_types.h"
+#include "formats/hdf5/hdf5_util.h"
+
+namespace refzarr {
+namespace {
+
+using internal::H5Id;
+using nlohmann::json;
+
+struct Object {
+  std::string path;  // relative to the root, "" for the root group
+  H5O_type_t type;
+};
+
+std::vector<Object> ListObjects(hid_t file) {
+  std::vector<Object> out;
+  H5Ovisit2(
+      file, H5_INDEX_NAME, H5_ITER_INC,
+      [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+        std::string path = std::strcmp(name, ".") == 0 ? "" : name;
+        static_cast<std::vector<Object>*>(data)->push_back({std::move(path), info->type});
+        return 0;
+      },
+      &out, H5O_INFO_BASIC);
+  // A visit aborted by a corrupt object keeps what it found; the rest of the file is still indexed.
+  H5Eclear2(H5E_DEFAULT);
+  return out;
+}
+
+class Hdf5Scanner final : public Scanner {
+ public:
+  std::string_view Name() const override { return "hdf5"; }
+
+  bool Sniff(std::span<const std::byte> head) const override {
+    static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    return head.size() >= 8 && std::memcmp(head.data(), kSignature, 8) == 0;
+  }
+
+  Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {
+    const std::string where = "scan " + source.Describe();
+    if (context.path.empty()) {
+      return UnsupportedError(where + ": HDF5 files are read through the HDF5 library, which needs a local path");
+    }
+    std::lock_guard lock(internal::Hdf5Mutex());
+    internal::Hdf5ErrorSilencer quiet;
+    ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(source));
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS));
+    H5Id file(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+    if (!file.valid()) {
+      // A file whose writer crashed keeps its "open for writing" flag; SWMR-read mode reads it.
+      H5Eclear2(H5E_DEFAULT);
+      file = H5Id(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
+    }
+    if (!file.valid()) {
+      return internal::FromHdf5(StatusCode::kCorrupt, where + ": open with the HDF5 library");
+    }
+    internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe()};
+    const std::vector<Object> objects = ListObjects(file.get());
+    if (objects.empty()) return CorruptError(where + ": the root group cannot be read");
+
+    ASSIGN_OR_RETURN(bool bioimage, internal::DescribeBioimage(ctx, out));
+    for (const Object& obj : objects) {
+      const std::string h5path = "/" + obj.path;
+      if (obj.type == H5O_TYPE_GROUP) {
+        H5Id group(H5Oopen(file.get(), h5path.c_str(), H5P_DEFAULT));
+        json skipped = json::object();
+        json attrs = group.valid() ? internal::ReadAttributes(group.get(), skipped) : json::object();
+        if (!group.valid()) {
+          out.Warn(where + ": group " + h5path + ": " +
+                   internal::FromHdf5(StatusCode::kCorrupt, "open").message());
+        }
+        if (!skipped.empty()) attrs["_refzarr_skipped_attributes"] = skipped;
+        if (obj.path.empty() && bioimage) attrs["bioformats2raw.layout"] = 3;
+        RETURN_IF_ERROR(out.AddGroup(obj.path, attrs));
+      } else if (obj.type == H5O_TYPE_DATASET) {
+        auto plan = internal::PlanDataset(ctx, h5path);
+        H5Eclear2(H5E_DEFAULT);
+        if (!plan.ok()) {
+          out.Warn(where + ": dataset " + h5path + " skipped: " + plan.status().message());
+          continue;
+        }
+        for (const std::string& w : plan->warnings) out.Warn(where + ": dataset " + h5path + ": " + w);
+        RETURN_IF_ERROR(internal::EmitPlan(out, obj.path, *plan));
+      }
+    }
+    return OkStatus();
+  }
+};
+
+}  // namespace
+
+namespace internal {
+
+Status EmitPlan(ScanSink& sink, std::string_view path, DatasetPlan& plan) {
+  std::vector<uint32_t> ids(plan.sources.size() + 1, 0);
+  for (size_t i = 0; i < plan.sources.size(); ++i) {
+    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(plan.sources[i]));
+  }
+  ASSIGN_OR_RETURN(ArrayHandle handle, sink.AddArray(path, plan.array));
+  for (auto& [index, ref] : plan.chunks) {
+    ChunkRef r = ref;
+    r.source = ids.at(ref.source);
+    RETURN_IF_ERROR(sink.AddChunk(handle, index, r));
+  }
+  for (auto& [index, bytes] : plan.inline_chunks) RETURN_IF_ERROR(sink.AddInlineChunk(handle, index, bytes));
+  return OkStatus();
+}
+
+}  // namespace internal
+
+std::unique_ptr<Scanner> MakeHdf5Scanner() { return std::make_unique<Hdf5Scanner>(); }
+
+}  // namespace refzarr

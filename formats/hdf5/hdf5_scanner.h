@@ -1,0 +1,17 @@
+// The HDF5 scanner: every group and dataset of an HDF5 file (netCDF-4 included) as Zarr groups and
+// arrays, and Imaris (.ims) / BigDataViewer (.h5 + .xml) files additionally as OME-NGFF images.
+// docs/hdf5.md describes the mapping.
+#pragma once
+
+#include <memory>
+
+#include "formats/core/scanner.h"
+
+namespace refzarr {
+
+/// The scanner for HDF5 files. Needs ScanContext::path (the HDF5 library opens the file itself);
+/// without it Scan fails with kUnsupported. Datasets that cannot be represented (128-bit floats,
+/// references, variable-length data, ...) are reported through ScanSink::Warn and skipped.
+std::unique_ptr<Scanner> MakeHdf5Scanner();
+
+}  // namespace refzarr
