@@ -48,7 +48,7 @@ bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_h
 Status FillChunk(const ArrayDesc& array, std::span<std::byte> out);
 
 /// Decodes `stored` through the array's standard pipeline (`encoding.filters` then
-/// `encoding.compressor`, numcodecs ids zlib, gzip, zstd, blosc, shuffle) into `out`, which holds
+/// `encoding.compressor`, numcodecs ids zlib, gzip, zstd, blosc, lzma, shuffle) into `out`, which holds
 /// array.ChunkBytes() bytes pre-filled with the fill value. The HDF5 filter mask in ref.flags skips
 /// pipeline stages: bit i refers to the i-th stage of filters..., compressor (the HDF5 pipeline
 /// order). When `encoding.stored_order` is set, the decoded bytes are transposed into C order. A
@@ -61,7 +61,8 @@ Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const
 /// Decodes any stored chunk into the C-order chunk `out` (array.ChunkBytes() bytes): fills it with
 /// the fill value, then DecodeNative for native encodings or the ChunkDecoder of family
 /// `encoding.decoder` from `decoders` (which writes C order itself; `stored_order` is not applied
-/// again). kUnsupported when no decoder of that family is given.
+/// again). A native encoding whose codec DecodeNative does not know falls back to that decoder
+/// when one is given. kUnsupported when no decoder of that family is given.
 Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
                    const ChunkRef& ref, std::span<const std::byte> stored,
                    std::span<const ChunkDecoder* const> decoders, std::span<std::byte> out);

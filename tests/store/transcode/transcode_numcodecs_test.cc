@@ -103,6 +103,7 @@ cases = [
     ([], numcodecs.Blosc(cname="zlib", clevel=1, shuffle=numcodecs.Blosc.NOSHUFFLE)),
     ([numcodecs.Shuffle(elementsize=4)], numcodecs.Zlib(level=1)),
     ([numcodecs.Shuffle(elementsize=4)], None),
+    ([], numcodecs.LZMA()),
 ]
 index = []
 for i, (filters, comp) in enumerate(cases):
@@ -120,7 +121,7 @@ for i, (filters, comp) in enumerate(cases):
   Bytes raw = ReadFile(dir / "raw");
   std::ifstream index_file(dir / "index.json");
   nlohmann::json index = nlohmann::json::parse(index_file);
-  ASSERT_EQ(index.size(), 8u);
+  ASSERT_EQ(index.size(), 9u);
   for (size_t i = 0; i < index.size(); ++i) {
     SCOPED_TRACE(index[i].dump());
     ArrayDesc a;

@@ -160,6 +160,8 @@ std::vector<SyntheticCase> SyntheticCases() {
   v.push_back({"jpeg_rgb_tiled", Spec(COMPRESSION_JPEG, 8, 3, 64)});
   v.push_back({"packbits_u8_strips", Spec(COMPRESSION_PACKBITS, 8, 1, 0)});
   v.push_back({"zstd_u16_tiled", Spec(COMPRESSION_ZSTD, 16, 1, 64)});
+  v.push_back({"lzma_u8_strips", Spec(COMPRESSION_LZMA, 8, 1, 0)});
+  v.push_back({"webp_rgb_tiled", Spec(COMPRESSION_WEBP, 8, 3, 64)});
   v.push_back({"none_u32_strips", Spec(COMPRESSION_NONE, 32, 1, 0)});
   v.push_back({"none_u8_rgb_chunky_tiled", Spec(COMPRESSION_NONE, 8, 3, 32)});
   {
