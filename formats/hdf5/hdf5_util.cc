@@ -33,7 +33,7 @@ Status FromHdf5(StatusCode code, std::string_view what) {
     message += ": HDF5 library call failed";
   } else {
     message += ": ";
-    for (size_t i = 0; i < parts.size() && i < 4; ++i) {
+    for (size_t i = 0; i < parts.size() && i < 8; ++i) {
       if (i) message += "; ";
       message += parts[i];
     }

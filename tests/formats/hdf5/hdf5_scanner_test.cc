@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "formats/hdf5/hdf5_decoder.h"
+#include "samples/hdf5/hdf5_samples.h"
 #include "tests/formats/hdf5/hdf5_test_util.h"
 #include "tests/formats/hdf5/reassemble.h"
 #include "tests/formats/hdf5/recording_sink.h"
@@ -269,6 +270,107 @@ TEST(Hdf5Scanner, NoCrashOrHangOnAnyRealDataFileIncludingCorruptOnes) {
     ++files;
   }
   EXPECT_GT(files, 30);
+}
+
+}  // namespace
+}  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+class Hdf5Samples : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing_hdf5::TempDir();
+    auto written = samples::WriteHdf5Samples(dir_->path());
+    ASSERT_TRUE(written.ok()) << written.status().message();
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::filesystem::path Path(const char* name) { return dir_->path() / name; }
+  static testing_hdf5::TempDir* dir_;
+};
+testing_hdf5::TempDir* Hdf5Samples::dir_ = nullptr;
+
+TEST_F(Hdf5Samples, EveryDatasetReadsBackAsH5DreadOrIsRefused) {
+  for (const char* name : {"plain.h5", "userblock.h5", "sample.ims", "bdv.h5"}) {
+    SCOPED_TRACE(name);
+    RecordingSink sink;
+    ASSERT_TRUE(ScanFile(Path(name), sink).ok());
+    Tally t = CheckEveryDataset(Path(name), sink);
+    EXPECT_GT(t.compared, 0);
+    EXPECT_EQ(t.unreadable, 0);
+    EXPECT_EQ(t.refused, std::string(name) == "plain.h5" ? 1 : 0);  // only the vlen strings
+  }
+}
+
+TEST_F(Hdf5Samples, AttributesBecomeJsonAndWhatJsonCannotHoldIsNoted) {
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(Path("plain.h5"), sink).ok());
+  const nlohmann::json& root = sink.groups.at("");
+  EXPECT_EQ(root["title"], "refzarr HDF5 sample");
+  EXPECT_EQ(root["version"], 3);
+  const nlohmann::json& meta = sink.groups.at("meta");
+  EXPECT_DOUBLE_EQ(meta["pi"].get<double>(), M_PI);
+  EXPECT_EQ(meta["not_a_number"], "NaN");
+  EXPECT_EQ(meta["offsets"], nlohmann::json({-3, 0, 7}));
+  EXPECT_EQ(meta["big"], 18446744073709551615ull);
+  EXPECT_EQ(meta["labels"], nlohmann::json({"alpha", "beta"}));
+  EXPECT_EQ(meta["matrix"], nlohmann::json({{1, 2, 3}, {4, 5, 6}}));
+  EXPECT_FALSE(meta.contains("self"));
+  EXPECT_TRUE(meta["_refzarr_skipped_attributes"].contains("self"));
+}
+
+TEST_F(Hdf5Samples, DtypesFillValuesAndLayoutsAreDescribed) {
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(Path("plain.h5"), sink).ok());
+  auto dtype = [&](const char* p) { return sink.FindArray(p)->desc.dtype.ToV2(); };
+  EXPECT_EQ(dtype("chunked/big_endian_gzip"), ">i4");
+  EXPECT_EQ(dtype("types/strings_S8"), "|S8");
+  EXPECT_EQ(dtype("types/complex64"), "<c8");
+  EXPECT_EQ(dtype("types/bool"), "|i1");
+  EXPECT_EQ(dtype("types/int64_be"), ">i8");
+  EXPECT_EQ(dtype("types/compound"), nlohmann::json::parse(R"([["x","<i4"],["_pad0","|V4"],["y","<f8"],["name","|S4"],["_pad1","|V4"]])"));
+  EXPECT_EQ(sink.FindArray("chunked/gzip_shuffle")->desc.fill_value, 7);
+  EXPECT_EQ(sink.FindArray("chunked/nan_fill")->desc.fill_value, "NaN");
+  const auto& gz = sink.FindArray("chunked/gzip_shuffle")->desc.encoding;
+  EXPECT_TRUE(gz.native);
+  EXPECT_EQ(gz.filters, nlohmann::json::array({{{"id", "shuffle"}, {"elementsize", 2}}}));
+  EXPECT_EQ(gz.compressor, nlohmann::json({{"id", "zlib"}, {"level", 5}}));
+  EXPECT_FALSE(sink.FindArray("chunked/fletcher32")->desc.encoding.native);
+  // The directly written raw chunk carries its filter mask; the unwritten chunk is absent.
+  const auto* a = sink.FindArray("chunked/gzip_shuffle");
+  EXPECT_EQ(a->chunks.at(3 * 3 + 2).flags, 3u);
+  EXPECT_EQ(a->chunks.size(), 3u * 2u + 1u);  // the written 96 x 64 corner plus the raw chunk
+  const auto* scalar = sink.FindArray("layouts/scalar_f4");
+  EXPECT_TRUE(scalar->desc.shape.empty());
+  EXPECT_TRUE(scalar->desc.chunks.empty());
+  EXPECT_EQ(sink.FindArray("layouts/compact_i2")->inline_chunks.size(), 1u);
+  ASSERT_EQ(sink.sources.size(), 1u);
+  EXPECT_EQ(sink.sources[0], Path("plain_external.raw"));
+}
+
+TEST(Hdf5Contiguous, LargeDatasetsSplitIntoRowAlignedChunksWithAShortTail) {
+  testing_hdf5::TempDir dir;
+  auto path = dir.path() / "big.h5";
+  {
+    H5Id f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    hsize_t dims[2] = {1031, 8192};  // 1031 rows (prime) of 8 KiB: 8.05 MiB
+    H5Id space(H5Screate_simple(2, dims, nullptr));
+    H5Id d(H5Dcreate2(f.get(), "rows", H5T_STD_U8LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    std::vector<uint8_t> v(dims[0] * dims[1]);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint8_t>(i * 31 + i / 8192);
+    ASSERT_GE(H5Dwrite(d.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+  }
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(path, sink).ok());
+  const auto* a = sink.FindArray("rows");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->desc.chunks, (std::vector<uint64_t>{512, 8192}));
+  ASSERT_EQ(a->chunks.size(), 3u);
+  EXPECT_EQ(a->chunks.at(0).length, 4u << 20);
+  EXPECT_EQ(a->chunks.at(2).flags, kChunkShort);
+  EXPECT_EQ(a->chunks.at(2).length, 7u * 8192);
+  EXPECT_EQ(CheckEveryDataset(path, sink).compared, 1);
 }
 
 }  // namespace
