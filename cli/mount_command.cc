@@ -1,5 +1,6 @@
 // `refzarr mount INDEX MOUNTPOINT`: the index as a read-only file system (FUSE).
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <string>
 
 #include "cli/commands.h"
@@ -28,9 +29,13 @@ Status RunMount(const MountArgs& args, CommandContext& ctx) {
   view_options.zarr_format = args.zarr_format;
   view_options.codecs = codecs;
   for (const auto& decoder : decoders) view_options.decoders.push_back(decoder.get());
-  ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(args.index, view_options));
+  // Absolute paths: detaching changes the working directory to "/", and the view may open the
+  // index again later (a connection per thread).
+  std::error_code ec;
+  std::filesystem::path index = std::filesystem::absolute(args.index, ec);
+  ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(index, view_options));
   MountOptions options;
-  options.mountpoint = args.mountpoint;
+  options.mountpoint = std::filesystem::absolute(args.mountpoint, ec);
   options.foreground = args.foreground;
   options.allow_other = args.allow_other;
   options.debug = args.debug;

@@ -1,0 +1,164 @@
+"""Shared helpers of the front-end end-to-end tests: sample index, array walk, pixel oracle."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tifffile
+
+# tifffile axis letters -> position in refzarr's (t, c, z, y, x). I and Q (generic page sequences)
+# become z, as the contracts map an unlabeled page stack.
+AXIS_TO_TCZYX = {"T": 0, "C": 1, "S": 1, "Z": 2, "I": 2, "Q": 2, "Y": 3, "X": 4}
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"missing environment variable {name}")
+    return value
+
+
+def make_index(refzarr, samples_bin, work):
+    """Writes the samples and indexes them; returns (samples_dir, index_path)."""
+    samples = os.path.join(work, "samples")
+    index = os.path.join(work, "samples.refs.db")
+    if not os.path.exists(index):
+        subprocess.run([samples_bin, samples], check=True, stdout=subprocess.DEVNULL)
+        # Exit status 1 is fine: the deliberately broken samples fail, the rest is indexed.
+        subprocess.run([refzarr, "index", "-o", index, samples], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if not os.path.exists(index):
+        sys.exit("refzarr index wrote no index")
+    return samples, index
+
+
+def as_tczyx(data, axes):
+    """The tifffile array in refzarr's 5-D (t, c, z, y, x) order, or None when the axes do not map."""
+    targets = [AXIS_TO_TCZYX.get(a) for a in axes]
+    if None in targets or len(set(targets)) != len(targets):
+        return None
+    order = sorted(range(len(axes)), key=lambda i: targets[i])
+    moved = np.transpose(data, order)
+    shape = [1] * 5
+    for i in order:
+        shape[targets[i]] = data.shape[i]
+    return moved.reshape(shape)
+
+
+def expected_pixels(samples, file_group, series, level):
+    """Pixels of one series level of a sample file, read by tifffile (the oracle)."""
+    with tifffile.TiffFile(os.path.join(samples, file_group)) as tif:
+        s = tif.series[series]
+        lv = s.levels[level] if level < len(s.levels) else None
+        if lv is None:
+            return None, s.axes
+        return lv.asarray(), lv.axes
+
+
+def compare_array(z, samples, key):
+    """Compares the zarr array at `key` ("dir/file.tif/S/L") with tifffile. Returns None when equal,
+    "skip: ..." when the oracle cannot read it, or a mismatch message."""
+    m = re.match(r"(.+?\.(?:tif|tiff|svs|btf|tf8))/(\d+)/(\d+)$", key, re.IGNORECASE)
+    if not m:
+        return f"skip: {key} is not a TIFF series level"
+    file_group, series, level = m.group(1), int(m.group(2)), int(m.group(3))
+    try:
+        expected, axes = expected_pixels(samples, file_group, series, level)
+    except Exception as e:  # tifffile lacks a codec (JPEG without imagecodecs) or the series.
+        return f"skip: tifffile cannot read {file_group} series {series} level {level}: {e}"
+    if expected is None:
+        return f"{key}: tifffile has no level {level}"
+    got = z[...]
+    want = as_tczyx(expected, axes)
+    if want is None or want.shape != got.shape:
+        if np.squeeze(expected).shape == np.squeeze(got).shape:
+            want, got = np.squeeze(expected), np.squeeze(got)
+        else:
+            return f"{key}: shape {got.shape} but tifffile {expected.shape} ({axes})"
+    if got.dtype.newbyteorder("=") != want.dtype.newbyteorder("="):
+        return f"{key}: dtype {got.dtype} but tifffile {want.dtype}"
+    if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
+        bad = int(np.count_nonzero(got != want))
+        return f"{key}: {bad} of {got.size} pixels differ from tifffile"
+    return None
+
+
+def walk_arrays(group, prefix=""):
+    """(key, array) for every array under a zarr-python group."""
+    for name, item in sorted(group.items()):
+        key = f"{prefix}{name}"
+        if hasattr(item, "shape") and hasattr(item, "chunks"):
+            yield key, item
+        else:
+            yield from walk_arrays(item, key + "/")
+
+
+def check_all_arrays(root, samples, label):
+    """Reads every array under `root` and compares it with tifffile; returns the failure list."""
+    compared, skipped, failures = 0, [], []
+    for key, arr in walk_arrays(root):
+        try:
+            message = compare_array(arr, samples, key)
+        except Exception as e:
+            message = f"{key}: read failed: {type(e).__name__}: {e}"
+        if message is None:
+            compared += 1
+        elif message.startswith("skip:"):
+            skipped.append(message)
+        else:
+            failures.append(message)
+    print(f"{label}: {compared} arrays equal to tifffile, {len(skipped)} skipped, "
+          f"{len(failures)} differ")
+    for s in skipped:
+        print("  " + s)
+    for f in failures:
+        print("  FAIL " + f)
+    if compared < 20:
+        failures.append(f"{label}: only {compared} arrays compared; expected the sample set")
+    return failures
+
+
+def ngff_validators(shared, version):
+    """jsonschema validators by schema name for OME-NGFF `version` ("0.4" or "0.5"), with every
+    schema of that version registered so cross-file $refs resolve offline."""
+    import jsonschema
+    folder = os.path.join(shared, "schemas", f"ngff-{version}", "schemas")
+    store, by_file = {}, {}
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name)) as f:
+            schema = json.load(f)
+        store[schema.get("$id", name)] = schema
+        by_file[name] = schema
+    validators = {}
+    for name in ("image", "bf2raw", "plate", "well", "label"):
+        schema = by_file[f"{name}.schema"]
+        cls = jsonschema.validators.validator_for(schema)
+        resolver = jsonschema.RefResolver.from_schema(schema, store=store)
+        validators[name] = cls(schema, resolver=resolver)
+    return validators
+
+
+def validate_ngff(attrs, validators, where):
+    """Validates OME-NGFF attributes (0.4: the .zattrs; 0.5: zarr.json attributes) with the schema
+    the ome-ngff-validator would pick. Returns failure messages; [] when not OME metadata."""
+    ome = attrs.get("ome", attrs)
+    picks = [name for key, name in (("multiscales", "image"), ("bioformats2raw.layout", "bf2raw"),
+                                    ("plate", "plate"), ("well", "well"), ("image-label", "label"))
+             if key in ome]
+    failures = []
+    for name in picks:
+        errors = sorted(validators[name].iter_errors(attrs), key=str)
+        if errors:
+            failures.append(f"{where}: not a valid {name}: {errors[0].message}")
+    return failures, picks
+
+
+class Timer:
+    def __init__(self, seconds):
+        self.end = time.time() + seconds
+
+    def expired(self):
+        return time.time() > self.end
