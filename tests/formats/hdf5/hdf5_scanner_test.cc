@@ -375,3 +375,119 @@ TEST(Hdf5Contiguous, LargeDatasetsSplitIntoRowAlignedChunksWithAShortTail) {
 
 }  // namespace
 }  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+// Reads the 3-D dataset `path` with H5Dread, as uint16 (what the image declares).
+std::vector<uint16_t> ReadVolume(hid_t file, const std::string& path, std::vector<hsize_t>* dims) {
+  H5Id d(H5Dopen2(file, path.c_str(), H5P_DEFAULT));
+  H5Id space(H5Dget_space(d.get()));
+  dims->assign(3, 0);
+  H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
+  std::vector<uint16_t> v((*dims)[0] * (*dims)[1] * (*dims)[2]);
+  // Reading signed BigDataViewer cells through an unsigned memory type would clamp: read as stored.
+  H5Id type(H5Dget_type(d.get()));
+  EXPECT_GE(H5Dread(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+  return v;
+}
+
+// Each level (t, c, z, y, x) equals the datasets at `dataset_path(t, c, level)`, cropped.
+void ExpectLevelsMatchDatasets(const std::filesystem::path& file, const RecordingSink& sink, const std::string& image,
+                               const std::function<std::string(int, int, int)>& dataset_path) {
+  const ImageDesc& desc = sink.images.at(image);
+  auto decoder = MakeHdf5ChunkDecoder();
+  H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  for (size_t r = 0; r < desc.levels.size(); ++r) {
+    SCOPED_TRACE("level " + std::to_string(r));
+    const auto* a = sink.FindArray(image + "/" + desc.levels[r]);
+    ASSERT_NE(a, nullptr);
+    const auto& s = a->desc.shape;
+    ASSERT_EQ(s.size(), 5u);
+    std::vector<std::byte> fill(2, std::byte{0});
+    auto got = testing_hdf5::Reassemble(sink, *a, file, fill, *decoder);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    const auto* px = reinterpret_cast<const uint16_t*>(got->data());
+    for (uint64_t t = 0; t < s[0]; ++t) {
+      for (uint64_t c = 0; c < s[1]; ++c) {
+        std::vector<hsize_t> dims;
+        auto vol = ReadVolume(f.get(), dataset_path(t, c, r), &dims);
+        ASSERT_GE(dims[0], s[2]);
+        uint64_t mismatches = 0;
+        for (uint64_t z = 0; z < s[2]; ++z)
+          for (uint64_t y = 0; y < s[3]; ++y)
+            for (uint64_t x = 0; x < s[4]; ++x) {
+              const uint64_t i = (((t * s[1] + c) * s[2] + z) * s[3] + y) * s[4] + x;
+              mismatches += px[i] != vol[(z * dims[1] + y) * dims[2] + x];
+              mismatches += px[i] != samples::SampleVoxel(t, c, r, z, y, x);
+            }
+        EXPECT_EQ(mismatches, 0u) << "t=" << t << " c=" << c;
+      }
+    }
+  }
+}
+
+TEST_F(Hdf5Samples, ImarisBecomesOneCroppedMultiscaleImage) {
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(Path("sample.ims"), sink).ok());
+  EXPECT_EQ(sink.groups.at("")["bioformats2raw.layout"], 3);
+  ASSERT_EQ(sink.images.count("0"), 1u);
+  const ImageDesc& img = sink.images.at("0");
+  const samples::ImarisSampleGeometry g;
+  ASSERT_EQ(img.levels.size(), static_cast<size_t>(g.levels));
+  const auto* l0 = sink.FindArray("0/0");
+  ASSERT_NE(l0, nullptr);
+  EXPECT_EQ(l0->desc.shape, (std::vector<uint64_t>{2, 2, 9, 70, 100}));
+  EXPECT_EQ(l0->desc.chunks, (std::vector<uint64_t>{1, 1, 4, 16, 32}));
+  EXPECT_EQ(sink.FindArray("0/1")->desc.shape, (std::vector<uint64_t>{2, 2, 5, 35, 50}));
+  // 0.5 um pixels, 2 um planes; origin from ExtMin.
+  EXPECT_EQ(img.axes[4].unit, "micrometer");
+  EXPECT_NEAR(img.scales[0][4], 0.5, 1e-9);
+  EXPECT_NEAR(img.scales[0][2], 2.0, 1e-9);
+  EXPECT_NEAR(img.scales[1][4], 1.0, 1e-9);
+  EXPECT_NEAR(img.translations[0][3], 20.0, 1e-9);
+  ASSERT_EQ(img.channels.size(), 2u);
+  EXPECT_EQ(img.channels[1].label, "GFP");
+  EXPECT_EQ(img.channels[1].color, 0x00FF00u);
+  EXPECT_EQ(img.channels[0].window, std::make_pair(0.0, 4000.0));
+  // The raw hierarchy stays reachable, with Imaris' character-array attributes joined.
+  EXPECT_EQ(sink.groups.at("DataSetInfo/Image")["X"], "100");
+  EXPECT_NE(sink.FindArray("DataSet/ResolutionLevel 0/TimePoint 1/Channel 1/Data"), nullptr);
+  ExpectLevelsMatchDatasets(Path("sample.ims"), sink, "0", [](int t, int c, int r) {
+    return "/DataSet/ResolutionLevel " + std::to_string(r) + "/TimePoint " + std::to_string(t) + "/Channel " +
+           std::to_string(c) + "/Data";
+  });
+}
+
+TEST_F(Hdf5Samples, BigDataViewerSetupsBecomeChannelsWithXmlVoxelSizes) {
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(Path("bdv.h5"), sink).ok());
+  ASSERT_EQ(sink.images.size(), 1u);
+  const ImageDesc& img = sink.images.at("0");
+  ASSERT_EQ(img.levels.size(), 2u);
+  const auto* l0 = sink.FindArray("0/0");
+  ASSERT_NE(l0, nullptr);
+  EXPECT_EQ(l0->desc.shape, (std::vector<uint64_t>{2, 2, 6, 40, 50}));
+  EXPECT_EQ(l0->desc.dtype.ToV2(), "<u2");
+  EXPECT_EQ(sink.FindArray("t00000/s00/0/cells")->desc.dtype.ToV2(), "<i2");
+  EXPECT_EQ(img.scales[0], (std::vector<double>{1, 1, 1.5, 0.25, 0.25}));
+  EXPECT_EQ(img.scales[1], (std::vector<double>{1, 1, 3.0, 0.5, 0.5}));
+  EXPECT_EQ(img.axes[2].unit, "micrometer");
+  ASSERT_EQ(img.channels.size(), 2u);
+  EXPECT_EQ(img.channels[1].label, "channel green");
+  ExpectLevelsMatchDatasets(Path("bdv.h5"), sink, "0", [](int t, int c, int r) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "/t%05d/s%02d/%d/cells", t, c, r);
+    return std::string(buf);
+  });
+}
+
+TEST_F(Hdf5Samples, PlainFilesDeclareNoImage) {
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(Path("plain.h5"), sink).ok());
+  EXPECT_TRUE(sink.images.empty());
+  EXPECT_FALSE(sink.groups.at("").contains("bioformats2raw.layout"));
+}
+
+}  // namespace
+}  // namespace refzarr
