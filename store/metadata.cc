@@ -1,5 +1,7 @@
 #include "store/metadata.h"
 
+#include "store/transcode/transcode.h"
+
 #include <cmath>
 #include <limits>
 
@@ -125,9 +127,7 @@ json Multiscale(const ImageDesc& image, bool with_version) {
 
 }  // namespace
 
-json CompatCompressorV2() {
-  return {{"id", "blosc"}, {"cname", "lz4"}, {"clevel", 5}, {"shuffle", 1}, {"blocksize", 0}};
-}
+json CompatCompressorV2() { return TranscodeCodecV2(); }
 
 json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
   json j = {{"zarr_format", 2},
@@ -143,6 +143,14 @@ json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
   } else {
     j["compressor"] = a.encoding.compressor;
     j["filters"] = a.encoding.filters;
+    if (!a.encoding.stored_order.empty()) {
+      // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
+      // no client has, so readers fail loudly instead of reading samples in the wrong places.
+      json filters = j["filters"].is_array() ? j["filters"] : json::array();
+      filters.insert(filters.begin(), {{"id", "refzarr_transpose"},
+                                       {"order", a.encoding.stored_order}});
+      j["filters"] = filters;
+    }
   }
   return j;
 }
@@ -166,7 +174,7 @@ json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
   }
   codecs.push_back(bytes);
   if (transcoded) {
-    codecs.push_back(CodecV3(CompatCompressorV2(), a.dtype));
+    codecs = TranscodeCodecsV3(a.dtype);
   } else {
     if (a.encoding.filters.is_array()) {
       for (const json& f : a.encoding.filters) codecs.push_back(CodecV3(f, a.dtype));

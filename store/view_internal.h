@@ -12,10 +12,13 @@
 
 namespace refzarr::internal {
 
-/// Re-encodes one stored chunk of array `node_id` (stored bytes in `stored`) for a compat view.
+/// Reads the stored bytes of the chunk being transcoded (called only on a cache miss).
+using StoredBytesReader = std::function<Result<std::string>()>;
+
+/// Re-encodes one stored chunk of array `node_id` for a compat view.
 using ViewTranscoder = std::function<Result<std::string>(
     int64_t node_id, const ArrayDesc& array, std::span<const uint64_t> coords, const ChunkRef& ref,
-    const std::string& stored)>;
+    const StoredBytesReader& read_stored)>;
 
 /// The transcoder for a view with `options` (decoders, cache size).
 ViewTranscoder MakeViewTranscoder(const ViewOptions& options);

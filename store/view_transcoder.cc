@@ -1,12 +1,18 @@
+#include <memory>
+
+#include "store/transcode/caching_transcoder.h"
 #include "store/view_internal.h"
 
 namespace refzarr::internal {
 
 ViewTranscoder MakeViewTranscoder(const ViewOptions& options) {
-  return [](int64_t, const ArrayDesc& array, std::span<const uint64_t>, const ChunkRef&,
-            const std::string&) -> Result<std::string> {
-    return UnsupportedError("this chunk needs transcoding (" + array.encoding.decoder +
-                            "), which is not available yet; use --codecs passthrough");
+  auto transcoder = std::make_shared<CachingTranscoder>(options.decoders, options.cache_bytes);
+  return [transcoder](int64_t node_id, const ArrayDesc& array, std::span<const uint64_t> coords,
+                      const ChunkRef& ref,
+                      const StoredBytesReader& read_stored) -> Result<std::string> {
+    ASSIGN_OR_RETURN(auto value, transcoder->Get(static_cast<uint64_t>(node_id), array, coords,
+                                                 ref, read_stored));
+    return *value;
   };
 }
 

@@ -11,6 +11,7 @@
 #include "formats/core/byte_source.h"
 #include "store/metadata.h"
 #include "store/ref_store.h"
+#include "store/transcode/transcode.h"
 #include "store/view_internal.h"
 
 namespace refzarr {
@@ -199,10 +200,8 @@ class RefZarrView final : public ZarrView {
         if (!a.ok()) return a.status().WithContext(store_->path().string() + ": " + path);
         n->array = std::move(*a);
         n->sources = n->record.meta.at("sources").get<std::vector<int64_t>>();
-        bool flagged = n->record.meta.value("flagged", false);
-        n->transcoded = options_.codecs == CodecPolicy::kCompat &&
-                        (!n->array->encoding.native || !n->array->encoding.stored_order.empty() ||
-                         flagged);
+        n->transcoded = NeedsTranscode(*n->array, options_.codecs,
+                                       n->record.meta.value("flagged", false));
       } else if (n->record.kind == NodeKind::kGroup) {
         const json& im = n->record.meta["image"];
         if (!im.is_null()) {
@@ -463,8 +462,7 @@ class RefZarrView final : public ZarrView {
       v.slice = FileSlice{src.path, e.ref.offset, e.ref.length};
     }
     if (!n.transcoded) return std::optional<Value>(std::move(v));
-    ASSIGN_OR_RETURN(std::string stored, Materialize(v));
-    auto out = transcoder_(n.record.id, *n.array, coords, e.ref, stored);
+    auto out = transcoder_(n.record.id, *n.array, coords, e.ref, [&] { return Materialize(v); });
     if (!out.ok()) return out.status().WithContext(where);
     Value t;
     t.bytes = std::move(*out);

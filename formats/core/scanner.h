@@ -27,9 +27,10 @@ class Scanner {
   virtual ~Scanner() = default;
   /// Short name for messages and `info` ("tiff", "hdf5").
   virtual std::string_view Name() const = 0;
-  /// True when `head` (the first bytes of the file, up to 512) looks like this format.
+  /// True when `head` (the first bytes of the file, up to 4096) looks like this format.
   virtual bool Sniff(std::span<const std::byte> head) const = 0;
-  /// Describes the whole file into `out`. Errors name the file (source.Describe()) and the place.
+  /// Describes the whole file into `out`. Errors name the place in the file (IFD, dataset); the
+  /// caller names the file.
   virtual Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const = 0;
 };
 

@@ -1,0 +1,55 @@
+// The `refzarr` commands. Each cli/<name>_command.cc registers one CLI11 subcommand whose callback
+// calls a library function writing to std::ostream, so tests call the functions, not the binary.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "formats/core/status.h"
+#include "store/zarr_view.h"
+
+namespace refzarr {
+
+/// Streams and outcome shared by the commands of one run.
+struct CommandContext {
+  std::ostream& out;
+  std::ostream& err;
+  int exit_code = 0;
+};
+
+void AddIndexCommand(CLI::App& app, CommandContext& ctx);
+void AddLsCommand(CLI::App& app, CommandContext& ctx);
+void AddCatCommand(CLI::App& app, CommandContext& ctx);
+void AddInfoCommand(CLI::App& app, CommandContext& ctx);
+void AddRefsCommand(CLI::App& app, CommandContext& ctx);
+void AddExportCommand(CLI::App& app, CommandContext& ctx);
+void AddServeCommand(CLI::App& app, CommandContext& ctx);
+void AddMountCommand(CLI::App& app, CommandContext& ctx);
+
+/// Options every view-reading command takes: --zarr-format and --codecs.
+struct ViewFlags {
+  int zarr_format = 2;
+  std::string codecs = "compat";
+  /// Adds the two options to `cmd`.
+  void AddTo(CLI::App* cmd);
+  /// ViewOptions with the default decoders (owned by the process, never freed).
+  Result<ViewOptions> ToOptions() const;
+};
+
+/// Lists the view below `prefix` (one key per line; directories end in '/'), recursively if asked.
+Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::ostream& out);
+
+/// Writes the bytes of `key` to `out`; kNotFound when the view has no such key.
+Status CatKey(ZarrView& view, std::string_view key, std::ostream& out);
+
+/// Prints the index summary (sources, series, arrays, references, bytes; stale sources).
+Status PrintInfo(const std::filesystem::path& index, bool json, std::ostream& out);
+
+/// Prints "key<TAB>uri<TAB>offset<TAB>length" for every stored chunk of `array`.
+Status PrintRefs(const std::filesystem::path& index, std::string_view array, std::ostream& out);
+
+}  // namespace refzarr

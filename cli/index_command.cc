@@ -1,0 +1,61 @@
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "indexer/indexer.h"
+
+namespace refzarr {
+
+void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
+  struct Args {
+    std::string output;
+    std::vector<std::string> inputs;
+    unsigned threads = 0;
+    bool force = false;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
+  cmd->add_option("-o,--output", args->output, "The index file (created if missing)")->required();
+  cmd->add_option("paths", args->inputs, "Files and folders (recursively)")->required();
+  cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
+  cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
+  cmd->add_flag("--json", args->json, "Print the report as JSON");
+  cmd->callback([&ctx, args] {
+    IndexOptions options;
+    options.threads = args->threads;
+    options.force = args->force;
+    options.progress = !args->json && isatty(STDERR_FILENO);
+    std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
+    auto report = IndexPaths(inputs, args->output, options, ctx.err);
+    if (!report.ok()) {
+      ctx.err << "refzarr: " << report.status().message() << "\n";
+      ctx.exit_code = 1;
+      return;
+    }
+    if (args->json) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const IndexedFile& f : report->files) {
+        files.push_back({{"path", f.path}, {"group", f.group}, {"outcome", f.outcome},
+                         {"scanner", f.scanner}, {"error", f.error}, {"chunks", f.chunks},
+                         {"arrays", f.arrays}});
+      }
+      ctx.out << nlohmann::json{{"indexed", report->indexed}, {"unchanged", report->unchanged},
+                                {"failed", report->failed}, {"skipped", report->skipped},
+                                {"chunks", report->chunks}, {"arrays", report->arrays},
+                                {"seconds", report->seconds}, {"files", files},
+                                {"warnings", report->warnings}}
+                     .dump(2)
+              << "\n";
+    } else {
+      ctx.out << "indexed " << report->indexed << " files (" << report->arrays << " arrays, "
+              << report->chunks << " chunk references), " << report->unchanged << " unchanged, "
+              << report->skipped << " skipped, " << report->failed << " failed in "
+              << report->seconds << " s\n";
+    }
+    ctx.exit_code = report->failed > 0 ? 1 : 0;
+  });
+}
+
+}  // namespace refzarr

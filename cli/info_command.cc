@@ -1,0 +1,75 @@
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "store/ref_store.h"
+
+namespace refzarr {
+
+Status PrintInfo(const std::filesystem::path& index, bool as_json, std::ostream& out) {
+  ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadOnly));
+  ASSIGN_OR_RETURN(StoreStats st, store->Stats());
+  ASSIGN_OR_RETURN(auto sources, store->Sources());
+  nlohmann::json files = nlohmann::json::array();
+  uint64_t stale = 0;
+  for (const SourceInfo& s : sources) {
+    std::string state = s.status;
+    std::string detail = s.error;
+    if (s.status != "failed") {
+      auto now = ProbeSource(s.path);
+      std::string change = now.ok() ? DescribeChange(s, *now) : now.status().message();
+      if (!change.empty()) {
+        state = "stale";
+        detail = change;
+        ++stale;
+      }
+    }
+    files.push_back({{"path", s.path}, {"group", s.group}, {"status", state}, {"size", s.size},
+                     {"detail", detail}});
+  }
+  if (as_json) {
+    out << nlohmann::json{{"index", index.string()}, {"sources", st.sources},
+                          {"failed_sources", st.failed_sources}, {"stale_sources", stale},
+                          {"groups", st.groups}, {"arrays", st.arrays}, {"images", st.images},
+                          {"chunk_references", st.chunk_refs}, {"reference_bytes", st.block_bytes},
+                          {"index_bytes", st.index_bytes}, {"files", files}}
+               .dump(2)
+        << "\n";
+    return OkStatus();
+  }
+  out << "index:            " << index.string() << "\n"
+      << "sources:          " << st.sources << " indexed, " << st.failed_sources << " failed, "
+      << stale << " stale\n"
+      << "images (series):  " << st.images << "\n"
+      << "groups / arrays:  " << st.groups << " / " << st.arrays << "\n"
+      << "chunk references: " << st.chunk_refs << " (" << st.block_bytes << " bytes, "
+      << (st.chunk_refs ? static_cast<double>(st.block_bytes) / st.chunk_refs : 0.0)
+      << " bytes each)\n"
+      << "index size:       " << st.index_bytes << " bytes\n";
+  for (const auto& f : files) {
+    std::string status = f["status"];
+    if (status == "ok" || status == "companion") continue;
+    out << status << ": " << f["path"].get<std::string>() << ": "
+        << f["detail"].get<std::string>() << "\n";
+  }
+  return OkStatus();
+}
+
+void AddInfoCommand(CLI::App& app, CommandContext& ctx) {
+  struct Args {
+    std::string index;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("info", "Summarise an index: sources, series, references");
+  cmd->add_option("index", args->index, "The index file")->required();
+  cmd->add_flag("--json", args->json, "Machine-readable output");
+  cmd->callback([&ctx, args] {
+    Status st = PrintInfo(args->index, args->json, ctx.out);
+    if (!st.ok()) {
+      ctx.err << "refzarr: info: " << st.message() << "\n";
+      ctx.exit_code = 1;
+    }
+  });
+}
+
+}  // namespace refzarr

@@ -1,0 +1,26 @@
+#include <memory>
+
+#include "cli/commands.h"
+#include "indexer/registry.h"
+
+namespace refzarr {
+
+void ViewFlags::AddTo(CLI::App* cmd) {
+  cmd->add_option("--zarr-format", zarr_format, "2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3")
+      ->check(CLI::IsMember({2, 3}));
+  cmd->add_option("--codecs", codecs,
+                  "compat: transcode what standard Zarr codecs cannot read; passthrough: stored bytes")
+      ->check(CLI::IsMember({"compat", "passthrough"}));
+}
+
+Result<ViewOptions> ViewFlags::ToOptions() const {
+  // The decoders live as long as the process: views may outlive any one command's scope.
+  static const auto* decoders = new std::vector<std::unique_ptr<ChunkDecoder>>(DefaultDecoders());
+  ViewOptions o;
+  o.zarr_format = zarr_format;
+  ASSIGN_OR_RETURN(o.codecs, ParseCodecPolicy(codecs));
+  for (const auto& d : *decoders) o.decoders.push_back(d.get());
+  return o;
+}
+
+}  // namespace refzarr

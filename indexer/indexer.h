@@ -1,0 +1,52 @@
+// The indexer: walks files and folders, scans every recognised file in parallel, and commits each
+// file's references to the store in one transaction.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "formats/core/scanner.h"
+#include "formats/core/status.h"
+
+namespace refzarr {
+
+struct IndexOptions {
+  unsigned threads = 0;       ///< Scanner threads; 0: one per core.
+  bool force = false;         ///< Re-scan files whose size and mtime did not change.
+  bool progress = false;      ///< Show a progress line on `log` (a terminal).
+  /// Scanners to use; empty: DefaultScanners().
+  const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
+};
+
+/// One file the indexer looked at.
+struct IndexedFile {
+  std::string path;    ///< Local path.
+  std::string group;   ///< Its group path in the tree.
+  std::string outcome; ///< "indexed", "unchanged", "failed", "skipped".
+  std::string scanner;
+  std::string error;
+  uint64_t chunks = 0;
+  uint64_t arrays = 0;
+};
+
+struct IndexReport {
+  uint64_t indexed = 0, unchanged = 0, failed = 0, skipped = 0;
+  uint64_t chunks = 0, arrays = 0;
+  double seconds = 0;
+  std::vector<IndexedFile> files;
+  std::vector<std::string> warnings;
+};
+
+/// Indexes `inputs` (files, and folders recursively) into the index at `index` (created if
+/// missing). A single folder maps its files to their relative paths, a single file to the root,
+/// several inputs each to their base name first. Each failure is written to `log` as
+/// "index <file>: <reason>" and recorded in the index; the rest is indexed. Errors only for what
+/// stops the whole run (the index cannot be opened or written, an input does not exist).
+Result<IndexReport> IndexPaths(const std::vector<std::filesystem::path>& inputs,
+                               const std::filesystem::path& index, const IndexOptions& options,
+                               std::ostream& log);
+
+}  // namespace refzarr
