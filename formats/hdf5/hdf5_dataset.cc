@@ -101,6 +101,8 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, Datase
         if (ctx.path.empty()) return UnsupportedError("external raw data file " + p.string() + " needs a local HDF5 path");
         p = ctx.path.parent_path() / p;
       }
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(p, ec)) return UnsupportedError("external raw data file " + p.string() + " is missing");
       auto [it, added] = ids.emplace(p, static_cast<uint32_t>(plan.sources.size() + 1));
       if (added) plan.sources.push_back(p);
       const uint64_t seg_size = size == H5F_UNLIMITED ? UINT64_MAX - start : size;
@@ -226,6 +228,148 @@ Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std
   return OkStatus();
 }
 
+
+// A virtual dataset whose mappings each place a whole chunked source dataset at a chunk-aligned
+// block becomes an array over the sources' own chunks. Anything else is refused with the reason.
+Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
+  ArrayDesc& a = plan.array;
+  const size_t rank = a.shape.size();
+  size_t count = 0;
+  RETURN_IF_ERROR(CheckErr(H5Pget_virtual_count(dcpl, &count), "virtual mappings"));
+  if (count == 0) return UnsupportedError("virtual dataset without mappings");
+  std::map<std::filesystem::path, uint32_t> ids;
+  bool first = true;
+  for (size_t m = 0; m < count; ++m) {
+    const std::string which = "virtual mapping " + std::to_string(m);
+    H5Id vspace(H5Pget_virtual_vspace(dcpl, m));
+    H5Id sspace(H5Pget_virtual_srcspace(dcpl, m));
+    if (!vspace.valid() || !sspace.valid()) return FromHdf5(StatusCode::kCorrupt, which);
+    std::vector<hsize_t> start(rank), stride(rank), cnt(rank), block(rank);
+    if (H5Sget_select_type(vspace.get()) != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(vspace.get()) <= 0 ||
+        H5Sget_regular_hyperslab(vspace.get(), start.data(), stride.data(), cnt.data(), block.data()) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return UnsupportedError(which + ": the virtual selection is not one regular block");
+    }
+    // Block instances: count may be unlimited along one dimension (printf-style "%b" sources).
+    int unlimited = -1;
+    for (size_t d = 0; d < rank; ++d) {
+      if (block[d] == H5S_UNLIMITED) return UnsupportedError(which + ": unlimited block");
+      if (cnt[d] == H5S_UNLIMITED) {
+        if (unlimited >= 0) return UnsupportedError(which + ": several unlimited dimensions");
+        unlimited = static_cast<int>(d);
+        cnt[d] = start[d] >= a.shape[d] ? 0 : (a.shape[d] - start[d] + stride[d] - 1) / stride[d];
+      } else if (cnt[d] != 1) {
+        return UnsupportedError(which + ": the virtual selection repeats a block");
+      }
+    }
+    const ssize_t fn_len = H5Pget_virtual_filename(dcpl, m, nullptr, 0);
+    const ssize_t ds_len = H5Pget_virtual_dsetname(dcpl, m, nullptr, 0);
+    if (fn_len < 0 || ds_len < 0) return FromHdf5(StatusCode::kCorrupt, which);
+    std::string fname_pattern(fn_len + 1, '\0'), dname_pattern(ds_len + 1, '\0');
+    H5Pget_virtual_filename(dcpl, m, fname_pattern.data(), fname_pattern.size());
+    H5Pget_virtual_dsetname(dcpl, m, dname_pattern.data(), dname_pattern.size());
+    fname_pattern.resize(fn_len);
+    dname_pattern.resize(ds_len);
+    // "%b" is the block number along the unlimited dimension, "%%" a percent sign.
+    auto expand = [&](const std::string& pattern, uint64_t k) -> Result<std::string> {
+      std::string out;
+      for (size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] != '%') {
+          out += pattern[i];
+        } else if (i + 1 < pattern.size() && pattern[i + 1] == '%') {
+          out += '%';
+          ++i;
+        } else if (i + 1 < pattern.size() && pattern[i + 1] == 'b' && unlimited >= 0) {
+          out += std::to_string(k);
+          ++i;
+        } else {
+          return UnsupportedError(which + ": source name pattern " + pattern);
+        }
+      }
+      return out;
+    };
+    const uint64_t instances = unlimited >= 0 ? cnt[unlimited] : 1;
+    if (instances > 100000) return UnsupportedError(which + ": too many source blocks");
+    const std::vector<hsize_t> base_start = start;
+    for (uint64_t k = 0; k < instances; ++k) {
+    if (unlimited >= 0) start[unlimited] = base_start[unlimited] + k * stride[unlimited];
+    ASSIGN_OR_RETURN(std::string fname, expand(fname_pattern, k));
+    ASSIGN_OR_RETURN(std::string dname, expand(dname_pattern, k));
+    std::filesystem::path src_path = fname == "." ? ctx.path : std::filesystem::path(fname);
+    if (src_path.is_relative()) {
+      if (ctx.path.empty()) return UnsupportedError(which + ": source files need a local HDF5 path");
+      src_path = ctx.path.parent_path() / src_path;
+    }
+    // A missing source file reads as the fill value, like a missing chunk.
+    if (unlimited >= 0 && !std::filesystem::exists(src_path)) continue;
+    // Plan the source dataset with its own file.
+    auto src_bytes = OpenLocalFile(src_path);
+    if (!src_bytes.ok()) return UnsupportedError(which + ": source " + src_path.string() + ": " + src_bytes.status().message());
+    ASSIGN_OR_RETURN(Hdf5FileInfo src_info, ReadHdf5Superblock(**src_bytes));
+    H5Id src_file(H5Fopen(src_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!src_file.valid()) return FromHdf5(StatusCode::kUnsupported, which + ": open source " + src_path.string());
+    Hdf5FileContext src_ctx{src_file.get(), src_bytes->get(), src_info, src_path, (*src_bytes)->Describe()};
+    auto src = PlanDataset(src_ctx, dname[0] == '/' ? dname : "/" + dname);
+    if (!src.ok()) return UnsupportedError(which + ": source " + src_path.string() + ":" + dname + ": " + src.status().message());
+    const ArrayDesc& sa = src->array;
+    if (!src->is_chunked || !src->sources.empty() || !src->inline_chunks.empty()) {
+      return UnsupportedError(which + ": source dataset is not chunked");
+    }
+    if (H5Sget_select_type(sspace.get()) != H5S_SEL_ALL) {
+      hssize_t npoints = H5Sget_select_npoints(sspace.get());
+      uint64_t total = 1;
+      for (uint64_t v : sa.shape) total *= v;
+      if (npoints < 0 || static_cast<uint64_t>(npoints) != total) {
+        return UnsupportedError(which + ": only part of the source dataset is mapped");
+      }
+    }
+    if (sa.shape.size() != rank) return UnsupportedError(which + ": source rank differs");
+    if (first) {
+      a.chunks = sa.chunks;
+      a.encoding = sa.encoding;
+      plan.filters = src->filters;
+      if (!(sa.dtype == a.dtype)) return UnsupportedError(which + ": source datatype differs from the virtual one");
+      first = false;
+    } else if (sa.chunks != a.chunks || sa.encoding.filters != a.encoding.filters ||
+               sa.encoding.compressor != a.encoding.compressor || !(sa.dtype == a.dtype)) {
+      return UnsupportedError(which + ": sources differ in chunk shape, datatype or filters");
+    }
+    // Unwritten source chunks read as the source's fill value, which the array cannot express
+    // unless it is the virtual dataset's own.
+    if (sa.fill_value != a.fill_value && src->chunks.size() < sa.ChunkCount()) {
+      return UnsupportedError(which + ": source has unwritten chunks and a fill value unlike the virtual dataset's");
+    }
+    std::vector<uint64_t> offset(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      if (block[d] != sa.shape[d]) return UnsupportedError(which + ": mapped block is not the whole source");
+      if (start[d] % a.chunks[d] != 0) return UnsupportedError(which + ": block is not aligned to the source chunks");
+      if (sa.shape[d] % a.chunks[d] != 0 && start[d] + block[d] != a.shape[d]) {
+        return UnsupportedError(which + ": source has partial edge chunks inside the virtual array");
+      }
+      offset[d] = start[d] / a.chunks[d];
+    }
+    uint32_t id = 0;
+    if (src_path != ctx.path) {
+      auto [it, added] = ids.emplace(src_path, static_cast<uint32_t>(plan.sources.size() + 1));
+      if (added) plan.sources.push_back(src_path);
+      id = it->second;
+    }
+    const std::vector<uint64_t> src_grid = sa.GridShape();
+    const std::vector<uint64_t> grid = a.GridShape();
+    for (auto& [index, ref] : src->chunks) {
+      std::vector<uint64_t> cc = ChunkCoords(src_grid, index);
+      for (size_t d = 0; d < rank; ++d) cc[d] += offset[d];
+      ChunkRef r = ref;
+      r.source = id;
+      plan.chunks.push_back({LinearChunkIndex(grid, cc), r});
+    }
+    for (auto& w : src->warnings) plan.warnings.push_back(which + ": " + w);
+    }
+  }
+  plan.is_chunked = true;
+  return OkStatus();
+}
+
 }  // namespace
 
 std::vector<uint64_t> ContiguousChunks(const std::vector<uint64_t>& shape, uint64_t element_size, uint64_t target) {
@@ -300,7 +444,16 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
     case H5D_COMPACT: RETURN_IF_ERROR(PlanCompact(dset.get(), plan)); break;
     case H5D_CONTIGUOUS: RETURN_IF_ERROR(PlanContiguous(ctx, dset.get(), dcpl.get(), plan)); break;
     case H5D_CHUNKED: RETURN_IF_ERROR(PlanChunked(ctx, dset.get(), dcpl.get(), max_dims, plan)); break;
-    case H5D_VIRTUAL: return UnsupportedError("virtual dataset (mapping to source files is not representable yet)");
+    case H5D_VIRTUAL: {
+      // Sources may be virtual themselves; a cycle must not recurse forever.
+      static thread_local int depth = 0;
+      if (depth >= 4) return UnsupportedError("virtual dataset: sources nested too deeply (a cycle?)");
+      ++depth;
+      Status v = PlanVirtual(ctx, dcpl.get(), plan);
+      --depth;
+      if (!v.ok()) return UnsupportedError("virtual dataset: " + v.message());
+      break;
+    }
     default: return FromHdf5(StatusCode::kCorrupt, "unknown storage layout");
   }
   return plan;
