@@ -210,6 +210,11 @@ json RenderGroupAttributes(const json& attributes, const ImageDesc* image, const
     ome["bioformats2raw.layout"] = j["bioformats2raw.layout"];
     j.erase("bioformats2raw.layout");
   }
+  if (j.size() == 1 && j.contains("series") && j["series"].is_array()) {
+    // The bioformats2raw "OME" group: its series list is OME metadata in 0.5 too.
+    ome["series"] = j["series"];
+    j.erase("series");
+  }
   if (image) {
     ome["multiscales"] = json::array({Multiscale(*image, false)});
     ome["omero"] = Omero(*image, level0);

@@ -132,7 +132,9 @@ class SqliteRefStore final : public RefStore {
         RETURN_IF_ERROR(t.Commit());
       }
     }
-    return CheckSchema().WithContext(path_.string());
+    Status st = CheckSchema().WithContext(path_.string());
+    writer_->ResetAll();
+    return st;
   }
 
   Result<bool> IsEmptyDatabase() {
@@ -159,6 +161,7 @@ class SqliteRefStore final : public RefStore {
   Status PutFile(const SourceInfo& main, std::string_view group, std::string_view scanner,
                  const ScannedFile& scan, const std::vector<SourceInfo>& companions) override {
     std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
     if (companions.size() != scan.companions.size()) {
       return InternalError("PutFile: companion count mismatch");
     }
@@ -217,6 +220,7 @@ class SqliteRefStore final : public RefStore {
   Status PutFailure(const SourceInfo& main, std::string_view group,
                     std::string_view error) override {
     std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
     RETURN_IF_ERROR(RemoveFile(main.path));
@@ -386,6 +390,7 @@ class SqliteRefStore final : public RefStore {
     return LeasedConnection(c.release(), Release{this});
   }
   void Return(Connection* c) {
+    c->ResetAll();
     std::lock_guard lock(pool_mu_);
     pool_.emplace_back(c);
   }

@@ -96,6 +96,10 @@ Status Connection::Exec(std::string_view sql) {
   return FromSqlite(db_.get(), rc, s.substr(0, 60));
 }
 
+void Connection::ResetAll() {
+  for (auto& [sql, stmt] : statements_) stmt->Reset();
+}
+
 Result<Statement*> Connection::Prepare(std::string_view sql) {
   std::string key(sql);
   auto it = statements_.find(key);

@@ -58,6 +58,9 @@ class Connection {
   Status Exec(std::string_view sql);
   /// A cached prepared statement for `sql`, reset and ready to bind.
   Result<Statement*> Prepare(std::string_view sql);
+  /// Resets every cached statement, ending the read transaction a half-stepped one holds open
+  /// (which would otherwise pin this connection to an old snapshot of the database).
+  void ResetAll();
   sqlite3* handle() const { return db_.get(); }
 
  private:

@@ -1,0 +1,159 @@
+#include "store/ref_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace refzarr {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RefStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("refzarr_store_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    data_ = dir_ / "data.bin";
+    std::ofstream(data_) << std::string(10000, 'x');
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static ScannedFile OneArray(uint64_t chunks) {
+    ScannedFile f;
+    f.groups.push_back({"", {{"k", 1}}, std::nullopt});
+    ScannedFile::Array a;
+    a.path = "0/0";
+    a.desc.shape = {chunks * 10};
+    a.desc.chunks = {10};
+    a.desc.dtype = DType::Make('u', 1);
+    for (uint64_t i = 0; i < chunks; ++i) a.chunks.emplace_back(i, ChunkRef{0, i * 10, 10, 0});
+    f.arrays.push_back(a);
+    return f;
+  }
+
+  fs::path dir_, data_;
+};
+
+TEST_F(RefStoreTest, MissingIndexIsNotFoundAndForeignFileIsCorrupt) {
+  EXPECT_EQ(OpenRefStore(dir_ / "none.db", OpenMode::kReadOnly).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(OpenRefStore(data_, OpenMode::kReadOnly).status().code(), StatusCode::kCorrupt);
+  // An SQLite database that is not a refzarr index.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "other.db").c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto r = OpenRefStore(dir_ / "other.db", OpenMode::kReadOnly);
+  EXPECT_EQ(r.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(r.status().message().find("not a refzarr index"), std::string::npos);
+}
+
+TEST_F(RefStoreTest, OtherSchemaVersionIsRefused) {
+  fs::path index = dir_ / "i.db";
+  ASSERT_TRUE(OpenRefStore(index, OpenMode::kReadWrite).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(index.c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr, nullptr,
+               nullptr);
+  sqlite3_close(db);
+  auto r = OpenRefStore(index, OpenMode::kReadOnly);
+  EXPECT_EQ(r.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(r.status().message().find("version 99"), std::string::npos) << r.status().message();
+}
+
+TEST_F(RefStoreTest, PutFileStoresNodesAndBlocksAndReplacesOnReindex) {
+  fs::path index = dir_ / "i.db";
+  auto store = OpenRefStore(index, OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  auto src = ProbeSource(data_);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*store)->PutFile(*src, "dir/data.bin", "test", OneArray(5000), {}).ok());
+
+  auto node = (*store)->GetNode("dir/data.bin/0/0");
+  ASSERT_TRUE(node.ok() && *node);
+  EXPECT_EQ((*node)->kind, NodeKind::kArray);
+  auto blocks = (*store)->BlockNumbers((*node)->id);
+  ASSERT_TRUE(blocks.ok());
+  EXPECT_EQ(*blocks, (std::vector<uint64_t>{0, 1}));  // 5000 chunks: two blocks of 4096
+  auto b1 = (*store)->GetBlock((*node)->id, 1);
+  ASSERT_TRUE(b1.ok());
+  EXPECT_EQ((*b1)[0].ref.offset, 4096u * 10);
+  // Folder groups and the file's implicit series group exist.
+  for (const char* p : {"", "dir", "dir/data.bin", "dir/data.bin/0"}) {
+    auto n = (*store)->GetNode(p);
+    ASSERT_TRUE(n.ok() && *n) << p;
+  }
+  // Re-indexing replaces everything of the file.
+  ASSERT_TRUE((*store)->PutFile(*src, "dir/data.bin", "test", OneArray(3), {}).ok());
+  auto stats = (*store)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->chunk_refs, 3u);
+  EXPECT_EQ(stats->sources, 1u);
+}
+
+TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
+  fs::path index = dir_ / "i.db";
+  auto store = OpenRefStore(index, OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  auto src = ProbeSource(data_);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*store)->PutFile(*src, "a", "test", OneArray(4), {}).ok());
+  // A second file placed inside the first file's group: refused, and nothing of it remains.
+  fs::path other = dir_ / "other.bin";
+  std::ofstream(other) << "yy";
+  auto src2 = ProbeSource(other);
+  ASSERT_TRUE(src2.ok());
+  Status st = (*store)->PutFile(*src2, "a/0/x", "test", OneArray(2), {});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
+  auto stats = (*store)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->chunk_refs, 4u);
+  EXPECT_EQ(stats->sources, 1u);
+  auto found = (*store)->FindSource(src2->path);
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_F(RefStoreTest, ChangesToASourceAreDescribed) {
+  auto before = ProbeSource(data_);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(DescribeChange(*before, *before), "");
+  { std::ofstream(data_, std::ios::app) << "more"; }
+  auto after = ProbeSource(data_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(DescribeChange(*before, *after).find("size changed"), std::string::npos);
+  SourceInfo same_size = *before;
+  same_size.fingerprint = "0000000000000000";
+  EXPECT_EQ(DescribeChange(same_size, *before), "content changed");
+}
+
+TEST_F(RefStoreTest, ReadersOnManyThreadsSeeTheSameData) {
+  fs::path index = dir_ / "i.db";
+  auto store = OpenRefStore(index, OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  auto src = ProbeSource(data_);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*store)->PutFile(*src, "", "test", OneArray(100), {}).ok());
+  auto node = (*store)->GetNode("0/0");
+  ASSERT_TRUE(node.ok() && *node);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto b = (*store)->GetBlock((*node)->id, 0);
+        if (!b.ok() || b->size() != 100 || (*b)[7].ref.offset != 70) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
+}  // namespace refzarr
