@@ -152,6 +152,13 @@ Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& 
 
 }  // namespace
 
+std::string TiffPage::Where() const {
+  std::string w = has_ifd ? "IFD " + std::to_string(index) : "plane " + std::to_string(index);
+  if (sub_index >= 0) w += " SubIFD " + std::to_string(sub_index);
+  if (source != 0) w += " of member file " + std::to_string(source);
+  return w;
+}
+
 uint32_t TiffPage::ChunksAcross() const {
   return tiled ? (width + tile_width - 1) / tile_width : 1;
 }
@@ -193,11 +200,13 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
   TiffStructure s;
   s.big_endian = TIFFIsBigEndian(tif.get());
   s.bigtiff = TIFFIsBigTIFF(tif.get());
+  const bool big_endian = s.big_endian;
   std::vector<uint64_t> main_offsets;
   for (int index = 0;; ++index) {
     TiffPage page;
     h.first_error.clear();
     RETURN_IF_ERROR(ReadPage(tif.get(), h, index, -1, page));
+    page.big_endian = big_endian;
     main_offsets.push_back(page.ifd_offset);
     s.pages.push_back(std::move(page));
 
@@ -214,6 +223,7 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
         }
         TiffPage sub;
         RETURN_IF_ERROR(ReadPage(tif.get(), h, index, static_cast<int>(k), sub));
+        sub.big_endian = big_endian;
         s.pages.push_back(std::move(sub));
       }
       // Back to the parent IFD by offset (TIFFSetDirectory would walk the chain from the start).

@@ -16,6 +16,12 @@ struct TiffPage {
   uint64_t ifd_offset = 0;
   int index = 0;       ///< Position in the main IFD chain (SubIFDs: the parent's position).
   int sub_index = -1;  ///< -1 for a main-chain IFD, else the position among the parent's SubIFDs.
+  /// The file holding the page: 0 for the scanned file; planners that combine several files
+  /// (multi-file OME-TIFF) number the others 1, 2, ... (see SeriesPlanning in tiff_series.h).
+  uint32_t source = 0;
+  bool big_endian = false;  ///< Byte order of the file holding the page.
+  /// False for pages a planner synthesised (ImageJ planes without an IFD of their own).
+  bool has_ifd = true;
   uint32_t width = 0, length = 0, depth = 1;
   uint16_t samples_per_pixel = 1, bits_per_sample = 8, sample_format = 1;
   uint16_t planar = 1, compression = 1, predictor = 1, photometric = 1, fill_order = 1;
@@ -39,6 +45,8 @@ struct TiffPage {
   uint32_t ChunkRows() const { return tiled ? tile_length : std::min(tile_length, length); }
   uint32_t ChunkCols() const { return tiled ? tile_width : width; }
   bool IsReduced() const { return subfile_type & 1u; }
+  /// "IFD 3", "IFD 3 SubIFD 1", with " of member file k" for pages of other files.
+  std::string Where() const;
 };
 
 /// A TIFF file's directories.

@@ -2,6 +2,12 @@
 
 #include <tiff.h>
 
+#include <cctype>
+#include <map>
+#include <optional>
+
+#include "formats/ome/imagej.h"
+#include "formats/ome/ome_xml.h"
 #include "formats/tiff/tiff_pages.h"
 #include "formats/tiff/tiff_series.h"
 
@@ -9,6 +15,7 @@ namespace refzarr {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 std::string Base64(const std::string& in) {
   static const char* kAlphabet =
@@ -138,6 +145,181 @@ ChunkEncoding PageEncoding(const TiffPage& p, const DType& dtype, bool big_endia
   return e;
 }
 
+// What the planners decided for one file.
+struct Planned {
+  TiffStructure pool;                  // this file's pages, then member files' pages
+  std::vector<SeriesPlan> plans;
+  std::vector<std::string> paths;      // group path of each plan ("0", "1", ...)
+  std::optional<std::string> ome_xml;  // set for OME-TIFF: written to OME/METADATA.ome.xml
+  std::vector<fs::path> members;       // provisional source i + 1 is members[i]
+  std::vector<uint64_t> sizes;         // bytes of provisional source i (0: this file)
+};
+
+std::string_view TrimView(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) || s.back() == '\0')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// tifffile's test: an OME-XML description ends with the OME root's end tag.
+bool IsOmeXml(std::string_view description) {
+  std::string_view d = TrimView(description);
+  return d.starts_with("<") && d.ends_with("OME>");
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Plans an OME-TIFF: one series per Image. nullopt: the file is a BinaryOnly member, indexed as
+// plain TIFF (see docs/tiff.md). Errors: the XML is malformed or contradicts the IFDs.
+Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, uint64_t file_size,
+                                       const ScanContext& context,
+                                       std::vector<std::string>& warnings) {
+  const std::string& xml = tiff.pages.front().description;
+  ASSIGN_OR_RETURN(OmeDocument doc, ParseOmeXml(xml));
+  for (std::string& w : doc.warnings) warnings.push_back("OME-XML: " + std::move(w));
+  if (doc.binary_only) {
+    warnings.push_back("OME-XML: BinaryOnly member of a multi-file set (metadata in \"" +
+                       doc.binary_only->metadata_file + "\"): indexed as plain TIFF; index the "
+                       "metadata file for the whole image");
+    return std::optional<Planned>();
+  }
+  if (doc.images.empty()) return CorruptError("OME-XML has no Image");
+  Planned out;
+  out.pool = tiff;
+  out.ome_xml = xml;
+  out.sizes.push_back(file_size);
+  std::vector<int> own_main;
+  for (int i = 0; i < static_cast<int>(tiff.pages.size()); ++i) {
+    if (tiff.pages[i].sub_index < 0) own_main.push_back(i);
+  }
+  ASSIGN_OR_RETURN(auto all_planes,
+                   MapAllPlanes(doc, {own_main.size(), doc.uuid, context.path.filename().string()}));
+
+  // Member files, opened once each: main-chain page indices in the pool, or why they are unusable.
+  struct Member {
+    Status status;
+    std::vector<int> main;
+  };
+  std::map<std::string, Member> members;  // by lower-case FileName + UUID
+  auto open_member = [&](const OmeFileRef& ref) -> const Member& {
+    std::string key = Lower(ref.file_name) + "\n" + ref.uuid;
+    if (auto it = members.find(key); it != members.end()) return it->second;
+    Member& m = members[key];
+    m.status = [&]() -> Status {
+      if (ref.file_name.empty()) {
+        return CorruptError("TiffData UUID " + ref.uuid + " names no FileName");
+      }
+      if (context.path.empty()) {
+        return NotFoundError("member file \"" + ref.file_name + "\": the scanned file has no "
+                             "local folder to find it in");
+      }
+      fs::path path = context.path.parent_path() / ref.file_name;
+      auto source = OpenLocalFile(path);
+      if (!source.ok()) {
+        return NotFoundError("member file \"" + ref.file_name + "\" is missing (" +
+                             source.status().message() + ")");
+      }
+      auto member = ReadTiffStructure(**source);
+      if (!member.ok() || member->pages.empty()) {
+        return CorruptError("member file \"" + ref.file_name + "\" is not a readable TIFF" +
+                            (member.ok() ? "" : ": " + member.status().message()));
+      }
+      ASSIGN_OR_RETURN(uint64_t size, (*source)->Size());
+      std::string uuid;
+      if (IsOmeXml(member->pages.front().description)) {
+        auto member_doc = ParseOmeXml(member->pages.front().description);
+        if (member_doc.ok()) uuid = member_doc->uuid;
+      }
+      if (!ref.uuid.empty() && uuid != ref.uuid) {
+        return CorruptError("member file \"" + ref.file_name + "\" has UUID \"" + uuid +
+                            "\", the TiffData expects \"" + ref.uuid + "\"");
+      }
+      out.members.push_back(path);
+      out.sizes.push_back(size);
+      const uint32_t id = static_cast<uint32_t>(out.members.size());
+      for (TiffPage& p : member->pages) {
+        p.source = id;
+        if (p.sub_index < 0) m.main.push_back(static_cast<int>(out.pool.pages.size()));
+        out.pool.pages.push_back(std::move(p));
+      }
+      return OkStatus();
+    }();
+    return m;
+  };
+
+  for (size_t i = 0; i < doc.images.size(); ++i) {
+    const OmeImage& image = doc.images[i];
+    std::vector<int> pages;
+    Status image_status;
+    for (const PlaneRef& ref : all_planes[i]) {
+      if (ref.this_file) {
+        pages.push_back(own_main[ref.ifd]);
+        continue;
+      }
+      const Member& m = open_member(ref.file);
+      if (!m.status.ok()) {
+        image_status = m.status;
+        break;
+      }
+      if (ref.ifd >= m.main.size()) {
+        image_status = CorruptError("plane (t=" + std::to_string(ref.t) + ", c=" +
+                                    std::to_string(ref.c) + ", z=" + std::to_string(ref.z) +
+                                    ") is IFD " + std::to_string(ref.ifd) + " of \"" +
+                                    ref.file.file_name + "\", which has " +
+                                    std::to_string(m.main.size()) + " IFDs");
+        break;
+      }
+      pages.push_back(m.main[ref.ifd]);
+    }
+    std::string label = "OME image " + std::to_string(i) +
+                        (image.name.empty() ? "" : " (" + image.name + ")");
+    if (!image_status.ok()) {
+      warnings.push_back(label + " not indexed: " + image_status.message());
+      continue;
+    }
+    ASSIGN_OR_RETURN(SeriesPlan plan, PlanOmeImage(out.pool, image, pages, warnings));
+    out.plans.push_back(std::move(plan));
+    out.paths.push_back(std::to_string(i));
+  }
+  if (out.plans.empty()) return CorruptError("no OME image could be indexed");
+  return std::optional<Planned>(std::move(out));
+}
+
+Planned PlanFile(TiffStructure tiff, uint64_t file_size, const ScanContext& context,
+                 std::vector<std::string>& warnings) {
+  const std::string& description = tiff.pages.front().description;
+  auto fallback = [&](const std::string& what, const Status& why) {
+    warnings.push_back(what + " ignored (" + why.message() + "); indexed as plain TIFF");
+  };
+  auto numbered = [&](Planned p) {
+    for (size_t s = p.paths.size(); s < p.plans.size(); ++s) p.paths.push_back(std::to_string(s));
+    return p;
+  };
+  if (IsOmeXml(description)) {
+    auto ome = PlanOme(tiff, file_size, context, warnings);
+    if (ome.ok() && *ome) return std::move(**ome);
+    if (!ome.ok()) fallback("OME-XML", ome.status());
+  } else if (description.starts_with("ImageJ=") || description.starts_with("SCIFIO=")) {
+    auto info = ParseImageJDescription(description);
+    TiffStructure copy = tiff;
+    auto plans = info.ok() ? PlanImageJSeries(copy, file_size, *info, warnings)
+                           : Result<std::vector<SeriesPlan>>(info.status());
+    if (plans.ok()) return numbered({std::move(copy), std::move(*plans), {}, {}, {}, {file_size}});
+    fallback("ImageJ description", plans.status());
+  } else if (description.starts_with("Aperio")) {
+    auto plans = PlanSvsSeries(tiff, warnings);
+    if (plans.ok()) return numbered({std::move(tiff), std::move(*plans), {}, {}, {}, {file_size}});
+    fallback("Aperio SVS layout", plans.status());
+  }
+  std::vector<SeriesPlan> plans = PlanDefaultSeries(tiff, warnings);
+  return numbered({std::move(tiff), std::move(plans), {}, {}, {}, {file_size}});
+}
+
 class TiffScanner final : public Scanner {
  public:
   std::string_view Name() const override { return "tiff"; }
@@ -147,20 +329,44 @@ class TiffScanner final : public Scanner {
     ASSIGN_OR_RETURN(TiffStructure tiff, ReadTiffStructure(source));
     ASSIGN_OR_RETURN(uint64_t file_size, source.Size());
     for (std::string& w : tiff.warnings) out.Warn(std::move(w));
+    tiff.warnings.clear();
+    if (tiff.pages.empty()) return CorruptError("no IFD");
     std::vector<std::string> warnings;
-    std::vector<SeriesPlan> plans = PlanDefaultSeries(tiff, warnings);
+    Planned planned = PlanFile(std::move(tiff), file_size, context, warnings);
     for (std::string& w : warnings) out.Warn(std::move(w));
     RETURN_IF_ERROR(out.AddGroup("", {{"bioformats2raw.layout", 3}}));
-    for (size_t s = 0; s < plans.size(); ++s) {
-      Status st = EmitSeries(tiff, file_size, plans[s], std::to_string(s), out);
-      if (!st.ok()) return st.WithContext("series " + std::to_string(s));
+    // Sources are registered only for member files a planned series uses.
+    std::vector<uint32_t> source_ids(planned.members.size() + 1, 0);
+    std::vector<bool> used(planned.members.size() + 1, false);
+    for (const SeriesPlan& plan : planned.plans) {
+      for (const auto& level : plan.levels) {
+        for (int idx : level) used[planned.pool.pages[idx].source] = true;
+      }
+    }
+    for (size_t i = 1; i < source_ids.size(); ++i) {
+      if (!used[i]) continue;
+      ASSIGN_OR_RETURN(source_ids[i], out.AddSource(planned.members[i - 1]));
+    }
+    const Sources sources{planned.sizes, source_ids};
+    for (size_t s = 0; s < planned.plans.size(); ++s) {
+      Status st = EmitSeries(planned.pool, sources, planned.plans[s], planned.paths[s], out);
+      if (!st.ok()) return st.WithContext("series " + planned.paths[s]);
+    }
+    if (planned.ome_xml) {
+      RETURN_IF_ERROR(out.AddGroup("OME", {{"series", planned.paths}}));
+      RETURN_IF_ERROR(out.AddFile("OME/METADATA.ome.xml", std::move(*planned.ome_xml)));
     }
     return OkStatus();
   }
 
  private:
-  static Status EmitSeries(const TiffStructure& tiff, uint64_t file_size, const SeriesPlan& plan,
-                           const std::string& path, ScanSink& out) {
+  struct Sources {
+    const std::vector<uint64_t>& sizes;  // by provisional source
+    const std::vector<uint32_t>& ids;    // provisional -> ScanSink source id
+  };
+
+  static Status EmitSeries(const TiffStructure& tiff, const Sources& sources,
+                           const SeriesPlan& plan, const std::string& path, ScanSink& out) {
     ImageDesc image;
     image.name = plan.name;
     image.axes = plan.axes;
@@ -169,7 +375,7 @@ class TiffScanner final : public Scanner {
     for (size_t k = 0; k < plan.levels.size(); ++k) {
       const TiffPage& first = tiff.pages[plan.levels[k].front()];
       std::string level_path = path + "/" + std::to_string(k);
-      RETURN_IF_ERROR(EmitLevel(tiff, file_size, plan, plan.levels[k], level_path, out)
+      RETURN_IF_ERROR(EmitLevel(tiff, sources, plan, plan.levels[k], level_path, out)
                           .WithContext("level " + std::to_string(k)));
       image.levels.push_back(std::to_string(k));
       std::vector<double> scale = plan.base_scale;
@@ -180,17 +386,22 @@ class TiffScanner final : public Scanner {
     return out.AddImage(path, image);
   }
 
-  static Status EmitLevel(const TiffStructure& tiff, uint64_t file_size, const SeriesPlan& plan,
-                          const std::vector<int>& planes, const std::string& path, ScanSink& out) {
+  static Status EmitLevel(const TiffStructure& tiff, const Sources& sources,
+                          const SeriesPlan& plan, const std::vector<int>& planes,
+                          const std::string& path, ScanSink& out) {
     const TiffPage& p = tiff.pages[planes.front()];
     if (p.depth > 1) return UnsupportedError("ImageDepth " + std::to_string(p.depth) + " (3-D tiles)");
+    if (planes.size() != plan.size_t * plan.page_channels * plan.size_z) {
+      return InternalError(std::to_string(planes.size()) + " planes for a (t, c, z) of " +
+                           std::to_string(plan.size_t) + "x" + std::to_string(plan.page_channels) +
+                           "x" + std::to_string(plan.size_z));
+    }
     for (int idx : planes) {
       if (!UniformPages(p, tiff.pages[idx])) {
-        return InternalError("IFD " + std::to_string(tiff.pages[idx].index) +
-                             " differs from the rest of its level");
+        return InternalError(tiff.pages[idx].Where() + " differs from the rest of its level");
       }
     }
-    ASSIGN_OR_RETURN(DType dtype, PageDType(p, tiff.big_endian));
+    ASSIGN_OR_RETURN(DType dtype, PageDType(p, p.big_endian));
     const uint64_t spp = p.samples_per_pixel;
     const bool chunky = spp > 1 && p.planar == PLANARCONFIG_CONTIG;
     ArrayDesc a;
@@ -198,7 +409,7 @@ class TiffScanner final : public Scanner {
     a.chunks = {1, chunky ? spp : 1, 1, p.ChunkRows(), p.ChunkCols()};
     a.dtype = dtype;
     a.fill_value = 0;
-    a.encoding = PageEncoding(p, dtype, tiff.big_endian);
+    a.encoding = PageEncoding(p, dtype, p.big_endian);
     a.dimension_names = {"t", "c", "z", "y", "x"};
     ASSIGN_OR_RETURN(ArrayHandle h, out.AddArray(path, a));
 
@@ -210,6 +421,7 @@ class TiffScanner final : public Scanner {
     const uint64_t row_bytes = uint64_t{p.ChunkCols()} * (chunky ? spp : 1) * dtype.size;
     for (uint64_t plane = 0; plane < planes.size(); ++plane) {
       const TiffPage& page = tiff.pages[planes[plane]];
+      const uint64_t file_size = sources.sizes[page.source];
       const uint64_t z = plane % plan.size_z;
       const uint64_t tc = plane / plan.size_z;
       const uint64_t c_page = tc % plan.page_channels, t = tc / plan.page_channels;
@@ -217,14 +429,13 @@ class TiffScanner final : public Scanner {
         for (uint32_t r = 0; r < down; ++r) {
           for (uint32_t q = 0; q < across; ++q) {
             uint64_t i = s * per_plane + uint64_t{r} * across + q;
-            ChunkRef ref{0, page.offsets[i], page.byte_counts[i], 0};
+            ChunkRef ref{sources.ids[page.source], page.offsets[i], page.byte_counts[i], 0};
             if (ref.offset == 0 || ref.length == 0) continue;  // sparse: fill value
             if (ref.offset > file_size || ref.length > file_size - ref.offset) {
-              return CorruptError("IFD " + std::to_string(page.index) + ": " +
-                                  (page.tiled ? "tile " : "strip ") + std::to_string(i) +
-                                  " (offset " + std::to_string(ref.offset) + ", " +
-                                  std::to_string(ref.length) + " bytes) lies past the end of the "
-                                  "file (" + std::to_string(file_size) + " bytes)");
+              return CorruptError(page.Where() + ": " + (page.tiled ? "tile " : "strip ") +
+                                  std::to_string(i) + " (offset " + std::to_string(ref.offset) +
+                                  ", " + std::to_string(ref.length) + " bytes) lies past the end "
+                                  "of the file (" + std::to_string(file_size) + " bytes)");
             }
             uint32_t rows = page.RowsIn(r);
             if (rows < page.ChunkRows()) ref.flags |= kChunkShort;
