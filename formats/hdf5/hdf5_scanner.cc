@@ -43,7 +43,11 @@ class Hdf5Scanner final : public Scanner {
 
   bool Sniff(std::span<const std::byte> head) const override {
     static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    return head.size() >= 8 && std::memcmp(head.data(), kSignature, 8) == 0;
+    // The superblock follows a userblock of 512, 1024, 2048, ... bytes; look as far as `head` goes.
+    for (size_t at = 0; at + 8 <= head.size(); at = at == 0 ? 512 : at * 2) {
+      if (std::memcmp(head.data() + at, kSignature, 8) == 0) return true;
+    }
+    return false;
   }
 
   Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {

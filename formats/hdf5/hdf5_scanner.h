@@ -9,7 +9,8 @@
 
 namespace refzarr {
 
-/// The scanner for HDF5 files. Needs ScanContext::path (the HDF5 library opens the file itself);
+/// The scanner for HDF5 files. Sniff finds the signature at 0, 512, 1024, ... within the head it is
+/// given (a userblock precedes it). Needs ScanContext::path (the HDF5 library opens the file itself);
 /// without it Scan fails with kUnsupported. Datasets that cannot be represented (128-bit floats,
 /// references, variable-length data, ...) are reported through ScanSink::Warn and skipped.
 std::unique_ptr<Scanner> MakeHdf5Scanner();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "formats/hdf5/hdf5_decoder.h"
@@ -259,6 +260,11 @@ TEST(Hdf5Scanner, SniffsTheSignature) {
   EXPECT_TRUE(scanner->Sniff(std::as_bytes(std::span(sig))));
   const unsigned char tiff[8] = {'I', 'I', 42, 0, 8, 0, 0, 0};
   EXPECT_FALSE(scanner->Sniff(std::as_bytes(std::span(tiff))));
+  // After a 1024-byte userblock.
+  std::vector<std::byte> head(4096, std::byte{0});
+  EXPECT_FALSE(scanner->Sniff(head));
+  std::memcpy(head.data() + 1024, sig, 8);
+  EXPECT_TRUE(scanner->Sniff(head));
 }
 
 // Scans `path` in a child process so that a crash or a hang in the HDF5 library or in the chunk
