@@ -4,7 +4,8 @@
 namespace refzarr {
 
 /// Silences library diagnostics that would otherwise go to stderr (libtiff's global handlers; the
-/// scanners install per-handle ones), and initialises libcurl and blosc. Create once, in main.
+/// scanners install per-handle ones). Create once, in main. (libcurl joins here with the first
+/// remote ByteSource; until then the binary does not load it, which keeps `refzarr cat` fast.)
 class LibraryInit {
  public:
   LibraryInit();

@@ -1,0 +1,151 @@
+// The commands through their CLI11 definitions, as the binary runs them, with captured streams.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+
+namespace refzarr {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandRun {
+  int exit_code = 0;
+  std::string out, err;
+};
+
+CommandRun RunCommand(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  CommandContext ctx{out, err};
+  CLI::App app;
+  app.require_subcommand(1);
+  AddIndexCommand(app, ctx);
+  AddLsCommand(app, ctx);
+  AddCatCommand(app, ctx);
+  AddInfoCommand(app, ctx);
+  AddRefsCommand(app, ctx);
+  AddExportCommand(app, ctx);
+  std::vector<std::string> argv = {"refzarr"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::reverse(argv.begin() + 1, argv.end());  // CLI11 parses a reversed vector
+  std::vector<std::string> rest(argv.begin() + 1, argv.end());
+  CommandRun r;
+  try {
+    app.parse(rest);
+    r.exit_code = ctx.exit_code;
+  } catch (const CLI::ParseError& e) {
+    r.exit_code = 2;
+  }
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("refzarr_cli_" + std::to_string(getpid())));
+    fs::remove_all(*dir_);
+    ASSERT_EQ(std::system((std::string(REFZARR_SAMPLES_BIN) + " " + (*dir_ / "s").string() +
+                           " -q").c_str()), 0);
+    index_ = new std::string((*dir_ / "s.refs.db").string());
+    index_run_ = new CommandRun(RunCommand({"index", "-o", *index_, (*dir_ / "s").string()}));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete index_;
+    delete index_run_;
+  }
+  static fs::path* dir_;
+  static std::string* index_;
+  static CommandRun* index_run_;
+};
+fs::path* CliTest::dir_ = nullptr;
+std::string* CliTest::index_ = nullptr;
+CommandRun* CliTest::index_run_ = nullptr;
+
+TEST_F(CliTest, IndexExitsOneAndNamesEachFailedFile) {
+  EXPECT_EQ(index_run_->exit_code, 1);
+  EXPECT_NE(index_run_->err.find("bad/truncated_half.tif"), std::string::npos) << index_run_->err;
+  EXPECT_NE(index_run_->out.find("2 failed"), std::string::npos) << index_run_->out;
+}
+
+TEST_F(CliTest, IndexOfGoodFilesExitsZero) {
+  CommandRun r = RunCommand({"index", "-o", (*dir_ / "good.refs.db").string(), (*dir_ / "s" / "tiled").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliTest, LsListsTheTreeAndCatPrintsMetadata) {
+  CommandRun ls = RunCommand({"ls", *index_, "tiled/u32_none.tif"});
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("tiled/u32_none.tif/.zmetadata"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("tiled/u32_none.tif/0/"), std::string::npos) << ls.out;
+  CommandRun cat = RunCommand({"cat", *index_, "tiled/u32_none.tif/0/0/.zarray"});
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  auto zarray = nlohmann::json::parse(cat.out);
+  EXPECT_EQ(zarray["dtype"], "<u4");
+  CommandRun v3 = RunCommand({"cat", *index_, "tiled/u32_none.tif/0/0/zarr.json", "--zarr-format", "3"});
+  ASSERT_EQ(v3.exit_code, 0) << v3.err;
+  EXPECT_EQ(nlohmann::json::parse(v3.out)["data_type"], "uint32");
+}
+
+TEST_F(CliTest, CatOfAMissingKeyFails) {
+  CommandRun r = RunCommand({"cat", *index_, "no/such/key"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no key 'no/such/key'"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, RefsPrintsOneLinePerStoredChunk) {
+  CommandRun r = RunCommand({"refs", *index_, "tiled/u16_sparse_tiles_deflate.tif/0/0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t lines = std::count(r.out.begin(), r.out.end(), '\n');
+  EXPECT_GT(lines, 0u);
+  EXPECT_NE(r.out.find("u16_sparse_tiles_deflate.tif\t"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, InfoReportsCountsAsJson) {
+  CommandRun r = RunCommand({"info", *index_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["failed_sources"], 2);
+  EXPECT_GT(j["chunk_references"].get<uint64_t>(), 500u);
+  EXPECT_EQ(j["stale_sources"], 0);
+}
+
+TEST_F(CliTest, ExportWritesKerchunkVersion1) {
+  std::string out = (*dir_ / "refs.json").string();
+  CommandRun r = RunCommand({"export", *index_, "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(out);
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_TRUE(j["refs"].contains("tiled/u32_none.tif/0/0/.zarray"));
+  auto ref = j["refs"]["tiled/u32_none.tif/0/0/0/0/0/0/0"];
+  ASSERT_TRUE(ref.is_array());
+  EXPECT_EQ(ref.size(), 3u);
+  EXPECT_TRUE(ref[0].get<std::string>().ends_with("tiled/u32_none.tif"));
+}
+
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(RunCommand({"ls"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({"cat", *index_, "x", "--zarr-format", "4"}).exit_code, 2);
+}
+
+TEST_F(CliTest, ApiExampleReadsKeysOfAnIndex) {
+  std::string out = (*dir_ / "example.txt").string();
+  std::string cmd = std::string(REFZARR_READ_KEY_BIN) + " " + *index_ +
+                    " tiled/u32_none.tif/0/0/.zarray tiled/u32_none.tif/0/0/0/0/0/0/0 nope > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("tiled/u32_none.tif/0/0/0/0/0/0/0: "), std::string::npos) << text;
+  EXPECT_NE(text.find("nope: not found"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace refzarr
