@@ -100,6 +100,11 @@ class Hdf5ChunkDecoder final : public ChunkDecoder {
     }
     for (const auto& f : array.encoding.params.value("filters", nlohmann::json::array())) {
       const int id = f.value("id", 0);
+      if (H5Zfilter_avail(id) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return UnsupportedError("hdf5 chunk: HDF5 filter " + std::to_string(id) + " (\"" + f.value("name", std::string()) +
+                                "\") is not available to the HDF5 library (no plugin loaded)");
+      }
       std::vector<unsigned> cd = UserValues(id, f.value("cd_values", std::vector<unsigned>{}));
       RETURN_IF_ERROR(CheckErr(H5Pset_filter(dcpl.get(), id, f.value("flags", 0u), cd.size(), cd.data()),
                                "hdf5 chunk: filter " + std::to_string(id), StatusCode::kUnsupported));
