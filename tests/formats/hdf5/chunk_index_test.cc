@@ -228,6 +228,8 @@ TEST_F(ChunkIndexFiles, EveryVersion4IndexTypeMatchesTheLibrary) {
       {"earray", {3000}, {0}, {1}},
       {"earray_deflate", {3000}, {0}, {1}, true},
       {"earray_sparse", {3000}, {0}, {1}, false, false, 0.3},
+      // Beyond 65,540 elements the extensible array's data blocks exceed 1,024 elements: paged.
+      {"earray_paged", {70000}, {0}, {1}, false, false, 0.99},
       {"earray_dim1", {3, 50}, {3, 0}, {2, 4}},
       {"earray_2d_deflate", {300, 7}, {0, 7}, {1, 3}, true},
       {"btree2", {30, 40}, {0, 0}, {3, 4}},
