@@ -82,9 +82,16 @@ void ResolutionScale(const TiffPage& first, SeriesPlan& plan) {
 
 // Appends to `plan` the pyramid levels given by each plane's reduced pages: level k exists when
 // every plane has a k-th reduced page and those pages are uniform.
-void AddReducedLevels(const TiffStructure& tiff, const std::vector<std::vector<int>>& reduced,
+void AddReducedLevels(const TiffStructure& tiff, std::vector<std::vector<int>> reduced,
                       const std::string& label, SeriesPlan& plan,
                       std::vector<std::string>& warnings) {
+  // Levels go from the highest resolution down, whatever order the file lists them in.
+  for (auto& r : reduced) {
+    std::stable_sort(r.begin(), r.end(), [&](int a, int b) {
+      return uint64_t{tiff.pages[a].width} * tiff.pages[a].length >
+             uint64_t{tiff.pages[b].width} * tiff.pages[b].length;
+    });
+  }
   size_t max_levels = SIZE_MAX;
   for (const auto& r : reduced) max_levels = std::min(max_levels, r.size());
   size_t most = 0;
