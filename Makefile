@@ -23,16 +23,20 @@ build: deps
 
 demo: build
 	rm -rf $(BUILD)/samples samples.refs.db samples.refs.db-wal samples.refs.db-shm
-	$(BUILD)/bin/refzarr-samples $(BUILD)/samples
-	$(BUILD)/bin/refzarr index -o samples.refs.db $(BUILD)/samples
+	$(BUILD)/bin/refzarr-samples $(BUILD)/samples -q
+	$(BUILD)/bin/refzarr-hdf5-samples $(BUILD)/samples/hdf5 >/dev/null
+	@# The samples include two deliberately damaged files: index reports them and exits 1.
+	$(BUILD)/bin/refzarr index -o samples.refs.db $(BUILD)/samples || test $$? -eq 1
 	$(BUILD)/bin/refzarr info samples.refs.db
-	$(BUILD)/bin/refzarr ls -r samples.refs.db
+	$(BUILD)/bin/refzarr ls samples.refs.db
+	$(BUILD)/bin/refzarr ls -r samples.refs.db ome/multiseries_2images.ome.tif
+	$(BUILD)/bin/refzarr cat samples.refs.db ome/multiseries_2images.ome.tif/0/.zattrs
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build
-	$(BUILD)/bin/refzarr-bench-tiff
+	tests/bench/index_tiff_bench.sh $(BUILD) $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)
