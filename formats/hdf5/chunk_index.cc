@@ -103,7 +103,7 @@ class Reader {
                           " bytes run past the end of the file");
     }
     std::vector<std::byte> buf(length);
-    RETURN_IF_ERROR(source_.ReadInto({abs, length}, buf));
+    if (length > 0) RETURN_IF_ERROR(source_.ReadInto({abs, length}, buf));
     return buf;
   }
 
