@@ -203,8 +203,38 @@ Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std
     }
   }
   if (parsed.ok()) return OkStatus();
-  // The library's own listing costs O(chunks) per chunk in HDF5 1.10: only a fallback.
   plan.chunks.clear();
+#if H5_VERSION_GE(1, 14, 0)
+  // Newer libraries iterate the index in one pass (addresses relative to the base address).
+  struct IterState {
+    DatasetPlan* plan;
+    const std::vector<uint64_t>* grid;
+    const std::vector<uint64_t>* chunks;
+    uint64_t base;
+  } state{&plan, &grid, &a.chunks, ctx.info.base_address};
+  const herr_t iterated = H5Dchunk_iter(
+      dset, H5P_DEFAULT,
+      [](const hsize_t* offset, unsigned mask, haddr_t addr, hsize_t size, void* data) -> int {
+        auto* st = static_cast<IterState*>(data);
+        std::vector<uint64_t> coords(st->grid->size());
+        for (size_t d = 0; d < coords.size(); ++d) {
+          coords[d] = offset[d] / (*st->chunks)[d];
+          if (coords[d] >= (*st->grid)[d]) return H5_ITER_CONT;
+        }
+        st->plan->chunks.push_back(
+            {LinearChunkIndex(*st->grid, coords), ChunkRef{0, st->base + addr, size, mask & kChunkFilterMask}});
+        return H5_ITER_CONT;
+      },
+      &state);
+  if (iterated >= 0) {
+    plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
+                            "); listed through H5Dchunk_iter instead");
+    return OkStatus();
+  }
+  H5Eclear2(H5E_DEFAULT);
+  plan.chunks.clear();
+#endif
+  // HDF5 1.10's only listing costs O(chunks) per chunk: a last resort.
   plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
                           "); listed through H5Dget_chunk_info instead (slow for many chunks)");
   hsize_t n = 0;
