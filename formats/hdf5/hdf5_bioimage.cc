@@ -264,13 +264,32 @@ Result<std::vector<std::vector<double>>> ReadMatrix(hid_t file, const std::strin
 // Reads setup names and voxel sizes from the BigDataViewer XML next to the file, when present.
 void ReadBdvXml(const Hdf5FileContext& ctx, std::map<int, BdvSetup>& setups, ScanSink& sink) {
   if (ctx.path.empty()) return;
+  // The XML usually shares the file's stem; otherwise it is an XML in the same folder whose
+  // ImageLoader names this file.
   std::filesystem::path xml = ctx.path;
   xml.replace_extension(".xml");
-  if (!std::filesystem::exists(xml)) return;
   pugi::xml_document doc;
-  if (!doc.load_file(xml.c_str())) {
-    sink.Warn("scan " + ctx.describe + ": BigDataViewer XML " + xml.string() + " is not well-formed; ignored");
-    return;
+  auto names_this_file = [&](const pugi::xml_document& d) {
+    std::filesystem::path named = d.select_node("//ImageLoader/hdf5").node().text().as_string();
+    return named.filename() == ctx.path.filename();
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(xml, ec)) {
+    if (!doc.load_file(xml.c_str())) {
+      sink.Warn("scan " + ctx.describe + ": BigDataViewer XML " + xml.string() + " is not well-formed; ignored");
+      return;
+    }
+  } else {
+    bool found = false;
+    int looked = 0;
+    for (const auto& e : std::filesystem::directory_iterator(ctx.path.parent_path(), ec)) {
+      if (e.path().extension() != ".xml" || ++looked > 64) continue;
+      if (doc.load_file(e.path().c_str()) && names_this_file(doc)) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return;
   }
   for (auto n : doc.select_nodes("//ViewSetups/ViewSetup")) {
     pugi::xml_node vs = n.node();

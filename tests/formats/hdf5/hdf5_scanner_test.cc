@@ -512,6 +512,22 @@ TEST_F(Hdf5Samples, BigDataViewerSetupsBecomeChannelsWithXmlVoxelSizes) {
   });
 }
 
+TEST_F(Hdf5Samples, BigDataViewerXmlIsFoundByItsImageLoaderWhenNamedDifferently) {
+  testing_hdf5::TempDir dir;
+  std::filesystem::copy_file(Path("bdv.h5"), dir.path() / "bdv.h5");
+  std::filesystem::copy_file(Path("bdv.xml"), dir.path() / "project.xml");
+  RecordingSink sink;
+  ASSERT_TRUE(ScanFile(dir.path() / "bdv.h5", sink).ok());
+  ASSERT_EQ(sink.images.count("0"), 1u);
+  EXPECT_EQ(sink.images.at("0").scales[0], (std::vector<double>{1, 1, 1.5, 0.25, 0.25}));
+  // Without any XML: unit voxels and setup names.
+  std::filesystem::remove(dir.path() / "project.xml");
+  RecordingSink bare;
+  ASSERT_TRUE(ScanFile(dir.path() / "bdv.h5", bare).ok());
+  EXPECT_EQ(bare.images.at("0").scales[1], (std::vector<double>{1, 1, 2, 2, 2}));
+  EXPECT_EQ(bare.images.at("0").channels[0].label, "s00");
+}
+
 TEST_F(Hdf5Samples, PlainFilesDeclareNoImage) {
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(Path("plain.h5"), sink).ok());
