@@ -179,7 +179,7 @@ Status PlanCompact(hid_t dset, DatasetPlan& plan) {
 }
 
 Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std::vector<uint64_t>& max_dims,
-                   DatasetPlan& plan) {
+                   ChunkListing listing, DatasetPlan& plan) {
   ArrayDesc& a = plan.array;
   const int rank = static_cast<int>(a.shape.size());
   std::vector<hsize_t> cdims(rank);
@@ -189,7 +189,8 @@ Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std
   const std::vector<uint64_t> grid = a.GridShape();
   const uint32_t all_filters = plan.filters.empty() ? 0 : ((1u << plan.filters.size()) - 1) & kChunkFilterMask;
   H5O_info_t oinfo;
-  Status parsed = CheckErr(H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC), "object info");
+  Status parsed = listing == ChunkListing::kLibrary ? UnsupportedError("library listing requested")
+                                                    : CheckErr(H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC), "object info");
   if (parsed.ok()) {
     auto layout = ReadHdf5DataLayout(*ctx.source, ctx.info, oinfo.addr);
     if (layout.ok()) {
@@ -235,8 +236,10 @@ Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std
   plan.chunks.clear();
 #endif
   // HDF5 1.10's only listing costs O(chunks) per chunk: a last resort.
-  plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
-                          "); listed through H5Dget_chunk_info instead (slow for many chunks)");
+  if (listing == ChunkListing::kFileFormat) {
+    plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
+                            "); listed through H5Dget_chunk_info instead (slow for many chunks)");
+  }
   hsize_t n = 0;
   H5Id space(H5Dget_space(dset));
   RETURN_IF_ERROR(CheckErr(H5Dget_num_chunks(dset, space.get(), &n), "count chunks"));
@@ -428,7 +431,7 @@ std::vector<uint64_t> ContiguousChunks(const std::vector<uint64_t>& shape, uint6
   return chunks;
 }
 
-Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& path) {
+Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& path, ChunkListing listing) {
   H5Id dset(H5Dopen2(ctx.file, path.c_str(), H5P_DEFAULT));
   if (!dset.valid()) return FromHdf5(StatusCode::kCorrupt, "open dataset");
   H5Id type(H5Dget_type(dset.get()));
@@ -473,7 +476,7 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
   switch (H5Pget_layout(dcpl.get())) {
     case H5D_COMPACT: RETURN_IF_ERROR(PlanCompact(dset.get(), plan)); break;
     case H5D_CONTIGUOUS: RETURN_IF_ERROR(PlanContiguous(ctx, dset.get(), dcpl.get(), plan)); break;
-    case H5D_CHUNKED: RETURN_IF_ERROR(PlanChunked(ctx, dset.get(), dcpl.get(), max_dims, plan)); break;
+    case H5D_CHUNKED: RETURN_IF_ERROR(PlanChunked(ctx, dset.get(), dcpl.get(), max_dims, listing, plan)); break;
     case H5D_VIRTUAL: {
       // Sources may be virtual themselves; a cycle must not recurse forever.
       static thread_local int depth = 0;

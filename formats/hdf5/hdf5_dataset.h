@@ -38,9 +38,16 @@ struct DatasetPlan {
   std::vector<Hdf5Filter> filters;    ///< The pipeline, for compatibility checks.
 };
 
+/// How chunked datasets' chunks are listed.
+enum class ChunkListing {
+  kFileFormat,  ///< chunk_index.cc (O(chunks)); the library only when that fails.
+  kLibrary,     ///< The library alone (H5Dchunk_iter, else H5Dget_chunk_info): for cross-checks.
+};
+
 /// Plans the dataset at `path` ("/a/b"). kUnsupported/kCorrupt with the reason when the dataset
 /// cannot be represented; the caller reports it and carries on.
-Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& path);
+Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& path,
+                                ChunkListing listing = ChunkListing::kFileFormat);
 
 /// Target size of the virtual chunks contiguous datasets are split into.
 inline constexpr uint64_t kContiguousChunkBytes = 4ull << 20;

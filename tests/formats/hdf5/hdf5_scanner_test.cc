@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "formats/hdf5/hdf5_dataset.h"
 #include "formats/hdf5/hdf5_decoder.h"
 #include "samples/hdf5/hdf5_samples.h"
 #include "tests/formats/hdf5/hdf5_test_util.h"
@@ -533,6 +534,52 @@ TEST_F(Hdf5Samples, PlainFilesDeclareNoImage) {
   ASSERT_TRUE(ScanFile(Path("plain.h5"), sink).ok());
   EXPECT_TRUE(sink.images.empty());
   EXPECT_FALSE(sink.groups.at("").contains("bioformats2raw.layout"));
+}
+
+}  // namespace
+}  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+// The scanner's fallback (the library's listing) and its normal path (the file-format reader) give
+// the same chunk references for every chunked dataset.
+TEST(Hdf5Scanner, LibraryFallbackListsTheSameChunksAsTheFileFormatReader) {
+  testing_hdf5::TempDir dir;
+  ASSERT_TRUE(samples::WriteHdf5Samples(dir.path()).ok());
+  auto real = testing_hdf5::RealDataHdf5Dir();
+  std::vector<std::filesystem::path> files = {
+      dir.path() / "plain.h5", dir.path() / "userblock.h5", dir.path() / "sample.ims",
+      real / "jamesmudd+jhdf/jhdf/src/test/resources/hdf5/chunked_v4_datasets.hdf5",
+      real / "vchoi-hdfgroup+hdf5/tools/test/h5format_convert/testfiles/old_h5fc_ext_none.h5",
+      real / "vchoi-hdfgroup+hdf5/tools/test/h5repack/testfiles/h5repack_layout3.h5"};
+  int compared = 0;
+  internal::Hdf5ErrorSilencer quiet;
+  for (const auto& file : files) {
+    if (!std::filesystem::exists(file)) continue;
+    auto source = OpenLocalFile(file);
+    ASSERT_TRUE(source.ok());
+    auto info = ReadHdf5Superblock(**source);
+    ASSERT_TRUE(info.ok());
+    H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, file, (*source)->Describe()};
+    for (const std::string& path : testing_hdf5::DatasetPaths(f.get())) {
+      SCOPED_TRACE(file.string() + ":" + path);
+      auto ours = internal::PlanDataset(ctx, path, internal::ChunkListing::kFileFormat);
+      // The library's listing is O(n^2): keep to datasets it lists quickly.
+      if (!ours.ok() || !ours->is_chunked || ours->chunks.size() > 1500) continue;
+      auto lib = internal::PlanDataset(ctx, path, internal::ChunkListing::kLibrary);
+      ASSERT_TRUE(lib.ok());
+      auto sorted = [](std::vector<std::pair<uint64_t, ChunkRef>> v) {
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        return v;
+      };
+      EXPECT_TRUE(sorted(ours->chunks) == sorted(lib->chunks));
+      EXPECT_TRUE(ours->warnings.empty() || ours->warnings[0].find("H5Dget_chunk_info") == std::string::npos);
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 50);
 }
 
 }  // namespace
