@@ -119,7 +119,15 @@ json Multiscale(const ImageDesc& image, bool with_version) {
     }
     datasets.push_back({{"path", image.levels[i]}, {"coordinateTransformations", transforms}});
   }
-  json m = {{"axes", axes}, {"datasets", datasets}};
+  // "type" and "metadata" describe how levels were made: refzarr serves the levels the source
+  // file stores, without resampling, so it says exactly that (the strict schemas require both).
+  json m = {{"axes", axes},
+            {"datasets", datasets},
+            {"type", "stored"},
+            {"metadata",
+             {{"description", "resolution levels as stored in the source file, served without "
+                              "resampling by refzarr"},
+              {"method", "stored"}}}};
   if (!image.name.empty()) m["name"] = image.name;
   if (with_version) m["version"] = "0.4";
   return m;

@@ -248,8 +248,13 @@ class RefZarrView final : public ZarrView {
       ASSIGN_OR_RETURN(level_node, Node(p));
       if (level_node && level_node->array) level0 = &*level_node->array;
     }
+    std::optional<ImageDesc> image = n.image;
+    if (image && image->name.empty()) {
+      // Viewers show the name; the strict schemas require one. The path is unique and meaningful.
+      image->name = n.record.path.empty() ? "image" : n.record.path;
+    }
     return RenderGroupAttributes(n.record.meta.value("attributes", json::object()),
-                                 n.image ? &*n.image : nullptr, level0, options_.zarr_format);
+                                 image ? &*image : nullptr, level0, options_.zarr_format);
   }
 
   Result<std::optional<json>> Consolidated(const NodeInfo& root) {

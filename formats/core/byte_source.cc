@@ -64,7 +64,7 @@ class MemorySource final : public ByteSource {
                           " bytes at offset " + std::to_string(range.offset) + ", size is " +
                           std::to_string(bytes_.size()));
     }
-    std::memcpy(out.data(), bytes_.data() + range.offset, range.length);
+    if (range.length > 0) std::memcpy(out.data(), bytes_.data() + range.offset, range.length);
     return OkStatus();
   }
   std::string Describe() const override { return "memory:" + name_; }
