@@ -4,32 +4,12 @@
 
 #include "store/ref_store.h"
 #include "store/zarr_view.h"
+#include "formats/core/base64.h"
 
 namespace refzarr {
 namespace {
 
 using nlohmann::json;
-
-std::string Base64(std::string_view in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 std::string ChunkKey(const std::string& array, const std::vector<uint64_t>& coords) {
   std::string key = array;
@@ -120,7 +100,7 @@ Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ost
         if (r.flags & kChunkInline) {
           ASSIGN_OR_RETURN(auto bytes, store->GetInlineChunk(n.id, linear));
           if (!bytes) return CorruptError(index.string() + ": inline chunk missing in " + n.path);
-          emit(key, "base64:" + Base64(*bytes));
+          emit(key, "base64:" + EncodeBase64(*bytes));
           ++report.inline_chunks;
           continue;
         }

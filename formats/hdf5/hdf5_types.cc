@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "formats/hdf5/hdf5_util.h"
+#include "formats/core/base64.h"
 
 namespace refzarr::internal {
 namespace {
@@ -166,41 +167,15 @@ Result<json> AttributeJson(hid_t attr) {
   return Nest(flat, dims, 0, pos);
 }
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 }  // namespace
 
-std::string Base64(std::span<const std::byte> bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint32_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= static_cast<uint32_t>(bytes[i + 1]) << 8;
-    if (i + 2 < bytes.size()) v |= static_cast<uint32_t>(bytes[i + 2]);
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? kB64[(v >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kB64[v & 63] : '=';
-  }
-  return out;
-}
+std::string Base64(std::span<const std::byte> bytes) { return EncodeBase64(bytes); }
 
 Result<std::vector<std::byte>> FromBase64(std::string_view text) {
-  std::vector<std::byte> out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    const char* p = std::strchr(kB64, c);
-    if (!p || c == '\0') return InvalidArgumentError("bad base64 character");
-    acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<std::byte>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
+  ASSIGN_OR_RETURN(std::string raw, DecodeBase64(text));
+  auto b = std::as_bytes(std::span(raw.data(), raw.size()));
+  return std::vector<std::byte>(b.begin(), b.end());
 }
 
 Result<DType> DTypeFromHdf5(hid_t type) {

@@ -10,32 +10,13 @@
 #include "formats/ome/ome_xml.h"
 #include "formats/tiff/tiff_pages.h"
 #include "formats/tiff/tiff_series.h"
+#include "formats/core/base64.h"
 
 namespace refzarr {
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string Base64(const std::string& in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 // The array dtype of a page's samples. Sub-byte and odd sizes decode to the next byte size.
 Result<DType> PageDType(const TiffPage& p, bool big_endian) {
@@ -87,7 +68,7 @@ ChunkEncoding PageEncoding(const TiffPage& p, const DType& dtype, bool big_endia
       break;
     case COMPRESSION_JPEG: {
       json c = {{"id", "imagecodecs_jpeg"}, {"bitspersample", p.bits_per_sample}};
-      if (!p.jpeg_tables.empty()) c["tables"] = Base64(p.jpeg_tables);
+      if (!p.jpeg_tables.empty()) c["tables"] = EncodeBase64(p.jpeg_tables);
       if (p.photometric == PHOTOMETRIC_YCBCR) {
         c["colorspace_jpeg"] = "YCbCr";
         c["colorspace_data"] = "RGB";
@@ -136,7 +117,7 @@ ChunkEncoding PageEncoding(const TiffPage& p, const DType& dtype, bool big_endia
               {"fill_order", p.fill_order},
               {"jpeg_colormode_rgb", p.compression == COMPRESSION_JPEG &&
                                          p.photometric == PHOTOMETRIC_YCBCR}};
-  if (!p.jpeg_tables.empty()) e.params["jpeg_tables"] = Base64(p.jpeg_tables);
+  if (!p.jpeg_tables.empty()) e.params["jpeg_tables"] = EncodeBase64(p.jpeg_tables);
   if (p.photometric == PHOTOMETRIC_YCBCR) {
     e.params["ycbcr_subsampling"] = {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]};
   }

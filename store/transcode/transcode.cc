@@ -1,4 +1,5 @@
 #include "store/transcode/transcode.h"
+#include "formats/core/base64.h"
 
 #include <blosc.h>
 #include <lzma.h>
@@ -61,29 +62,6 @@ void PutLittle(uint64_t v, uint8_t* out, uint32_t size) {
   for (uint32_t i = 0; i < size; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-Result<std::string> Base64Decode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=') continue;
-    else return InvalidArgumentError("fill value is not base64");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
-
 // One element holding the fill value, in the dtype's byte order.
 Result<std::vector<uint8_t>> FillElement(const ArrayDesc& a) {
   const DType& d = a.dtype;
@@ -97,7 +75,7 @@ Result<std::vector<uint8_t>> FillElement(const ArrayDesc& a) {
   if (!d.fields.is_null() || d.kind == 'S' || d.kind == 'V' || d.kind == 'U') {
     if (v.is_number() && v.get<double>() == 0) return e;
     if (!v.is_string()) return bad();
-    ASSIGN_OR_RETURN(std::string raw, Base64Decode(v.get<std::string>()));
+    ASSIGN_OR_RETURN(std::string raw, DecodeBase64(v.get<std::string>()));
     if (raw.size() != d.size) return bad();
     std::memcpy(e.data(), raw.data(), raw.size());
     return e;  // raw bytes are already in the element's own layout

@@ -1,4 +1,5 @@
 #include "formats/tiff/decoder/tiff_decoder.h"
+#include "formats/core/base64.h"
 
 #include <tiffio.h>
 
@@ -45,32 +46,6 @@ struct TiffParams {
   int64_t t4_options = -1;
   int64_t t6_options = -1;
 };
-
-Result<std::string> DecodeBase64(std::string_view in) {
-  static constexpr auto kTable = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    int8_t v = kTable[static_cast<uint8_t>(c)];
-    if (v < 0) return InvalidArgumentError("jpeg_tables is not base64");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
 
 Result<uint64_t> GetUint(const json& params, const char* key, std::optional<uint64_t> fallback,
                          uint64_t max) {
