@@ -5,7 +5,6 @@
 
 #include "cli/commands.h"
 #include "cli/fuse/fuse_mount.h"
-#include "indexer/registry.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -14,21 +13,14 @@ namespace {
 struct MountArgs {
   std::string index;
   std::string mountpoint;
-  int zarr_format = 2;
-  std::string codecs = "compat";
+  ViewFlags view;
   bool foreground = false;
   bool allow_other = false;
   bool debug = false;
 };
 
 Status RunMount(const MountArgs& args, CommandContext& ctx) {
-  ASSIGN_OR_RETURN(CodecPolicy codecs, ParseCodecPolicy(args.codecs));
-  // The decoders transcode chunks standard codecs cannot read; they must outlive the view.
-  std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
-  ViewOptions view_options;
-  view_options.zarr_format = args.zarr_format;
-  view_options.codecs = codecs;
-  for (const auto& decoder : decoders) view_options.decoders.push_back(decoder.get());
+  ASSIGN_OR_RETURN(ViewOptions view_options, args.view.ToOptions());
   // Absolute paths: detaching changes the working directory to "/", and the view may open the
   // index again later (a connection per thread).
   std::error_code ec;
@@ -51,14 +43,7 @@ void AddMountCommand(CLI::App& app, CommandContext& ctx) {
       "mount", "Mount an index as a read-only OME-Zarr directory (unmount: fusermount3 -u)");
   cmd->add_option("INDEX", args->index, "Index file (.refs.db)")->required();
   cmd->add_option("MOUNTPOINT", args->mountpoint, "Existing directory to mount on")->required();
-  cmd->add_option("--zarr-format", args->zarr_format,
-                  "2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3")
-      ->check(CLI::IsMember({2, 3}))
-      ->capture_default_str();
-  cmd->add_option("--codecs", args->codecs,
-                  "compat: transcode non-standard chunks to blosc; passthrough: stored bytes")
-      ->check(CLI::IsMember({"compat", "passthrough"}))
-      ->capture_default_str();
+  args->view.AddTo(cmd);
   cmd->add_flag("-f,--foreground", args->foreground,
                 "Stay in the foreground until unmounted or Ctrl-C");
   cmd->add_flag("--allow-other", args->allow_other, "Let other users read the mount");

@@ -9,7 +9,6 @@
 
 #include "cli/commands.h"
 #include "cli/http/http_server.h"
-#include "indexer/registry.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -19,8 +18,7 @@ struct ServeArgs {
   std::string index;
   std::string host = "127.0.0.1";
   uint16_t port = 8000;
-  int zarr_format = 2;
-  std::string codecs = "compat";
+  ViewFlags view;
   unsigned threads = 0;
   std::string access_log;
 };
@@ -54,13 +52,7 @@ class ShutdownSignals {
 
 Status RunServe(const ServeArgs& args, CommandContext& ctx) {
   ShutdownSignals signals;
-  ASSIGN_OR_RETURN(CodecPolicy codecs, ParseCodecPolicy(args.codecs));
-  // The decoders transcode chunks standard codecs cannot read; they must outlive the view.
-  std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
-  ViewOptions view_options;
-  view_options.zarr_format = args.zarr_format;
-  view_options.codecs = codecs;
-  for (const auto& decoder : decoders) view_options.decoders.push_back(decoder.get());
+  ASSIGN_OR_RETURN(ViewOptions view_options, args.view.ToOptions());
   ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(args.index, view_options));
 
   ServeOptions options;
@@ -93,14 +85,7 @@ void AddServeCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--host", args->host, "Address to bind (loopback by default)")
       ->capture_default_str();
   cmd->add_option("--port", args->port, "TCP port (0: any free port)")->capture_default_str();
-  cmd->add_option("--zarr-format", args->zarr_format,
-                  "2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3")
-      ->check(CLI::IsMember({2, 3}))
-      ->capture_default_str();
-  cmd->add_option("--codecs", args->codecs,
-                  "compat: transcode non-standard chunks to blosc; passthrough: stored bytes")
-      ->check(CLI::IsMember({"compat", "passthrough"}))
-      ->capture_default_str();
+  args->view.AddTo(cmd);
   cmd->add_option("--threads", args->threads, "Worker threads (0: one per CPU)")
       ->capture_default_str();
   cmd->add_option("--access-log", args->access_log, "Append one Common Log Format line per request");

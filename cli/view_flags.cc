@@ -7,10 +7,12 @@ namespace refzarr {
 
 void ViewFlags::AddTo(CLI::App* cmd) {
   cmd->add_option("--zarr-format", zarr_format, "2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3")
-      ->check(CLI::IsMember({2, 3}));
+      ->check(CLI::IsMember({2, 3}))
+      ->capture_default_str();
   cmd->add_option("--codecs", codecs,
                   "compat: transcode what standard Zarr codecs cannot read; passthrough: stored bytes")
-      ->check(CLI::IsMember({"compat", "passthrough"}));
+      ->check(CLI::IsMember({"compat", "passthrough"}))
+      ->capture_default_str();
 }
 
 Result<ViewOptions> ViewFlags::ToOptions() const {

@@ -284,27 +284,29 @@ class RefZarrView final : public ZarrView {
 
   using ChunkAt = std::pair<std::shared_ptr<const NodeInfo>, std::vector<uint64_t>>;
 
-  // Splits a key into array + chunk coordinates ("arr/0/0/1" in v2, "arr/c/0/0/1" in v3).
-  Result<std::optional<ChunkAt>> FindChunk(std::span<const std::string_view> parts) {
+  // Splits a key below an array into the array and the chunk coordinates it names ("arr/0/1" in
+  // v2, "arr/c/0/1" in v3; "arr/c" names no coordinate yet). Nullopt when no array owns the key or
+  // a coordinate is malformed or outside the grid.
+  Result<std::optional<ChunkAt>> SplitArrayKey(std::span<const std::string_view> parts) {
     for (size_t k = 1; k <= parts.size() && k <= 33; ++k) {
-      std::string array_path = JoinParts(parts.first(parts.size() - k));
-      ASSIGN_OR_RETURN(auto node, Node(array_path));
+      ASSIGN_OR_RETURN(auto node, Node(JoinParts(parts.first(parts.size() - k))));
       if (!node) continue;
       if (!node->array) return std::optional<ChunkAt>();
       auto rest = parts.last(k);
-      size_t rank = node->array->shape.size();
       if (options_.zarr_format == 3) {
-        if (rest.empty() || rest[0] != "c") return std::optional<ChunkAt>();
+        if (rest[0] != "c") return std::optional<ChunkAt>();
         rest = rest.subspan(1);
       }
-      if (rank == 0 && options_.zarr_format == 2) {
-        if (rest.size() != 1 || rest[0] != "0") return std::optional<ChunkAt>();
+      auto grid = node->array->GridShape();
+      if (grid.empty()) {
+        // A 0-d array has one chunk: "0" in v2, "c" in v3.
+        bool one = options_.zarr_format == 3 ? rest.empty() : rest.size() == 1 && rest[0] == "0";
+        if (!one) return std::optional<ChunkAt>();
         return std::optional<ChunkAt>(ChunkAt{node, {}});
       }
-      if (rest.size() != rank) return std::optional<ChunkAt>();
-      auto grid = node->array->GridShape();
-      std::vector<uint64_t> coords(rank);
-      for (size_t i = 0; i < rank; ++i) {
+      if (rest.size() > grid.size()) return std::optional<ChunkAt>();
+      std::vector<uint64_t> coords(rest.size());
+      for (size_t i = 0; i < rest.size(); ++i) {
         if (!ParseIndex(rest[i], coords[i]) || coords[i] >= grid[i]) return std::optional<ChunkAt>();
       }
       return std::optional<ChunkAt>(ChunkAt{node, std::move(coords)});
@@ -312,30 +314,22 @@ class RefZarrView final : public ZarrView {
     return std::optional<ChunkAt>();
   }
 
-  // A directory inside an array's chunk keys: the array and the coordinates named so far.
+  // A chunk key: every coordinate named.
+  Result<std::optional<ChunkAt>> FindChunk(std::span<const std::string_view> parts) {
+    ASSIGN_OR_RETURN(auto at, SplitArrayKey(parts));
+    if (at && at->second.size() != at->first->array->shape.size()) return std::optional<ChunkAt>();
+    return at;
+  }
+
+  // A directory inside an array's chunk keys: some coordinates named (v3: "c" alone too).
   Result<std::optional<ChunkAt>> FindChunkDirectory(std::span<const std::string_view> parts) {
-    for (size_t k = 1; k <= parts.size() && k <= 33; ++k) {
-      std::string array_path = JoinParts(parts.first(parts.size() - k));
-      ASSIGN_OR_RETURN(auto node, Node(array_path));
-      if (!node) continue;
-      if (!node->array) return std::optional<ChunkAt>();
-      auto rest = parts.last(k);
-      size_t rank = node->array->shape.size();
-      if (options_.zarr_format == 3) {
-        if (rest[0] != "c" || rank == 0) return std::optional<ChunkAt>();
-        rest = rest.subspan(1);  // "arr/c" itself is the directory of the first coordinate
-      }
-      if (rest.size() >= rank) return std::optional<ChunkAt>();
-      auto grid = node->array->GridShape();
-      std::vector<uint64_t> coords(rest.size());
-      for (size_t i = 0; i < rest.size(); ++i) {
-        if (!ParseIndex(rest[i], coords[i]) || coords[i] >= grid[i]) return std::optional<ChunkAt>();
-      }
-      // In v3 the marker "c" is needed even for an empty coordinate list.
-      if (options_.zarr_format == 2 && coords.empty()) return std::optional<ChunkAt>();
-      return std::optional<ChunkAt>(ChunkAt{node, std::move(coords)});
-    }
-    return std::optional<ChunkAt>();
+    ASSIGN_OR_RETURN(auto at, SplitArrayKey(parts));
+    if (!at) return at;
+    size_t rank = at->first->array->shape.size();
+    bool partial = at->second.size() < rank &&
+                   (options_.zarr_format == 3 || !at->second.empty());
+    if (!partial) return std::optional<ChunkAt>();
+    return at;
   }
 
   // Lists one level of chunk keys: the array's own directory when `array_dir`, else the level
