@@ -49,31 +49,17 @@ def main():
                 failures.append(f"{f['group']} failed without a reason")
     print(f"indexed {report['indexed']}, refused {report['failed']}, skipped {report['skipped']}")
 
-    compared, skipped = 0, []
+    tally = c.Tally()
     with serve_e2e.Server(refzarr, index, 2, work) as server:
         root = zarr.open_group(fsspec.get_mapper(server.url("")), mode="r")
         for key, arr in c.walk_arrays(root):
-            try:
-                # fsspec lists names as the HTML listing spells them ('+' as %2B).
-                message = c.compare_array(arr, tiffs, urllib.parse.unquote(key))
-            except Exception as e:
-                message = f"{key}: read failed: {type(e).__name__}: {e}"
+            # fsspec lists names as the HTML listing spells them ('+' as %2B).
+            message = c.compare_safely(arr, tiffs, urllib.parse.unquote(key))
             if message is not None and urllib.parse.unquote(key) in KNOWN_DIFFERENCES:
                 print(f"  documented difference: {message}")
                 message = None
-            if message is None:
-                compared += 1
-            elif message.startswith("skip:"):
-                skipped.append(message)
-            else:
-                failures.append(message)
-    print(f"realdata: {compared} arrays equal the oracle, {len(skipped)} without an oracle")
-    for s in skipped:
-        print("  " + s)
-    for f in failures:
-        print("  FAIL " + f)
-    if compared < 15:
-        failures.append(f"only {compared} arrays compared")
+            tally.add(message)
+    failures += tally.finish("realdata", 15)
     sys.exit(1 if failures else 0)
 
 

@@ -126,29 +126,50 @@ def walk_arrays(group, prefix=""):
             yield from walk_arrays(item, key + "/")
 
 
+class Tally:
+    """Outcomes of array comparisons: equal (message None), skipped ("skip: ..."), failed."""
+
+    def __init__(self):
+        self.equal, self.skipped, self.failures = 0, [], []
+
+    def add(self, message):
+        if message is None:
+            self.equal += 1
+        elif message.startswith("skip:"):
+            self.skipped.append(message)
+        else:
+            self.failures.append(message)
+
+    def finish(self, label, minimum, extra=""):
+        """Prints the summary and every skip and failure; returns the failures, with one more
+        when fewer than `minimum` arrays were compared (a test that compared nothing fails)."""
+        print(f"{label}: {self.equal} arrays equal the oracle, {len(self.skipped)} skipped, "
+              f"{len(self.failures)} differ{extra}")
+        for s in self.skipped:
+            print("  " + s)
+        for f in self.failures:
+            print("  FAIL " + f)
+        if self.equal < minimum:
+            self.failures.append(f"{label}: only {self.equal} arrays compared")
+        return self.failures
+
+
+def compare_safely(arr, samples, key):
+    """compare_array, with a read error reported as a failure message."""
+    try:
+        if isinstance(arr, Exception):
+            raise arr
+        return compare_array(arr, samples, key)
+    except Exception as e:
+        return f"{key}: read failed: {type(e).__name__}: {e}"
+
+
 def check_all_arrays(root, samples, label):
     """Reads every array under `root` and compares it with tifffile; returns the failure list."""
-    compared, skipped, failures = 0, [], []
+    tally = Tally()
     for key, arr in walk_arrays(root):
-        try:
-            message = compare_array(arr, samples, key)
-        except Exception as e:
-            message = f"{key}: read failed: {type(e).__name__}: {e}"
-        if message is None:
-            compared += 1
-        elif message.startswith("skip:"):
-            skipped.append(message)
-        else:
-            failures.append(message)
-    print(f"{label}: {compared} arrays equal to tifffile, {len(skipped)} skipped, "
-          f"{len(failures)} differ")
-    for s in skipped:
-        print("  " + s)
-    for f in failures:
-        print("  FAIL " + f)
-    if compared < 20:
-        failures.append(f"{label}: only {compared} arrays compared; expected the sample set")
-    return failures
+        tally.add(compare_safely(arr, samples, key))
+    return tally.finish(label, 20)
 
 
 def ngff_validators(shared, version):
