@@ -10,6 +10,7 @@ namespace refzarr {
 std::vector<std::unique_ptr<Scanner>> DefaultScanners() {
   std::vector<std::unique_ptr<Scanner>> s;
   s.push_back(MakeTiffScanner());
+  s.push_back(MakeOmeCompanionScanner());
   s.push_back(MakeHdf5Scanner());
   return s;
 }

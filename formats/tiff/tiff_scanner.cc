@@ -157,10 +157,11 @@ std::string Lower(std::string s) {
 
 // Plans an OME-TIFF: one series per Image. nullopt: the file is a BinaryOnly member, indexed as
 // plain TIFF (see docs/tiff.md). Errors: the XML is malformed or contradicts the IFDs.
-Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, uint64_t file_size,
-                                       const ScanContext& context,
+// `tiff` is the scanned file's own structure: empty for an OME-XML companion file, whose planes
+// all live in member TIFFs.
+Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, const std::string& xml,
+                                       uint64_t file_size, const ScanContext& context,
                                        std::vector<std::string>& warnings) {
-  const std::string& xml = tiff.pages.front().description;
   ASSIGN_OR_RETURN(OmeDocument doc, ParseOmeXml(xml));
   for (std::string& w : doc.warnings) warnings.push_back("OME-XML: " + std::move(w));
   if (doc.binary_only) {
@@ -233,6 +234,7 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, uint64_t file_
     return m;
   };
 
+  std::string first_refusal;
   for (size_t i = 0; i < doc.images.size(); ++i) {
     const OmeImage& image = doc.images[i];
     std::vector<int> pages;
@@ -261,13 +263,17 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, uint64_t file_
                         (image.name.empty() ? "" : " (" + image.name + ")");
     if (!image_status.ok()) {
       warnings.push_back(label + " not indexed: " + image_status.message());
+      if (first_refusal.empty()) first_refusal = label + ": " + image_status.message();
       continue;
     }
     ASSIGN_OR_RETURN(SeriesPlan plan, PlanOmeImage(out.pool, image, pages, warnings));
     out.plans.push_back(std::move(plan));
     out.paths.push_back(std::to_string(i));
   }
-  if (out.plans.empty()) return CorruptError("no OME image could be indexed");
+  if (out.plans.empty()) {
+    return CorruptError("no OME image could be indexed" +
+                        (first_refusal.empty() ? "" : " (" + first_refusal + ")"));
+  }
   return std::optional<Planned>(std::move(out));
 }
 
@@ -282,7 +288,7 @@ Planned PlanFile(TiffStructure tiff, uint64_t file_size, const ScanContext& cont
     return p;
   };
   if (IsOmeXml(description)) {
-    auto ome = PlanOme(tiff, file_size, context, warnings);
+    auto ome = PlanOme(tiff, description, file_size, context, warnings);
     if (ome.ok() && *ome) return std::move(**ome);
     if (!ome.ok()) fallback("OME-XML", ome.status());
   } else if (description.starts_with("ImageJ=") || description.starts_with("SCIFIO=")) {
@@ -315,6 +321,11 @@ class TiffScanner final : public Scanner {
     std::vector<std::string> warnings;
     Planned planned = PlanFile(std::move(tiff), file_size, context, warnings);
     for (std::string& w : warnings) out.Warn(std::move(w));
+    return EmitPlanned(std::move(planned), out);
+  }
+
+  /// Emits planned series (and, for OME files, the OME group and the original XML).
+  static Status EmitPlanned(Planned planned, ScanSink& out) {
     RETURN_IF_ERROR(out.AddGroup("", {{"bioformats2raw.layout", 3}}));
     // Sources are registered only for member files a planned series uses.
     std::vector<uint32_t> source_ids(planned.members.size() + 1, 0);
@@ -437,8 +448,45 @@ class TiffScanner final : public Scanner {
   }
 };
 
+// An OME-XML companion file (".companion.ome", the MetadataFile of BinaryOnly members): the
+// images it describes, with every plane in member TIFFs.
+class OmeCompanionScanner final : public Scanner {
+ public:
+  std::string_view Name() const override { return "ome-companion"; }
+  bool Sniff(std::span<const std::byte> head) const override {
+    std::string_view text(reinterpret_cast<const char*>(head.data()), head.size());
+    size_t start = text.find_first_not_of(" \t\r\n\xEF\xBB\xBF");
+    if (start == std::string_view::npos || text[start] != '<') return false;
+    return text.find("<OME") != std::string_view::npos ||
+           text.find(":OME") != std::string_view::npos;
+  }
+
+  Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {
+    ASSIGN_OR_RETURN(uint64_t size, source.Size());
+    if (size > kMaxXmlBytes) {
+      return UnsupportedError("OME-XML of " + std::to_string(size) + " bytes (limit " +
+                              std::to_string(kMaxXmlBytes) + ")");
+    }
+    std::string xml(size, '\0');
+    RETURN_IF_ERROR(source.ReadInto({0, size}, std::as_writable_bytes(std::span(xml))));
+    std::vector<std::string> warnings;
+    auto planned = PlanOme(TiffStructure{}, xml, size, context, warnings);
+    for (std::string& w : warnings) out.Warn(std::move(w));
+    if (!planned.ok()) return planned.status().WithContext("OME-XML companion");
+    if (!*planned) return CorruptError("OME-XML companion is itself BinaryOnly");
+    return TiffScanner::EmitPlanned(std::move(**planned), out);
+  }
+
+ private:
+  static constexpr uint64_t kMaxXmlBytes = 256ull << 20;
+};
+
 }  // namespace
 
 std::unique_ptr<Scanner> MakeTiffScanner() { return std::make_unique<TiffScanner>(); }
+
+std::unique_ptr<Scanner> MakeOmeCompanionScanner() {
+  return std::make_unique<OmeCompanionScanner>();
+}
 
 }  // namespace refzarr

@@ -11,4 +11,8 @@ namespace refzarr {
 /// A scanner for TIFF-family files (TIFF, BigTIFF, OME-TIFF). Stateless, thread-safe.
 std::unique_ptr<Scanner> MakeTiffScanner();
 
+/// A scanner for OME-XML companion files (".companion.ome"): the multi-file OME-TIFF set they
+/// describe, as one set of images whose chunks reference the member TIFFs.
+std::unique_ptr<Scanner> MakeOmeCompanionScanner();
+
 }  // namespace refzarr

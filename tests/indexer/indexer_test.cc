@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "store/ref_store.h"
@@ -122,6 +123,86 @@ TEST_F(IndexerTest, ChangedSourceIsDetectedAndNeverServed) {
 TEST_F(IndexerTest, MissingInputIsAnError) {
   auto report = Index({dir_.path() / "nope"}, dir_.path() / "f.refs.db");
   EXPECT_EQ(report.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+TEST_F(IndexerTest, OmeCompanionFileIndexesTheWholeMultiFileSet) {
+  fs::path set = samples_ / "ome" / "multifile";
+  fs::path first = dir_.path() / "first.refs.db";
+  ASSERT_TRUE(Index({set}, first).ok());
+  ViewOptions options;
+  options.codecs = CodecPolicy::kPassthrough;
+  std::string xml;
+  {
+    auto view = OpenZarrView(first, options);
+    ASSERT_TRUE(view.ok());
+    auto v = (*view)->Get("multifile_z0.ome.tif/OME/METADATA.ome.xml");
+    ASSERT_TRUE(v.ok() && *v);
+    xml = (*v)->bytes;
+  }
+  // A companion carries the set's XML under a UUID of its own; every plane is in a member TIFF.
+  size_t root = xml.find("<OME");
+  size_t uuid = xml.find("UUID=\"", root);
+  ASSERT_NE(uuid, std::string::npos);
+  size_t end = xml.find('"', uuid + 6);
+  xml.replace(uuid + 6, end - uuid - 6, "urn:uuid:00000000-0000-4000-8000-000000000001");
+  std::ofstream(set / "set.companion.ome") << xml;
+
+  fs::path index = dir_.path() / "companion.refs.db";
+  auto report = Index({set}, index);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  bool found = false;
+  for (const IndexedFile& f : report->files) {
+    if (f.group != "set.companion.ome") continue;
+    found = true;
+    EXPECT_EQ(f.outcome, "indexed") << f.error;
+    EXPECT_EQ(f.scanner, "ome-companion");
+  }
+  ASSERT_TRUE(found) << log_.str();
+  auto view = OpenZarrView(index, options);
+  ASSERT_TRUE(view.ok());
+  auto a = (*view)->Get("set.companion.ome/0/0/.zarray");
+  auto b = (*view)->Get("multifile_z0.ome.tif/0/0/.zarray");
+  ASSERT_TRUE(a.ok() && *a && b.ok() && *b);
+  EXPECT_EQ((*a)->bytes, (*b)->bytes);
+  // The same chunks, from the same member files, in the same places.
+  auto zarray = nlohmann::json::parse((*b)->bytes);
+  auto shape = zarray["shape"].get<std::vector<uint64_t>>();
+  auto chunks = zarray["chunks"].get<std::vector<uint64_t>>();
+  int compared = 0;
+  for (uint64_t z = 0; z < shape[2]; ++z) {
+    for (uint64_t c = 0; c < shape[1]; ++c) {
+      std::string key = "/0/0/0/" + std::to_string(c / chunks[1]) + "/" + std::to_string(z) + "/0/0";
+      auto x = (*view)->Get("set.companion.ome" + key);
+      auto y = (*view)->Get("multifile_z0.ome.tif" + key);
+      ASSERT_TRUE(x.ok() && *x && y.ok() && *y) << key;
+      ASSERT_TRUE((*x)->slice && (*y)->slice);
+      EXPECT_EQ((*x)->slice->path, (*y)->slice->path) << key;
+      EXPECT_EQ((*x)->slice->offset, (*y)->slice->offset) << key;
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 3);
+}
+
+TEST_F(IndexerTest, OmeCompanionWithAMissingMemberFailsNamingIt) {
+  fs::path set = dir_.path() / "broken";
+  fs::create_directories(set);
+  std::ofstream(set / "x.companion.ome")
+      << "<?xml version=\"1.0\"?><OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "
+         "UUID=\"urn:uuid:1\"><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYZCT\" "
+         "Type=\"uint8\" SizeX=\"4\" SizeY=\"4\" SizeZ=\"1\" SizeC=\"1\" SizeT=\"1\">"
+         "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"1\"/><TiffData IFD=\"0\" PlaneCount=\"1\">"
+         "<UUID FileName=\"gone.ome.tif\">urn:uuid:2</UUID></TiffData></Pixels></Image></OME>";
+  auto report = Index({set}, dir_.path() / "broken.refs.db");
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->failed, 1u);
+  EXPECT_NE(log_.str().find("gone.ome.tif"), std::string::npos) << log_.str();
 }
 
 }  // namespace
