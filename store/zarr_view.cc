@@ -89,11 +89,11 @@ class RefZarrView final : public ZarrView {
         return std::optional<Value>(std::move(v));
       }
     }
-    std::string full(key);
-    ASSIGN_OR_RETURN(auto node, Node(full));
-    if (node) {
-      if (node->record.kind != NodeKind::kFile) return std::optional<Value>();
-      ASSIGN_OR_RETURN(auto bytes, store_->GetFileBytes(node->record.id));
+    ASSIGN_OR_RETURN(Walked w, Walk(parts));
+    if (w.depth == parts.size()) {
+      // The key names a node: only plain files have a value.
+      if (w.node->record.kind != NodeKind::kFile) return std::optional<Value>();
+      ASSIGN_OR_RETURN(auto bytes, store_->GetFileBytes(w.node->record.id));
       if (!bytes) return std::optional<Value>();
       Value v;
       v.bytes = std::move(*bytes);
@@ -116,14 +116,14 @@ class RefZarrView final : public ZarrView {
   Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) override {
     if (key.empty()) return std::pair{EntryKind::kDirectory, uint64_t{0}};
     if (!ValidKey(key)) return std::pair{EntryKind::kMissing, uint64_t{0}};
-    ASSIGN_OR_RETURN(auto node, Node(std::string(key)));
-    if (node) {
-      if (node->record.kind == NodeKind::kFile) {
-        return std::pair{EntryKind::kFile, node->record.meta.value("size", uint64_t{0})};
+    auto parts = SplitKey(key);
+    ASSIGN_OR_RETURN(Walked w, Walk(parts));
+    if (w.depth == parts.size()) {
+      if (w.node->record.kind == NodeKind::kFile) {
+        return std::pair{EntryKind::kFile, w.node->record.meta.value("size", uint64_t{0})};
       }
       return std::pair{EntryKind::kDirectory, uint64_t{0}};
     }
-    auto parts = SplitKey(key);
     ASSIGN_OR_RETURN(auto dir, FindChunkDirectory(parts));
     if (dir) return std::pair{EntryKind::kDirectory, uint64_t{0}};
     ASSIGN_OR_RETURN(auto value, Get(key));
@@ -135,7 +135,9 @@ class RefZarrView final : public ZarrView {
     while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
     if (!prefix.empty() && !ValidKey(prefix)) return std::optional<std::vector<DirEntry>>();
     std::string path(prefix);
-    ASSIGN_OR_RETURN(auto node, Node(path));
+    auto parts = SplitKey(prefix);
+    ASSIGN_OR_RETURN(Walked w, Walk(parts));
+    std::shared_ptr<const NodeInfo> node = w.depth == parts.size() ? w.node : nullptr;
     std::vector<DirEntry> out;
     if (node) {
       if (node->record.kind == NodeKind::kFile) return std::optional<std::vector<DirEntry>>();
@@ -150,7 +152,6 @@ class RefZarrView final : public ZarrView {
         RETURN_IF_ERROR(ListChunkLevel(*node, {}, true, out));
       }
     } else {
-      auto parts = SplitKey(prefix);
       ASSIGN_OR_RETURN(auto dir, FindChunkDirectory(parts));
       if (!dir) return std::optional<std::vector<DirEntry>>();
       RETURN_IF_ERROR(ListChunkLevel(*dir->first, dir->second, false, out));
@@ -216,6 +217,31 @@ class RefZarrView final : public ZarrView {
     if (nodes_.size() > 100000) nodes_.clear();  // bound memory; nodes are cheap to reload
     nodes_[path] = info;
     return info;
+  }
+
+  // The deepest node on the key's path, walking from the root and stopping at an array (whose
+  // chunk keys are not nodes). Every ancestor of a node is a node, so the walk stops at the first
+  // missing name. Prefixes shared by many keys (groups, arrays) are cache hits: resolving a chunk
+  // key costs no database query once its array is known.
+  struct Walked {
+    std::shared_ptr<const NodeInfo> node;  // null when even the root is missing
+    size_t depth = 0;                      // parts[0, depth) name `node`
+  };
+  Result<Walked> Walk(std::span<const std::string_view> parts) {
+    Walked w;
+    ASSIGN_OR_RETURN(w.node, Node(""));
+    if (!w.node) return w;
+    std::string path;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (w.node->array || w.node->record.kind == NodeKind::kFile) return w;
+      if (i) path += '/';
+      path += parts[i];
+      ASSIGN_OR_RETURN(auto child, Node(path));
+      if (!child) return w;
+      w.node = std::move(child);
+      w.depth = i + 1;
+    }
+    return w;
   }
 
   // ---- metadata ----
@@ -288,30 +314,27 @@ class RefZarrView final : public ZarrView {
   // v2, "arr/c/0/1" in v3; "arr/c" names no coordinate yet). Nullopt when no array owns the key or
   // a coordinate is malformed or outside the grid.
   Result<std::optional<ChunkAt>> SplitArrayKey(std::span<const std::string_view> parts) {
-    for (size_t k = 1; k <= parts.size() && k <= 33; ++k) {
-      ASSIGN_OR_RETURN(auto node, Node(JoinParts(parts.first(parts.size() - k))));
-      if (!node) continue;
-      if (!node->array) return std::optional<ChunkAt>();
-      auto rest = parts.last(k);
-      if (options_.zarr_format == 3) {
-        if (rest[0] != "c") return std::optional<ChunkAt>();
-        rest = rest.subspan(1);
-      }
-      auto grid = node->array->GridShape();
-      if (grid.empty()) {
-        // A 0-d array has one chunk: "0" in v2, "c" in v3.
-        bool one = options_.zarr_format == 3 ? rest.empty() : rest.size() == 1 && rest[0] == "0";
-        if (!one) return std::optional<ChunkAt>();
-        return std::optional<ChunkAt>(ChunkAt{node, {}});
-      }
-      if (rest.size() > grid.size()) return std::optional<ChunkAt>();
-      std::vector<uint64_t> coords(rest.size());
-      for (size_t i = 0; i < rest.size(); ++i) {
-        if (!ParseIndex(rest[i], coords[i]) || coords[i] >= grid[i]) return std::optional<ChunkAt>();
-      }
-      return std::optional<ChunkAt>(ChunkAt{node, std::move(coords)});
+    ASSIGN_OR_RETURN(Walked w, Walk(parts));
+    if (!w.node || !w.node->array || w.depth == parts.size()) return std::optional<ChunkAt>();
+    const auto& node = w.node;
+    auto rest = parts.subspan(w.depth);
+    if (options_.zarr_format == 3) {
+      if (rest[0] != "c") return std::optional<ChunkAt>();
+      rest = rest.subspan(1);
     }
-    return std::optional<ChunkAt>();
+    auto grid = node->array->GridShape();
+    if (grid.empty()) {
+      // A 0-d array has one chunk: "0" in v2, "c" in v3.
+      bool one = options_.zarr_format == 3 ? rest.empty() : rest.size() == 1 && rest[0] == "0";
+      if (!one) return std::optional<ChunkAt>();
+      return std::optional<ChunkAt>(ChunkAt{node, {}});
+    }
+    if (rest.size() > grid.size()) return std::optional<ChunkAt>();
+    std::vector<uint64_t> coords(rest.size());
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if (!ParseIndex(rest[i], coords[i]) || coords[i] >= grid[i]) return std::optional<ChunkAt>();
+    }
+    return std::optional<ChunkAt>(ChunkAt{node, std::move(coords)});
   }
 
   // A chunk key: every coordinate named.
