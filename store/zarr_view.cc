@@ -202,7 +202,8 @@ class RefZarrView final : public ZarrView {
         n->array = std::move(*a);
         n->sources = n->record.meta.at("sources").get<std::vector<int64_t>>();
         n->transcoded = NeedsTranscode(*n->array, options_.codecs,
-                                       n->record.meta.value("flagged", false));
+                                       n->record.meta.value("flagged", false),
+                                       options_.zarr_format);
       } else if (n->record.kind == NodeKind::kGroup) {
         const json& im = n->record.meta["image"];
         if (!im.is_null()) {

@@ -337,9 +337,11 @@ json TranscodeCodecsV3(const DType& dtype) {
   return json::array({bytes, blosc});
 }
 
-bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags) {
+bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags,
+                    int zarr_format) {
   if (policy == CodecPolicy::kPassthrough) return false;
-  return !array.encoding.native || !array.encoding.stored_order.empty() || any_chunk_has_flags;
+  bool reordered = !array.encoding.stored_order.empty() && zarr_format != 3;
+  return !array.encoding.native || reordered || any_chunk_has_flags;
 }
 
 Status FillChunk(const ArrayDesc& array, std::span<std::byte> out) {

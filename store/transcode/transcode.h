@@ -40,8 +40,10 @@ nlohmann::json TranscodeCodecsV3(const DType& dtype);
 /// true when the stored encoding is not native numcodecs, when decoded chunks are stored in another
 /// axis order (interleaved samples), or when any chunk of the array is flagged (a short strip, an
 /// HDF5 filter mask): then every chunk of the array is transcoded, so its metadata stays true.
-/// Under kPassthrough it is always false.
-bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags);
+/// Under kPassthrough it is always false. A Zarr v3 view (`zarr_format` 3) expresses the axis order
+/// with a "transpose" codec, so interleaved samples alone do not need transcoding there.
+bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags,
+                    int zarr_format = 2);
 
 /// Fills `out` (a whole number of elements) with the array's fill value in the dtype's byte order.
 /// A null fill value is zeros. kInvalidArgument when the fill value does not fit the dtype.
