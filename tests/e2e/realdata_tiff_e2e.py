@@ -59,6 +59,20 @@ def main():
                 print(f"  documented difference: {message}")
                 message = None
             tally.add(message)
+        # Every group's OME-NGFF 0.4 metadata validates against the official schemas.
+        validators = c.ngff_validators(c.env("REFZARR_SHARED_DIR"), "0.4")
+        checked = 0
+        def groups(group, prefix=""):
+            yield prefix, group
+            for name, sub in sorted(group.groups()):
+                yield from groups(sub, prefix + name + "/")
+        for key, group in groups(root):
+            problems, picks = c.validate_ngff(group.attrs.asdict(), validators, key or "/")
+            failures += problems
+            checked += bool(picks)
+        print(f"OME-NGFF 0.4: {checked} groups validated")
+        if checked < 10:
+            failures.append(f"only {checked} OME-NGFF groups validated")
     failures += tally.finish("realdata", 15)
     sys.exit(1 if failures else 0)
 
