@@ -149,7 +149,7 @@ Tally CheckEveryDataset(const std::filesystem::path& path, const RecordingSink& 
 
 TEST(Hdf5Scanner, EveryRealDataDatasetReadsBackAsH5DreadOrIsRefused) {
   auto files = testing_hdf5::RealDataHdf5Files();
-  if (files.empty()) GTEST_SKIP() << "no realdata";
+  ASSERT_FALSE(files.empty()) << "no realdata";
   Tally total;
   for (const auto& path : files) {
     SCOPED_TRACE(path.string());
@@ -175,7 +175,7 @@ TEST(Hdf5Scanner, EveryRealDataDatasetReadsBackAsH5DreadOrIsRefused) {
 
 TEST(Hdf5Scanner, RefusalsNameTheFileTheDatasetAndTheReason) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "vchoi-hdfgroup+hdf5/tools/test/h5dump/testfiles/t128bit_float.h5";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   ASSERT_EQ(sink.warnings.size(), 1u);
@@ -186,7 +186,7 @@ TEST(Hdf5Scanner, RefusalsNameTheFileTheDatasetAndTheReason) {
 
 TEST(Hdf5Scanner, UnfilteredEdgeChunksAreFlaggedAndStillReadBack) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "vchoi-hdfgroup+hdf5/tools/test/h5format_convert/testfiles/h5fc_edge_v3.h5";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   const auto* a = sink.FindArray("DSET_EDGE");
@@ -200,7 +200,7 @@ TEST(Hdf5Scanner, UnfilteredEdgeChunksAreFlaggedAndStillReadBack) {
 
 TEST(Hdf5Scanner, NetCdfDimensionScalesBecomeArrayDimensions) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "fsspec+kerchunk/tests/air.nc";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   const auto* air = sink.FindArray("air");
@@ -213,7 +213,7 @@ TEST(Hdf5Scanner, NetCdfDimensionScalesBecomeArrayDimensions) {
 
 TEST(Hdf5Scanner, UserblockFileContiguousDataReadsBack) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "vchoi-hdfgroup+hdf5/tools/test/h5jam/testfiles/twithub513.h5";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   Tally t = CheckEveryDataset(file, sink);
@@ -222,7 +222,7 @@ TEST(Hdf5Scanner, UserblockFileContiguousDataReadsBack) {
 
 TEST(Hdf5Scanner, ExternalStorageReferencesTheRawFiles) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "vchoi-hdfgroup+hdf5/tools/test/h5repack/testfiles/h5repack_int32le_1d_ex.h5";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   ASSERT_EQ(sink.sources.size(), 2u);
@@ -235,7 +235,7 @@ TEST(Hdf5Scanner, ExternalStorageReferencesTheRawFiles) {
 
 TEST(Hdf5Scanner, VirtualDatasetReferencesTheSourcesChunks) {
   auto file = testing_hdf5::RealDataHdf5Dir() / "vchoi-hdfgroup+hdf5/tools/test/h5dump/testfiles/vds/4_vds.h5";
-  if (!std::filesystem::exists(file)) GTEST_SKIP();
+  ASSERT_TRUE(std::filesystem::exists(file)) << "realdata file missing: " << file;
   RecordingSink sink;
   ASSERT_TRUE(ScanFile(file, sink).ok());
   const auto* a = sink.FindArray("vds_dset");
@@ -292,7 +292,7 @@ int ScanInChild(const std::filesystem::path& path, std::chrono::seconds limit) {
 
 TEST(Hdf5Scanner, NoCrashOrHangOnAnyRealDataFileIncludingCorruptOnes) {
   auto root = testing_hdf5::RealDataHdf5Dir();
-  if (root.empty() || !std::filesystem::exists(root)) GTEST_SKIP();
+  ASSERT_TRUE(!root.empty() && std::filesystem::exists(root)) << "realdata folder missing: " << root;
   int files = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
     if (!e.is_regular_file()) continue;

@@ -46,7 +46,7 @@ TiffFacts ReadFacts(const fs::path& path) {
 
 TEST(OmeRealdata, MultiChannelZSeriesMapsFifteenPlanes) {
   const fs::path path = kOmeDir / "singles/multi-channel-z-series.ome.tif";
-  if (!fs::exists(path)) GTEST_SKIP() << "missing " << path;
+  ASSERT_TRUE(fs::exists(path)) << "realdata missing: " << path;
   TiffFacts facts = ReadFacts(path);
   auto doc = ParseOmeXml(facts.description);
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
@@ -70,7 +70,7 @@ TEST(OmeRealdata, MultiChannelZSeriesMapsFifteenPlanes) {
 
 TEST(OmeRealdata, MicroManagerPositionsAreTwoInterleavedImages) {
   const fs::path path = kOmeDir / "singles/181003_multi_pos_time_course_1_MMStack.ome.tif";
-  if (!fs::exists(path)) GTEST_SKIP() << "missing " << path;
+  ASSERT_TRUE(fs::exists(path)) << "realdata missing: " << path;
   TiffFacts facts = ReadFacts(path);
   auto doc = ParseOmeXml(facts.description);
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
@@ -96,7 +96,7 @@ TEST(OmeRealdata, MicroManagerPositionsAreTwoInterleavedImages) {
 TEST(OmeRealdata, MultiFileMasterReferencesMembersByUuid) {
   const fs::path dir = kOmeDir / "multiples/master";
   const fs::path master = dir / "multifile-Z1.ome.tiff";
-  if (!fs::exists(master)) GTEST_SKIP() << "missing " << master;
+  ASSERT_TRUE(fs::exists(master)) << "realdata missing: " << master;
   TiffFacts facts = ReadFacts(master);
   auto doc = ParseOmeXml(facts.description);
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
