@@ -43,6 +43,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       }
       ctx.out << nlohmann::json{{"indexed", report->indexed}, {"unchanged", report->unchanged},
                                 {"failed", report->failed}, {"skipped", report->skipped},
+                                {"removed", report->removed},
                                 {"chunks", report->chunks}, {"arrays", report->arrays},
                                 {"seconds", report->seconds}, {"files", files},
                                 {"warnings", report->warnings}}
@@ -51,7 +52,8 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     } else {
       ctx.out << "indexed " << report->indexed << " files (" << report->arrays << " arrays, "
               << report->chunks << " chunk references), " << report->unchanged << " unchanged, "
-              << report->skipped << " skipped, " << report->failed << " failed in "
+              << report->skipped << " skipped, " << report->removed << " removed, "
+              << report->failed << " failed in "
               << report->seconds << " s\n";
     }
     ctx.exit_code = report->failed > 0 ? 1 : 0;

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "formats/core/byte_source.h"
@@ -150,6 +151,29 @@ class ResultQueue {
   std::deque<Scanned> items_;
 };
 
+// Files indexed earlier under an input folder that the walk no longer finds are removed, so the
+// index mirrors the folder.
+Status PruneVanished(const std::vector<fs::path>& inputs, const std::vector<Job>& jobs,
+                     RefStore& store, IndexReport& report, std::ostream& log) {
+  std::set<std::string> seen;
+  for (const Job& j : jobs) seen.insert(j.path.string());
+  for (const fs::path& input : inputs) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(input, ec).lexically_normal();
+    if (!fs::is_directory(abs, ec)) continue;
+    std::string prefix = abs.string();
+    if (!prefix.ends_with('/')) prefix += '/';
+    ASSIGN_OR_RETURN(auto indexed, store.SourcesUnder(prefix));
+    for (const std::string& path : indexed) {
+      if (seen.count(path) || fs::exists(path, ec)) continue;
+      RETURN_IF_ERROR(store.RemoveSource(path));
+      log << "refzarr: removed " << path << " from the index (no longer on disk)\n";
+      ++report.removed;
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::path& index,
@@ -228,6 +252,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (auto& w : workers) w.join();
   if (options.progress) log << "\n";
   if (!fatal.ok()) return fatal;
+  RETURN_IF_ERROR(PruneVanished(inputs, jobs, *store, report, log));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -34,6 +34,7 @@ struct IndexedFile {
 
 struct IndexReport {
   uint64_t indexed = 0, unchanged = 0, failed = 0, skipped = 0;
+  uint64_t removed = 0;  ///< Files indexed before under an input folder, no longer on disk.
   uint64_t chunks = 0, arrays = 0;
   double seconds = 0;
   std::vector<IndexedFile> files;
@@ -42,7 +43,8 @@ struct IndexReport {
 
 /// Indexes `inputs` (files, and folders recursively) into the index at `index` (created if
 /// missing). A single folder maps its files to their relative paths, a single file to the root,
-/// several inputs each to their base name first. Each failure is written to `log` as
+/// several inputs each to their base name first. Files indexed earlier under an input folder that
+/// are gone from it are removed from the index. Each failure is written to `log` as
 /// "index <file>: <reason>" and recorded in the index; the rest is indexed. Errors only for what
 /// stops the whole run (the index cannot be opened or written, an input does not exist).
 Result<IndexReport> IndexPaths(const std::vector<std::filesystem::path>& inputs,

@@ -228,6 +228,38 @@ class SqliteRefStore final : public RefStore {
     return t.Commit();
   }
 
+  Status RemoveSource(std::string_view path) override {
+    std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
+    RETURN_IF_ERROR(RemoveFile(path));
+    // Folder groups (owned by no file) that no longer hold anything, deepest first.
+    while (true) {
+      ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+          "DELETE FROM nodes WHERE owner IS NULL AND kind = 0 AND path <> '' AND NOT EXISTS "
+          "(SELECT 1 FROM nodes AS c WHERE c.parent = nodes.path)"));
+      RETURN_IF_ERROR(s->Run());
+      if (sqlite3_changes(writer_->handle()) == 0) break;
+    }
+    return t.Commit();
+  }
+
+  Result<std::vector<std::string>> SourcesUnder(std::string_view prefix) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    // substr() instead of LIKE/GLOB: paths may hold '%', '_', '*' or '['.
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT path FROM sources WHERE owner = 0 AND substr(path, 1, length(?1)) = ?1 "
+        "ORDER BY path"));
+    s->Bind(1, prefix);
+    std::vector<std::string> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) return out;
+      out.push_back(s->ColumnText(0));
+    }
+  }
+
   Result<std::optional<SourceInfo>> FindSource(std::string_view path) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +

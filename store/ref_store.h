@@ -73,6 +73,11 @@ class RefStore {
   /// Records that `main` failed to index (its old nodes, if any, are removed).
   virtual Status PutFailure(const SourceInfo& main, std::string_view group,
                             std::string_view error) = 0;
+  /// Removes the scanned file at `path` and everything indexed for it (nodes, references,
+  /// companions), and folder groups left empty, in one transaction. Absent: nothing happens.
+  virtual Status RemoveSource(std::string_view path) = 0;
+  /// Paths of the scanned files whose path starts with `prefix` (a folder path ending in '/').
+  virtual Result<std::vector<std::string>> SourcesUnder(std::string_view prefix) = 0;
   /// The source row for a scanned file at `path`, if any.
   virtual Result<std::optional<SourceInfo>> FindSource(std::string_view path) = 0;
 

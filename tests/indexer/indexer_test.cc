@@ -120,6 +120,26 @@ TEST_F(IndexerTest, ChangedSourceIsDetectedAndNeverServed) {
   EXPECT_TRUE(again.ok() && *again) << again.status().message();
 }
 
+TEST_F(IndexerTest, FilesGoneFromAFolderAreRemovedOnReindex) {
+  fs::path index = dir_.path() / "g.refs.db";
+  ASSERT_TRUE(Index({samples_}, index).ok());
+  fs::remove(samples_ / "tiled" / "u32_none.tif");
+  fs::remove_all(samples_ / "pyramids");
+  auto report = Index({samples_}, index);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(report->removed, 3u);
+  EXPECT_NE(log_.str().find("u32_none.tif"), std::string::npos) << log_.str();
+  auto store = OpenRefStore(index, OpenMode::kReadOnly);
+  ASSERT_TRUE(store.ok());
+  for (const char* gone : {"tiled/u32_none.tif", "tiled/u32_none.tif/0/0", "pyramids"}) {
+    auto n = (*store)->GetNode(gone);
+    ASSERT_TRUE(n.ok());
+    EXPECT_FALSE(n->has_value()) << gone;
+  }
+  auto kept = (*store)->GetNode("tiled/u8_packbits.tif/0/0");
+  ASSERT_TRUE(kept.ok() && *kept);
+}
+
 TEST_F(IndexerTest, MissingInputIsAnError) {
   auto report = Index({dir_.path() / "nope"}, dir_.path() / "f.refs.db");
   EXPECT_EQ(report.status().code(), StatusCode::kNotFound);
