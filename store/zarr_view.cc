@@ -459,6 +459,7 @@ class RefZarrView final : public ZarrView {
                         "); re-index it");
     }
     std::lock_guard lock(mu_);
+    if (sources_.size() > 100000) sources_.clear();  // bound memory; reloaded on demand
     sources_[id] = {indexed, verified};
     return indexed;
   }
