@@ -37,7 +37,7 @@ Result<DType> PageDType(const TiffPage& p, bool big_endian) {
 }
 
 // How the page's stored tiles are encoded, in Zarr terms where standard codecs suffice.
-ChunkEncoding PageEncoding(const TiffPage& p, const DType& dtype, bool big_endian) {
+ChunkEncoding PageEncoding(const TiffPage& p, bool big_endian) {
   ChunkEncoding e;
   bool whole_bytes = p.bits_per_sample % 8 == 0;
   bool plain = whole_bytes && p.predictor == 1 && p.fill_order == 1;
@@ -122,7 +122,6 @@ ChunkEncoding PageEncoding(const TiffPage& p, const DType& dtype, bool big_endia
     e.params["ycbcr_subsampling"] = {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]};
   }
   if (p.samples_per_pixel > 1 && p.planar == PLANARCONFIG_CONTIG) e.stored_order = {0, 2, 3, 4, 1};
-  (void)dtype;
   return e;
 }
 
@@ -401,7 +400,7 @@ class TiffScanner final : public Scanner {
     a.chunks = {1, chunky ? spp : 1, 1, p.ChunkRows(), p.ChunkCols()};
     a.dtype = dtype;
     a.fill_value = 0;
-    a.encoding = PageEncoding(p, dtype, p.big_endian);
+    a.encoding = PageEncoding(p, p.big_endian);
     a.dimension_names = {"t", "c", "z", "y", "x"};
     ASSIGN_OR_RETURN(ArrayHandle h, out.AddArray(path, a));
 
