@@ -8,6 +8,7 @@
 
 #include "formats/hdf5/hdf5_types.h"
 #include "formats/hdf5/hdf5_util.h"
+#include "formats/hdf5/lzf_filter.h"
 
 namespace refzarr {
 namespace {
@@ -39,6 +40,11 @@ std::vector<unsigned> UserValues(int id, const std::vector<unsigned>& stored) {
 
 class Hdf5ChunkDecoder final : public ChunkDecoder {
  public:
+  Hdf5ChunkDecoder() {
+    std::lock_guard lock(internal::Hdf5Mutex());
+    internal::RegisterLzfFilter();
+  }
+
   std::string_view Family() const override { return "hdf5"; }
 
   Status Decode(const ArrayDesc& array, std::span<const uint64_t> chunk_coords, const ChunkRef& ref,

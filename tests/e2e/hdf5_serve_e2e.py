@@ -1,8 +1,9 @@
 """End to end for HDF5 through the compat view: every dataset of the HDF5 samples and of
 ../shared/realdata/hdf5 that refzarr indexes is read by zarr-python (numcodecs only, no plugins)
 over `refzarr serve` and must equal h5py's read; chunks stored with filters numcodecs lacks (lzf,
-lz4, bitshuffle, fletcher32, masked edge chunks...) arrive transcoded. A dataset h5py cannot read
-(a filter plugin missing here) must not be served as anything but an error or a refusal.
+lz4, bitshuffle, fletcher32, masked edge chunks...) arrive transcoded. LZF in particular is decoded
+by refzarr's own liblzf filter and compared with h5py's independent LZF implementation. A dataset
+with a filter refzarr has no decoder for may only be refused (5xx), never served different.
 Usage: REFZARR_BIN=... REFZARR_HDF5_SAMPLES_BIN=... REFZARR_SHARED_DIR=... REFZARR_WORK=..."""
 import json
 import os
