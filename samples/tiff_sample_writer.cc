@@ -1,4 +1,5 @@
 #include "samples/tiff_sample_writer.h"
+#include "samples/tiff_open.h"
 
 #include <tiffio.h>
 #include <zlib.h>
@@ -11,30 +12,6 @@
 
 namespace refzarr::samples {
 namespace {
-
-struct TiffCloser {
-  void operator()(TIFF* tif) const {
-    if (tif != nullptr) TIFFClose(tif);
-  }
-};
-using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
-
-struct OptionsDeleter {
-  void operator()(TIFFOpenOptions* o) const { TIFFOpenOptionsFree(o); }
-};
-
-// libtiff reports through per-handle callbacks; the messages land in the writer's string so a
-// failure can say why, and warnings never reach stderr.
-int CollectError(TIFF*, void* user_data, const char* module, const char* fmt, va_list ap) {
-  char buf[1024];
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  auto* log = static_cast<std::string*>(user_data);
-  if (!log->empty()) *log += "; ";
-  *log += (module != nullptr ? std::string(module) + ": " : std::string()) + buf;
-  return 1;
-}
-
-int IgnoreWarning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
 
 class IfdWriter {
  public:
@@ -222,13 +199,10 @@ class IfdWriter {
 Status WriteTiffFile(const std::filesystem::path& path, const TiffFileSpec& spec) {
   const std::string name = path.string();
   std::string log;
-  std::unique_ptr<TIFFOpenOptions, OptionsDeleter> options(TIFFOpenOptionsAlloc());
-  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), CollectError, &log);
-  TIFFOpenOptionsSetWarningHandlerExtR(options.get(), IgnoreWarning, nullptr);
   std::string mode = "w";
   if (spec.bigtiff) mode += "8";
   mode += spec.big_endian ? "b" : "l";
-  TiffPtr tif(TIFFOpenExt(name.c_str(), mode.c_str(), options.get()));
+  TiffPtr tif = OpenTiffForWriting(name, mode, &log);
   if (!tif) return IoError("write " + name + ": cannot create (libtiff: " + log + ")");
   IfdWriter writer(tif.get(), &log);
   for (size_t i = 0; i < spec.ifds.size(); ++i) {

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "formats/ome/units.h"
+
 namespace refzarr {
 namespace {
 
@@ -24,13 +26,9 @@ Result<Int> PositiveInt(std::string_view key, std::string_view text) {
 }
 
 Result<double> Number(std::string_view key, std::string_view text) {
-  double value = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || p != text.data() + text.size()) {
-    return InvalidArgumentError("ImageJ description: " + std::string(key) + "=" +
-                                std::string(text) + " is not a number");
-  }
-  return value;
+  if (auto value = ParseNumber(text)) return *value;
+  return InvalidArgumentError("ImageJ description: " + std::string(key) + "=" +
+                              std::string(text) + " is not a number");
 }
 
 }  // namespace

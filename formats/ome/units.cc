@@ -1,5 +1,7 @@
 #include "formats/ome/units.h"
 
+#include <charconv>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -87,6 +89,13 @@ std::optional<std::string> Lookup(std::string_view unit, const std::array<std::s
 }
 
 }  // namespace
+
+std::optional<double> ParseNumber(std::string_view text) {
+  double value = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 bool IsNgffSpaceUnit(std::string_view name) {
   return std::find(kSpaceUnits.begin(), kSpaceUnits.end(), name) != kSpaceUnits.end();

@@ -12,6 +12,9 @@
 
 namespace refzarr {
 
+/// `text` as a whole decimal number ("0.4990", "1e-3"); nullopt when anything else is in it.
+std::optional<double> ParseNumber(std::string_view text);
+
 /// True when `name` is one of the OME-NGFF space units ("angstrom" ... "zettameter").
 bool IsNgffSpaceUnit(std::string_view name);
 /// True when `name` is one of the OME-NGFF time units ("attosecond" ... "zettasecond").

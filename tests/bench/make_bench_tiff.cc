@@ -20,27 +20,10 @@
 #include <vector>
 
 #include "formats/core/status.h"
+#include "samples/tiff_open.h"
 
 namespace refzarr::bench {
 namespace {
-
-struct TiffCloser {
-  void operator()(TIFF* tif) const {
-    if (tif != nullptr) TIFFClose(tif);
-  }
-};
-struct OptionsDeleter {
-  void operator()(TIFFOpenOptions* o) const { TIFFOpenOptionsFree(o); }
-};
-
-int CollectError(TIFF*, void* user_data, const char* module, const char* fmt, va_list ap) {
-  char buf[1024];
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  auto* log = static_cast<std::string*>(user_data);
-  if (!log->empty()) *log += "; ";
-  *log += (module != nullptr ? std::string(module) + ": " : std::string()) + buf;
-  return 1;
-}
 
 uint64_t SplitMix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
@@ -99,9 +82,7 @@ Status Write(const Options& o) {
     templates.push_back(std::move(t));
   }
   std::string log;
-  std::unique_ptr<TIFFOpenOptions, OptionsDeleter> options(TIFFOpenOptionsAlloc());
-  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), CollectError, &log);
-  std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpenExt(o.out.c_str(), "w8l", options.get()));
+  samples::TiffPtr tif = samples::OpenTiffForWriting(o.out, "w8l", &log);
   if (!tif) return IoError("write " + o.out + ": cannot create (libtiff: " + log + ")");
   const uint32_t across = (o.size + o.tile - 1) / o.tile;
   const uint32_t tiles_per_page = across * across;
