@@ -17,6 +17,7 @@ struct MountArgs {
   bool foreground = false;
   bool allow_other = false;
   bool debug = false;
+  double revalidate_seconds = MountOptions().revalidate_seconds;
 };
 
 Status RunMount(const MountArgs& args, CommandContext& ctx) {
@@ -31,6 +32,7 @@ Status RunMount(const MountArgs& args, CommandContext& ctx) {
   options.foreground = args.foreground;
   options.allow_other = args.allow_other;
   options.debug = args.debug;
+  options.revalidate_seconds = args.revalidate_seconds;
   options.error_log = &ctx.err;
   return Mount(*view, options, ctx.err);
 }
@@ -47,6 +49,11 @@ void AddMountCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("-f,--foreground", args->foreground,
                 "Stay in the foreground until unmounted or Ctrl-C");
   cmd->add_flag("--allow-other", args->allow_other, "Let other users read the mount");
+  cmd->add_option("--revalidate", args->revalidate_seconds,
+                  "Seconds the kernel may cache names, sizes and pages before a file's source is "
+                  "checked again")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   cmd->add_flag("--debug", args->debug, "libfuse debug output (implies nothing else)");
   cmd->callback([args, &ctx] {
     Status status = RunMount(*args, ctx);

@@ -11,15 +11,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,23 +33,132 @@ extern char** environ;
 namespace refzarr {
 namespace {
 
-// What every callback reaches through fuse_get_context()->private_data.
-struct FsContext {
-  ZarrView* view = nullptr;
-  MountOptions options;
-  std::time_t mount_time = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::mutex log_mutex;
-};
-
-// A file opened for reading: its value was fetched (and checked against its source) once, at open.
-struct OpenFile {
-  Value value;
-  int fd = -1;  // The source file of a slice.
-  ~OpenFile() {
+// A source file held open for splicing chunks out of it.
+struct SourceFd {
+  int fd = -1;
+  SourceFd() = default;
+  SourceFd(const SourceFd&) = delete;
+  SourceFd& operator=(const SourceFd&) = delete;
+  ~SourceFd() {
     if (fd >= 0) ::close(fd);
   }
+};
+
+// Descriptors of source files, opened once and shared by the reads of all their chunks, so a read
+// costs no open/close pair. The table is bounded; a dropped descriptor is closed when the last read
+// holding it lets go (see t_splicing).
+class SourceFiles {
+ public:
+  explicit SourceFiles(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+  Result<std::shared_ptr<const SourceFd>> Open(const std::string& path) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = index_.find(path);
+      if (it != index_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+      }
+    }
+    auto file = std::make_shared<SourceFd>();
+    file->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (file->fd < 0) return IoError("open source " + path + ": " + std::strerror(errno));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(path);
+    if (it != index_.end()) return it->second->second;  // Another thread won; ours closes.
+    lru_.emplace_front(path, file);
+    index_[path] = lru_.begin();
+    if (lru_.size() > capacity_) {
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+    return std::shared_ptr<const SourceFd>(file);
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::list<std::pair<std::string, std::shared_ptr<const SourceFd>>> lru_;
+  std::unordered_map<std::string, decltype(lru_)::iterator> index_;
+};
+
+// libfuse splices a slice out of its descriptor after read_buf returns, on the same worker thread
+// and before that thread takes another request. The descriptor is held here until then, so a
+// descriptor dropped from SourceFiles meanwhile is not closed (and its number reused for another
+// file) under the splice.
+thread_local std::shared_ptr<const SourceFd> t_splicing;
+
+// In-memory values (metadata, transcoded chunks) larger than one kernel read, kept for a short time
+// so that a value read in several requests is fetched from the view, and copied, once. Bounded in
+// bytes; an entry older than `max_age` is fetched again (and its source checked again).
+class RecentValues {
+ public:
+  RecentValues(uint64_t max_bytes, std::chrono::steady_clock::duration max_age)
+      : max_bytes_(max_bytes), max_age_(max_age) {}
+
+  std::shared_ptr<const std::string> Find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    if (std::chrono::steady_clock::now() - it->second->fetched > max_age_) {
+      Drop(it->second);
+      return nullptr;
+    }
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->bytes;
+  }
+
+  void Put(const std::string& key, std::shared_ptr<const std::string> bytes) {
+    if (bytes->size() > max_bytes_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(key);
+    if (it != index_.end()) Drop(it->second);
+    lru_.push_front({key, bytes, std::chrono::steady_clock::now()});
+    index_[key] = lru_.begin();
+    bytes_ += bytes->size();
+    while (bytes_ > max_bytes_) Drop(std::prev(lru_.end()));
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::shared_ptr<const std::string> bytes;
+    std::chrono::steady_clock::time_point fetched;
+  };
+
+  void Drop(std::list<Entry>::iterator it) {
+    bytes_ -= it->bytes->size();
+    index_.erase(it->key);
+    lru_.erase(it);
+  }
+
+  const uint64_t max_bytes_;
+  const std::chrono::steady_clock::duration max_age_;
+  std::mutex mu_;
+  uint64_t bytes_ = 0;
+  std::list<Entry> lru_;
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
+// What every callback reaches through fuse_get_context()->private_data.
+struct FsContext {
+  FsContext(ZarrView& v, const MountOptions& o)
+      : view(&v),
+        options(o),
+        files(o.source_descriptors),
+        recent(o.value_cache_bytes,
+               std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                   std::chrono::duration<double>(o.revalidate_seconds))) {}
+
+  ZarrView* view;
+  MountOptions options;
+  SourceFiles files;
+  RecentValues recent;
+  std::time_t mount_time = std::time(nullptr);
+  uid_t uid = ::getuid();
+  gid_t gid = ::getgid();
+  bool no_open = false;  // The kernel handles opens itself once `open` answers ENOSYS.
+  std::mutex log_mutex;
 };
 
 // A directory being read: its listing, taken once at opendir, paged through by offset.
@@ -101,24 +215,26 @@ void FillStat(struct stat* st, bool is_directory, uint64_t size) {
 
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   FsContext& ctx = Context();
-  cfg->kernel_cache = 1;  // Values never change while mounted: keep pages across opens.
-  cfg->entry_timeout = ctx.options.cache_seconds;
-  cfg->attr_timeout = ctx.options.cache_seconds;
-  cfg->negative_timeout = ctx.options.cache_seconds;
-  cfg->nullpath_ok = 1;  // read/release work from the handle; skips path lookups.
+  // Pages stay cached across opens: a value changes only when its source does, and then reads fail.
+  cfg->kernel_cache = 1;
+  cfg->entry_timeout = ctx.options.revalidate_seconds;
+  cfg->attr_timeout = ctx.options.revalidate_seconds;
+  cfg->negative_timeout = ctx.options.negative_seconds;
+  cfg->nullpath_ok = 0;  // Reads carry no handle (no-open mode): they are served by path.
   cfg->use_ino = 0;
+  ctx.no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+  // Sizes and mtimes never change while mounted, so the per-read attribute check of
+  // auto_inval_data could only cost time (and, once attributes expire, a request per read).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Let fuse_reply_data splice slice bytes from the source file into /dev/fuse.
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   return &ctx;
 }
 
-int GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
+int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
   return Guarded([&] {
-    if (fi != nullptr && fi->fh != 0 && path == nullptr) {
-      FillStat(st, false, reinterpret_cast<OpenFile*>(fi->fh)->value.size());
-      return 0;
-    }
+    if (path == nullptr) return -ESTALE;
     std::string_view key = KeyOf(path);
     Result<std::pair<EntryKind, uint64_t>> stat = Context().view->Stat(key);
     if (!stat.ok()) return Fail(stat.status(), "stat " + std::string(key));
@@ -174,59 +290,79 @@ int ReleaseDirectory(const char* /*path*/, fuse_file_info* fi) {
   return 0;
 }
 
-int Open(const char* path, fuse_file_info* fi) {
-  return Guarded([&] {
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) return -EROFS;
-    std::string_view key = KeyOf(path);
-    Result<std::optional<Value>> value = Context().view->Get(key);
-    if (!value.ok()) return Fail(value.status(), "open " + std::string(key));
-    if (!value->has_value()) return -ENOENT;
-    auto file = std::make_unique<OpenFile>();
-    file->value = std::move(**value);
-    if (file->value.slice) {
-      const FileSlice& slice = *file->value.slice;
-      file->fd = ::open(slice.path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (file->fd < 0) {
-        return Fail(IoError("open source " + slice.path.string() + ": " + std::strerror(errno)),
-                    "open " + std::string(key));
-      }
-    }
-    fi->fh = reinterpret_cast<uint64_t>(file.release());
-    fi->keep_cache = 1;
-    return 0;
-  });
+// Reads are served by path, so an open needs nothing from the view: the lookup before it already
+// checked the key (and, for a chunk, its source). Answering ENOSYS puts the kernel in no-open mode:
+// later opens (and their releases) never leave the kernel, and a file in the page cache is read
+// without a single request. Kernels without that mode get a successful open with no handle.
+int Open(const char* /*path*/, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) return -EROFS;
+  if (Context().no_open) return -ENOSYS;
+  fi->keep_cache = 1;
+  return 0;
 }
 
-// libfuse frees the bufvec and every memory buffer in it with free().
-int ReadBuf(const char* /*path*/, fuse_bufvec** bufp, size_t size, off_t offset, fuse_file_info* fi) {
+// Copies bytes [start, start + n) of `bytes` into a buffer that libfuse frees.
+int ReplyFromMemory(fuse_bufvec* vec, const std::string& bytes, uint64_t start, size_t n) {
+  if (n == 0) return 0;
+  vec->buf[0].mem = std::malloc(n);
+  if (vec->buf[0].mem == nullptr) return -ENOMEM;
+  std::memcpy(vec->buf[0].mem, bytes.data() + start, n);
+  return 0;
+}
+
+// One kernel read: the value's bytes at [offset, offset + size). Every read that is not answered
+// from the recent in-memory values asks the view, which re-checks the source. libfuse frees the
+// bufvec and every memory buffer in it with free().
+int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fuse_file_info* /*fi*/) {
   return Guarded([&] {
-    const OpenFile& file = *reinterpret_cast<OpenFile*>(fi->fh);
-    const uint64_t total = file.value.size();
-    const uint64_t start = std::min<uint64_t>(static_cast<uint64_t>(offset), total);
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(size, total - start));
+    if (path == nullptr) return -ESTALE;
+    FsContext& ctx = Context();
+    const std::string key(KeyOf(path));
     auto* vec = static_cast<fuse_bufvec*>(std::malloc(sizeof(fuse_bufvec)));
     if (vec == nullptr) return -ENOMEM;
-    *vec = FUSE_BUFVEC_INIT(n);
-    if (file.value.slice) {
-      vec->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-      vec->buf[0].fd = file.fd;
-      vec->buf[0].pos = static_cast<off_t>(file.value.slice->offset + start);
-    } else if (n > 0) {
-      vec->buf[0].mem = std::malloc(n);
-      if (vec->buf[0].mem == nullptr) {
-        std::free(vec);
-        return -ENOMEM;
+    *vec = FUSE_BUFVEC_INIT(0);
+    auto clip = [&](uint64_t total) {
+      const uint64_t start = std::min<uint64_t>(static_cast<uint64_t>(offset), total);
+      vec->buf[0].size = static_cast<size_t>(std::min<uint64_t>(size, total - start));
+      return start;
+    };
+    int rc = 0;
+    if (std::shared_ptr<const std::string> recent = ctx.recent.Find(key)) {
+      const uint64_t start = clip(recent->size());
+      rc = ReplyFromMemory(vec, *recent, start, vec->buf[0].size);
+    } else {
+      Result<std::optional<Value>> value = ctx.view->Get(key);
+      if (!value.ok()) {
+        rc = Fail(value.status(), "read " + key);
+      } else if (!value->has_value()) {
+        rc = -ENOENT;
+      } else if ((*value)->slice) {
+        const FileSlice& slice = *(*value)->slice;
+        Result<std::shared_ptr<const SourceFd>> file = ctx.files.Open(slice.path.string());
+        if (!file.ok()) {
+          rc = Fail(file.status(), "read " + key);
+        } else {
+          const uint64_t start = clip(slice.length);
+          t_splicing = *file;
+          vec->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+          vec->buf[0].fd = t_splicing->fd;
+          vec->buf[0].pos = static_cast<off_t>(slice.offset + start);
+        }
+      } else {
+        auto bytes = std::make_shared<const std::string>(std::move((*value)->bytes));
+        const uint64_t start = clip(bytes->size());
+        rc = ReplyFromMemory(vec, *bytes, start, vec->buf[0].size);
+        // Worth keeping only when the kernel will come back for the rest.
+        if (bytes->size() > start + vec->buf[0].size) ctx.recent.Put(key, std::move(bytes));
       }
-      std::memcpy(vec->buf[0].mem, file.value.bytes.data() + start, n);
+    }
+    if (rc != 0) {
+      std::free(vec);
+      return rc;
     }
     *bufp = vec;
     return 0;
   });
-}
-
-int Release(const char* /*path*/, fuse_file_info* fi) {
-  delete reinterpret_cast<OpenFile*>(fi->fh);
-  return 0;
 }
 
 int StatFs(const char* /*path*/, struct statvfs* st) {
@@ -250,7 +386,6 @@ fuse_operations MakeOperations() {
   ops.releasedir = &ReleaseDirectory;
   ops.open = &Open;
   ops.read_buf = &ReadBuf;
-  ops.release = &Release;
   ops.statfs = &StatFs;
   ops.write = [](const char*, const char*, size_t, off_t, fuse_file_info*) { return ReadOnly(); };
   ops.create = [](const char*, mode_t, fuse_file_info*) { return ReadOnly(); };
@@ -284,12 +419,7 @@ struct LoopConfigDeleter {
 class Mounted {
  public:
   static Result<std::unique_ptr<Mounted>> Create(ZarrView& view, const MountOptions& options) {
-    auto m = std::unique_ptr<Mounted>(new Mounted());
-    m->context_.view = &view;
-    m->context_.options = options;
-    m->context_.mount_time = std::time(nullptr);
-    m->context_.uid = ::getuid();
-    m->context_.gid = ::getgid();
+    auto m = std::unique_ptr<Mounted>(new Mounted(view, options));
 
     std::string mount_options = "ro,default_permissions,fsname=refzarr,subtype=refzarr";
     if (options.allow_other) mount_options += ",allow_other";
@@ -334,7 +464,7 @@ class Mounted {
   fuse* handle() { return fuse_.get(); }
 
  private:
-  Mounted() = default;
+  Mounted(ZarrView& view, const MountOptions& options) : context_(view, options) {}
   FsContext context_;
   FusePtr fuse_;
   bool mounted_ = false;

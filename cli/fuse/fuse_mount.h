@@ -1,7 +1,9 @@
 // The FUSE front end: a ZarrView as a read-only file system (libfuse3, high-level API).
 //
 // Groups are directories, metadata and chunks are files with exact sizes. Pass-through chunks are
-// read with splice straight from their source file. Every modification fails with EROFS.
+// read with splice straight from their source file. Opens never reach the process (the kernel's
+// no-open mode), so a file already in the page cache is read without leaving the kernel. Every
+// modification fails with EROFS.
 // See docs/frontends.md.
 #pragma once
 
@@ -24,9 +26,17 @@ struct MountOptions {
   bool allow_other = false;
   /// Most worker threads serving requests at once (0: libfuse's default).
   unsigned max_threads = 0;
-  /// Seconds the kernel may cache names, attributes and negative lookups. The view is read-only,
-  /// so a long time is safe.
-  double cache_seconds = 3600;
+  /// Seconds the kernel may keep a name and its attributes, and the mount an in-memory value,
+  /// before asking the view again: the longest a file of a source changed since indexing can still
+  /// be opened. Reads that miss the kernel's page cache always check the source.
+  double revalidate_seconds = 5;
+  /// Seconds the kernel may remember that a key does not exist (the index is read-only).
+  double negative_seconds = 3600;
+  /// Most source files held open at once for splicing chunks out of them.
+  size_t source_descriptors = 256;
+  /// Bound in bytes of the in-memory values (metadata, transcoded chunks) kept between the kernel
+  /// requests that read one value in pieces.
+  uint64_t value_cache_bytes = 64ull << 20;
   /// libfuse debug output on stderr.
   bool debug = false;
   /// Where errors met while serving requests are reported (kStale names the source); not owned,

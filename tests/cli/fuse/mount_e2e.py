@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`refzarr mount` end to end: index the samples, mount the index with FUSE, read every array with
 zarr-python's DirectoryStore and compare with tifffile, `cp -r` a file group out and open the copy
-without refzarr, then unmount with `fusermount3 -u` (v2) and with SIGTERM (v3).
+without refzarr, then unmount with `fusermount3 -u` (v2) and with SIGTERM (v3). Then a source that
+changes while mounted: its chunks are never served again, even those in the kernel's page cache.
 Exit code 77 (ctest SKIP_RETURN_CODE) where /dev/fuse is missing or mounting is not permitted.
 Environment: REFZARR_BIN, REFZARR_SAMPLES_BIN, REFZARR_SHARED_DIR, REFZARR_WORK."""
 import json
@@ -21,10 +22,11 @@ SKIP = 77
 class Mounted:
     """A foreground `refzarr mount -f` process."""
 
-    def __init__(self, refzarr, index, mountpoint, zarr_format, work):
+    def __init__(self, refzarr, index, mountpoint, zarr_format, work, extra=()):
         self.mountpoint = mountpoint
         self.log_path = os.path.join(work, f"mount-v{zarr_format}.err")
-        self.args = [refzarr, "mount", index, mountpoint, "-f", "--zarr-format", str(zarr_format)]
+        self.args = [refzarr, "mount", index, mountpoint, "-f", "--zarr-format", str(zarr_format),
+                     *extra]
 
     def __enter__(self):
         os.makedirs(self.mountpoint, exist_ok=True)
@@ -57,6 +59,46 @@ class Mounted:
             subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
             self.wait()
         self.err.close()
+
+
+def check_changed_source(refzarr, work):
+    """A source rewritten in place while mounted: an uncached chunk fails at once, a cached one once
+    --revalidate has passed; both with EIO, and the mount's log names the source."""
+    import numpy as np
+    import tifffile
+    failures = []
+    folder = os.path.join(work, "changing")
+    os.makedirs(folder, exist_ok=True)
+    tif = os.path.join(folder, "changing.tif")
+    pixels = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    tifffile.imwrite(tif, pixels, tile=(32, 32))
+    index = os.path.join(work, "changing.refs.db")
+    subprocess.run([refzarr, "index", "-o", index, tif], check=True, stdout=subprocess.DEVNULL)
+    mnt = os.path.join(work, "mnt-changing")
+    chunk = os.path.join(mnt, "0", "0", "0", "0", "0")  # A one-file index: the root is its group.
+    with Mounted(refzarr, index, mnt, 2, work, ["--revalidate", "0.3"]) as m:
+        cached = open(os.path.join(chunk, "0", "0"), "rb").read()
+        if cached != pixels[:32, :32].tobytes():
+            failures.append("changed source: the first chunk read wrong before the change")
+        with open(tif, "r+b") as f:  # Same size, new bytes and mtime.
+            f.seek(os.path.getsize(tif) // 2)
+            f.write(b"\xff" * 16)
+        for name, when in (("1/1", "not cached"), ("0/0", "cached, after --revalidate")):
+            if name == "0/0":
+                time.sleep(0.6)
+            try:
+                data = open(os.path.join(chunk, *name.split("/")), "rb").read()
+                failures.append(f"changed source: chunk {name} ({when}) served {len(data)} bytes")
+            except OSError as e:
+                if e.errno != 5:
+                    failures.append(f"changed source: chunk {name} ({when}): {e} (expected EIO)")
+        m.proc.send_signal(signal.SIGTERM)
+        m.wait()
+    log = open(m.log_path).read()
+    if tif not in log or "changed since it was indexed" not in log:
+        failures.append("changed source: the mount's log does not name it: " + log)
+    print(f"changed source: {len(failures)} failures")
+    return failures
 
 
 def main():
@@ -113,6 +155,8 @@ def main():
         if code != 0 or os.path.ismount(mnt):
             failures.append(f"SIGTERM: exit code {code}, still mounted: {os.path.ismount(mnt)}")
         print(f"SIGTERM: mount process exit code {code}")
+
+    failures += check_changed_source(refzarr, work)
 
     for f in failures:
         print("FAIL", f)

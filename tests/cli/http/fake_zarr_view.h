@@ -36,6 +36,10 @@ class FakeZarrView final : public ZarrView {
 
   Result<std::optional<Value>> Get(std::string_view key) override {
     Record(key);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++get_calls_[std::string(key)];
+    }
     auto it = entries_.find(std::string(key));
     if (it == entries_.end()) return std::optional<Value>();
     if (!it->second.error.ok()) return it->second.error;
@@ -89,6 +93,12 @@ class FakeZarrView final : public ZarrView {
     return asked_;
   }
   int materialize_calls() const { return materialize_calls_; }
+  /// How many times Get(key) was called.
+  int get_calls(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = get_calls_.find(key);
+    return it == get_calls_.end() ? 0 : it->second;
+  }
 
  private:
   struct Entry {
@@ -112,6 +122,7 @@ class FakeZarrView final : public ZarrView {
   std::map<std::string, Entry> entries_;  // Filled before the front end starts; read-only after.
   mutable std::mutex mutex_;
   std::set<std::string> asked_;
+  std::map<std::string, int> get_calls_;
   std::atomic<int> materialize_calls_{0};
 };
 
