@@ -46,8 +46,9 @@ Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::os
 /// Writes the bytes of `key` to `out`; kNotFound when the view has no such key.
 Status CatKey(ZarrView& view, std::string_view key, std::ostream& out);
 
-/// Prints the index summary (sources, series, arrays, references, bytes; stale sources).
-Status PrintInfo(const std::filesystem::path& index, bool json, std::ostream& out);
+/// Prints the index summary (sources, series, arrays, references, bytes; stale sources: size or
+/// mtime changed, and with `verify` also a changed content fingerprint).
+Status PrintInfo(const std::filesystem::path& index, bool json, bool verify, std::ostream& out);
 
 /// Prints "key<TAB>uri<TAB>offset<TAB>length" for every stored chunk of `array`.
 Status PrintRefs(const std::filesystem::path& index, std::string_view array, std::ostream& out);

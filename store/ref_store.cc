@@ -572,7 +572,7 @@ class SqliteRefStore final : public RefStore {
 
 }  // namespace
 
-Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
+Result<SourceInfo> StatSource(const std::filesystem::path& path) {
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
   if (ec) abs = path;
@@ -586,7 +586,12 @@ Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
   info.path = abs.string();
   info.size = static_cast<uint64_t>(st.st_size);
   info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  ASSIGN_OR_RETURN(auto source, OpenLocalFile(abs));
+  return info;
+}
+
+Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
+  ASSIGN_OR_RETURN(SourceInfo info, StatSource(path));
+  ASSIGN_OR_RETURN(auto source, OpenLocalFile(info.path));
   XXH3_state_t* state = XXH3_createState();
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, XXH3_freeState);
   XXH3_64bits_reset(state);

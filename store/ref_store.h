@@ -33,10 +33,15 @@ struct SourceInfo {
   std::string group;        ///< Group path of the file in the tree (scanned files only).
 };
 
-/// Stats and fingerprints a local file now. kNotFound / kIo on failure.
+/// Stats a local file now: path (absolute), size and mtime; no fingerprint, nothing read.
+/// kNotFound / kIo on failure.
+Result<SourceInfo> StatSource(const std::filesystem::path& path);
+
+/// StatSource plus the content fingerprint (reads up to 128 KiB). kNotFound / kIo on failure.
 Result<SourceInfo> ProbeSource(const std::filesystem::path& path);
 
-/// Why `now` differs from `indexed` ("size 10 -> 12"), or empty when it does not.
+/// Why `now` differs from `indexed` ("size 10 -> 12"), or empty when it does not. An empty
+/// `now.fingerprint` (StatSource) compares size and mtime only.
 std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now);
 
 enum class NodeKind { kGroup = 0, kArray = 1, kFile = 2 };

@@ -1,6 +1,11 @@
 // The commands through their CLI11 definitions, as the binary runs them, with captured streams.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <map>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -137,6 +142,51 @@ TEST_F(CliTest, InfoReportsCountsAsJson) {
   EXPECT_EQ(j["failed_sources"], 2);
   EXPECT_GT(j["chunk_references"].get<uint64_t>(), 500u);
   EXPECT_EQ(j["stale_sources"], 0);
+}
+
+// A source rewritten in place with its size and mtime put back is only caught by --verify; a
+// touched one by both.
+TEST_F(CliTest, InfoFindsChangedSourcesAndVerifyFindsChangedContent) {
+  fs::path folder = *dir_ / "changing";
+  fs::create_directories(folder);
+  fs::copy_file(*dir_ / "s" / "tiled" / "u32_none.tif", folder / "a.tif");
+  fs::copy_file(*dir_ / "s" / "tiled" / "u32_none.tif", folder / "b.tif");
+  std::string index = (*dir_ / "changing.refs.db").string();
+  ASSERT_EQ(RunCommand({"index", "-o", index, folder.string()}).exit_code, 0);
+  auto stale = [&](bool verify) {
+    std::vector<std::string> args = {"info", index, "--json"};
+    if (verify) args.push_back("--verify");
+    CommandRun r = RunCommand(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    std::map<std::string, std::string> out;
+    for (const auto& f : j["files"]) {
+      if (f["status"] == "stale") out[fs::path(f["path"].get<std::string>()).filename()] = f["detail"];
+    }
+    EXPECT_EQ(j["stale_sources"].get<size_t>(), out.size());
+    return out;
+  };
+  EXPECT_TRUE(stale(false).empty());
+  EXPECT_TRUE(stale(true).empty());
+
+  struct stat before {};
+  ASSERT_EQ(::stat((folder / "a.tif").c_str(), &before), 0);
+  {
+    std::fstream f(folder / "a.tif", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.write("\x55\xAA\x55\xAA", 4);
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (folder / "a.tif").c_str(), times, 0), 0);
+  fs::last_write_time(folder / "b.tif", fs::last_write_time(folder / "b.tif") + std::chrono::seconds(5));
+
+  auto quick = stale(false);
+  EXPECT_EQ(quick.size(), 1u);
+  EXPECT_EQ(quick["b.tif"], "modification time changed");
+  auto verified = stale(true);
+  EXPECT_EQ(verified.size(), 2u);
+  EXPECT_EQ(verified["a.tif"], "content changed");
+  EXPECT_EQ(verified["b.tif"], "modification time changed");
 }
 
 TEST_F(CliTest, ExportWritesKerchunkVersion1) {
