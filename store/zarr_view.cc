@@ -146,7 +146,9 @@ class RefZarrView final : public ZarrView {
         ASSIGN_OR_RETURN(auto children, store_->Children(path));
         for (const NodeRecord& c : children) {
           std::string name = c.path.substr(path.empty() ? 0 : path.size() + 1);
-          out.push_back({name, c.kind != NodeKind::kFile});
+          DirEntry entry{name, c.kind != NodeKind::kFile};
+          if (c.kind == NodeKind::kFile) entry.size = c.meta.value("size", uint64_t{0});
+          out.push_back(std::move(entry));
         }
       } else {
         RETURN_IF_ERROR(ListChunkLevel(*node, {}, true, out));
@@ -369,7 +371,7 @@ class RefZarrView final : public ZarrView {
     }
     if (rank == 0) {
       ASSIGN_OR_RETURN(auto e, Entry(n, 0));
-      if (e.present) out.push_back({"0", false});
+      if (e.present) out.push_back({"0", false, KnownSize(n, e)});
       return OkStatus();
     }
     auto grid = a.GridShape();
@@ -384,9 +386,15 @@ class RefZarrView final : public ZarrView {
     for (uint64_t i = 0; i < grid[level]; ++i) {
       c[level] = i;
       ASSIGN_OR_RETURN(auto e, Entry(n, LinearChunkIndex(grid, c)));
-      if (e.present) out.push_back({std::to_string(i), false});
+      if (e.present) out.push_back({std::to_string(i), false, KnownSize(n, e)});
     }
     return OkStatus();
+  }
+
+  // A chunk's size when it is served as stored: the reference's length.
+  static std::optional<uint64_t> KnownSize(const NodeInfo& n, const BlockEntry& e) {
+    if (n.transcoded || (e.ref.flags & kChunkInline)) return std::nullopt;
+    return e.ref.length;
   }
 
   Result<bool> HasAnyChunk(const NodeInfo& n) {

@@ -54,6 +54,9 @@ enum class EntryKind { kMissing, kFile, kDirectory };
 struct DirEntry {
   std::string name;
   bool is_directory = false;
+  /// A file's size in bytes when the index knows it without reading or rendering anything
+  /// (pass-through chunks, plain files); unset otherwise (metadata, transcoded chunks: ask Stat).
+  std::optional<uint64_t> size;
 };
 
 /// A read-only Zarr store over an index. All methods are safe to call from several threads.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "store/zarr_view.h"
 
 namespace refzarr {
 namespace {
@@ -187,6 +188,51 @@ TEST_F(CliTest, InfoFindsChangedSourcesAndVerifyFindsChangedContent) {
   EXPECT_EQ(verified.size(), 2u);
   EXPECT_EQ(verified["a.tif"], "content changed");
   EXPECT_EQ(verified["b.tif"], "modification time changed");
+}
+
+// Front ends trust a listed size (the FUSE mount hands it to the kernel, which never reads past
+// it), so over every key of the samples, in both formats and both codec policies, a listed size
+// must be the size of the value Get serves. Transcoded chunks must not claim their stored size.
+TEST_F(CliTest, EveryListedSizeIsTheServedSize) {
+  for (int format : {2, 3}) {
+    for (const char* codecs : {"compat", "passthrough"}) {
+      ViewFlags flags;
+      flags.zarr_format = format;
+      flags.codecs = codecs;
+      auto options = flags.ToOptions();
+      ASSERT_TRUE(options.ok());
+      auto view = OpenZarrView(*index_, *options);
+      ASSERT_TRUE(view.ok()) << view.status().message();
+      size_t sized = 0, unsized_chunks = 0;
+      std::vector<std::string> pending = {""};
+      while (!pending.empty()) {
+        std::string prefix = pending.back();
+        pending.pop_back();
+        auto list = (*view)->List(prefix);
+        ASSERT_TRUE(list.ok() && list->has_value()) << prefix;
+        for (const DirEntry& e : **list) {
+          std::string key = prefix.empty() ? e.name : prefix + "/" + e.name;
+          if (e.is_directory) {
+            pending.push_back(key);
+            continue;
+          }
+          if (!e.size) {
+            if (e.name.front() != '.' && e.name != "zarr.json") ++unsized_chunks;
+            continue;
+          }
+          ++sized;
+          auto value = (*view)->Get(key);
+          ASSERT_TRUE(value.ok()) << key << ": " << value.status().message();
+          ASSERT_TRUE(value->has_value()) << key;
+          EXPECT_EQ((*value)->size(), *e.size) << key << " (v" << format << ", " << codecs << ")";
+        }
+      }
+      EXPECT_GT(sized, 400u) << "v" << format << " " << codecs;
+      // compat transcodes some arrays, whose chunk sizes are unknown until served.
+      if (std::string(codecs) == "compat") EXPECT_GT(unsized_chunks, 0u);
+      if (std::string(codecs) == "passthrough") EXPECT_EQ(unsized_chunks, 0u);
+    }
+  }
 }
 
 TEST_F(CliTest, ExportWritesKerchunkVersion1) {

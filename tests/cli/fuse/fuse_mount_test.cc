@@ -187,6 +187,18 @@ TEST_F(FuseMountTest, ReadDirPagesThroughThousandsOfChunks) {
   EXPECT_TRUE(unique.count("big") == 0 && unique.count("0.4999") == 1);
 }
 
+TEST_F(FuseMountTest, ListingGivesKnownSizesSoStatsNeedNoLookups) {
+  ASSERT_TRUE(Mount());
+  ReadDirNames(mnt_ / "img/0");
+  EXPECT_EQ(fs::file_size(mnt_ / "img/0/0.1"), kSliceLength);
+  EXPECT_EQ(fs::file_size(mnt_ / "img/0/0.0"), memory_chunk_.size());
+  EXPECT_EQ(view_.stat_calls("img/0/0.1"), 0) << "the listing carried the size";
+  EXPECT_EQ(view_.stat_calls("img/0/0.0"), 0) << "the listing carried the size";
+  // Metadata sizes are not in listings: the kernel asks.
+  EXPECT_EQ(fs::file_size(mnt_ / "img/0/.zarray"), std::strlen(R"({"zarr_format":2,"shape":[1]})"));
+  EXPECT_EQ(view_.stat_calls("img/0/.zarray"), 1);
+}
+
 TEST_F(FuseMountTest, ReadsReturnTheValuesBytes) {
   ASSERT_TRUE(Mount());
   EXPECT_EQ(ReadWhole(mnt_ / "img/0/0.0"), memory_chunk_);

@@ -59,6 +59,10 @@ class FakeZarrView final : public ZarrView {
 
   Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) override {
     Record(key);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stat_calls_[std::string(key)];
+    }
     auto it = entries_.find(std::string(key));
     if (it != entries_.end()) return std::make_pair(EntryKind::kFile, it->second.value.size());
     if (IsDirectory(key)) return std::make_pair(EntryKind::kDirectory, uint64_t{0});
@@ -69,19 +73,23 @@ class FakeZarrView final : public ZarrView {
     Record(prefix);
     if (!IsDirectory(prefix)) return std::optional<std::vector<DirEntry>>();
     std::string base = prefix.empty() ? "" : std::string(prefix) + "/";
-    std::map<std::string, bool> children;
+    std::map<std::string, DirEntry> children;
     for (const auto& [key, entry] : entries_) {
       if (key.compare(0, base.size(), base) != 0 || key.size() == base.size()) continue;
       std::string rest = key.substr(base.size());
       size_t slash = rest.find('/');
       if (slash == std::string::npos) {
-        children.emplace(rest, false);
+        // Like an index: slice and byte sizes are known, metadata sizes are not.
+        std::optional<uint64_t> size;
+        if (!entry.value.is_metadata) size = entry.value.size();
+        children.emplace(rest, DirEntry{rest, false, size});
       } else {
-        children[rest.substr(0, slash)] = true;
+        std::string name = rest.substr(0, slash);
+        children[name] = DirEntry{name, true, std::nullopt};
       }
     }
     std::vector<DirEntry> out;
-    for (const auto& [name, is_dir] : children) out.push_back({name, is_dir});
+    for (auto& [name, entry] : children) out.push_back(std::move(entry));
     return std::optional<std::vector<DirEntry>>(std::move(out));
   }
 
@@ -93,6 +101,12 @@ class FakeZarrView final : public ZarrView {
     return asked_;
   }
   int materialize_calls() const { return materialize_calls_; }
+  /// How many times Stat(key) was called.
+  int stat_calls(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = stat_calls_.find(key);
+    return it == stat_calls_.end() ? 0 : it->second;
+  }
   /// How many times Get(key) was called.
   int get_calls(const std::string& key) const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -123,6 +137,7 @@ class FakeZarrView final : public ZarrView {
   mutable std::mutex mutex_;
   std::set<std::string> asked_;
   std::map<std::string, int> get_calls_;
+  std::map<std::string, int> stat_calls_;
   std::atomic<int> materialize_calls_{0};
 };
 
