@@ -160,8 +160,9 @@ std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEn
   for (const DirEntry& entry : entries) {
     std::string name = entry.name + (entry.is_directory ? "/" : "");
     // "./" keeps names such as "a:b" from reading as a URL scheme.
-    html += "<li><a href=\"./" + EscapeHtml(EscapeUrlPath(name)) + "\">" + EscapeHtml(name) +
-            "</a></li>\n";
+    html += "<li><a href=\"./" + EscapeHtml(EscapeUrlPath(name)) + "\">" + EscapeHtml(name) + "</a>";
+    if (entry.size) html += " " + std::to_string(*entry.size) + " bytes";
+    html += "</li>\n";
   }
   html += "</ul>\n</body></html>\n";
   return html;

@@ -100,6 +100,14 @@ TEST(HttpRequest, DirectoryListingEscapesNames) {
   EXPECT_NE(html.find("href=\"../\""), std::string::npos);
 }
 
+TEST(HttpRequest, DirectoryListingShowsKnownSizes) {
+  std::string html = internal::RenderDirectoryListing(
+      "a", {{"0", false, 131072}, {".zarray", false, std::nullopt}, {"1", true, std::nullopt}});
+  EXPECT_NE(html.find("\">0</a> 131072 bytes</li>"), std::string::npos) << html;
+  EXPECT_NE(html.find("\">.zarray</a></li>"), std::string::npos) << html;
+  EXPECT_NE(html.find("\">1/</a></li>"), std::string::npos) << html;
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real server on an ephemeral loopback port.
 
