@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstring>
+#include <string>
 
 #include "formats/ome/units.h"
 
@@ -121,6 +123,81 @@ Result<ImageJLayout> ImageJPlaneLayout(const ImageJInfo& info, uint64_t ifds_in_
   }
   return CorruptError("ImageJ description: " + std::to_string(layout.planes) +
                       " planes but the file has " + std::to_string(ifds_in_file) + " IFDs");
+}
+
+namespace {
+
+// Reads whole-number fields of the IJMetadata tag in the byte order its magic announced.
+class IjReader {
+ public:
+  IjReader(std::span<const std::byte> data, bool big_endian) : data_(data), big_(big_endian) {}
+
+  uint32_t U32(size_t at) const {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const auto byte = static_cast<uint32_t>(data_[at + (big_ ? i : 3 - i)]);
+      v = (v << 8) | byte;
+    }
+    return v;
+  }
+
+  double F64(size_t at) const {
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; ++i) {
+      const auto byte = static_cast<uint64_t>(data_[at + (big_ ? i : 7 - i)]);
+      bits = (bits << 8) | byte;
+    }
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+  }
+
+ private:
+  std::span<const std::byte> data_;
+  bool big_;
+};
+
+constexpr uint32_t kIjRanges = 0x72616e67;  // "rang"
+constexpr uint32_t kIjLuts = 0x6c757473;    // "luts"
+
+}  // namespace
+
+Result<ImageJDisplay> ParseImageJMetadata(std::span<const std::byte> data,
+                                          std::span<const uint32_t> byte_counts) {
+  auto bad = [](const std::string& why) {
+    return InvalidArgumentError("ImageJ metadata tag: " + why);
+  };
+  if (byte_counts.empty() || byte_counts[0] < 4 || byte_counts[0] % 8 != 4 ||
+      data.size() < byte_counts[0]) {
+    return bad("no header");
+  }
+  const auto magic = std::string_view(reinterpret_cast<const char*>(data.data()), 4);
+  if (magic != "IJIJ" && magic != "JIJI") return bad("bad magic");
+  IjReader in(data, magic == "IJIJ");
+  ImageJDisplay out;
+  size_t entry = 1;                 // Index into byte_counts.
+  uint64_t offset = byte_counts[0];  // Of the entry's bytes in data.
+  for (size_t h = 4; h < byte_counts[0]; h += 8) {
+    const uint32_t type = in.U32(h);
+    const uint32_t count = in.U32(h + 4);
+    for (uint32_t i = 0; i < count; ++i, ++entry) {
+      if (entry >= byte_counts.size()) return bad("the header lists more entries than byte counts");
+      const uint64_t size = byte_counts[entry];
+      if (offset + size > data.size()) return bad("entry " + std::to_string(entry) + " runs past the tag");
+      if (type == kIjRanges) {
+        if (size % 16 != 0) return bad("a display range entry of " + std::to_string(size) + " bytes");
+        for (uint64_t at = offset; at < offset + size; at += 16) {
+          out.ranges.emplace_back(in.F64(at), in.F64(at + 8));
+        }
+      } else if (type == kIjLuts) {
+        if (size != 768) return bad("a LUT entry of " + std::to_string(size) + " bytes (not 768)");
+        auto level = [&](int plane) { return static_cast<uint32_t>(data[offset + plane * 256 + 255]); };
+        out.lut_colors.push_back(level(0) << 16 | level(1) << 8 | level(2));
+      }
+      offset += size;
+    }
+  }
+  return out;
 }
 
 uint64_t ImageJPlaneIndex(const ImageJInfo& info, uint32_t t, uint32_t c, uint32_t z) {

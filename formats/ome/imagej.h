@@ -5,8 +5,10 @@
 // back to back after the first plane's data. ImageJLayout() tells the scanner which case it has.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,6 +49,23 @@ struct ImageJInfo {
 /// Errors (kInvalidArgument): not an ImageJ description; a count key (images, channels, slices,
 /// frames) that is not a positive integer; spacing/finterval/min/max that are not numbers.
 Result<ImageJInfo> ParseImageJDescription(std::string_view description);
+
+/// Display settings ImageJ keeps in the IJMetadata tag (50839), one entry per channel.
+struct ImageJDisplay {
+  /// Display range (min, max) of each channel ("rang" entries).
+  std::vector<std::pair<double, double>> ranges;
+  /// Colour of each channel's lookup table at its brightest entry, 0xRRGGBB ("luts" entries).
+  std::vector<uint32_t> lut_colors;
+};
+
+/// Parses the IJMetadata tag: `data` is its bytes, `byte_counts` the IJMetadataByteCounts tag
+/// (50838). The header ("IJIJ" big-endian, "JIJI" little-endian) lists (type, count) pairs; every
+/// following entry is byte_counts[i] bytes. Entry types other than ranges and LUTs (info, labels,
+/// ROIs, overlays, properties) are skipped. Errors (kInvalidArgument): a bad magic, a header or
+/// counts that do not add up to the data, a range entry that is not whole doubles, a LUT entry
+/// that is not 768 bytes.
+Result<ImageJDisplay> ParseImageJMetadata(std::span<const std::byte> data,
+                                          std::span<const uint32_t> byte_counts);
 
 /// How the planes of an ImageJ file are stored.
 struct ImageJLayout {

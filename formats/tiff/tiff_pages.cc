@@ -80,6 +80,36 @@ T GetDefaulted(TIFF* tif, ttag_t tag) {
   return v;
 }
 
+// ImageJ's IJMetadata (50839, bytes) and IJMetadataByteCounts (50838, LONGs) are private tags that
+// libtiff keeps as anonymous fields. TIFFFindField, unlike TIFFFieldWithTag, does not report an
+// error for a tag the directory lacks.
+constexpr uint32_t kTagIjMetadataByteCounts = 50838;
+constexpr uint32_t kTagIjMetadata = 50839;
+
+void ReadImageJMetadataTags(TIFF* tif, TiffPage& p) {
+  const TIFFField* counts_field = TIFFFindField(tif, kTagIjMetadataByteCounts, TIFF_ANY);
+  const TIFFField* data_field = TIFFFindField(tif, kTagIjMetadata, TIFF_ANY);
+  if (counts_field == nullptr || data_field == nullptr) return;
+  if (TIFFFieldDataType(counts_field) != TIFF_LONG || !TIFFFieldPassCount(counts_field) ||
+      TIFFFieldReadCount(counts_field) != TIFF_VARIABLE2) {
+    return;
+  }
+  const TIFFDataType data_type = TIFFFieldDataType(data_field);
+  if ((data_type != TIFF_BYTE && data_type != TIFF_UNDEFINED) || !TIFFFieldPassCount(data_field) ||
+      TIFFFieldReadCount(data_field) != TIFF_VARIABLE2) {
+    return;
+  }
+  uint32_t n_counts = 0, n_data = 0;
+  uint32_t* counts = nullptr;
+  void* data = nullptr;
+  if (!TIFFGetField(tif, kTagIjMetadataByteCounts, &n_counts, &counts) || counts == nullptr ||
+      !TIFFGetField(tif, kTagIjMetadata, &n_data, &data) || data == nullptr) {
+    return;
+  }
+  p.ij_byte_counts.assign(counts, counts + n_counts);
+  p.ij_metadata.assign(static_cast<const char*>(data), n_data);
+}
+
 Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& p) {
   p.ifd_offset = TIFFCurrentDirOffset(tif);
   p.index = index;
@@ -109,6 +139,7 @@ Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& 
   }
   if (char* d = nullptr; TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &d) && d) p.description = d;
   if (char* s = nullptr; TIFFGetField(tif, TIFFTAG_SOFTWARE, &s) && s) p.software = s;
+  ReadImageJMetadataTags(tif, p);
   if (p.compression == COMPRESSION_JPEG) {
     uint32_t n = 0;
     void* tables = nullptr;

@@ -34,6 +34,8 @@ struct TiffPage {
   std::string description;  ///< ImageDescription.
   std::string software;
   std::string jpeg_tables;  ///< JPEGTables bytes.
+  std::string ij_metadata;                ///< ImageJ's IJMetadata tag (50839) bytes, if any.
+  std::vector<uint32_t> ij_byte_counts;   ///< Its IJMetadataByteCounts tag (50838).
   std::vector<uint64_t> offsets, byte_counts;  ///< One per tile or strip (x separate planes).
 
   /// Tiles (or strips) across, down, and per sample plane.

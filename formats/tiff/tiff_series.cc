@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <span>
 
 #include "formats/ome/ngff_model.h"
 #include "formats/ome/svs.h"
@@ -232,6 +233,41 @@ Result<SeriesPlan> PlanOmeImage(const TiffStructure& pool, const OmeImage& image
   return plan;
 }
 
+namespace {
+
+// Channel colours and display ranges: per channel from the IJMetadata tag (LUTs, ranges) where
+// it has them, else the description's min/max for every channel. The tag is display metadata: when
+// it cannot be read the file is still indexed, with a warning.
+std::vector<ChannelDesc> ImageJChannels(const ImageJInfo& info, const TiffPage& first,
+                                        uint32_t channels, std::vector<std::string>& warnings) {
+  ImageJDisplay display;
+  if (!first.ij_metadata.empty()) {
+    Result<ImageJDisplay> parsed =
+        ParseImageJMetadata(std::as_bytes(std::span(first.ij_metadata)), first.ij_byte_counts);
+    if (parsed.ok()) {
+      display = std::move(*parsed);
+    } else {
+      warnings.push_back(parsed.status().message() + "; channel colours and ranges ignored");
+    }
+  }
+  const bool description_range = info.min && info.max && *info.max > *info.min;
+  if (display.ranges.empty() && display.lut_colors.empty() && !description_range) return {};
+  std::vector<ChannelDesc> out;
+  for (uint32_t c = 0; c < channels * first.samples_per_pixel; ++c) {
+    ChannelDesc channel{"Channel " + std::to_string(c), std::nullopt, std::nullopt};
+    if (c < display.lut_colors.size()) channel.color = display.lut_colors[c];
+    if (c < display.ranges.size() && display.ranges[c].second > display.ranges[c].first) {
+      channel.window = display.ranges[c];
+    } else if (description_range) {
+      channel.window = std::make_pair(*info.min, *info.max);
+    }
+    out.push_back(std::move(channel));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<SeriesPlan>> PlanImageJSeries(TiffStructure& tiff, uint64_t file_size,
                                                  const ImageJInfo& info,
                                                  std::vector<std::string>& warnings) {
@@ -313,13 +349,7 @@ Result<std::vector<SeriesPlan>> PlanImageJSeries(TiffStructure& tiff, uint64_t f
   plan.axes = TczyxAxes(scale);
   plan.base_scale = BaseScale(scale);
   plan.channels = RgbChannels(first);
-  if (plan.channels.empty() && info.min && info.max && *info.max > *info.min) {
-    // ImageJ's display range applies to every channel it does not describe otherwise.
-    for (uint32_t c = 0; c < plan.page_channels * first.samples_per_pixel; ++c) {
-      plan.channels.push_back({"Channel " + std::to_string(c), std::nullopt,
-                               std::make_pair(*info.min, *info.max)});
-    }
-  }
+  if (plan.channels.empty()) plan.channels = ImageJChannels(info, first, plan.page_channels, warnings);
   return std::vector<SeriesPlan>{std::move(plan)};
 }
 

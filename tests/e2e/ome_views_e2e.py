@@ -178,6 +178,38 @@ def check_file(root, group, path, failures, counts):
             failures.append(f"{group}/{k}: refzarr has a series tifffile does not")
 
 
+def write_imagej_with_luts(path, byteorder):
+    """A 2-z, 3-channel uint16 ImageJ hyperstack with one LUT per channel and ranges for two."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = np.arange(2 * 3 * 16 * 16, dtype=np.uint16).reshape(2, 3, 16, 16)
+    luts = []
+    for rgb in ((255, 0, 255), (0, 200, 50), (10, 20, 30)):
+        luts.append(np.stack([np.linspace(0, v, 256).astype(np.uint8) for v in rgb]))
+    tifffile.imwrite(path, data, imagej=True, byteorder=byteorder,
+                     metadata={"axes": "ZCYX", "LUTs": luts, "mode": "composite",
+                               "Ranges": (1.0, 100.0, 5.0, 500.0, 0.0, 0.0)})
+
+
+def check_imagej_channels(zattrs, path, rel, failures):
+    """omero channel colours and windows against tifffile's reading of the IJMetadata tag."""
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata
+    luts, ranges = meta["LUTs"], meta["Ranges"]
+    channels = (zattrs or {}).get("omero", {}).get("channels", [])
+    if len(channels) != len(luts):
+        failures.append(f"{rel}: {len(channels)} omero channels, tifffile reads {len(luts)} LUTs")
+        return
+    for c, (channel, lut) in enumerate(zip(channels, luts)):
+        color = "%02X%02X%02X" % tuple(int(v) for v in lut[:, 255])
+        if channel["color"] != color:
+            failures.append(f"{rel}: channel {c} colour {channel['color']}, LUT ends at {color}")
+        low, high = ranges[2 * c], ranges[2 * c + 1]
+        window = channel["window"]
+        expected = (low, high) if high > low else (window["min"], window["max"])
+        if (window["start"], window["end"]) != expected:
+            failures.append(f"{rel}: channel {c} window {window}, expected {expected}")
+
+
 def validate(validator, schemas, files, strict, failures, label):
     args = ["/usr/bin/python3", validator, "--schemas", schemas] + (["--strict"] if strict else [])
     r = subprocess.run(args + files, capture_output=True, text=True)
@@ -213,6 +245,15 @@ def main():
                     dst = os.path.join(tree, "r", os.path.dirname(rel), name)
                     if not os.path.exists(dst):
                         os.symlink(os.path.join(folder, name), dst)
+        # ImageJ hyperstacks with channel LUTs and display ranges, written by tifffile in both
+        # byte orders: their omero channels must carry the same colours and windows.
+        ij_files = {}
+        for order in "<>":
+            rel = f"w/imagej_luts_{'le' if order == '<' else 'be'}.tif"
+            path = os.path.join(tree, rel)
+            write_imagej_with_luts(path, order)
+            inputs[rel] = path
+            ij_files[rel] = path
         index = os.path.join(work, "views.refs.db")
         r = subprocess.run([refzarr, "index", "-o", index, tree], capture_output=True, text=True)
         if r.returncode != 0:
@@ -223,6 +264,8 @@ def main():
             root = zarr.open_group(fsspec.get_mapper(v2.base), mode="r")
             for rel, src in inputs.items():
                 check_file(root, rel, src, failures, counts)
+            for rel, path in ij_files.items():
+                check_imagej_channels(v2.get_json(rel + "/0/.zattrs"), path, rel, failures)
             # Metadata of every group under each checked file, both versions.
             docs = os.path.join(work, "docs")
             os.makedirs(docs)

@@ -1,5 +1,8 @@
 // ImageJ and Aperio descriptions, units, colours and the neutral-model helpers.
+#include <array>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -154,6 +157,90 @@ TEST(ImageJ, InconsistentCountsAreAnError) {
   ASSERT_FALSE(layout.ok());
   EXPECT_NE(layout.status().message().find("images=10 but channels*slices*frames = 6"),
             std::string::npos);
+}
+
+// An IJMetadata tag as ImageJ's TiffEncoder lays it out: header (magic, then type/count pairs),
+// then the entries in header order; byte_counts[0] is the header's size.
+struct IjTag {
+  std::vector<std::byte> data;
+  std::vector<uint32_t> counts;
+};
+
+IjTag MakeIjTag(bool big_endian, const std::vector<std::pair<double, double>>& ranges,
+                const std::vector<std::array<uint8_t, 3>>& lut_ends) {
+  IjTag tag;
+  auto u32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      int shift = big_endian ? 24 - 8 * i : 8 * i;
+      tag.data.push_back(static_cast<std::byte>((v >> shift) & 0xff));
+    }
+  };
+  auto f64 = [&](double d) {
+    uint64_t v;
+    std::memcpy(&v, &d, 8);
+    for (int i = 0; i < 8; ++i) {
+      int shift = big_endian ? 56 - 8 * i : 8 * i;
+      tag.data.push_back(static_cast<std::byte>((v >> shift) & 0xff));
+    }
+  };
+  u32(0x494a494a);  // "IJIJ" in the file's byte order ("JIJI" on disk for little-endian)
+  u32(0x696e666f);  // "info": one entry, skipped
+  u32(1);
+  u32(0x72616e67);  // "rang"
+  u32(1);
+  u32(0x6c757473);  // "luts"
+  u32(static_cast<uint32_t>(lut_ends.size()));
+  tag.counts.push_back(static_cast<uint32_t>(tag.data.size()));
+  for (char16_t c : std::u16string(u"info text")) {
+    tag.data.push_back(static_cast<std::byte>(big_endian ? c >> 8 : c & 0xff));
+    tag.data.push_back(static_cast<std::byte>(big_endian ? c & 0xff : c >> 8));
+  }
+  tag.counts.push_back(18);
+  for (auto [low, high] : ranges) {
+    f64(low);
+    f64(high);
+  }
+  tag.counts.push_back(static_cast<uint32_t>(16 * ranges.size()));
+  for (const auto& end : lut_ends) {
+    for (int plane = 0; plane < 3; ++plane) {
+      for (int i = 0; i < 256; ++i) tag.data.push_back(static_cast<std::byte>(end[plane] * i / 255));
+    }
+    tag.counts.push_back(768);
+  }
+  return tag;
+}
+
+TEST(ImageJ, MetadataTagGivesRangesAndLutColoursInBothByteOrders) {
+  for (bool big_endian : {true, false}) {
+    IjTag tag = MakeIjTag(big_endian, {{1, 100}, {5.5, 500}}, {{255, 0, 255}, {0, 200, 50}});
+    auto display = ParseImageJMetadata(tag.data, tag.counts);
+    ASSERT_TRUE(display.ok()) << display.status().ToString();
+    EXPECT_EQ(display->ranges, (std::vector<std::pair<double, double>>{{1, 100}, {5.5, 500}}));
+    EXPECT_EQ(display->lut_colors, (std::vector<uint32_t>{0xFF00FF, 0x00C832}));
+  }
+}
+
+TEST(ImageJ, MalformedMetadataTagsAreErrors) {
+  IjTag good = MakeIjTag(true, {{1, 2}}, {{1, 2, 3}});
+  auto message = [](const IjTag& t) {
+    auto r = ParseImageJMetadata(t.data, t.counts);
+    return r.ok() ? std::string("ok") : r.status().message();
+  };
+  IjTag magic = good;
+  magic.data[0] = std::byte{'X'};
+  EXPECT_NE(message(magic).find("bad magic"), std::string::npos);
+  IjTag short_counts = good;
+  short_counts.counts.pop_back();
+  EXPECT_NE(message(short_counts).find("more entries than byte counts"), std::string::npos);
+  IjTag truncated = good;
+  truncated.data.resize(truncated.data.size() - 1);
+  EXPECT_NE(message(truncated).find("runs past the tag"), std::string::npos);
+  IjTag lut = good;
+  lut.counts.back() = 767;
+  EXPECT_NE(message(lut).find("LUT entry of 767 bytes"), std::string::npos);
+  IjTag no_header = good;
+  no_header.counts = {};
+  EXPECT_NE(message(no_header).find("no header"), std::string::npos);
 }
 
 TEST(ImageJ, RejectsWhatIsNotImageJ) {
