@@ -127,32 +127,30 @@ Result<ImageJLayout> ImageJPlaneLayout(const ImageJInfo& info, uint64_t ifds_in_
 
 namespace {
 
-// Reads whole-number fields of the IJMetadata tag in the byte order its magic announced.
+// Reads the fields of the IJMetadata tag in the byte order its magic announced.
 class IjReader {
  public:
   IjReader(std::span<const std::byte> data, bool big_endian) : data_(data), big_(big_endian) {}
 
-  uint32_t U32(size_t at) const {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const auto byte = static_cast<uint32_t>(data_[at + (big_ ? i : 3 - i)]);
-      v = (v << 8) | byte;
-    }
-    return v;
-  }
+  uint32_t U32(size_t at) const { return static_cast<uint32_t>(Bits(at, 4)); }
 
   double F64(size_t at) const {
-    uint64_t bits = 0;
-    for (int i = 0; i < 8; ++i) {
-      const auto byte = static_cast<uint64_t>(data_[at + (big_ ? i : 7 - i)]);
-      bits = (bits << 8) | byte;
-    }
+    const uint64_t bits = Bits(at, 8);
     double v;
     std::memcpy(&v, &bits, sizeof v);
     return v;
   }
 
  private:
+  // The `width`-byte unsigned integer at `at`.
+  uint64_t Bits(size_t at, int width) const {
+    uint64_t v = 0;
+    for (int i = 0; i < width; ++i) {
+      v = (v << 8) | static_cast<uint64_t>(data_[at + (big_ ? i : width - 1 - i)]);
+    }
+    return v;
+  }
+
   std::span<const std::byte> data_;
   bool big_;
 };
