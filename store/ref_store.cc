@@ -522,36 +522,70 @@ class SqliteRefStore final : public RefStore {
 
   Status PutArray(const std::string& path, int64_t file_id, const std::vector<int64_t>& global_ids,
                   const ScannedFile::Array& a) {
-    std::vector<std::pair<uint64_t, ChunkRef>> refs = a.chunks;
-    for (const auto& [index, bytes] : a.inline_chunks) {
-      refs.emplace_back(index, ChunkRef{0, 0, bytes.size(), kChunkInline});
+    // The references go out in chunk order without being copied: scanners mostly emit them in
+    // order already; otherwise only their positions (8 bytes each, not 32) are sorted.
+    const auto& stored = a.chunks;
+    auto by_index = [](const auto& x, const auto& y) { return x.first < y.first; };
+    std::vector<size_t> order;
+    if (!std::is_sorted(stored.begin(), stored.end(), by_index)) {
+      order.resize(stored.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t x, size_t y) { return stored[x].first < stored[y].first; });
     }
-    std::sort(refs.begin(), refs.end(),
-              [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<std::pair<uint64_t, ChunkRef>> inlined;  // Few: values the index holds itself.
+    for (const auto& [index, bytes] : a.inline_chunks) {
+      inlined.emplace_back(index, ChunkRef{0, 0, bytes.size(), kChunkInline});
+    }
+    std::stable_sort(inlined.begin(), inlined.end(), by_index);
     bool flagged = false;
-    for (const auto& [index, ref] : refs) {
+    for (const auto& [index, ref] : stored) {
       if (ref.flags & ~kChunkInline) flagged = true;
     }
+    const size_t total = stored.size() + inlined.size();
     json meta = {{"array", a.desc.ToJson()},
                  {"sources", global_ids},
                  {"flagged", flagged},
-                 {"stored", refs.size()}};
-    ASSIGN_OR_RETURN(int64_t id, InsertNode(path, NodeKind::kArray, file_id, refs.size(), meta));
+                 {"stored", total}};
+    ASSIGN_OR_RETURN(int64_t id, InsertNode(path, NodeKind::kArray, file_id, total, meta));
 
+    // The k-th reference in chunk order, merging stored and inline ones.
+    size_t next_stored = 0, next_inline = 0;
+    auto next = [&]() -> const std::pair<uint64_t, ChunkRef>& {
+      const std::pair<uint64_t, ChunkRef>* s =
+          next_stored < stored.size()
+              ? &stored[order.empty() ? next_stored : order[next_stored]]
+              : nullptr;
+      if (s != nullptr && (next_inline == inlined.size() || s->first <= inlined[next_inline].first)) {
+        ++next_stored;
+        return *s;
+      }
+      return inlined[next_inline++];
+    };
     ASSIGN_OR_RETURN(Statement * put_block, writer_->Prepare(
         "INSERT INTO chunk_blocks(node, block, data) VALUES (?, ?, ?)"));
     std::vector<BlockEntry> block;
-    for (size_t i = 0; i < refs.size();) {
-      uint64_t block_no = refs[i].first / kBlockSize;
-      block.assign(kBlockSize, BlockEntry{});
-      for (; i < refs.size() && refs[i].first / kBlockSize == block_no; ++i) {
-        block[refs[i].first % kBlockSize] = {true, refs[i].second};
-      }
+    uint64_t block_no = 0;
+    bool filling = false;
+    auto put = [&]() -> Status {
       std::vector<std::byte> data = EncodeChunkBlock(block);
       put_block->Reset();
-      RETURN_IF_ERROR(put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no))
-                          .BindBlob(3, data).Run());
+      return put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no)).BindBlob(3, data).Run();
+    };
+    for (size_t k = 0; k < total; ++k) {
+      const auto& [index, ref] = next();
+      if (filling && index / kBlockSize != block_no) {
+        RETURN_IF_ERROR(put());
+        filling = false;
+      }
+      if (!filling) {
+        block_no = index / kBlockSize;
+        block.assign(kBlockSize, BlockEntry{});
+        filling = true;
+      }
+      block[index % kBlockSize] = {true, ref};
     }
+    if (filling) RETURN_IF_ERROR(put());
     ASSIGN_OR_RETURN(Statement * put_inline, writer_->Prepare(
         "INSERT INTO inline_chunks(node, chunk, data) VALUES (?, ?, ?)"));
     for (const auto& [index, bytes] : a.inline_chunks) {

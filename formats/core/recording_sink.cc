@@ -138,6 +138,17 @@ void RecordingSink::Warn(std::string message) { file_.warnings.push_back(std::mo
 
 Status RecordingSink::Finish() {
   for (ScannedFile::Array& a : file_.arrays) {
+    // The common case, references in chunk order and none inline, needs no copy.
+    auto by_index = [](const auto& x, const auto& y) { return x.first < y.first; };
+    if (a.inline_chunks.empty() && std::is_sorted(a.chunks.begin(), a.chunks.end(), by_index)) {
+      auto dup = std::adjacent_find(a.chunks.begin(), a.chunks.end(),
+                                    [](const auto& x, const auto& y) { return x.first == y.first; });
+      if (dup != a.chunks.end()) {
+        return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(dup->first) +
+                                    " given twice");
+      }
+      continue;
+    }
     std::vector<uint64_t> seen;
     seen.reserve(a.chunks.size() + a.inline_chunks.size());
     for (const auto& [i, r] : a.chunks) seen.push_back(i);

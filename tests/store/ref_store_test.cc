@@ -6,6 +6,8 @@
 
 #include <fstream>
 
+#include "store/chunk_block.h"
+
 namespace refzarr {
 namespace {
 
@@ -94,6 +96,48 @@ TEST_F(RefStoreTest, PutFileStoresNodesAndBlocksAndReplacesOnReindex) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->chunk_refs, 3u);
   EXPECT_EQ(stats->sources, 1u);
+}
+
+TEST_F(RefStoreTest, OutOfOrderAndInlineReferencesLandAtTheirChunks) {
+  ScannedFile f = OneArray(0);
+  ScannedFile::Array& a = f.arrays[0];
+  a.desc.shape = {10000 * 10};
+  // Stored chunks 0..8999 except every 7th, in a scrambled order over three blocks; every 7th
+  // below 9000 is inline.
+  for (uint64_t k = 0; k < 9000; ++k) {
+    uint64_t i = (k * 4099) % 9000;  // 4099 is prime to 9000: a permutation
+    if (i % 7 == 0) {
+      a.inline_chunks.emplace_back(i, std::vector<std::byte>(i % 5 + 1, std::byte{7}));
+    } else {
+      a.chunks.emplace_back(i, ChunkRef{0, i * 3, i % 11 + 1, 0});
+    }
+  }
+  auto store = OpenRefStore(dir_ / "i.db", OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  auto src = ProbeSource(data_);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*store)->PutFile(*src, "d", "test", f, {}).ok());
+  auto node = (*store)->GetNode("d/0/0");
+  ASSERT_TRUE(node.ok() && *node);
+  EXPECT_EQ(*(*store)->BlockNumbers((*node)->id), (std::vector<uint64_t>{0, 1, 2}));
+  for (uint64_t b = 0; b < 3; ++b) {
+    auto block = (*store)->GetBlock((*node)->id, b);
+    ASSERT_TRUE(block.ok());
+    for (uint64_t pos = 0; pos < kBlockSize; ++pos) {
+      uint64_t i = b * kBlockSize + pos;
+      BlockEntry e = pos < block->size() ? (*block)[pos] : BlockEntry{};
+      if (i >= 9000) {
+        EXPECT_FALSE(e.present) << i;
+      } else if (i % 7 == 0) {
+        ASSERT_TRUE(e.present) << i;
+        EXPECT_EQ(e.ref.flags, kChunkInline) << i;
+        EXPECT_EQ(e.ref.length, i % 5 + 1) << i;
+      } else {
+        ASSERT_TRUE(e.present) << i;
+        EXPECT_EQ(e.ref, (ChunkRef{0, i * 3, i % 11 + 1, 0})) << i;
+      }
+    }
+  }
 }
 
 TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
