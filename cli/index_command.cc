@@ -14,6 +14,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     unsigned threads = 0;
     bool force = false;
     bool json = false;
+    uint64_t refs_in_memory = IndexOptions().refs_in_memory;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -22,10 +23,16 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
+  cmd->add_option("--refs-in-memory", args->refs_in_memory,
+                  "Chunk references a file may hold in memory while scanned (32 bytes each); "
+                  "the rest wait in a temporary file")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->callback([&ctx, args] {
     IndexOptions options;
     options.threads = args->threads;
     options.force = args->force;
+    options.refs_in_memory = args->refs_in_memory;
     options.progress = !args->json && isatty(STDERR_FILENO);
     std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
     auto report = IndexPaths(inputs, args->output, options, ctx.err);

@@ -71,7 +71,8 @@ Result<std::vector<Job>> CollectJobs(const std::vector<fs::path>& inputs, const 
 constexpr size_t kSniffBytes = 4096;
 
 Scanned ScanOne(const Job& job, size_t n, RefStore& store,
-                const std::vector<std::unique_ptr<Scanner>>& scanners, bool force) {
+                const std::vector<std::unique_ptr<Scanner>>& scanners, bool force,
+                uint64_t refs_in_memory) {
   Scanned r;
   r.job = n;
   auto fail = [&](const Status& st) {
@@ -108,7 +109,7 @@ Scanned ScanOne(const Job& job, size_t n, RefStore& store,
       return r;
     }
   }
-  RecordingSink sink;
+  RecordingSink sink(refs_in_memory);
   ScanContext context{job.path};
   st = scanner->Scan(**source, context, sink);
   if (st.ok()) st = sink.Finish();
@@ -194,7 +195,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
       for (size_t n = next++; n < jobs.size(); n = next++) {
-        queue.Push(ScanOne(jobs[n], n, *store, scanners, options.force));
+        queue.Push(ScanOne(jobs[n], n, *store, scanners, options.force, options.refs_in_memory));
       }
     });
   }

@@ -17,6 +17,10 @@ struct IndexOptions {
   unsigned threads = 0;       ///< Scanner threads; 0: one per core.
   bool force = false;         ///< Re-scan files whose size and mtime did not change.
   bool progress = false;      ///< Show a progress line on `log` (a terminal).
+  /// Chunk references a file being scanned may hold in memory (32 bytes each); beyond this they
+  /// are sorted into a temporary file and merged back when the file is committed, so a file of
+  /// billions of chunks indexes in bounded memory.
+  uint64_t refs_in_memory = 1u << 20;
   /// Scanners to use; empty: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
 };

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "formats/core/byte_source.h"
@@ -522,46 +523,27 @@ class SqliteRefStore final : public RefStore {
 
   Status PutArray(const std::string& path, int64_t file_id, const std::vector<int64_t>& global_ids,
                   const ScannedFile::Array& a) {
-    // The references go out in chunk order without being copied: scanners mostly emit them in
-    // order already; otherwise only their positions (8 bytes each, not 32) are sorted.
-    const auto& stored = a.chunks;
-    auto by_index = [](const auto& x, const auto& y) { return x.first < y.first; };
-    std::vector<size_t> order;
-    if (!std::is_sorted(stored.begin(), stored.end(), by_index)) {
-      order.resize(stored.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t x, size_t y) { return stored[x].first < stored[y].first; });
-    }
-    std::vector<std::pair<uint64_t, ChunkRef>> inlined;  // Few: values the index holds itself.
+    // References go out in chunk order without being copied: the in-memory ones (sorted by
+    // position when not already in order) merged with any spilled runs, then with the few inline
+    // chunks. A chunk index met twice fails the file (and rolls back its transaction).
+    SortedChunkRefs stored(a.chunks, a.spilled.get());
+    std::vector<std::pair<uint64_t, ChunkRef>> inlined;
     for (const auto& [index, bytes] : a.inline_chunks) {
       inlined.emplace_back(index, ChunkRef{0, 0, bytes.size(), kChunkInline});
     }
-    std::stable_sort(inlined.begin(), inlined.end(), by_index);
-    bool flagged = false;
-    for (const auto& [index, ref] : stored) {
+    std::stable_sort(inlined.begin(), inlined.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    bool flagged = a.spilled && a.spilled->any_flagged();
+    for (const auto& [index, ref] : a.chunks) {
       if (ref.flags & ~kChunkInline) flagged = true;
     }
-    const size_t total = stored.size() + inlined.size();
+    const uint64_t total = a.StoredCount() + inlined.size();
     json meta = {{"array", a.desc.ToJson()},
                  {"sources", global_ids},
                  {"flagged", flagged},
                  {"stored", total}};
     ASSIGN_OR_RETURN(int64_t id, InsertNode(path, NodeKind::kArray, file_id, total, meta));
 
-    // The k-th reference in chunk order, merging stored and inline ones.
-    size_t next_stored = 0, next_inline = 0;
-    auto next = [&]() -> const std::pair<uint64_t, ChunkRef>& {
-      const std::pair<uint64_t, ChunkRef>* s =
-          next_stored < stored.size()
-              ? &stored[order.empty() ? next_stored : order[next_stored]]
-              : nullptr;
-      if (s != nullptr && (next_inline == inlined.size() || s->first <= inlined[next_inline].first)) {
-        ++next_stored;
-        return *s;
-      }
-      return inlined[next_inline++];
-    };
     ASSIGN_OR_RETURN(Statement * put_block, writer_->Prepare(
         "INSERT INTO chunk_blocks(node, block, data) VALUES (?, ?, ?)"));
     std::vector<BlockEntry> block;
@@ -572,8 +554,23 @@ class SqliteRefStore final : public RefStore {
       put_block->Reset();
       return put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no)).BindBlob(3, data).Run();
     };
-    for (size_t k = 0; k < total; ++k) {
-      const auto& [index, ref] = next();
+    ASSIGN_OR_RETURN(auto next_stored, stored.Next());
+    size_t next_inline = 0;
+    std::optional<uint64_t> last;
+    while (next_stored || next_inline < inlined.size()) {
+      std::pair<uint64_t, ChunkRef> entry;
+      if (next_stored && (next_inline == inlined.size() || next_stored->first <= inlined[next_inline].first)) {
+        entry = *next_stored;
+        ASSIGN_OR_RETURN(next_stored, stored.Next());
+      } else {
+        entry = inlined[next_inline++];
+      }
+      const auto& [index, ref] = entry;
+      if (last && *last == index) {
+        return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(index) +
+                                    " given twice");
+      }
+      last = index;
       if (filling && index / kBlockSize != block_no) {
         RETURN_IF_ERROR(put());
         filling = false;

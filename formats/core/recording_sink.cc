@@ -6,7 +6,7 @@ namespace refzarr {
 
 uint64_t ScannedFile::ChunkCount() const {
   uint64_t n = 0;
-  for (const Array& a : arrays) n += a.chunks.size() + a.inline_chunks.size();
+  for (const Array& a : arrays) n += a.StoredCount() + a.inline_chunks.size();
   return n;
 }
 
@@ -112,6 +112,19 @@ Status RecordingSink::AddChunk(ArrayHandle array, uint64_t chunk_index, const Ch
                                 std::to_string(ref.source));
   }
   a.chunks.emplace_back(chunk_index, ref);
+  if (max_in_memory_ != 0 && ++in_memory_ >= max_in_memory_) return Spill();
+  return OkStatus();
+}
+
+Status RecordingSink::Spill() {
+  for (ScannedFile::Array& a : file_.arrays) {
+    if (a.chunks.empty()) continue;
+    if (!a.spilled) {
+      ASSIGN_OR_RETURN(a.spilled, SpilledRefs::Create());
+    }
+    RETURN_IF_ERROR(a.spilled->AppendRun(a.chunks).WithContext("array '" + a.path + "'"));
+  }
+  in_memory_ = 0;
   return OkStatus();
 }
 
@@ -138,6 +151,7 @@ void RecordingSink::Warn(std::string message) { file_.warnings.push_back(std::mo
 
 Status RecordingSink::Finish() {
   for (ScannedFile::Array& a : file_.arrays) {
+    if (a.spilled) continue;  // Checked while merged (see the header).
     // The common case, references in chunk order and none inline, needs no copy.
     auto by_index = [](const auto& x, const auto& y) { return x.first < y.first; };
     if (a.inline_chunks.empty() && std::is_sorted(a.chunks.begin(), a.chunks.end(), by_index)) {

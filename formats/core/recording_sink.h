@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "formats/core/model.h"
+#include "formats/core/spilled_refs.h"
 
 namespace refzarr {
 
@@ -28,6 +30,11 @@ struct ScannedFile {
     ArrayDesc desc;
     std::vector<std::pair<uint64_t, ChunkRef>> chunks;  ///< (linear index, ref), in arrival order.
     std::vector<std::pair<uint64_t, std::vector<std::byte>>> inline_chunks;
+    /// References moved out of memory (RecordingSink's bound), or null. Read them merged with
+    /// `chunks` through SortedChunkRefs.
+    std::shared_ptr<SpilledRefs> spilled;
+    /// Stored references in all: in memory and spilled.
+    uint64_t StoredCount() const { return chunks.size() + (spilled ? spilled->size() : 0); }
   };
   struct File {
     std::string path;
@@ -51,6 +58,11 @@ struct ScannedFile {
 /// inside the grid, no duplicate chunk, refs to known sources.
 class RecordingSink final : public ScanSink {
  public:
+  /// `max_refs_in_memory`: once this many stored references are held, every array's references
+  /// are sorted and moved to its SpilledRefs, so memory stays bounded whatever the file's size
+  /// (the indexer's default is IndexOptions::refs_in_memory). 0 keeps everything in memory.
+  explicit RecordingSink(uint64_t max_refs_in_memory = 0) : max_in_memory_(max_refs_in_memory) {}
+
   Result<uint32_t> AddSource(const std::filesystem::path& path) override;
   Status AddGroup(std::string_view path, const nlohmann::json& attributes) override;
   Status AddImage(std::string_view path, const ImageDesc& image) override;
@@ -61,7 +73,9 @@ class RecordingSink final : public ScanSink {
   Status AddFile(std::string_view path, std::string bytes) override;
   void Warn(std::string message) override;
 
-  /// Checks that no chunk index was given twice (done once, at the end, in O(n log n)).
+  /// Checks that no chunk index was given twice (done once, at the end, in O(n log n)). Arrays
+  /// with spilled references are checked when they are merged (SortedChunkRefs' consumer, PutFile)
+  /// rather than read back twice.
   Status Finish();
   const ScannedFile& result() const& { return file_; }
   ScannedFile&& result() && { return std::move(file_); }
@@ -72,6 +86,9 @@ class RecordingSink final : public ScanSink {
   std::map<std::string, size_t, std::less<>> group_index_;
   std::map<std::string, size_t, std::less<>> array_index_;
   std::vector<uint64_t> chunk_counts_;  // per array: grid size, for bounds checks
+  Status Spill();
+  uint64_t max_in_memory_ = 0;
+  uint64_t in_memory_ = 0;  // Stored references held in memory now, over all arrays.
 };
 
 /// Checks a node path: '/'-separated non-empty names, no '.', '..', leading or trailing '/'.

@@ -48,6 +48,55 @@ TEST_F(IndexerTest, DamagedFilesFailAloneAndAreNamed) {
   EXPECT_FALSE(bad->has_value()) << "a failed file must leave no nodes";
 }
 
+// With a tiny in-memory bound every file's references go through temporary files and are merged
+// back; the index must serve exactly what the all-in-memory index serves, key for key.
+TEST_F(IndexerTest, SpilledReferencesIndexLikeInMemoryOnes) {
+  fs::path in_memory = dir_.path() / "memory.refs.db", spilled = dir_.path() / "spilled.refs.db";
+  ASSERT_TRUE(Index({samples_}, in_memory).ok());
+  IndexOptions options;
+  options.refs_in_memory = 3;
+  log_.str("");
+  auto report = IndexPaths({samples_}, spilled, options, log_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(report->failed, 2u) << log_.str();
+  ViewOptions passthrough;
+  passthrough.codecs = CodecPolicy::kPassthrough;
+  auto a = OpenZarrView(in_memory, passthrough);
+  auto b = OpenZarrView(spilled, passthrough);
+  ASSERT_TRUE(a.ok() && b.ok());
+  size_t chunks = 0;
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string prefix = pending.back();
+    pending.pop_back();
+    auto la = (*a)->List(prefix), lb = (*b)->List(prefix);
+    ASSERT_TRUE(la.ok() && lb.ok() && la->has_value() && lb->has_value()) << prefix;
+    ASSERT_EQ((*la)->size(), (*lb)->size()) << prefix;
+    for (size_t i = 0; i < (*la)->size(); ++i) {
+      const DirEntry& e = (**la)[i];
+      ASSERT_EQ(e.name, (**lb)[i].name) << prefix;
+      std::string key = prefix.empty() ? e.name : prefix + "/" + e.name;
+      if (e.is_directory) {
+        pending.push_back(key);
+        continue;
+      }
+      auto va = (*a)->Get(key), vb = (*b)->Get(key);
+      ASSERT_TRUE(va.ok() && vb.ok() && va->has_value() && vb->has_value()) << key;
+      const Value &x = **va, &y = **vb;
+      ASSERT_EQ(x.slice.has_value(), y.slice.has_value()) << key;
+      if (x.slice) {
+        EXPECT_EQ(x.slice->path, y.slice->path) << key;
+        EXPECT_EQ(x.slice->offset, y.slice->offset) << key;
+        EXPECT_EQ(x.slice->length, y.slice->length) << key;
+        ++chunks;
+      } else {
+        EXPECT_EQ(x.bytes, y.bytes) << key;
+      }
+    }
+  }
+  EXPECT_GT(chunks, 500u);
+}
+
 TEST_F(IndexerTest, UnchangedFilesAreNotScannedAgain) {
   fs::path index = dir_.path() / "b.refs.db";
   auto first = Index({samples_}, index);

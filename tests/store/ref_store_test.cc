@@ -140,6 +140,30 @@ TEST_F(RefStoreTest, OutOfOrderAndInlineReferencesLandAtTheirChunks) {
   }
 }
 
+TEST_F(RefStoreTest, AChunkGivenTwiceAcrossSpilledRunsFailsTheFileAndLeavesNothing) {
+  RecordingSink sink(/*max_refs_in_memory=*/4);
+  ArrayDesc desc;
+  desc.shape = {100};
+  desc.chunks = {10};
+  desc.dtype = DType::Make('u', 1);
+  auto array = sink.AddArray("0", desc);
+  ASSERT_TRUE(array.ok());
+  for (uint64_t i : {0, 1, 2, 3, 4, 5, 6, 7, 8, 3}) {  // 3 twice, in different runs
+    ASSERT_TRUE(sink.AddChunk(*array, i, ChunkRef{0, i, 1, 0}).ok());
+  }
+  ASSERT_TRUE(sink.Finish().ok()) << "spilled arrays are checked while merged";
+  auto store = OpenRefStore(dir_ / "i.db", OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  auto src = ProbeSource(data_);
+  ASSERT_TRUE(src.ok());
+  Status put = (*store)->PutFile(*src, "d", "test", sink.result(), {});
+  ASSERT_FALSE(put.ok());
+  EXPECT_NE(put.message().find("chunk 3 given twice"), std::string::npos) << put.message();
+  auto node = (*store)->GetNode("d");
+  ASSERT_TRUE(node.ok());
+  EXPECT_FALSE(node->has_value()) << "the transaction rolled back";
+}
+
 TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
   fs::path index = dir_ / "i.db";
   auto store = OpenRefStore(index, OpenMode::kReadWrite);

@@ -46,6 +46,42 @@ TEST(RecordingSink, FinishFindsAChunkGivenTwice) {
   }
 }
 
+TEST(RecordingSink, ABoundedSinkSpillsAndMergesEveryReferenceBackInOrder) {
+  RecordingSink sink(/*max_refs_in_memory=*/37);
+  ArrayDesc desc;
+  desc.shape = {5000};
+  desc.chunks = {10};
+  desc.dtype = DType::Make('u', 1);
+  auto a = sink.AddArray("a", desc);
+  auto b = sink.AddArray("b", desc);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (uint64_t k = 0; k < 500; ++k) {
+    uint64_t i = (k * 211) % 500;  // 211 is prime to 500: a permutation
+    ASSERT_TRUE(sink.AddChunk(*a, i, ChunkRef{0, i * 7, i + 1, 0}).ok());
+    ASSERT_TRUE(sink.AddChunk(*b, 499 - i, ChunkRef{0, i, 3, i == 17 ? kChunkShort : 0u}).ok());
+  }
+  ASSERT_TRUE(sink.Finish().ok());
+  const ScannedFile& file = sink.result();
+  EXPECT_EQ(file.ChunkCount(), 1000u);
+  const ScannedFile::Array* array_a = file.FindArray("a");
+  const ScannedFile::Array* array_b = file.FindArray("b");
+  ASSERT_TRUE(array_a && array_a->spilled && array_b && array_b->spilled);
+  EXPECT_LT(array_a->chunks.size(), 37u) << "no more than the bound stays in memory";
+  EXPECT_GT(array_a->spilled->runs().size(), 5u);
+  EXPECT_FALSE(array_a->spilled->any_flagged());
+  EXPECT_TRUE(array_b->spilled->any_flagged());
+  SortedChunkRefs refs(array_a->chunks, array_a->spilled.get());
+  for (uint64_t i = 0; i < 500; ++i) {
+    auto next = refs.Next();
+    ASSERT_TRUE(next.ok() && next->has_value()) << i;
+    EXPECT_EQ((*next)->first, i);
+    EXPECT_EQ((*next)->second, (ChunkRef{0, i * 7, i + 1, 0}));
+  }
+  auto end = refs.Next();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(end->has_value());
+}
+
 TEST(RecordingSink, ChunksOutsideTheGridAreRefused) {
   Status s = FinishWith({10}, std::nullopt);
   ASSERT_FALSE(s.ok());
