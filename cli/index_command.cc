@@ -33,6 +33,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.threads = args->threads;
     options.force = args->force;
     options.refs_in_memory = args->refs_in_memory;
+    options.file_list = args->json;  // Only the JSON report lists every file.
     options.progress = !args->json && isatty(STDERR_FILENO);
     std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
     auto report = IndexPaths(inputs, args->output, options, ctx.err);

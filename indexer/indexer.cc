@@ -5,9 +5,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <thread>
 
 #include "formats/core/byte_source.h"
@@ -27,7 +27,7 @@ struct Job {
 
 // What a worker hands to the committing thread.
 struct Scanned {
-  size_t job = 0;
+  Job job;
   SourceInfo source;
   std::string scanner;
   std::optional<ScannedFile> scan;  // empty: failed, unchanged or skipped
@@ -38,43 +38,112 @@ struct Scanned {
 
 std::string GenericPath(const fs::path& p) { return p.generic_string(); }
 
-Result<std::vector<Job>> CollectJobs(const std::vector<fs::path>& inputs, const fs::path& index) {
-  std::vector<Job> jobs;
+// A bounded queue between two sets of threads; Pop() returns nullopt once it is closed and empty.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+  void Push(T item) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return items_.size() < capacity_; });
+    items_.push_back(std::move(item));
+    not_empty_.notify_one();
+  }
+  std::optional<T> Pop() {
+    std::unique_lock lock(mu_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_empty_.notify_all();
+  }
+
+ private:
+  size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<T> items_;
+  bool closed_ = false;
+};
+
+// Every input must exist before anything is indexed.
+Status CheckInputs(const std::vector<fs::path>& inputs) {
   std::error_code ec;
-  fs::path index_abs = fs::absolute(index, ec).lexically_normal();
   for (const fs::path& input : inputs) {
-    fs::path abs = fs::absolute(input, ec).lexically_normal();
-    if (!fs::exists(abs, ec)) return NotFoundError(input.string() + ": no such file or folder");
-    std::string prefix = inputs.size() > 1 ? GenericPath(abs.filename()) : "";
-    if (!fs::is_directory(abs, ec)) {
-      jobs.push_back({abs, prefix});
-      continue;
+    if (!fs::exists(fs::absolute(input, ec).lexically_normal(), ec)) {
+      return NotFoundError(input.string() + ": no such file or folder");
     }
-    std::vector<Job> found;
-    for (fs::recursive_directory_iterator it(abs, fs::directory_options::skip_permission_denied, ec), end;
+  }
+  return OkStatus();
+}
+
+// Walks the inputs depth first, each folder's entries in name order, and hands every file to
+// `emit` as it is found: memory holds the folders on the current path, not the archive's file
+// list. kIo when a folder cannot be read.
+class Walker {
+ public:
+  Walker(const fs::path& index, std::function<void(Job)> emit) : emit_(std::move(emit)) {
+    std::error_code ec;
+    index_abs_ = fs::absolute(index, ec).lexically_normal();
+  }
+
+  Status Walk(const std::vector<fs::path>& inputs) {
+    std::error_code ec;
+    for (const fs::path& input : inputs) {
+      fs::path abs = fs::absolute(input, ec).lexically_normal();
+      std::string prefix = inputs.size() > 1 ? GenericPath(abs.filename()) : "";
+      if (!fs::is_directory(abs, ec)) {
+        emit_({abs, prefix});
+        continue;
+      }
+      RETURN_IF_ERROR(Folder(abs, prefix));
+    }
+    return OkStatus();
+  }
+
+ private:
+  Status Folder(const fs::path& dir, const std::string& group) {
+    std::vector<std::pair<std::string, bool>> entries;  // name, is a folder
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
          it != end; it.increment(ec)) {
       if (ec) break;
-      if (!it->is_regular_file(ec)) continue;
-      fs::path p = it->path();
-      std::string name = p.filename().string();
-      if (p == index_abs || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm")) continue;
-      std::string rel = GenericPath(p.lexically_relative(abs));
-      found.push_back({p, prefix.empty() ? rel : prefix + "/" + rel});
+      const bool folder = it->is_directory(ec) && !it->is_symlink(ec);
+      if (!folder && !it->is_regular_file(ec)) continue;
+      entries.emplace_back(it->path().filename().string(), folder);
     }
-    if (ec) return IoError(input.string() + ": " + ec.message());
-    std::sort(found.begin(), found.end(), [](const Job& a, const Job& b) { return a.group < b.group; });
-    jobs.insert(jobs.end(), found.begin(), found.end());
+    if (ec) return IoError(dir.string() + ": " + ec.message());
+    std::sort(entries.begin(), entries.end());
+    for (const auto& [name, folder] : entries) {
+      fs::path p = dir / name;
+      std::string child = group.empty() ? name : group + "/" + name;
+      if (folder) {
+        RETURN_IF_ERROR(Folder(p, child));
+        continue;
+      }
+      if (p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm")) continue;
+      emit_({p, child});
+    }
+    return OkStatus();
   }
-  return jobs;
-}
+
+  std::function<void(Job)> emit_;
+  fs::path index_abs_;
+};
 
 constexpr size_t kSniffBytes = 4096;
 
-Scanned ScanOne(const Job& job, size_t n, RefStore& store,
-                const std::vector<std::unique_ptr<Scanner>>& scanners, bool force,
-                uint64_t refs_in_memory) {
+Scanned ScanOne(Job queued, RefStore& store, const std::vector<std::unique_ptr<Scanner>>& scanners,
+                bool force, uint64_t refs_in_memory) {
   Scanned r;
-  r.job = n;
+  r.job = std::move(queued);
+  const Job& job = r.job;
   auto fail = [&](const Status& st) {
     r.outcome = "failed";
     r.error = st.message();
@@ -125,51 +194,28 @@ Scanned ScanOne(const Job& job, size_t n, RefStore& store,
   return r;
 }
 
-// A bounded queue: workers block when the committing thread falls behind, so memory holds at
-// most capacity scanned files whatever the archive size.
-class ResultQueue {
- public:
-  explicit ResultQueue(size_t capacity) : capacity_(capacity) {}
-  void Push(Scanned s) {
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return items_.size() < capacity_; });
-    items_.push_back(std::move(s));
-    not_empty_.notify_one();
-  }
-  Scanned Pop() {
-    std::unique_lock lock(mu_);
-    not_empty_.wait(lock, [&] { return !items_.empty(); });
-    Scanned s = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return s;
-  }
-
- private:
-  size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable not_full_, not_empty_;
-  std::deque<Scanned> items_;
-};
-
-// Files indexed earlier under an input folder that the walk no longer finds are removed, so the
-// index mirrors the folder.
-Status PruneVanished(const std::vector<fs::path>& inputs, const std::vector<Job>& jobs,
-                     RefStore& store, IndexReport& report, std::ostream& log) {
-  std::set<std::string> seen;
-  for (const Job& j : jobs) seen.insert(j.path.string());
+// Files indexed earlier under an input folder that are no longer on disk are removed, so the
+// index mirrors the folder. The indexed paths are read a page at a time.
+Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, IndexReport& report,
+                     std::ostream& log) {
+  constexpr size_t kPage = 4096;
   for (const fs::path& input : inputs) {
     std::error_code ec;
     fs::path abs = fs::absolute(input, ec).lexically_normal();
     if (!fs::is_directory(abs, ec)) continue;
     std::string prefix = abs.string();
     if (!prefix.ends_with('/')) prefix += '/';
-    ASSIGN_OR_RETURN(auto indexed, store.SourcesUnder(prefix));
-    for (const std::string& path : indexed) {
-      if (seen.count(path) || fs::exists(path, ec)) continue;
-      RETURN_IF_ERROR(store.RemoveSource(path));
-      log << "refzarr: removed " << path << " from the index (no longer on disk)\n";
-      ++report.removed;
+    std::string after = prefix;
+    while (true) {
+      ASSIGN_OR_RETURN(std::vector<std::string> indexed, store.SourcesUnder(prefix, after, kPage));
+      for (const std::string& path : indexed) {
+        if (fs::exists(path, ec)) continue;
+        RETURN_IF_ERROR(store.RemoveSource(path));
+        log << "refzarr: removed " << path << " from the index (no longer on disk)\n";
+        ++report.removed;
+      }
+      if (indexed.size() < kPage) break;
+      after = indexed.back();
     }
   }
   return OkStatus();
@@ -181,46 +227,60 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
                                const IndexOptions& options, std::ostream& log) {
   auto start = std::chrono::steady_clock::now();
   if (inputs.empty()) return InvalidArgumentError("nothing to index: give files or folders");
-  ASSIGN_OR_RETURN(std::vector<Job> jobs, CollectJobs(inputs, index));
+  RETURN_IF_ERROR(CheckInputs(inputs));
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadWrite));
   std::vector<std::unique_ptr<Scanner>> defaults;
   if (!options.scanners) defaults = DefaultScanners();
   const auto& scanners = options.scanners ? *options.scanners : defaults;
+  const unsigned threads =
+      options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<size_t>(threads, std::max<size_t>(jobs.size(), 1)));
-  ResultQueue queue(2 * threads);
-  std::atomic<size_t> next{0};
+  // walker -> jobs -> scanning workers -> results -> this thread, which commits. Both queues are
+  // bounded, so the walk runs at most a few files ahead of the scans, and the scans at most 2x
+  // threads files ahead of the commits: memory does not grow with the archive.
+  BoundedQueue<Job> jobs(4 * threads);
+  BoundedQueue<Scanned> results(2 * threads);
+  Status walk_status;
+  std::thread walker([&] {
+    Walker walk(index, [&](Job job) { jobs.Push(std::move(job)); });
+    walk_status = walk.Walk(inputs);
+    jobs.Close();
+  });
+  std::atomic<unsigned> running{threads};
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
-      for (size_t n = next++; n < jobs.size(); n = next++) {
-        queue.Push(ScanOne(jobs[n], n, *store, scanners, options.force, options.refs_in_memory));
+      while (std::optional<Job> job = jobs.Pop()) {
+        results.Push(ScanOne(std::move(*job), *store, scanners, options.force,
+                             options.refs_in_memory));
       }
+      if (--running == 0) results.Close();
     });
   }
 
   IndexReport report;
-  report.files.resize(jobs.size());
   Status fatal;
-  for (size_t done = 0; done < jobs.size(); ++done) {
-    Scanned s = queue.Pop();
-    const Job& job = jobs[s.job];
-    IndexedFile& f = report.files[s.job];
+  uint64_t done = 0;
+  while (std::optional<Scanned> next = results.Pop()) {
+    Scanned& s = *next;
+    const Job& job = s.job;
+    IndexedFile f;
     f.path = job.path.string();
     f.group = job.group;
     f.scanner = s.scanner;
     f.outcome = s.outcome;
     f.error = s.error;
+    ++done;
     if (!fatal.ok()) continue;  // drain the workers, commit nothing more
     if (s.outcome == "indexed") {
       for (const std::string& w : s.scan->warnings) {
-        report.warnings.push_back(w);
+        if (options.file_list) report.warnings.push_back(w);
         log << "refzarr: warning: " << job.path.string() << ": " << w << "\n";
       }
       Status st = store->PutFile(s.source, job.group, s.scanner, *s.scan, s.companions);
       if (st.code() == StatusCode::kInvalidArgument) {
-        // A conflict of this file with the tree (two files mapping to one path): this file fails.
+        // A conflict of this file with the tree (two files mapping to one path, a chunk given
+        // twice): this file fails.
         f.outcome = "failed";
         f.error = st.message();
       } else if (!st.ok()) {
@@ -243,17 +303,20 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     if (f.outcome == "unchanged") ++report.unchanged;
     if (f.outcome == "failed") ++report.failed;
     if (f.outcome == "skipped") ++report.skipped;
+    if (options.file_list) report.files.push_back(std::move(f));
     if (options.progress) {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << "\r" << (done + 1) << "/" << jobs.size() << " files, " << report.chunks
-          << " chunks, " << static_cast<uint64_t>((done + 1) / std::max(secs, 1e-3)) << " files/s"
-          << std::flush;
+      log << "\r" << done << " files, " << report.chunks << " chunks, "
+          << static_cast<uint64_t>(done / std::max(secs, 1e-3)) << " files/s" << std::flush;
     }
   }
+  walker.join();
   for (auto& w : workers) w.join();
   if (options.progress) log << "\n";
   if (!fatal.ok()) return fatal;
-  RETURN_IF_ERROR(PruneVanished(inputs, jobs, *store, report, log));
+  // A walk that stopped early saw only part of the folders: nothing is pruned after it.
+  if (!walk_status.ok()) return walk_status.WithContext("walk the inputs");
+  RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -21,6 +21,10 @@ struct IndexOptions {
   /// are sorted into a temporary file and merged back when the file is committed, so a file of
   /// billions of chunks indexes in bounded memory.
   uint64_t refs_in_memory = 1u << 20;
+  /// Keep an IndexedFile per file in IndexReport::files and every warning in ::warnings (the JSON
+  /// report); false keeps counts only (failures and warnings still go to `log`), so a run over
+  /// millions of files holds no per-file state.
+  bool file_list = true;
   /// Scanners to use; empty: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
 };

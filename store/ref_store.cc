@@ -246,13 +246,20 @@ class SqliteRefStore final : public RefStore {
     return t.Commit();
   }
 
-  Result<std::vector<std::string>> SourcesUnder(std::string_view prefix) override {
+  Result<std::vector<std::string>> SourcesUnder(std::string_view prefix, std::string_view after,
+                                                size_t limit) override {
+    if (prefix.empty() || prefix.back() != '/') {
+      return InvalidArgumentError("SourcesUnder: '" + std::string(prefix) + "' is not a folder path");
+    }
+    // Paths under "a/b/" sort in ["a/b/", "a/b0"): '0' follows '/'. A range on the (path, owner)
+    // index rather than a string function, which would scan the table for every page.
+    std::string upper(prefix);
+    upper.back() = '0';
     ASSIGN_OR_RETURN(auto lease, Lease());
-    // substr() instead of LIKE/GLOB: paths may hold '%', '_', '*' or '['.
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-        "SELECT path FROM sources WHERE owner = 0 AND substr(path, 1, length(?1)) = ?1 "
-        "ORDER BY path"));
-    s->Bind(1, prefix);
+        "SELECT path FROM sources WHERE path > ?1 AND path < ?2 AND owner = 0 ORDER BY path "
+        "LIMIT ?3"));
+    s->Bind(1, std::max(after, prefix)).Bind(2, upper).Bind(3, static_cast<int64_t>(limit));
     std::vector<std::string> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, s->Step());

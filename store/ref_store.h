@@ -81,8 +81,11 @@ class RefStore {
   /// Removes the scanned file at `path` and everything indexed for it (nodes, references,
   /// companions), and folder groups left empty, in one transaction. Absent: nothing happens.
   virtual Status RemoveSource(std::string_view path) = 0;
-  /// Paths of the scanned files whose path starts with `prefix` (a folder path ending in '/').
-  virtual Result<std::vector<std::string>> SourcesUnder(std::string_view prefix) = 0;
+  /// Paths of the scanned files under the folder `prefix` (ending in '/') that sort after
+  /// `after`, in order, at most `limit` of them: page through with `after` = the last path seen
+  /// (start with `prefix`). An indexed range scan per page.
+  virtual Result<std::vector<std::string>> SourcesUnder(std::string_view prefix,
+                                                        std::string_view after, size_t limit) = 0;
   /// The source row for a scanned file at `path`, if any.
   virtual Result<std::optional<SourceInfo>> FindSource(std::string_view path) = 0;
 

@@ -97,6 +97,18 @@ TEST_F(IndexerTest, SpilledReferencesIndexLikeInMemoryOnes) {
   EXPECT_GT(chunks, 500u);
 }
 
+TEST_F(IndexerTest, WithoutAFileListOnlyCountsAreKept) {
+  IndexOptions options;
+  options.file_list = false;
+  auto report = IndexPaths({samples_}, dir_.path() / "counts.refs.db", options, log_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_TRUE(report->files.empty());
+  EXPECT_GT(report->indexed, 40u);
+  EXPECT_EQ(report->failed, 2u);
+  EXPECT_GT(report->chunks, 500u);
+  EXPECT_NE(log_.str().find("bad/truncated_half.tif"), std::string::npos) << "failures still named";
+}
+
 TEST_F(IndexerTest, UnchangedFilesAreNotScannedAgain) {
   fs::path index = dir_.path() / "b.refs.db";
   auto first = Index({samples_}, index);

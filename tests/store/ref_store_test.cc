@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "store/chunk_block.h"
@@ -162,6 +163,31 @@ TEST_F(RefStoreTest, AChunkGivenTwiceAcrossSpilledRunsFailsTheFileAndLeavesNothi
   auto node = (*store)->GetNode("d");
   ASSERT_TRUE(node.ok());
   EXPECT_FALSE(node->has_value()) << "the transaction rolled back";
+}
+
+TEST_F(RefStoreTest, SourcesUnderAFolderComePageByPageAndOnlyFromThatFolder) {
+  auto store = OpenRefStore(dir_ / "i.db", OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  std::vector<std::string> inside;
+  for (const char* path : {"/x/a/1.tif", "/x/a/2.tif", "/x/a/b/3.tif", "/x/a/b/c/4.tif",
+                           "/x/a/z.tif", "/x/a-b/5.tif", "/x/a0/6.tif", "/x/a.tif", "/x/ab/7.tif"}) {
+    SourceInfo s;
+    s.path = path;
+    ASSERT_TRUE((*store)->PutFailure(s, path, "test").ok());
+    if (std::string(path).starts_with("/x/a/")) inside.push_back(path);
+  }
+  std::sort(inside.begin(), inside.end());
+  std::vector<std::string> paged;
+  std::string after = "/x/a/";
+  while (true) {
+    auto page = (*store)->SourcesUnder("/x/a/", after, 2);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    paged.insert(paged.end(), page->begin(), page->end());
+    if (page->size() < 2) break;
+    after = page->back();
+  }
+  EXPECT_EQ(paged, inside);
+  EXPECT_FALSE((*store)->SourcesUnder("/x/a", "/x/a", 10).ok()) << "not a folder path";
 }
 
 TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
