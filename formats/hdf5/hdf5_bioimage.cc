@@ -144,7 +144,7 @@ Result<bool> DescribeImaris(const Hdf5FileContext& ctx, ScanSink& sink) {
   if (!Exists(f, "/DataSet/ResolutionLevel 0/TimePoint 0/Channel 0/Data") || !Exists(f, "/DataSetInfo/Image")) {
     return false;
   }
-  const std::string where = "scan " + ctx.describe + ": Imaris image";
+  const std::string where = "Imaris image";  // The indexer names the file.
   auto warn = [&](const std::string& m) {
     sink.Warn(where + ": " + m + "; only the raw HDF5 datasets are indexed");
     return false;
@@ -276,7 +276,7 @@ void ReadBdvXml(const Hdf5FileContext& ctx, std::map<int, BdvSetup>& setups, Sca
   std::error_code ec;
   if (std::filesystem::exists(xml, ec)) {
     if (!doc.load_file(xml.c_str())) {
-      sink.Warn("scan " + ctx.describe + ": BigDataViewer XML " + xml.string() + " is not well-formed; ignored");
+      sink.Warn("BigDataViewer XML " + xml.string() + " is not well-formed; ignored");
       return;
     }
   } else {
@@ -335,7 +335,7 @@ Result<bool> DescribeBdv(const Hdf5FileContext& ctx, ScanSink& sink) {
     }
   }
   if (setups.empty() || times.empty()) return false;
-  const std::string where = "scan " + ctx.describe + ": BigDataViewer";
+  const std::string where = "BigDataViewer";  // The indexer names the file.
   ReadBdvXml(ctx, setups, sink);
   auto cells = [](const std::string& t, int s, size_t l) {
     char buf[64];

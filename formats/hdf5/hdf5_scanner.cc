@@ -51,9 +51,10 @@ class Hdf5Scanner final : public Scanner {
   }
 
   Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {
-    const std::string where = "scan " + source.Describe();
+    // Messages do not repeat the file's name: the indexer puts it in front of each one.
     if (context.path.empty()) {
-      return UnsupportedError(where + ": HDF5 files are read through the HDF5 library, which needs a local path");
+      return UnsupportedError(source.Describe() +
+                              ": HDF5 files are read through the HDF5 library, which needs a local path");
     }
     std::lock_guard lock(internal::Hdf5Mutex());
     internal::Hdf5ErrorSilencer quiet;
@@ -66,11 +67,11 @@ class Hdf5Scanner final : public Scanner {
       file = H5Id(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
     }
     if (!file.valid()) {
-      return internal::FromHdf5(StatusCode::kCorrupt, where + ": open with the HDF5 library");
+      return internal::FromHdf5(StatusCode::kCorrupt, "open with the HDF5 library");
     }
     internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe()};
     const std::vector<Object> objects = ListObjects(file.get());
-    if (objects.empty()) return CorruptError(where + ": the root group cannot be read");
+    if (objects.empty()) return CorruptError("the root group cannot be read");
 
     ASSIGN_OR_RETURN(bool bioimage, internal::DescribeBioimage(ctx, out));
     for (const Object& obj : objects) {
@@ -80,7 +81,7 @@ class Hdf5Scanner final : public Scanner {
         json skipped = json::object();
         json attrs = group.valid() ? internal::ReadAttributes(group.get(), skipped) : json::object();
         if (!group.valid()) {
-          out.Warn(where + ": group " + h5path + ": " +
+          out.Warn("group " + h5path + ": " +
                    internal::FromHdf5(StatusCode::kCorrupt, "open").message());
         }
         if (!skipped.empty()) attrs["_refzarr_skipped_attributes"] = skipped;
@@ -90,10 +91,10 @@ class Hdf5Scanner final : public Scanner {
         auto plan = internal::PlanDataset(ctx, h5path);
         H5Eclear2(H5E_DEFAULT);
         if (!plan.ok()) {
-          out.Warn(where + ": dataset " + h5path + " skipped: " + plan.status().message());
+          out.Warn("dataset " + h5path + " skipped: " + plan.status().message());
           continue;
         }
-        for (const std::string& w : plan->warnings) out.Warn(where + ": dataset " + h5path + ": " + w);
+        for (const std::string& w : plan->warnings) out.Warn("dataset " + h5path + ": " + w);
         RETURN_IF_ERROR(internal::EmitPlan(out, obj.path, *plan));
       }
     }
