@@ -62,6 +62,7 @@ json FillValueV3(const ArrayDesc& a) {
     if (a.dtype.kind == 'f') return "NaN";
     if (a.dtype.kind == 'b') return false;
     if (a.dtype.kind == 'i' || a.dtype.kind == 'u') return 0;
+    if (a.dtype.kind == 'O') return "";
     return json::array();
   }
   if (a.dtype.kind == 'b' && f.is_number()) return f.get<double>() != 0;
@@ -188,6 +189,11 @@ json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
       for (const json& f : a.encoding.filters) codecs.push_back(CodecV3(f, a.dtype));
     }
     if (a.encoding.compressor.is_object()) codecs.push_back(CodecV3(a.encoding.compressor, a.dtype));
+  }
+  if (a.dtype.kind == 'O') {
+    // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
+    // extension: the v3 core spec has no variable-length type); the stored bytes are the same.
+    codecs = json::array({{{"name", "vlen-utf8"}, {"configuration", json::object()}}});
   }
   auto name = a.dtype.V3Name();
   json j = {{"zarr_format", 3},

@@ -10,12 +10,13 @@ DType DType::Make(char kind, uint32_t size, char byte_order) {
   DType d;
   d.kind = kind;
   d.size = size;
-  d.byte_order = (size == 1 || kind == 'S' || kind == 'V') ? '|' : byte_order;
+  d.byte_order = (size == 1 || kind == 'S' || kind == 'V' || kind == 'O') ? '|' : byte_order;
   return d;
 }
 
 json DType::ToV2() const {
   if (!fields.is_null()) return fields;
+  if (kind == 'O') return "|O";
   return std::string(1, byte_order) + kind + std::to_string(size);
 }
 
@@ -31,11 +32,13 @@ std::optional<std::string> DType::V3Name() const {
     case 'c':
       if (size == 8 || size == 16) return "complex" + std::to_string(size * 8);
       return std::nullopt;
+    case 'O': return "string";
     default: return std::nullopt;
   }
 }
 
 Result<DType> DType::FromTypestr(std::string_view s) {
+  if (s == "|O") return Make('O', 8, '|');
   if (s.size() < 3 || (s[0] != '<' && s[0] != '>' && s[0] != '|')) {
     return InvalidArgumentError("bad dtype '" + std::string(s) + "'");
   }

@@ -24,7 +24,9 @@ namespace refzarr {
 
 /// Element type of an array, in numpy's terms.
 struct DType {
-  char kind = 'u';         ///< 'b' bool, 'i', 'u', 'f', 'c' complex, 'S' fixed bytes, 'V' structured.
+  /// 'b' bool, 'i', 'u', 'f', 'c' complex, 'S' fixed bytes, 'V' structured, 'O' variable-length
+  /// UTF-8 strings (numpy objects; chunks encoded with numcodecs' VLenUTF8, "vlen-utf8").
+  char kind = 'u';
   uint32_t size = 1;       ///< Bytes per element.
   char byte_order = '|';   ///< '<' little, '>' big, '|' not applicable (size 1, 'S', 'V').
   nlohmann::json fields;   ///< Structured dtypes: numpy's list form [["x","<i4"],...]; null otherwise.

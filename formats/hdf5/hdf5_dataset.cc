@@ -178,6 +178,90 @@ Status PlanCompact(hid_t dset, DatasetPlan& plan) {
   return OkStatus();
 }
 
+// numcodecs' VLenUTF8 chunk: a little-endian uint32 count, then per string its uint32 byte length
+// and its UTF-8 bytes.
+void AppendLe32(std::vector<std::byte>& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
+}
+
+// Variable-length strings live in the file's global heap, not in chunks a reference could point
+// at: they are read through the library and kept in the index, one VLenUTF8 chunk per chunk of
+// the dataset's own grid (or one for the whole dataset), edge chunks padded with empty strings.
+Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetPlan& plan) {
+  constexpr uint64_t kMaxBytes = 64ull << 20;
+  ArrayDesc& a = plan.array;
+  const size_t rank = a.shape.size();
+  a.chunks = a.shape;
+  if (H5Pget_layout(dcpl) == H5D_CHUNKED && rank > 0) {
+    std::vector<hsize_t> c(rank);
+    if (H5Pget_chunk(dcpl, static_cast<int>(rank), c.data()) == static_cast<int>(rank)) {
+      a.chunks.assign(c.begin(), c.end());
+    }
+  }
+  for (auto& c : a.chunks) c = std::max<uint64_t>(c, 1);
+  a.encoding = ChunkEncoding{};
+  a.encoding.filters = json::array({{{"id", "vlen-utf8"}}});
+  a.fill_value = nullptr;
+  uint64_t total = 1;
+  for (uint64_t d : a.shape) total *= d;
+  if (total == 0) return OkStatus();
+  if (total > kMaxBytes / 8) {
+    return UnsupportedError("variable-length strings: " + std::to_string(total) +
+                            " of them are too many to keep in the index");
+  }
+  H5Id mem(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mem.get(), H5T_VARIABLE);
+  H5Tset_cset(mem.get(), H5Tget_cset(type));
+  std::vector<char*> raw(total, nullptr);
+  RETURN_IF_ERROR(CheckErr(H5Dread(dset, mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()),
+                           "read variable-length strings"));
+  std::vector<std::string> strings;
+  strings.reserve(total);
+  uint64_t bytes = 0;
+  for (char* p : raw) {
+    strings.push_back(ToValidUtf8(p != nullptr ? p : ""));
+    bytes += strings.back().size() + 4;
+  }
+  H5Dvlen_reclaim(mem.get(), space, H5P_DEFAULT, raw.data());
+  if (bytes > kMaxBytes) {
+    return UnsupportedError("variable-length strings: " + std::to_string(bytes) +
+                            " bytes are too many to keep in the index");
+  }
+  const std::vector<uint64_t> grid = a.GridShape();
+  uint64_t per_chunk = 1;
+  for (uint64_t c : a.chunks) per_chunk *= c;
+  std::vector<uint64_t> chunk(rank, 0), local(rank, 0);
+  for (uint64_t linear = 0; linear < a.ChunkCount(); ++linear) {
+    std::vector<std::byte> out;
+    AppendLe32(out, static_cast<uint32_t>(per_chunk));
+    std::fill(local.begin(), local.end(), 0);
+    for (uint64_t e = 0; e < per_chunk; ++e) {
+      // The element's index in the dataset, or none when the edge chunk pads past the shape.
+      bool inside = true;
+      uint64_t flat = 0;
+      for (size_t d = 0; d < rank; ++d) {
+        const uint64_t at = chunk[d] * a.chunks[d] + local[d];
+        inside = inside && at < a.shape[d];
+        flat = flat * a.shape[d] + at;
+      }
+      const std::string& s = inside ? strings[flat] : std::string();
+      AppendLe32(out, static_cast<uint32_t>(s.size()));
+      const auto* b = reinterpret_cast<const std::byte*>(s.data());
+      out.insert(out.end(), b, b + s.size());
+      for (size_t d = rank; d-- > 0;) {  // Next element of the chunk, C order.
+        if (++local[d] < a.chunks[d]) break;
+        local[d] = 0;
+      }
+    }
+    plan.inline_chunks.push_back({linear, std::move(out)});
+    for (size_t d = rank; d-- > 0;) {  // Next chunk of the grid, C order.
+      if (++chunk[d] < grid[d]) break;
+      chunk[d] = 0;
+    }
+  }
+  return OkStatus();
+}
+
 Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std::vector<uint64_t>& max_dims,
                    ChunkListing listing, DatasetPlan& plan) {
   ArrayDesc& a = plan.array;
@@ -440,7 +524,13 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
   if (!type.valid() || !space.valid() || !dcpl.valid()) return FromHdf5(StatusCode::kCorrupt, "read dataset header");
   DatasetPlan plan;
   ArrayDesc& a = plan.array;
-  ASSIGN_OR_RETURN(a.dtype, DTypeFromHdf5(type.get()));
+  const bool vlen_strings =
+      H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) > 0;
+  if (vlen_strings) {
+    a.dtype = DType::Make('O', 8, '|');
+  } else {
+    ASSIGN_OR_RETURN(a.dtype, DTypeFromHdf5(type.get()));
+  }
   const H5S_class_t sclass = H5Sget_simple_extent_type(space.get());
   if (sclass == H5S_NULL) return UnsupportedError("null dataspace (a dataset without elements)");
   std::vector<uint64_t> max_dims;
@@ -453,6 +543,15 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
       max_dims.push_back(m[i] == H5S_UNLIMITED ? UINT64_MAX : m[i]);
     }
   }
+  json skipped = json::object();
+  a.attributes = ReadAttributes(dset.get(), skipped);
+  if (!skipped.empty()) a.attributes["_refzarr_skipped_attributes"] = skipped;
+  a.dimension_names = DimensionNames(dset.get(), path, a.shape);
+  a.attributes["_ARRAY_DIMENSIONS"] = a.dimension_names;
+  if (vlen_strings) {
+    RETURN_IF_ERROR(PlanVlenStrings(dset.get(), type.get(), space.get(), dcpl.get(), plan));
+    return plan;
+  }
   // Fill value in the file's own datatype, hence in the dtype's byte order.
   std::vector<std::byte> fill(H5Tget_size(type.get()));
   if (H5Pget_fill_value(dcpl.get(), type.get(), fill.data()) >= 0) {
@@ -462,11 +561,6 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
     std::fill(fill.begin(), fill.end(), std::byte{0});
     a.fill_value = FillValueJson(a.dtype, fill);
   }
-  json skipped = json::object();
-  a.attributes = ReadAttributes(dset.get(), skipped);
-  if (!skipped.empty()) a.attributes["_refzarr_skipped_attributes"] = skipped;
-  a.dimension_names = DimensionNames(dset.get(), path, a.shape);
-  a.attributes["_ARRAY_DIMENSIONS"] = a.dimension_names;
   ASSIGN_OR_RETURN(plan.filters, ReadFilters(dcpl.get()));
   std::string note;
   ASSIGN_OR_RETURN(a.encoding, EncodingFromFilters(plan.filters, type.get(), a.dtype, &note));

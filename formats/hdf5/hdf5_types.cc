@@ -58,27 +58,6 @@ json FloatJson(double v) {
   return v;
 }
 
-// JSON strings must be UTF-8: bytes that are not are replaced, never passed through (nlohmann
-// would throw when dumping).
-std::string ToValidUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (int k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
-    if (ok) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
 
 // Nests a flat list of values into the attribute's dataspace shape.
 json Nest(const std::vector<json>& flat, const std::vector<hsize_t>& dims, size_t dim, size_t& pos) {
@@ -169,6 +148,28 @@ Result<json> AttributeJson(hid_t attr) {
 
 
 }  // namespace
+
+// JSON strings must be UTF-8: bytes that are not are replaced, never passed through (nlohmann
+// would throw when dumping).
+std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (int k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
 
 std::string Base64(std::span<const std::byte> bytes) { return EncodeBase64(bytes); }
 

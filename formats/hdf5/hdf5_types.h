@@ -6,6 +6,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,10 @@ Result<DType> DTypeFromHdf5(hid_t type);
 /// The Zarr v2 fill value JSON for one element `bytes` of `dtype` (stored byte order): a number,
 /// "NaN"/"Infinity"/"-Infinity", [re, im] for complex, or base64 for 'S' and 'V'.
 nlohmann::json FillValueJson(const DType& dtype, std::span<const std::byte> bytes);
+
+/// `s` with every byte sequence that is not UTF-8 replaced by U+FFFD (JSON and numcodecs' VLenUTF8
+/// need UTF-8).
+std::string ToValidUtf8(std::string_view s);
 
 /// Base64 (standard alphabet, padded).
 std::string Base64(std::span<const std::byte> bytes);

@@ -56,6 +56,12 @@ def codecs_available(z):
 def equal(expected, actual):
     expected = np.asarray(expected)
     actual = np.asarray(actual)
+    if expected.dtype.kind == "O":
+        # Variable-length strings: h5py gives bytes, zarr's VLenUTF8 gives str.
+        expected = np.vectorize(
+            lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b,
+            otypes=[object])(expected)
+        actual = actual.astype(object)
     if expected.shape != actual.shape:
         return False, f"shape {expected.shape} vs {actual.shape}"
     if expected.dtype.names or actual.dtype.names:
