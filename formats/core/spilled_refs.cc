@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 
 namespace refzarr {
 namespace {
@@ -25,6 +26,22 @@ static_assert(sizeof(Record) == 32);
 constexpr uint64_t kRecordsPerRead = 4096;  // 128 KiB per run while merging.
 
 std::string Errno() { return std::strerror(errno); }
+
+// Runs pread or pwrite until all `size` bytes at `offset` are done; false on an error or end of file.
+template <typename Buffer, typename Call>
+bool Whole(Call call, int fd, Buffer* buffer, size_t size, uint64_t offset) {
+  auto* p = reinterpret_cast<std::conditional_t<std::is_const_v<Buffer>, const char, char>*>(buffer);
+  auto at = static_cast<off_t>(offset);
+  while (size > 0) {
+    ssize_t n = call(fd, p, size, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+    at += n;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -48,16 +65,8 @@ Status SpilledRefs::AppendRun(std::vector<std::pair<uint64_t, ChunkRef>>& refs) 
   records.reserve(std::min<size_t>(refs.size(), kRecordsPerRead));
   const uint64_t first = count_;
   auto flush = [&]() -> Status {
-    const char* p = reinterpret_cast<const char*>(records.data());
-    size_t left = records.size() * sizeof(Record);
-    off_t at = static_cast<off_t>(count_ * sizeof(Record));
-    while (left > 0) {
-      ssize_t n = ::pwrite(fd_, p, left, at);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return IoError("writing chunk references to a temporary file: " + Errno());
-      p += n;
-      left -= static_cast<size_t>(n);
-      at += n;
+    if (!Whole(::pwrite, fd_, records.data(), records.size() * sizeof(Record), count_ * sizeof(Record))) {
+      return IoError("writing chunk references to a temporary file: " + Errno());
     }
     count_ += records.size();
     records.clear();
@@ -77,16 +86,8 @@ Status SpilledRefs::AppendRun(std::vector<std::pair<uint64_t, ChunkRef>>& refs) 
 Status SpilledRefs::Read(uint64_t first, uint64_t n,
                          std::vector<std::pair<uint64_t, ChunkRef>>& out) const {
   std::vector<Record> records(n);
-  char* p = reinterpret_cast<char*>(records.data());
-  size_t left = n * sizeof(Record);
-  off_t at = static_cast<off_t>(first * sizeof(Record));
-  while (left > 0) {
-    ssize_t got = ::pread(fd_, p, left, at);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return IoError("reading chunk references back from a temporary file: " + Errno());
-    p += got;
-    left -= static_cast<size_t>(got);
-    at += got;
+  if (!Whole(::pread, fd_, records.data(), n * sizeof(Record), first * sizeof(Record))) {
+    return IoError("reading chunk references back from a temporary file: " + Errno());
   }
   out.clear();
   for (const Record& r : records) {
