@@ -24,11 +24,12 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	rm -rf $(BUILD)/samples samples.refs.db samples.refs.db-wal samples.refs.db-shm
-	$(BUILD)/bin/refzarr-samples $(BUILD)/samples -q
-	$(BUILD)/bin/refzarr-hdf5-samples $(BUILD)/samples/hdf5 >/dev/null
+	@# Not $(BUILD)/samples: that is CMake's binary folder of samples/ (it holds a test list).
+	rm -rf $(BUILD)/demo-samples samples.refs.db samples.refs.db-wal samples.refs.db-shm
+	$(BUILD)/bin/refzarr-samples $(BUILD)/demo-samples -q
+	$(BUILD)/bin/refzarr-hdf5-samples $(BUILD)/demo-samples/hdf5 >/dev/null
 	@# The samples include two deliberately damaged files: index reports them and exits 1.
-	$(BUILD)/bin/refzarr index -o samples.refs.db $(BUILD)/samples || test $$? -eq 1
+	$(BUILD)/bin/refzarr index -o samples.refs.db $(BUILD)/demo-samples || test $$? -eq 1
 	$(BUILD)/bin/refzarr info samples.refs.db
 	$(BUILD)/bin/refzarr ls samples.refs.db
 	$(BUILD)/bin/refzarr ls -r samples.refs.db ome/multiseries_2images.ome.tif
