@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -157,7 +158,9 @@ struct FsContext {
   std::time_t mount_time = std::time(nullptr);
   uid_t uid = ::getuid();
   gid_t gid = ::getgid();
-  bool no_open = false;  // The kernel handles opens itself once `open` answers ENOSYS.
+  // The kernel handles opens itself once `open` answers ENOSYS. Set while INIT is answered, read
+  // by whichever worker thread serves an open.
+  std::atomic<bool> no_open{false};
   std::mutex log_mutex;
 };
 
