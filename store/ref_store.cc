@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <set>
 
 #include "formats/core/byte_source.h"
@@ -530,27 +529,19 @@ class SqliteRefStore final : public RefStore {
 
   Status PutArray(const std::string& path, int64_t file_id, const std::vector<int64_t>& global_ids,
                   const ScannedFile::Array& a) {
-    // References go out in chunk order without being copied: the in-memory ones (sorted by
-    // position when not already in order) merged with any spilled runs, then with the few inline
-    // chunks. A chunk index met twice fails the file (and rolls back its transaction).
-    SortedChunkRefs stored(a.chunks, a.spilled.get());
-    std::vector<std::pair<uint64_t, ChunkRef>> inlined;
-    for (const auto& [index, bytes] : a.inline_chunks) {
-      inlined.emplace_back(index, ChunkRef{0, 0, bytes.size(), kChunkInline});
-    }
-    std::stable_sort(inlined.begin(), inlined.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
     bool flagged = a.spilled && a.spilled->any_flagged();
     for (const auto& [index, ref] : a.chunks) {
       if (ref.flags & ~kChunkInline) flagged = true;
     }
-    const uint64_t total = a.StoredCount() + inlined.size();
+    const uint64_t total = a.StoredCount() + a.inline_chunks.size();
     json meta = {{"array", a.desc.ToJson()},
                  {"sources", global_ids},
                  {"flagged", flagged},
                  {"stored", total}};
     ASSIGN_OR_RETURN(int64_t id, InsertNode(path, NodeKind::kArray, file_id, total, meta));
 
+    // Blocks are written as the references come, in chunk order, without copying them. A chunk
+    // index met twice fails the file (and rolls back its transaction).
     ASSIGN_OR_RETURN(Statement * put_block, writer_->Prepare(
         "INSERT INTO chunk_blocks(node, block, data) VALUES (?, ?, ?)"));
     std::vector<BlockEntry> block;
@@ -561,34 +552,21 @@ class SqliteRefStore final : public RefStore {
       put_block->Reset();
       return put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no)).BindBlob(3, data).Run();
     };
-    ASSIGN_OR_RETURN(auto next_stored, stored.Next());
-    size_t next_inline = 0;
-    std::optional<uint64_t> last;
-    while (next_stored || next_inline < inlined.size()) {
-      std::pair<uint64_t, ChunkRef> entry;
-      if (next_stored && (next_inline == inlined.size() || next_stored->first <= inlined[next_inline].first)) {
-        entry = *next_stored;
-        ASSIGN_OR_RETURN(next_stored, stored.Next());
-      } else {
-        entry = inlined[next_inline++];
-      }
-      const auto& [index, ref] = entry;
-      if (last && *last == index) {
-        return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(index) +
-                                    " given twice");
-      }
-      last = index;
-      if (filling && index / kBlockSize != block_no) {
-        RETURN_IF_ERROR(put());
-        filling = false;
-      }
-      if (!filling) {
-        block_no = index / kBlockSize;
-        block.assign(kBlockSize, BlockEntry{});
-        filling = true;
-      }
-      block[index % kBlockSize] = {true, ref};
-    }
+    RETURN_IF_ERROR(VisitChunksInOrder(
+        a, [&](uint64_t index, const ChunkRef* stored, const std::vector<std::byte>* bytes) -> Status {
+          if (filling && index / kBlockSize != block_no) {
+            RETURN_IF_ERROR(put());
+            filling = false;
+          }
+          if (!filling) {
+            block_no = index / kBlockSize;
+            block.assign(kBlockSize, BlockEntry{});
+            filling = true;
+          }
+          block[index % kBlockSize] = {
+              true, stored != nullptr ? *stored : ChunkRef{0, 0, bytes->size(), kChunkInline}};
+          return OkStatus();
+        }));
     if (filling) RETURN_IF_ERROR(put());
     ASSIGN_OR_RETURN(Statement * put_inline, writer_->Prepare(
         "INSERT INTO inline_chunks(node, chunk, data) VALUES (?, ?, ?)"));

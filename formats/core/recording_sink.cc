@@ -150,28 +150,38 @@ Status RecordingSink::AddFile(std::string_view path, std::string bytes) {
 void RecordingSink::Warn(std::string message) { file_.warnings.push_back(std::move(message)); }
 
 Status RecordingSink::Finish() {
-  for (ScannedFile::Array& a : file_.arrays) {
-    if (a.spilled) continue;  // Checked while merged (see the header).
-    // The common case, references in chunk order and none inline, needs no copy.
-    auto by_index = [](const auto& x, const auto& y) { return x.first < y.first; };
-    if (a.inline_chunks.empty() && std::is_sorted(a.chunks.begin(), a.chunks.end(), by_index)) {
-      auto dup = std::adjacent_find(a.chunks.begin(), a.chunks.end(),
-                                    [](const auto& x, const auto& y) { return x.first == y.first; });
-      if (dup != a.chunks.end()) {
-        return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(dup->first) +
-                                    " given twice");
-      }
-      continue;
-    }
-    std::vector<uint64_t> seen;
-    seen.reserve(a.chunks.size() + a.inline_chunks.size());
-    for (const auto& [i, r] : a.chunks) seen.push_back(i);
-    for (const auto& [i, b] : a.inline_chunks) seen.push_back(i);
-    std::sort(seen.begin(), seen.end());
-    auto dup = std::adjacent_find(seen.begin(), seen.end());
-    if (dup != seen.end()) {
-      return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(*dup) +
+  for (const ScannedFile::Array& a : file_.arrays) {
+    if (a.spilled) continue;  // Checked while merged at commit (see the header).
+    RETURN_IF_ERROR(VisitChunksInOrder(
+        a, [](uint64_t, const ChunkRef*, const std::vector<std::byte>*) { return OkStatus(); }));
+  }
+  return OkStatus();
+}
+
+Status VisitChunksInOrder(const ScannedFile::Array& array, const ChunkVisitor& visit) {
+  SortedChunkRefs stored(array.chunks, array.spilled.get());
+  const auto& inlined = array.inline_chunks;  // Few: sorted through their positions.
+  std::vector<size_t> inline_order(inlined.size());
+  for (size_t i = 0; i < inline_order.size(); ++i) inline_order[i] = i;
+  std::stable_sort(inline_order.begin(), inline_order.end(),
+                   [&](size_t x, size_t y) { return inlined[x].first < inlined[y].first; });
+  ASSIGN_OR_RETURN(auto next, stored.Next());
+  size_t k = 0;
+  std::optional<uint64_t> last;
+  while (next || k < inline_order.size()) {
+    const bool take_stored =
+        next && (k == inline_order.size() || next->first <= inlined[inline_order[k]].first);
+    const uint64_t index = take_stored ? next->first : inlined[inline_order[k]].first;
+    if (last && *last == index) {
+      return InvalidArgumentError("array '" + array.path + "': chunk " + std::to_string(index) +
                                   " given twice");
+    }
+    last = index;
+    if (take_stored) {
+      RETURN_IF_ERROR(visit(index, &next->second, nullptr));
+      ASSIGN_OR_RETURN(next, stored.Next());
+    } else {
+      RETURN_IF_ERROR(visit(index, nullptr, &inlined[inline_order[k++]].second));
     }
   }
   return OkStatus();

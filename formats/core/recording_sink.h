@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -73,8 +74,8 @@ class RecordingSink final : public ScanSink {
   Status AddFile(std::string_view path, std::string bytes) override;
   void Warn(std::string message) override;
 
-  /// Checks that no chunk index was given twice (done once, at the end, in O(n log n)). Arrays
-  /// with spilled references are checked when they are merged (SortedChunkRefs' consumer, PutFile)
+  /// Checks that no chunk index was given twice (VisitChunksInOrder, O(n log n)). Arrays with
+  /// spilled references are checked when they are committed, which visits them anyway (PutFile),
   /// rather than read back twice.
   Status Finish();
   const ScannedFile& result() const& { return file_; }
@@ -90,6 +91,17 @@ class RecordingSink final : public ScanSink {
   uint64_t max_in_memory_ = 0;
   uint64_t in_memory_ = 0;  // Stored references held in memory now, over all arrays.
 };
+
+/// Receives one chunk of an array: its linear index, and either its stored reference or (null
+/// reference) its inline bytes.
+using ChunkVisitor = std::function<Status(uint64_t index, const ChunkRef* stored,
+                                          const std::vector<std::byte>* inline_bytes)>;
+
+/// Calls `visit` for every chunk of `array` in chunk-index order: the stored references (in memory
+/// and spilled, merged by SortedChunkRefs) and the inline chunks. Stops at the first error `visit`
+/// returns. kInvalidArgument naming the array when a chunk index occurs twice; kIo when spilled
+/// references cannot be read back.
+Status VisitChunksInOrder(const ScannedFile::Array& array, const ChunkVisitor& visit);
 
 /// Checks a node path: '/'-separated non-empty names, no '.', '..', leading or trailing '/'.
 Status ValidateNodePath(std::string_view path);

@@ -244,7 +244,8 @@ Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetP
         inside = inside && at < a.shape[d];
         flat = flat * a.shape[d] + at;
       }
-      const std::string& s = inside ? strings[flat] : std::string();
+      static const std::string kPadding;
+      const std::string& s = inside ? strings[flat] : kPadding;
       AppendLe32(out, static_cast<uint32_t>(s.size()));
       const auto* b = reinterpret_cast<const std::byte*>(s.data());
       out.insert(out.end(), b, b + s.size());
