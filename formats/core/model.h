@@ -151,8 +151,15 @@ class ScanSink {
                                 std::span<const std::byte> bytes) = 0;
   /// Adds a plain file to the tree (e.g. "OME/METADATA.ome.xml").
   virtual Status AddFile(std::string_view path, std::string bytes) = 0;
-  /// A problem that does not stop the scan (a dataset refused, malformed XML ignored).
+  /// A problem that does not stop the scan (malformed XML ignored, a fallback taken).
   virtual void Warn(std::string message) = 0;
+  /// Declares that the array at `path` is not served: some of its chunks are known to be
+  /// unservable (damaged, past the end of the file, a codec this build lacks). Whether or not it
+  /// was declared already, the array and every chunk given for it are dropped, later chunks for
+  /// it are ignored, and the refusal is reported with `reason` (which names the chunk, the bytes
+  /// present and needed, or the codec). The rest of the file is still indexed. Image levels that
+  /// name a refused array are dropped from their image.
+  virtual Status RefuseArray(std::string_view path, std::string reason) = 0;
 };
 
 }  // namespace refzarr

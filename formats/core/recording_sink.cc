@@ -97,11 +97,29 @@ Result<ArrayHandle> RecordingSink::AddArray(std::string_view path, const ArrayDe
   array_index_.emplace(std::string(path), file_.arrays.size());
   file_.arrays.push_back({std::string(path), array, {}, {}});
   chunk_counts_.push_back(array.ChunkCount());
+  refused_.push_back(refused_paths_.count(path) > 0);
   return static_cast<ArrayHandle>(file_.arrays.size() - 1);
+}
+
+Status RecordingSink::RefuseArray(std::string_view path, std::string reason) {
+  RETURN_IF_ERROR(ValidateNodePath(path));
+  if (refused_paths_.count(path)) return OkStatus();  // The first reason is the one reported.
+  refused_paths_.emplace(std::string(path), reason);
+  file_.refused.push_back({std::string(path), std::move(reason)});
+  auto it = array_index_.find(path);
+  if (it == array_index_.end()) return OkStatus();
+  ScannedFile::Array& a = file_.arrays[it->second];
+  refused_[it->second] = true;
+  in_memory_ -= std::min<uint64_t>(in_memory_, a.chunks.size());
+  a.chunks = {};
+  a.inline_chunks = {};
+  a.spilled.reset();
+  return OkStatus();
 }
 
 Status RecordingSink::AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) {
   if (array >= file_.arrays.size()) return InvalidArgumentError("unknown array handle");
+  if (refused_[array]) return OkStatus();
   ScannedFile::Array& a = file_.arrays[array];
   if (chunk_index >= chunk_counts_[array]) {
     return InvalidArgumentError("array '" + a.path + "': chunk " + std::to_string(chunk_index) +
@@ -131,6 +149,7 @@ Status RecordingSink::Spill() {
 Status RecordingSink::AddInlineChunk(ArrayHandle array, uint64_t chunk_index,
                                      std::span<const std::byte> bytes) {
   if (array >= file_.arrays.size()) return InvalidArgumentError("unknown array handle");
+  if (refused_[array]) return OkStatus();
   ScannedFile::Array& a = file_.arrays[array];
   if (chunk_index >= chunk_counts_[array]) {
     return InvalidArgumentError("array '" + a.path + "': inline chunk " +
@@ -150,12 +169,57 @@ Status RecordingSink::AddFile(std::string_view path, std::string bytes) {
 void RecordingSink::Warn(std::string message) { file_.warnings.push_back(std::move(message)); }
 
 Status RecordingSink::Finish() {
+  if (!refused_paths_.empty()) DropRefused();
   for (const ScannedFile::Array& a : file_.arrays) {
     if (a.spilled) continue;  // Checked while merged at commit (see the header).
     RETURN_IF_ERROR(VisitChunksInOrder(
         a, [](uint64_t, const ChunkRef*, const std::vector<std::byte>*) { return OkStatus(); }));
   }
   return OkStatus();
+}
+
+void RecordingSink::DropRefused() {
+  std::vector<ScannedFile::Array> kept;
+  for (size_t i = 0; i < file_.arrays.size(); ++i) {
+    if (!refused_[i]) kept.push_back(std::move(file_.arrays[i]));
+  }
+  file_.arrays = std::move(kept);
+  array_index_.clear();
+  for (size_t i = 0; i < file_.arrays.size(); ++i) array_index_.emplace(file_.arrays[i].path, i);
+  refused_.assign(file_.arrays.size(), false);
+  chunk_counts_.clear();
+  for (const ScannedFile::Array& a : file_.arrays) chunk_counts_.push_back(a.desc.ChunkCount());
+  // An image keeps the levels that are still arrays, in order; their scales stay true.
+  for (ScannedFile::Group& g : file_.groups) {
+    if (!g.image) continue;
+    ImageDesc& image = *g.image;
+    ImageDesc kept_image = image;
+    kept_image.levels.clear();
+    kept_image.scales.clear();
+    kept_image.translations.clear();
+    for (size_t k = 0; k < image.levels.size(); ++k) {
+      std::string level = g.path.empty() ? image.levels[k] : g.path + "/" + image.levels[k];
+      if (!array_index_.count(level)) continue;
+      kept_image.levels.push_back(image.levels[k]);
+      kept_image.scales.push_back(image.scales[k]);
+      if (k < image.translations.size()) kept_image.translations.push_back(image.translations[k]);
+    }
+    if (kept_image.levels.size() == image.levels.size()) continue;
+    if (kept_image.levels.empty()) {
+      file_.warnings.push_back("image '" + g.path + "' has no servable level left: its group is "
+                               "not an OME-NGFF image");
+      g.image.reset();
+      continue;
+    }
+    if (!kept_image.translations.empty() &&
+        kept_image.translations.size() != kept_image.levels.size()) {
+      kept_image.translations.clear();
+    }
+    file_.warnings.push_back("image '" + g.path + "' keeps " +
+                             std::to_string(kept_image.levels.size()) + " of its " +
+                             std::to_string(image.levels.size()) + " levels");
+    image = std::move(kept_image);
+  }
 }
 
 Status VisitChunksInOrder(const ScannedFile::Array& array, const ChunkVisitor& visit) {

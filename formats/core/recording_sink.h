@@ -46,6 +46,12 @@ struct ScannedFile {
   std::vector<Array> arrays;
   std::vector<File> files;
   std::vector<std::string> warnings;
+  /// An array the scan refused (ScanSink::RefuseArray): not in `arrays`, reported and recorded.
+  struct Refusal {
+    std::string path;
+    std::string reason;
+  };
+  std::vector<Refusal> refused;
 
   /// Number of chunk references (stored and inline) over all arrays.
   uint64_t ChunkCount() const;
@@ -73,10 +79,13 @@ class RecordingSink final : public ScanSink {
                         std::span<const std::byte> bytes) override;
   Status AddFile(std::string_view path, std::string bytes) override;
   void Warn(std::string message) override;
+  Status RefuseArray(std::string_view path, std::string reason) override;
 
-  /// Checks that no chunk index was given twice (VisitChunksInOrder, O(n log n)). Arrays with
-  /// spilled references are checked when they are committed, which visits them anyway (PutFile),
-  /// rather than read back twice.
+  /// Drops refused arrays and the image levels that name them (an image left without levels
+  /// stays a plain group, with a warning), then checks that no chunk index was given twice
+  /// (VisitChunksInOrder, O(n log n)). Arrays with spilled references are checked when they are
+  /// committed, which visits them anyway (PutFile), rather than read back twice. Call once, after
+  /// the scan; handles are invalid afterwards.
   Status Finish();
   const ScannedFile& result() const& { return file_; }
   ScannedFile&& result() && { return std::move(file_); }
@@ -87,7 +96,10 @@ class RecordingSink final : public ScanSink {
   std::map<std::string, size_t, std::less<>> group_index_;
   std::map<std::string, size_t, std::less<>> array_index_;
   std::vector<uint64_t> chunk_counts_;  // per array: grid size, for bounds checks
+  std::vector<bool> refused_;           // per array: refused, its chunks are ignored
+  std::map<std::string, std::string, std::less<>> refused_paths_;  // path -> reason
   Status Spill();
+  void DropRefused();
   uint64_t max_in_memory_ = 0;
   uint64_t in_memory_ = 0;  // Stored references held in memory now, over all arrays.
 };

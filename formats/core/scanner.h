@@ -47,6 +47,11 @@ class ChunkDecoder {
   virtual Status Decode(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
                         const ChunkRef& ref, std::span<const std::byte> stored,
                         std::span<std::byte> out) const = 0;
+  /// Whether Decode() can decode the chunks of `array`, judged from its description alone (the
+  /// codec is available in this build, the parameters describe chunks of the array): OK, or
+  /// kUnsupported / kInvalidArgument saying why not. Called at index time, so that an array whose
+  /// chunks could never be served is refused then, not failed at read time. Reads no chunk bytes.
+  virtual Status CheckArray(const ArrayDesc& array) const = 0;
 };
 
 }  // namespace refzarr

@@ -47,6 +47,14 @@ class Hdf5ChunkDecoder final : public ChunkDecoder {
 
   std::string_view Family() const override { return "hdf5"; }
 
+  Status CheckArray(const ArrayDesc& array) const override {
+    const nlohmann::json& filters = array.encoding.params.value("filters", nlohmann::json::array());
+    if (filters.empty()) return OkStatus();
+    std::lock_guard lock(internal::Hdf5Mutex());
+    internal::Hdf5ErrorSilencer quiet;
+    return FileFor(array).status();
+  }
+
   Status Decode(const ArrayDesc& array, std::span<const uint64_t> chunk_coords, const ChunkRef& ref,
                 std::span<const std::byte> stored, std::span<std::byte> out) const override {
     const nlohmann::json& filters = array.encoding.params.value("filters", nlohmann::json::array());

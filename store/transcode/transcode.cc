@@ -235,6 +235,14 @@ void Unshuffle(std::span<const std::byte> in, uint32_t element, Bytes& out) {
   std::memcpy(out.data() + done, in.data() + done, in.size() - done);
 }
 
+// The codec ids DecodeStage decodes in process.
+bool DecodedInProcess(const json& codec) {
+  if (!codec.is_object() || !codec.contains("id") || !codec["id"].is_string()) return false;
+  const std::string id = codec["id"].get<std::string>();
+  return id == "zlib" || id == "gzip" || id == "zstd" || id == "blosc" || id == "lzma" ||
+         id == "shuffle";
+}
+
 Status DecodeStage(const json& codec, std::span<const std::byte> in, size_t max_out, uint32_t element,
                    Bytes& out) {
   if (!codec.is_object() || !codec.contains("id") || !codec["id"].is_string()) {
@@ -421,6 +429,45 @@ Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coord
     return UnsupportedError("no decoder for chunk encoding '" + family + "'");
   }
   return decoder->Decode(array, chunk_coords, ref, stored, out);
+}
+
+Status CheckServable(const ArrayDesc& array, std::span<const ChunkDecoder* const> decoders) {
+  if (array.dtype.kind == 'O') return OkStatus();
+  const std::string& family = array.encoding.decoder;
+  const ChunkDecoder* decoder = nullptr;
+  for (const ChunkDecoder* d : decoders) {
+    if (d != nullptr && !family.empty() && d->Family() == family) decoder = d;
+  }
+  bool in_process = array.encoding.native;
+  if (in_process) {
+    std::vector<json> stages;
+    if (array.encoding.filters.is_array()) {
+      for (const json& f : array.encoding.filters) stages.push_back(f);
+    }
+    if (array.encoding.compressor.is_object()) stages.push_back(array.encoding.compressor);
+    for (const json& stage : stages) {
+      if (DecodedInProcess(stage)) continue;
+      in_process = false;
+      if (decoder == nullptr) {
+        return UnsupportedError("codec " + stage.dump() + " cannot be decoded by this build");
+      }
+    }
+  }
+  if (!in_process) {
+    if (decoder == nullptr) {
+      return UnsupportedError("no decoder for chunk encoding '" + family + "' in this build");
+    }
+    RETURN_IF_ERROR(decoder->CheckArray(array));
+  }
+  const uint64_t chunk_bytes = array.ChunkBytes();
+  if (chunk_bytes > static_cast<uint64_t>(BLOSC_MAX_BUFFERSIZE) &&
+      (NeedsTranscode(array, CodecPolicy::kCompat, false, 2) ||
+       NeedsTranscode(array, CodecPolicy::kCompat, false, 3))) {
+    return UnsupportedError("chunks of " + std::to_string(chunk_bytes) + " bytes are too large to "
+                            "transcode (blosc's limit is " +
+                            std::to_string(BLOSC_MAX_BUFFERSIZE) + ")");
+  }
+  return OkStatus();
 }
 
 Result<std::string> EncodeBlosc(std::span<const std::byte> chunk, uint32_t typesize) {

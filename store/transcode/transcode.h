@@ -69,6 +69,14 @@ Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coord
                    const ChunkRef& ref, std::span<const std::byte> stored,
                    std::span<const ChunkDecoder* const> decoders, std::span<std::byte> out);
 
+/// Whether every chunk of `array` can be served by a view under every codec policy and Zarr
+/// format, judged from its description at index time: DecodeChunk must be able to decode it (each
+/// stage of a native encoding is a codec decoded in process, else the ChunkDecoder of the
+/// encoding's family from `decoders` accepts the array, ChunkDecoder::CheckArray), and a chunk that
+/// may be transcoded must fit blosc. Variable-length strings (served as stored) need no decoding.
+/// kUnsupported with the reason (the codec, the decoder's message) otherwise.
+Status CheckServable(const ArrayDesc& array, std::span<const ChunkDecoder* const> decoders);
+
 /// Compresses a decoded chunk as TranscodeCodecV2() says (blosc_compress_ctx: thread-safe, no
 /// global state). `typesize` is the element size in bytes (used for the shuffle; sizes above 255
 /// shuffle as 1). kInvalidArgument above blosc's 2 GB limit.

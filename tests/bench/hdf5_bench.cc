@@ -99,6 +99,10 @@ class CountingSink : public refzarr::ScanSink {
   refzarr::Status AddInlineChunk(refzarr::ArrayHandle, uint64_t, std::span<const std::byte>) override { return {}; }
   refzarr::Status AddFile(std::string_view, std::string) override { return {}; }
   void Warn(std::string m) override { std::cerr << "warning: " << m << "\n"; }
+  refzarr::Status RefuseArray(std::string_view path, std::string reason) override {
+    std::cerr << "refused: " << path << ": " << reason << "\n";
+    return {};
+  }
   uint64_t arrays = 0, chunks = 0, bytes = 0;
 };
 

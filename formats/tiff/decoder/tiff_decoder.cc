@@ -493,6 +493,20 @@ class TiffChunkDecoder final : public ChunkDecoder {
  public:
   std::string_view Family() const override { return "tiff"; }
 
+  Status CheckArray(const ArrayDesc& array) const override {
+    ASSIGN_OR_RETURN(TiffParams p, ParseParams(array.encoding.params));
+    if (array.chunks.size() != 5) return InvalidArgumentError("expected a 5-D (t,c,z,y,x) array");
+    const uint64_t out_samples = p.planar == 1 ? p.samples_per_pixel : 1;
+    if (array.chunks[0] * array.chunks[1] * array.chunks[2] != out_samples) {
+      return InvalidArgumentError("chunk planes do not match the samples per pixel");
+    }
+    if (p.bits_per_sample > array.dtype.size * 8) {
+      return InvalidArgumentError(std::to_string(p.bits_per_sample) + "-bit samples do not fit " +
+                                  array.dtype.ToV2().dump());
+    }
+    return OkStatus();
+  }
+
   Status Decode(const ArrayDesc& array, std::span<const uint64_t> coords, const ChunkRef& ref,
                 std::span<const std::byte> stored, std::span<std::byte> out) const override {
     Status s = DecodeImpl(array, coords, stored, out);

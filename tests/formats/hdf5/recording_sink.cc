@@ -30,6 +30,7 @@ Result<ArrayHandle> RecordingSink::AddArray(std::string_view path, const ArrayDe
 
 Status RecordingSink::AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) {
   if (array >= arrays.size()) return InvalidArgumentError("bad handle");
+  if (refused.count(arrays[array].path)) return OkStatus();
   Array& a = arrays[array];
   if (chunk_index >= a.desc.ChunkCount()) return InvalidArgumentError("chunk index outside the grid");
   if (ref.source > sources.size()) return InvalidArgumentError("unknown source");
@@ -41,10 +42,21 @@ Status RecordingSink::AddChunk(ArrayHandle array, uint64_t chunk_index, const Ch
 
 Status RecordingSink::AddInlineChunk(ArrayHandle array, uint64_t chunk_index, std::span<const std::byte> bytes) {
   if (array >= arrays.size()) return InvalidArgumentError("bad handle");
+  if (refused.count(arrays[array].path)) return OkStatus();
   Array& a = arrays[array];
   if (chunk_index >= a.desc.ChunkCount()) return InvalidArgumentError("chunk index outside the grid");
   if (a.chunks.count(chunk_index) || !a.inline_chunks.emplace(chunk_index, std::vector<std::byte>(bytes.begin(), bytes.end())).second) {
     return InvalidArgumentError("inline chunk added twice");
+  }
+  return OkStatus();
+}
+
+Status RecordingSink::RefuseArray(std::string_view path, std::string reason) {
+  refused.emplace(std::string(path), std::move(reason));
+  for (Array& a : arrays) {
+    if (a.path != path) continue;
+    a.chunks.clear();
+    a.inline_chunks.clear();
   }
   return OkStatus();
 }
@@ -55,6 +67,7 @@ Status RecordingSink::AddFile(std::string_view path, std::string bytes) {
 }
 
 const RecordingSink::Array* RecordingSink::FindArray(std::string_view path) const {
+  if (refused.count(std::string(path))) return nullptr;
   for (const Array& a : arrays) {
     if (a.path == path) return &a;
   }

@@ -27,6 +27,7 @@ class RecordingSink : public ScanSink {
   Status AddInlineChunk(ArrayHandle array, uint64_t chunk_index, std::span<const std::byte> bytes) override;
   Status AddFile(std::string_view path, std::string bytes) override;
   void Warn(std::string message) override { warnings.push_back(std::move(message)); }
+  Status RefuseArray(std::string_view path, std::string reason) override;
 
   /// The array at `path`, or nullptr.
   const Array* FindArray(std::string_view path) const;
@@ -37,6 +38,7 @@ class RecordingSink : public ScanSink {
   std::vector<Array> arrays;
   std::map<std::string, std::string> files;
   std::vector<std::string> warnings;
+  std::map<std::string, std::string> refused;  ///< Refused array path -> reason.
 };
 
 }  // namespace refzarr::testing_hdf5
