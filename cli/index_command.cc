@@ -45,21 +45,27 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     if (args->json) {
       nlohmann::json files = nlohmann::json::array();
       for (const IndexedFile& f : report->files) {
+        nlohmann::json refused = nlohmann::json::array();
+        for (const auto& [path, reason] : f.refused) {
+          refused.push_back({{"path", path}, {"reason", reason}});
+        }
         files.push_back({{"path", f.path}, {"group", f.group}, {"outcome", f.outcome},
                          {"scanner", f.scanner}, {"error", f.error}, {"chunks", f.chunks},
-                         {"arrays", f.arrays}});
+                         {"arrays", f.arrays}, {"refused", refused}});
       }
       ctx.out << nlohmann::json{{"indexed", report->indexed}, {"unchanged", report->unchanged},
                                 {"failed", report->failed}, {"skipped", report->skipped},
                                 {"removed", report->removed},
                                 {"chunks", report->chunks}, {"arrays", report->arrays},
+                                {"refused_arrays", report->refused},
                                 {"seconds", report->seconds}, {"files", files},
                                 {"warnings", report->warnings}}
                      .dump(2)
               << "\n";
     } else {
       ctx.out << "indexed " << report->indexed << " files (" << report->arrays << " arrays, "
-              << report->chunks << " chunk references), " << report->unchanged << " unchanged, "
+              << report->chunks << " chunk references, " << report->refused
+              << " arrays refused), " << report->unchanged << " unchanged, "
               << report->skipped << " skipped, " << report->removed << " removed, "
               << report->failed << " failed in "
               << report->seconds << " s\n";

@@ -28,8 +28,16 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
     files.push_back({{"path", s.path}, {"group", s.group}, {"status", state}, {"size", s.size},
                      {"detail", detail}});
   }
+  // Every refusal is listed in JSON; the human summary names the first few.
+  constexpr size_t kListed = 20;
+  ASSIGN_OR_RETURN(auto refusals, store->RefusedArrays(as_json ? st.refused_arrays : kListed));
+  nlohmann::json refused = nlohmann::json::array();
+  for (const RefusedArray& r : refusals) {
+    refused.push_back({{"path", r.path}, {"source", r.source}, {"reason", r.reason}});
+  }
   if (as_json) {
     out << nlohmann::json{{"index", index.string()}, {"sources", st.sources},
+                          {"refused_arrays", st.refused_arrays}, {"refused", refused},
                           {"failed_sources", st.failed_sources}, {"stale_sources", stale},
                           {"groups", st.groups}, {"arrays", st.arrays}, {"images", st.images},
                           {"chunk_references", st.chunk_refs}, {"reference_bytes", st.block_bytes},
@@ -42,11 +50,18 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
       << "sources:          " << st.sources << " indexed, " << st.failed_sources << " failed, "
       << stale << " stale\n"
       << "images (series):  " << st.images << "\n"
-      << "groups / arrays:  " << st.groups << " / " << st.arrays << "\n"
+      << "groups / arrays:  " << st.groups << " / " << st.arrays << " (" << st.refused_arrays
+      << " arrays refused)\n"
       << "chunk references: " << st.chunk_refs << " (" << st.block_bytes << " bytes, "
       << (st.chunk_refs ? static_cast<double>(st.block_bytes) / st.chunk_refs : 0.0)
       << " bytes each)\n"
       << "index size:       " << st.index_bytes << " bytes\n";
+  for (const RefusedArray& r : refusals) {
+    out << "refused: " << r.path << ": " << r.reason << "\n";
+  }
+  if (st.refused_arrays > refusals.size()) {
+    out << "refused: ... and " << st.refused_arrays - refusals.size() << " more (--json lists all)\n";
+  }
   for (const auto& f : files) {
     std::string status = f["status"];
     if (status == "ok" || status == "companion") continue;

@@ -277,6 +277,11 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
         if (options.file_list) report.warnings.push_back(w);
         log << "refzarr: warning: " << job.path.string() << ": " << w << "\n";
       }
+      for (const ScannedFile::Refusal& r : s.scan->refused) {
+        log << "refzarr: warning: " << job.path.string() << ": array " << r.path
+            << " refused: " << r.reason << "\n";
+        if (options.file_list) f.refused.emplace_back(r.path, r.reason);
+      }
       Status st = store->PutFile(s.source, job.group, s.scanner, *s.scan, s.companions);
       if (st.code() == StatusCode::kInvalidArgument) {
         // A conflict of this file with the tree (two files mapping to one path, a chunk given
@@ -291,6 +296,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
         f.arrays = s.scan->arrays.size();
         report.chunks += f.chunks;
         report.arrays += f.arrays;
+        report.refused += s.scan->refused.size();
       }
     }
     if (f.outcome == "failed") {

@@ -38,12 +38,15 @@ struct IndexedFile {
   std::string error;
   uint64_t chunks = 0;
   uint64_t arrays = 0;
+  /// Arrays of this file that are not served (ScanSink::RefuseArray): path in the file, reason.
+  std::vector<std::pair<std::string, std::string>> refused;
 };
 
 struct IndexReport {
   uint64_t indexed = 0, unchanged = 0, failed = 0, skipped = 0;
   uint64_t removed = 0;  ///< Files indexed before under an input folder, no longer on disk.
   uint64_t chunks = 0, arrays = 0;
+  uint64_t refused = 0;  ///< Arrays refused at index time, over all files.
   double seconds = 0;
   std::vector<IndexedFile> files;
   std::vector<std::string> warnings;

@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS inline_chunks(
   node INTEGER NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL,
   PRIMARY KEY(node, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files(node INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS refusals(
+  source INTEGER NOT NULL,        -- id of the scanned file that declared the array
+  path TEXT NOT NULL,             -- tree path the array would have had
+  reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refusals_by_source ON refusals(source);
+CREATE INDEX IF NOT EXISTS refusals_by_path ON refusals(path);
 )sql";
 
 std::string ParentOf(std::string_view path) {
@@ -151,7 +157,8 @@ class SqliteRefStore final : public RefStore {
     std::string v = (*s)->ColumnText(0);
     if (v != std::to_string(kIndexSchemaVersion)) {
       return CorruptError("index schema version " + v + ", this refzarr reads version " +
-                          std::to_string(kIndexSchemaVersion));
+                          std::to_string(kIndexSchemaVersion) +
+                          ": index the files again into a new index");
     }
     return OkStatus();
   }
@@ -206,6 +213,11 @@ class SqliteRefStore final : public RefStore {
     for (const auto& a : scan.arrays) {
       RETURN_IF_ERROR(put_parents(a.path));
       RETURN_IF_ERROR(PutArray(Join(group, a.path), file_id, global_ids, a));
+    }
+    for (const ScannedFile::Refusal& r : scan.refused) {
+      ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+          "INSERT INTO refusals(source, path, reason) VALUES (?, ?, ?)"));
+      RETURN_IF_ERROR(s->Bind(1, file_id).Bind(2, Join(group, r.path)).Bind(3, r.reason).Run());
     }
     for (const auto& f : scan.files) {
       RETURN_IF_ERROR(put_parents(f.path));
@@ -380,6 +392,20 @@ class SqliteRefStore final : public RefStore {
     return out;
   }
 
+  Result<std::vector<RefusedArray>> RefusedArrays(size_t limit) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        "SELECT r.path, s.path, r.reason FROM refusals AS r JOIN sources AS s ON s.id = r.source "
+        "ORDER BY r.path LIMIT ?"));
+    s->Bind(1, static_cast<int64_t>(limit));
+    std::vector<RefusedArray> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) return out;
+      out.push_back({s->ColumnText(0), s->ColumnText(1), s->ColumnText(2)});
+    }
+  }
+
   Result<StoreStats> Stats() override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     StoreStats st;
@@ -397,6 +423,7 @@ class SqliteRefStore final : public RefStore {
         "SELECT count(*) FROM nodes WHERE kind = 0 AND json_extract(meta, '$.image') IS NOT NULL",
         st.images));
     RETURN_IF_ERROR(scalar("SELECT coalesce(sum(chunks), 0) FROM nodes", st.chunk_refs));
+    RETURN_IF_ERROR(scalar("SELECT count(*) FROM refusals", st.refused_arrays));
     RETURN_IF_ERROR(scalar("SELECT coalesce(sum(length(data)), 0) FROM chunk_blocks", st.block_bytes));
     std::error_code ec;
     for (const char* suffix : {"", "-wal"}) {
@@ -477,6 +504,7 @@ class SqliteRefStore final : public RefStore {
              "DELETE FROM inline_chunks WHERE node IN (SELECT id FROM nodes WHERE owner = ?1)",
              "DELETE FROM files WHERE node IN (SELECT id FROM nodes WHERE owner = ?1)",
              "DELETE FROM nodes WHERE owner = ?1",
+             "DELETE FROM refusals WHERE source = ?1",
              "DELETE FROM sources WHERE id = ?1 OR owner = ?1"}) {
       ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(sql));
       RETURN_IF_ERROR(s->Bind(1, id).Run());

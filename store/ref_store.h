@@ -19,7 +19,7 @@
 namespace refzarr {
 
 /// Schema version written to and required from every index.
-inline constexpr int kIndexSchemaVersion = 1;
+inline constexpr int kIndexSchemaVersion = 2;
 
 /// Identity of a source file at indexing time; a source whose identity changed is stale.
 struct SourceInfo {
@@ -57,9 +57,17 @@ struct NodeRecord {
   nlohmann::json meta;
 };
 
+/// An array a scan refused (ScannedFile::Refusal): where it would have been and why it is not.
+struct RefusedArray {
+  std::string path;    ///< Tree path the array would have had.
+  std::string source;  ///< Path of the scanned file.
+  std::string reason;
+};
+
 /// Totals for `refzarr info`.
 struct StoreStats {
   uint64_t sources = 0, failed_sources = 0, groups = 0, arrays = 0, images = 0, chunk_refs = 0;
+  uint64_t refused_arrays = 0;  ///< Arrays refused at index time (RefusedArrays()).
   uint64_t block_bytes = 0;  ///< Bytes of encoded chunk blocks.
   uint64_t index_bytes = 0;  ///< Size of the database file(s).
 };
@@ -104,6 +112,8 @@ class RefStore {
   virtual Result<std::optional<std::string>> GetFileBytes(int64_t node_id) = 0;
   virtual Result<SourceInfo> GetSource(int64_t id) = 0;
   virtual Result<std::vector<SourceInfo>> Sources() = 0;
+  /// Refused arrays in path order, at most `limit` of them.
+  virtual Result<std::vector<RefusedArray>> RefusedArrays(size_t limit) = 0;
   virtual Result<StoreStats> Stats() = 0;
   virtual const std::filesystem::path& path() const = 0;
 };
