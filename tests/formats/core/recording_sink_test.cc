@@ -88,5 +88,61 @@ TEST(RecordingSink, ChunksOutsideTheGridAreRefused) {
   EXPECT_NE(s.message().find("outside its grid"), std::string::npos) << s.message();
 }
 
+ImageDesc TwoLevels() {
+  ImageDesc image;
+  image.axes = {{"x", "space", ""}};
+  image.levels = {"0", "1"};
+  image.scales = {{1.0}, {2.0}};
+  return image;
+}
+
+TEST(RecordingSink, ARefusedArrayAndItsChunksAreDroppedAndReported) {
+  RecordingSink sink(/*max_refs_in_memory=*/2);  // its references have spilled before the refusal
+  ASSERT_TRUE(sink.AddImage("s", TwoLevels()).ok());
+  auto level0 = sink.AddArray("s/0", TenChunks());
+  auto level1 = sink.AddArray("s/1", TenChunks());
+  ASSERT_TRUE(level0.ok() && level1.ok());
+  for (uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(sink.AddChunk(*level0, i, ChunkRef{0, i * 10, 10, 0}).ok());
+    ASSERT_TRUE(sink.AddChunk(*level1, i, ChunkRef{0, 100 + i, 1, 0}).ok());
+  }
+  ASSERT_TRUE(sink.RefuseArray("s/0", "strip 3: 10 bytes present, 40 needed").ok());
+  // Later chunks of the refused array are ignored, not errors.
+  EXPECT_TRUE(sink.AddChunk(*level0, 7, ChunkRef{0, 70, 10, 0}).ok());
+  ASSERT_TRUE(sink.Finish().ok());
+  const ScannedFile& f = sink.result();
+  ASSERT_EQ(f.refused.size(), 1u);
+  EXPECT_EQ(f.refused[0].path, "s/0");
+  EXPECT_EQ(f.refused[0].reason, "strip 3: 10 bytes present, 40 needed");
+  EXPECT_EQ(f.FindArray("s/0"), nullptr);
+  ASSERT_NE(f.FindArray("s/1"), nullptr);
+  EXPECT_EQ(f.ChunkCount(), 5u);
+  // The image keeps the level that is still served, with its own scale.
+  const ScannedFile::Group* g = f.FindGroup("s");
+  ASSERT_TRUE(g && g->image);
+  EXPECT_EQ(g->image->levels, std::vector<std::string>{"1"});
+  EXPECT_EQ(g->image->scales, std::vector<std::vector<double>>{{2.0}});
+}
+
+TEST(RecordingSink, AnArrayRefusedBeforeItIsDeclaredNeverAppears) {
+  RecordingSink sink;
+  ASSERT_TRUE(sink.AddImage("s", TwoLevels()).ok());
+  ASSERT_TRUE(sink.RefuseArray("s/0", "codec 300 not available").ok());
+  ASSERT_TRUE(sink.RefuseArray("s/1", "codec 300 not available").ok());
+  auto late = sink.AddArray("s/0", TenChunks());
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(sink.AddChunk(*late, 1, ChunkRef{0, 1, 1, 0}).ok());
+  ASSERT_TRUE(sink.Finish().ok());
+  const ScannedFile& f = sink.result();
+  EXPECT_TRUE(f.arrays.empty());
+  EXPECT_EQ(f.refused.size(), 2u);
+  // No level left: the group is no longer an image, and a warning says so.
+  const ScannedFile::Group* g = f.FindGroup("s");
+  ASSERT_NE(g, nullptr);
+  EXPECT_FALSE(g->image.has_value());
+  ASSERT_FALSE(f.warnings.empty());
+  EXPECT_NE(f.warnings.back().find("no servable level"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace refzarr
