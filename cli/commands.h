@@ -19,9 +19,14 @@ struct CommandContext {
   std::ostream& out;
   std::ostream& err;
   int exit_code = 0;
+  /// argv that starts a crash-isolated scan worker (`refzarr scan-worker`); `index` runs each
+  /// scan in one unless given --in-process. main() sets {"/proc/self/exe", "scan-worker"}.
+  std::vector<std::string> scan_worker;
 };
 
 void AddIndexCommand(CLI::App& app, CommandContext& ctx);
+/// The hidden `scan-worker` command: a crash-isolated scanner for `index` (indexer/scan_worker.h).
+void AddScanWorkerCommand(CLI::App& app, CommandContext& ctx);
 void AddLsCommand(CLI::App& app, CommandContext& ctx);
 void AddCatCommand(CLI::App& app, CommandContext& ctx);
 void AddInfoCommand(CLI::App& app, CommandContext& ctx);

@@ -1,9 +1,14 @@
 #include <unistd.h>
 
+#include <cstdlib>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "indexer/indexer.h"
+#include "indexer/registry.h"
+#include "indexer/scan_worker.h"
 
 namespace refzarr {
 
@@ -15,6 +20,9 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     bool force = false;
     bool json = false;
     uint64_t refs_in_memory = IndexOptions().refs_in_memory;
+    uint64_t scan_memory = 4ull << 30;
+    double scan_timeout = 600;
+    bool in_process = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -28,9 +36,44 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
                   "the rest wait in a temporary file")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--scan-memory", args->scan_memory,
+                  "Bytes of address space one file's scan may use (its worker process's limit); "
+                  "0: no limit")
+      ->capture_default_str();
+  cmd->add_option("--scan-timeout", args->scan_timeout,
+                  "Seconds of wall-clock and CPU time one file's scan may take; 0: no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--in-process", args->in_process,
+                "Scan in this process instead of crash-isolated worker processes (for debugging: "
+                "a file that crashes a library then ends the run)");
   cmd->callback([&ctx, args] {
     IndexOptions options;
     options.threads = args->threads;
+    const unsigned threads =
+        args->threads ? args->threads : std::max(1u, std::thread::hardware_concurrency());
+    std::unique_ptr<ScanRunner> runner;
+    if (!args->in_process) {
+      if (ctx.scan_worker.empty()) {
+        ctx.err << "refzarr: index: no scan worker command is configured (use --in-process)\n";
+        ctx.exit_code = 1;
+        return;
+      }
+      // Each scan runs in a worker: this same binary, started with the hidden scan-worker command.
+      IsolationOptions isolation;
+      isolation.command = ctx.scan_worker;
+      isolation.workers = threads;
+      isolation.memory_bytes = args->scan_memory;
+      isolation.timeout_seconds = args->scan_timeout;
+      auto made = MakeIsolatedScanRunner(std::move(isolation));
+      if (!made.ok()) {
+        ctx.err << "refzarr: " << made.status().message() << "\n";
+        ctx.exit_code = 1;
+        return;
+      }
+      runner = std::move(*made);
+      options.runner = runner.get();
+    }
     options.force = args->force;
     options.refs_in_memory = args->refs_in_memory;
     options.file_list = args->json;  // Only the JSON report lists every file.
@@ -71,6 +114,21 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
               << report->seconds << " s\n";
     }
     ctx.exit_code = report->failed > 0 ? 1 : 0;
+  });
+}
+
+void AddScanWorkerCommand(CLI::App& app, CommandContext& ctx) {
+  // Not for users: `index` starts it as a crash-isolated scanner talking over stdin.
+  CLI::App* cmd = app.add_subcommand("scan-worker", "");
+  cmd->group("");
+  cmd->callback([&ctx] {
+    std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
+    std::vector<const ChunkDecoder*> raw;
+    for (const auto& d : decoders) raw.push_back(d.get());
+    int code = RunScanWorker(0, DefaultScanners(), raw);
+    // Exit at once: library clean-up of a scan that went wrong must not crash or hang the exit.
+    ctx.out.flush();
+    std::_Exit(code);
   });
 }
 

@@ -6,12 +6,13 @@
 
 int main(int argc, char** argv) {
   refzarr::LibraryInit init;
-  refzarr::CommandContext ctx{std::cout, std::cerr};
+  refzarr::CommandContext ctx{std::cout, std::cerr, 0, {"/proc/self/exe", "scan-worker"}};
   CLI::App app{"refzarr: bioimaging archives (TIFF, OME-TIFF, HDF5) as read-only OME-Zarr, "
                "without copying a byte"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "refzarr 0.1.0");
   refzarr::AddIndexCommand(app, ctx);
+  refzarr::AddScanWorkerCommand(app, ctx);
   refzarr::AddLsCommand(app, ctx);
   refzarr::AddCatCommand(app, ctx);
   refzarr::AddInfoCommand(app, ctx);

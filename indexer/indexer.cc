@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 struct Job {
   fs::path path;
   std::string group;
+  bool named = false;  // given as an input itself, not found in a folder
 };
 
 // What a worker hands to the committing thread.
@@ -99,7 +100,7 @@ class Walker {
       fs::path abs = fs::absolute(input, ec).lexically_normal();
       std::string prefix = inputs.size() > 1 ? GenericPath(abs.filename()) : "";
       if (!fs::is_directory(abs, ec)) {
-        emit_({abs, prefix});
+        emit_({abs, prefix, true});
         continue;
       }
       RETURN_IF_ERROR(Folder(abs, prefix));
@@ -128,7 +129,7 @@ class Walker {
         continue;
       }
       if (p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm")) continue;
-      emit_({p, child});
+      emit_({p, child, false});
     }
     return OkStatus();
   }
@@ -139,8 +140,47 @@ class Walker {
 
 constexpr size_t kSniffBytes = 4096;
 
-Scanned ScanOne(Job queued, RefStore& store, const std::vector<std::unique_ptr<Scanner>>& scanners,
-                bool force, uint64_t refs_in_memory) {
+// What a file that no scanner recognises starts with: text as text, anything else in hex.
+std::string DescribeHead(std::span<const std::byte> head) {
+  if (head.empty()) return "it is empty";
+  const size_t n = std::min<size_t>(head.size(), 16);
+  bool text = true;
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(head[i]);
+    text = text && ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t');
+  }
+  std::string out = "starts with ";
+  if (text) {
+    out += '"';
+    for (size_t i = 0; i < n; ++i) {
+      const char c = static_cast<char>(head[i]);
+      out += c == '\n' ? std::string("\\n") : c == '\r' ? std::string("\\r")
+             : c == '\t' ? std::string("\\t") : std::string(1, c);
+    }
+    return out + (head.size() > n ? "...\"" : "\"");
+  }
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < std::min<size_t>(n, 8); ++i) {
+    const auto c = static_cast<unsigned char>(head[i]);
+    if (i) out += ' ';
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+// What ScanOne needs besides the job.
+struct ScanTools {
+  RefStore& store;
+  const std::vector<std::unique_ptr<Scanner>>& scanners;
+  ScanRunner& runner;
+  bool force = false;
+  uint64_t refs_in_memory = 0;
+};
+
+Scanned ScanOne(Job queued, const ScanTools& tools) {
+  RefStore& store = tools.store;
+  const auto& scanners = tools.scanners;
   Scanned r;
   r.job = std::move(queued);
   const Job& job = r.job;
@@ -166,11 +206,16 @@ Scanned ScanOne(Job queued, RefStore& store, const std::vector<std::unique_ptr<S
     }
   }
   if (!scanner) {
+    // A file the user named, or one that looks like an image by its name, is an error: saying
+    // nothing would look like success.
+    if (job.named || ImageExtension(job.path)) {
+      return fail(UnsupportedError("not a TIFF or HDF5 file (" + DescribeHead(head) + ")"));
+    }
     r.outcome = "skipped";
     return r;
   }
   r.scanner = std::string(scanner->Name());
-  if (!force) {
+  if (!tools.force) {
     auto old = store.FindSource(r.source.path);
     if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group &&
         DescribeChange(**old, r.source).empty()) {
@@ -178,9 +223,9 @@ Scanned ScanOne(Job queued, RefStore& store, const std::vector<std::unique_ptr<S
       return r;
     }
   }
-  RecordingSink sink(refs_in_memory);
-  ScanContext context{job.path};
-  st = scanner->Scan(**source, context, sink);
+  (*source).reset();  // The scan opens the file itself (perhaps in another process).
+  RecordingSink sink(tools.refs_in_memory);
+  st = tools.runner.Scan(scanner->Name(), job.path, sink);
   if (st.ok()) st = sink.Finish();
   if (!st.ok()) return fail(st);
   r.scan = std::move(sink).result();
@@ -223,15 +268,35 @@ Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, Index
 
 }  // namespace
 
+bool ImageExtension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static constexpr std::string_view kImage[] = {".tif", ".tiff", ".btf", ".tf8", ".svs",
+                                                ".ome", ".h5",   ".hdf5", ".he5", ".ims",
+                                                ".nwb", ".nc",   ".emd"};
+  return std::find(std::begin(kImage), std::end(kImage), ext) != std::end(kImage);
+}
+
 Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::path& index,
                                const IndexOptions& options, std::ostream& log) {
   auto start = std::chrono::steady_clock::now();
   if (inputs.empty()) return InvalidArgumentError("nothing to index: give files or folders");
   RETURN_IF_ERROR(CheckInputs(inputs));
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadWrite));
-  std::vector<std::unique_ptr<Scanner>> defaults;
-  if (!options.scanners) defaults = DefaultScanners();
-  const auto& scanners = options.scanners ? *options.scanners : defaults;
+  std::vector<std::unique_ptr<Scanner>> default_scanners;
+  if (!options.scanners) default_scanners = DefaultScanners();
+  const auto& scanners = options.scanners ? *options.scanners : default_scanners;
+  std::vector<std::unique_ptr<ChunkDecoder>> default_decoders;
+  if (!options.decoders) default_decoders = DefaultDecoders();
+  const auto& decoders = options.decoders ? *options.decoders : default_decoders;
+  std::unique_ptr<ScanRunner> in_process;
+  if (!options.runner) {
+    std::vector<const ChunkDecoder*> raw;
+    for (const auto& d : decoders) raw.push_back(d.get());
+    in_process = MakeInProcessScanRunner(scanners, std::move(raw));
+  }
+  const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process,
+                        options.force, options.refs_in_memory};
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -251,8 +316,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
       while (std::optional<Job> job = jobs.Pop()) {
-        results.Push(ScanOne(std::move(*job), *store, scanners, options.force,
-                             options.refs_in_memory));
+        results.Push(ScanOne(std::move(*job), tools));
       }
       if (--running == 0) results.Close();
     });

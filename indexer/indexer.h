@@ -10,6 +10,7 @@
 
 #include "formats/core/scanner.h"
 #include "formats/core/status.h"
+#include "indexer/scan_runner.h"
 
 namespace refzarr {
 
@@ -25,8 +26,13 @@ struct IndexOptions {
   /// report); false keeps counts only (failures and warnings still go to `log`), so a run over
   /// millions of files holds no per-file state.
   bool file_list = true;
-  /// Scanners to use; empty: DefaultScanners().
+  /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
+  /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
+  const std::vector<std::unique_ptr<ChunkDecoder>>* decoders = nullptr;
+  /// Runs each scan (in a crash-isolated worker: MakeIsolatedScanRunner); null: scans run in the
+  /// indexing process itself with `scanners` and `decoders`. Not owned.
+  ScanRunner* runner = nullptr;
 };
 
 /// One file the indexer looked at.
@@ -56,10 +62,17 @@ struct IndexReport {
 /// missing). A single folder maps its files to their relative paths, a single file to the root,
 /// several inputs each to their base name first. Files indexed earlier under an input folder that
 /// are gone from it are removed from the index. Each failure is written to `log` as
-/// "index <file>: <reason>" and recorded in the index; the rest is indexed. Errors only for what
-/// stops the whole run (the index cannot be opened or written, an input does not exist).
+/// "index <file>: <reason>" and recorded in the index; the rest is indexed. A file no scanner
+/// recognises fails when it was named as an input or has an image file extension
+/// (ImageExtension); other such files found in folders are skipped and counted. Errors only for
+/// what stops the whole run (the index cannot be opened or written, an input does not exist).
 Result<IndexReport> IndexPaths(const std::vector<std::filesystem::path>& inputs,
                                const std::filesystem::path& index, const IndexOptions& options,
                                std::ostream& log);
+
+/// Whether `path` has the extension of an image file refzarr is expected to read (.tif .tiff .btf
+/// .tf8 .svs .ome .h5 .hdf5 .he5 .ims .nwb .nc .emd, any case): one that no scanner recognises is
+/// a failure, not a skip.
+bool ImageExtension(const std::filesystem::path& path);
 
 }  // namespace refzarr

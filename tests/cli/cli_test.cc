@@ -26,7 +26,7 @@ struct CommandRun {
 
 CommandRun RunCommand(std::vector<std::string> args) {
   std::ostringstream out, err;
-  CommandContext ctx{out, err};
+  CommandContext ctx{out, err, 0, {REFZARR_BIN, "scan-worker"}};
   CLI::App app;
   app.require_subcommand(1);
   AddIndexCommand(app, ctx);
@@ -263,6 +263,62 @@ TEST_F(CliTest, ApiExampleReadsKeysOfAnIndex) {
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(text.find("tiled/u32_none.tif/0/0/0/0/0/0/0: "), std::string::npos) << text;
   EXPECT_NE(text.find("nope: not found"), std::string::npos) << text;
+}
+
+// A file no scanner recognises must not vanish: named on the command line, or named like an image
+// in a folder, it fails with what it starts with; anything else found in a folder is skipped.
+TEST_F(CliTest, FilesNoScannerKnowsFailWhenNamedOrNamedLikeImages) {
+  const fs::path in = *dir_ / "unknown";
+  fs::create_directories(in);
+  std::ofstream(in / "notes.tif") << "Lorem ipsum dolor sit amet";
+  std::ofstream(in / "fake.h5", std::ios::binary) << std::string("\x01\x02\x03\x04\xff\xfe", 6);
+  std::ofstream(in / "notes.txt") << "not an image";
+
+  CommandRun named = RunCommand({"index", "-o", (*dir_ / "u1.refs.db").string(),
+                                 (in / "notes.txt").string()});
+  EXPECT_EQ(named.exit_code, 1);
+  EXPECT_NE(named.err.find("notes.txt: not a TIFF or HDF5 file (starts with \"not an image\")"),
+            std::string::npos) << named.err;
+  EXPECT_NE(named.out.find("1 failed"), std::string::npos) << named.out;
+
+  CommandRun walked = RunCommand({"index", "--json", "-o", (*dir_ / "u2.refs.db").string(),
+                                  in.string()});
+  EXPECT_EQ(walked.exit_code, 1);
+  EXPECT_NE(walked.err.find("notes.tif: not a TIFF or HDF5 file (starts with \"Lorem ipsum dolo...\")"),
+            std::string::npos) << walked.err;
+  EXPECT_NE(walked.err.find("fake.h5: not a TIFF or HDF5 file (starts with 01 02 03 04 ff fe)"),
+            std::string::npos) << walked.err;
+  EXPECT_EQ(walked.err.find("notes.txt"), std::string::npos) << walked.err;
+  auto report = nlohmann::json::parse(walked.out);
+  EXPECT_EQ(report["failed"], 2);
+  EXPECT_EQ(report["skipped"], 1);
+  std::map<std::string, std::string> outcome;
+  for (const auto& f : report["files"]) outcome[f["group"]] = f["outcome"];
+  EXPECT_EQ(outcome["notes.txt"], "skipped");
+  EXPECT_EQ(outcome["notes.tif"], "failed");
+  EXPECT_EQ(outcome["fake.h5"], "failed");
+}
+
+// Arrays that cannot be served are refused at index time, named, counted and listed by info.
+TEST_F(CliTest, ArraysThatCannotBeServedAreRefusedAndListed) {
+  const fs::path udf = fs::path(REFZARR_SHARED_DIR) / "realdata" / "hdf5" / "vchoi-hdfgroup+hdf5" /
+                       "tools" / "test" / "h5dump" / "testfiles" / "tudfilter.h5";
+  const std::string index = (*dir_ / "refused.refs.db").string();
+  CommandRun run = RunCommand({"index", "--json", "-o", index, udf.string()});
+  ASSERT_NE(run.exit_code, 2) << run.err;
+  auto report = nlohmann::json::parse(run.out);
+  EXPECT_EQ(report["refused_arrays"], 1) << run.out;
+  EXPECT_NE(run.err.find("array dynlibud refused: "), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("filter 300"), std::string::npos) << run.err;
+  CommandRun info = RunCommand({"info", index});
+  EXPECT_NE(info.out.find("(1 arrays refused)"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("refused: dynlibud: "), std::string::npos) << info.out;
+  CommandRun info_json = RunCommand({"info", "--json", index});
+  auto j = nlohmann::json::parse(info_json.out);
+  ASSERT_EQ(j["refused"].size(), 1u);
+  EXPECT_EQ(j["refused"][0]["path"], "dynlibud");
+  CommandRun ls = RunCommand({"ls", "-r", index});
+  EXPECT_EQ(ls.out.find("dynlibud"), std::string::npos) << "a refused array is not listed\n" << ls.out;
 }
 
 }  // namespace

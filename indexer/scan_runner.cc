@@ -1,0 +1,92 @@
+#include "indexer/scan_runner.h"
+
+#include "formats/core/byte_source.h"
+#include "store/transcode/transcode.h"
+
+namespace refzarr {
+namespace {
+
+// Passes everything on to `inner`; an array CheckServable rejects is declared and refused at once,
+// so its chunks are dropped as they come (ScanSink::RefuseArray).
+class ServableArraysSink final : public ScanSink {
+ public:
+  ServableArraysSink(ScanSink& inner, std::span<const ChunkDecoder* const> decoders)
+      : inner_(inner), decoders_(decoders) {}
+
+  Result<uint32_t> AddSource(const std::filesystem::path& path) override {
+    return inner_.AddSource(path);
+  }
+  Status AddGroup(std::string_view path, const nlohmann::json& attributes) override {
+    return inner_.AddGroup(path, attributes);
+  }
+  Status AddImage(std::string_view path, const ImageDesc& image) override {
+    return inner_.AddImage(path, image);
+  }
+  Result<ArrayHandle> AddArray(std::string_view path, const ArrayDesc& array) override {
+    ASSIGN_OR_RETURN(ArrayHandle h, inner_.AddArray(path, array));
+    Status servable = CheckServable(array, decoders_);
+    if (!servable.ok()) RETURN_IF_ERROR(inner_.RefuseArray(path, servable.message()));
+    return h;
+  }
+  Status AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) override {
+    return inner_.AddChunk(array, chunk_index, ref);
+  }
+  Status AddInlineChunk(ArrayHandle array, uint64_t chunk_index,
+                        std::span<const std::byte> bytes) override {
+    return inner_.AddInlineChunk(array, chunk_index, bytes);
+  }
+  Status AddFile(std::string_view path, std::string bytes) override {
+    return inner_.AddFile(path, std::move(bytes));
+  }
+  void Warn(std::string message) override { inner_.Warn(std::move(message)); }
+  Status RefuseArray(std::string_view path, std::string reason) override {
+    return inner_.RefuseArray(path, std::move(reason));
+  }
+
+ private:
+  ScanSink& inner_;
+  std::span<const ChunkDecoder* const> decoders_;
+};
+
+class InProcessScanRunner final : public ScanRunner {
+ public:
+  InProcessScanRunner(const std::vector<std::unique_ptr<Scanner>>& scanners,
+                      std::vector<const ChunkDecoder*> decoders)
+      : scanners_(scanners), decoders_(std::move(decoders)) {}
+
+  Status Scan(std::string_view name, const std::filesystem::path& path, ScanSink& sink) override {
+    const Scanner* scanner = FindScanner(scanners_, name);
+    if (!scanner) return InternalError("no scanner called '" + std::string(name) + "'");
+    return ScanFileInto(*scanner, path, decoders_, sink);
+  }
+
+ private:
+  const std::vector<std::unique_ptr<Scanner>>& scanners_;
+  std::vector<const ChunkDecoder*> decoders_;
+};
+
+}  // namespace
+
+Status ScanFileInto(const Scanner& scanner, const std::filesystem::path& path,
+                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink) {
+  ASSIGN_OR_RETURN(auto source, OpenLocalFile(path));
+  ServableArraysSink gate(sink, decoders);
+  ScanContext context{path};
+  return scanner.Scan(*source, context, gate);
+}
+
+const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners,
+                           std::string_view name) {
+  for (const auto& s : scanners) {
+    if (s->Name() == name) return s.get();
+  }
+  return nullptr;
+}
+
+std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
+    const std::vector<std::unique_ptr<Scanner>>& scanners,
+    std::vector<const ChunkDecoder*> decoders) {
+  return std::make_unique<InProcessScanRunner>(scanners, std::move(decoders));
+}
+
+}  // namespace refzarr

@@ -1,0 +1,45 @@
+// ScanRunner: how the indexer has one file scanned. In this process, or in a crash-isolated worker
+// process (indexer/scan_worker.h), so that a hostile file that crashes libtiff or libhdf5, loops or
+// eats memory costs that one file and never the run.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "formats/core/scanner.h"
+#include "formats/core/status.h"
+
+namespace refzarr {
+
+/// Scans files into sinks. Implementations are safe to call from several threads at once.
+class ScanRunner {
+ public:
+  virtual ~ScanRunner() = default;
+  /// Scans the local file at `path` with the scanner named `scanner` (Scanner::Name()) into
+  /// `sink`. Arrays that cannot be served are refused on the sink (ScanFileInto). The status is
+  /// the scan's own (its message names the place in the file, not the file), or, for an isolated
+  /// scan, why it ended ("scan killed by SIGSEGV", "scan timed out after 30 s"). After an error,
+  /// what reached the sink is to be discarded.
+  virtual Status Scan(std::string_view scanner, const std::filesystem::path& path,
+                      ScanSink& sink) = 0;
+};
+
+/// Scans `path` with `scanner` into `sink` through a gate that refuses every array CheckServable
+/// rejects with `decoders` (the array is refused on `sink` with the reason). What both the
+/// in-process runner and the scan worker run.
+Status ScanFileInto(const Scanner& scanner, const std::filesystem::path& path,
+                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink);
+
+/// The scanner of `scanners` called `name`, or nullptr.
+const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners,
+                           std::string_view name);
+
+/// Runs scans in the calling thread. `scanners` and `decoders` are not owned and must outlive it.
+std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
+    const std::vector<std::unique_ptr<Scanner>>& scanners,
+    std::vector<const ChunkDecoder*> decoders);
+
+}  // namespace refzarr

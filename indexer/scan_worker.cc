@@ -1,0 +1,704 @@
+#include "indexer/scan_worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+
+namespace refzarr {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint32_t kProtocolVersion = 1;
+// One record's payload at most: a job or record announcing more is a protocol error, not an
+// allocation (AddFile carries whole OME-XML documents, so this is generous).
+constexpr uint32_t kMaxRecord = 1u << 30;
+constexpr size_t kChunkEntryBytes = 4 + 8 + 4 + 8 + 8 + 4;
+constexpr size_t kFlushBytes = 1u << 20;
+
+enum Record : uint8_t {
+  kHello = 'H',
+  kSource = 'S',
+  kGroup = 'G',
+  kImage = 'I',
+  kArray = 'A',
+  kChunks = 'C',
+  kInline = 'L',
+  kFile = 'F',
+  kWarn = 'W',
+  kRefuse = 'R',
+  kDone = 'D',
+};
+
+// ---- little-endian encoding ----
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutStr(std::string& out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Reads fields from one record's payload; any read past its end marks it malformed.
+class Fields {
+ public:
+  explicit Fields(std::string_view data) : data_(data) {}
+  uint32_t U32() { return static_cast<uint32_t>(Int(4)); }
+  uint64_t U64() { return Int(8); }
+  uint8_t U8() { return static_cast<uint8_t>(Int(1)); }
+  std::string_view Str() {
+    uint32_t n = U32();
+    if (n > data_.size() - pos_) {
+      bad_ = true;
+      return {};
+    }
+    std::string_view s = data_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::string_view Rest() {
+    std::string_view s = data_.substr(pos_);
+    pos_ = data_.size();
+    return s;
+  }
+  bool ok() const { return !bad_; }
+
+ private:
+  uint64_t Int(size_t n) {
+    if (n > data_.size() - pos_) {
+      bad_ = true;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(data_[pos_ + i])} << (8 * i);
+    pos_ += n;
+    return v;
+  }
+  std::string_view data_;
+  size_t pos_ = 0;
+  bool bad_ = false;
+};
+
+// Whole writes to a socket; MSG_NOSIGNAL so a dead peer is an error, not a SIGPIPE.
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Buffered reads from a socket with a deadline (none when `deadline` is unset).
+class Reader {
+ public:
+  explicit Reader(int fd) : fd_(fd) {}
+  enum class Got { kOk, kEof, kTimeout, kError };
+
+  Got Exact(size_t n, std::string& out, std::optional<Clock::time_point> deadline) {
+    out.clear();
+    while (out.size() < n) {
+      if (pos_ == buf_.size()) {
+        Got g = Fill(deadline);
+        if (g != Got::kOk) return g;
+      }
+      size_t take = std::min(n - out.size(), buf_.size() - pos_);
+      out.append(buf_, pos_, take);
+      pos_ += take;
+    }
+    return Got::kOk;
+  }
+
+ private:
+  Got Fill(std::optional<Clock::time_point> deadline) {
+    buf_.resize(64 * 1024);
+    pos_ = 0;
+    while (true) {
+      int wait_ms = -1;
+      if (deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+        if (left.count() <= 0) return Got::kTimeout;
+        wait_ms = static_cast<int>(std::min<int64_t>(left.count() + 1, 1 << 30));
+      }
+      pollfd p{fd_, POLLIN, 0};
+      int r = ::poll(&p, 1, wait_ms);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Got::kError;
+      if (r == 0) return Got::kTimeout;
+      ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Got::kError;
+      buf_.resize(static_cast<size_t>(n));
+      return n == 0 ? Got::kEof : Got::kOk;
+    }
+  }
+  int fd_;
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+// ---- the worker's side ----
+
+// Text of a document; bytes that are not UTF-8 become U+FFFD rather than an exception.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A job: the scanner's name, the file's path, the CPU seconds the scan may use (0: no limit).
+struct Job {
+  std::string scanner;
+  std::string path;
+  double cpu_seconds = 0;
+};
+
+std::string EncodeJob(const Job& job) {
+  std::string body;
+  PutStr(body, job.scanner);
+  PutStr(body, job.path);
+  PutU64(body, static_cast<uint64_t>(std::llround(std::max(0.0, job.cpu_seconds) * 1000)));
+  std::string msg;
+  PutU32(msg, static_cast<uint32_t>(body.size()));
+  return msg + body;
+}
+
+std::optional<Job> DecodeJob(std::string_view body) {
+  Fields f(body);
+  Job job;
+  job.scanner = f.Str();
+  job.path = f.Str();
+  job.cpu_seconds = static_cast<double>(f.U64()) / 1000;
+  if (!f.ok()) return std::nullopt;
+  return job;
+}
+
+// Turns ScanSink calls into records. Handles and source ids are the worker's own, numbered in
+// call order; the indexer maps them to its sink's.
+class RecordWriter final : public ScanSink {
+ public:
+  explicit RecordWriter(int fd) : fd_(fd) {}
+
+  Result<uint32_t> AddSource(const std::filesystem::path& path) override {
+    auto [it, added] = sources_.emplace(path.string(), static_cast<uint32_t>(sources_.size() + 1));
+    if (added) {
+      std::string p;
+      PutStr(p, it->first);
+      Emit(kSource, p);
+    }
+    return it->second;
+  }
+  Status AddGroup(std::string_view path, const json& attributes) override {
+    std::string p;
+    PutStr(p, path);
+    PutStr(p, Dump(attributes));
+    Emit(kGroup, p);
+    return Check();
+  }
+  Status AddImage(std::string_view path, const ImageDesc& image) override {
+    std::string p;
+    PutStr(p, path);
+    PutStr(p, Dump(image.ToJson()));
+    Emit(kImage, p);
+    return Check();
+  }
+  Result<ArrayHandle> AddArray(std::string_view path, const ArrayDesc& array) override {
+    std::string p;
+    PutStr(p, path);
+    PutStr(p, Dump(array.ToJson()));
+    Emit(kArray, p);
+    RETURN_IF_ERROR(Check());
+    return next_handle_++;
+  }
+  Status AddChunk(ArrayHandle array, uint64_t chunk_index, const ChunkRef& ref) override {
+    // Consecutive chunks share one record: its length is patched as entries are appended.
+    if (open_chunks_ == std::string::npos ||
+        buf_.size() - open_chunks_ - 5 + kChunkEntryBytes > (1u << 16)) {
+      if (buf_.size() >= kFlushBytes) Flush();
+      open_chunks_ = buf_.size();
+      buf_.push_back(static_cast<char>(kChunks));
+      PutU32(buf_, 0);
+    }
+    PutU32(buf_, array);
+    PutU64(buf_, chunk_index);
+    PutU32(buf_, ref.source);
+    PutU64(buf_, ref.offset);
+    PutU64(buf_, ref.length);
+    PutU32(buf_, ref.flags);
+    const uint32_t len = static_cast<uint32_t>(buf_.size() - open_chunks_ - 5);
+    for (int i = 0; i < 4; ++i) buf_[open_chunks_ + 1 + i] = static_cast<char>(len >> (8 * i));
+    if (buf_.size() >= kFlushBytes) Flush();
+    return Check();
+  }
+  Status AddInlineChunk(ArrayHandle array, uint64_t chunk_index,
+                        std::span<const std::byte> bytes) override {
+    std::string p;
+    PutU32(p, array);
+    PutU64(p, chunk_index);
+    p.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    Emit(kInline, p);
+    return Check();
+  }
+  Status AddFile(std::string_view path, std::string bytes) override {
+    std::string p;
+    PutStr(p, path);
+    p.append(bytes);
+    Emit(kFile, p);
+    return Check();
+  }
+  void Warn(std::string message) override { Emit(kWarn, message); }
+  Status RefuseArray(std::string_view path, std::string reason) override {
+    std::string p;
+    PutStr(p, path);
+    PutStr(p, reason);
+    Emit(kRefuse, p);
+    return Check();
+  }
+
+  /// Ends the scan's records; `exiting`: the worker ends after this scan. False when the
+  /// indexer is gone.
+  bool Done(const Status& status, bool exiting) {
+    std::string p;
+    p.push_back(static_cast<char>(status.code()));
+    p.push_back(exiting ? 1 : 0);
+    p.append(status.message());
+    Emit(kDone, p);
+    Flush();
+    return !broken_;
+  }
+
+ private:
+  void Emit(Record type, std::string_view payload) {
+    open_chunks_ = std::string::npos;
+    buf_.push_back(static_cast<char>(type));
+    PutU32(buf_, static_cast<uint32_t>(payload.size()));
+    buf_.append(payload);
+    if (buf_.size() >= kFlushBytes) Flush();
+  }
+  void Flush() {
+    if (!broken_ && !SendAll(fd_, buf_)) broken_ = true;
+    buf_.clear();
+    open_chunks_ = std::string::npos;
+  }
+  Status Check() const {
+    return broken_ ? IoError("the indexer closed the connection") : OkStatus();
+  }
+
+  int fd_;
+  std::string buf_;
+  size_t open_chunks_ = std::string::npos;
+  ArrayHandle next_handle_ = 0;
+  std::map<std::string, uint32_t> sources_;
+  bool broken_ = false;
+};
+
+// CPU time this process has used, in seconds.
+double CpuSecondsUsed() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// ---- the indexer's side ----
+
+// Replays one scan's records into the indexer's sink. The first error the sink returns is kept and
+// replay stops (the records are still read to the end of the scan).
+class Replayer {
+ public:
+  explicit Replayer(ScanSink& sink) : sink_(sink) {}
+
+  // Applies one record; false when it is malformed (a protocol error).
+  bool Apply(uint8_t type, std::string_view payload) {
+    if (!error_.ok()) return true;
+    Fields f(payload);
+    switch (type) {
+      case kSource: {
+        std::string path(f.Str());
+        if (!f.ok()) return false;
+        auto id = sink_.AddSource(path);
+        if (!id.ok()) return Fail(id.status());
+        sources_.push_back(*id);
+        return true;
+      }
+      case kGroup: {
+        std::string_view path = f.Str(), attrs = f.Str();
+        if (!f.ok()) return false;
+        auto j = ParseJson(attrs);
+        if (!j) return false;
+        return Keep(sink_.AddGroup(path, *j));
+      }
+      case kImage: {
+        std::string_view path = f.Str(), doc = f.Str();
+        if (!f.ok()) return false;
+        auto j = ParseJson(doc);
+        if (!j) return false;
+        auto image = ImageDesc::FromJson(*j);
+        if (!image.ok()) return false;
+        return Keep(sink_.AddImage(path, *image));
+      }
+      case kArray: {
+        std::string_view path = f.Str(), doc = f.Str();
+        if (!f.ok()) return false;
+        auto j = ParseJson(doc);
+        if (!j) return false;
+        auto array = ArrayDesc::FromJson(*j);
+        if (!array.ok()) return false;
+        auto h = sink_.AddArray(path, *array);
+        if (!h.ok()) return Fail(h.status());
+        handles_.push_back(*h);
+        return true;
+      }
+      case kChunks: {
+        if (payload.size() % kChunkEntryBytes != 0) return false;
+        for (size_t n = payload.size() / kChunkEntryBytes; n-- > 0;) {
+          uint32_t handle = f.U32();
+          uint64_t index = f.U64();
+          ChunkRef ref;
+          ref.source = f.U32();
+          ref.offset = f.U64();
+          ref.length = f.U64();
+          ref.flags = f.U32();
+          if (handle >= handles_.size() || ref.source > sources_.size()) return false;
+          if (ref.source > 0) ref.source = sources_[ref.source - 1];
+          if (!Keep(sink_.AddChunk(handles_[handle], index, ref))) return true;
+        }
+        return true;
+      }
+      case kInline: {
+        uint32_t handle = f.U32();
+        uint64_t index = f.U64();
+        std::string_view bytes = f.Rest();
+        if (!f.ok() || handle >= handles_.size()) return false;
+        return Keep(sink_.AddInlineChunk(handles_[handle], index, std::as_bytes(std::span(bytes))));
+      }
+      case kFile: {
+        std::string_view path = f.Str();
+        std::string bytes(f.Rest());
+        if (!f.ok()) return false;
+        return Keep(sink_.AddFile(path, std::move(bytes)));
+      }
+      case kWarn:
+        sink_.Warn(std::string(payload));
+        return true;
+      case kRefuse: {
+        std::string_view path = f.Str(), reason = f.Str();
+        if (!f.ok()) return false;
+        return Keep(sink_.RefuseArray(path, std::string(reason)));
+      }
+      default:
+        return false;
+    }
+  }
+  const Status& error() const { return error_; }
+
+ private:
+  static std::optional<json> ParseJson(std::string_view text) {
+    json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+  }
+  bool Keep(const Status& s) {
+    if (!s.ok()) error_ = s;
+    return true;
+  }
+  bool Fail(const Status& s) {
+    error_ = s;
+    return true;
+  }
+
+  ScanSink& sink_;
+  Status error_;
+  std::vector<ArrayHandle> handles_;  // worker handle -> sink handle
+  std::vector<uint32_t> sources_;     // worker source id - 1 -> sink source id
+};
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// One worker process and its end of the socket.
+struct Worker {
+  pid_t pid = -1;
+  int fd = -1;
+  Reader reader{-1};
+
+  ~Worker() {
+    if (fd >= 0) ::close(fd);
+    if (pid > 0) {
+      // Closing the socket ends a healthy worker; one that is stuck is killed.
+      int status = 0;
+      for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) ::usleep(1000);
+      if (::waitpid(pid, &status, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+      }
+    }
+  }
+
+  // Kills the worker and says how it ended.
+  std::string Kill() {
+    ::kill(pid, SIGKILL);
+    return Reap();
+  }
+
+  // Waits for the worker to end (it closed its socket) and describes how.
+  std::string Reap() {
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    pid = -1;
+    if (r < 0) return "scan worker lost";
+    if (WIFSIGNALED(status)) {
+      int sig = WTERMSIG(status);
+      std::string why = "scan killed by " + SignalName(sig);
+      if (sig == SIGXCPU) why += " (CPU time limit)";
+      return why;
+    }
+    return "scan worker exited with status " + std::to_string(WEXITSTATUS(status));
+  }
+};
+
+class IsolatedScanRunner final : public ScanRunner {
+ public:
+  explicit IsolatedScanRunner(IsolationOptions options) : options_(std::move(options)) {
+    if (options_.workers == 0) options_.workers = 1;
+  }
+
+  Status Start() {
+    ASSIGN_OR_RETURN(auto w, Spawn());
+    Release(std::move(w));
+    return OkStatus();
+  }
+
+  Status Scan(std::string_view scanner, const std::filesystem::path& path,
+              ScanSink& sink) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<Worker> w, Acquire());
+    const std::string msg =
+        EncodeJob({std::string(scanner), path.string(), options_.timeout_seconds});
+    std::optional<Clock::time_point> deadline;
+    if (options_.timeout_seconds > 0) {
+      deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(options_.timeout_seconds));
+    }
+    if (!SendAll(w->fd, msg)) return Lost(std::move(w));
+    Replayer replay(sink);
+    std::string head, payload;
+    while (true) {
+      Reader::Got g = w->reader.Exact(5, head, deadline);
+      if (g == Reader::Got::kOk) {
+        Fields f(head);
+        const uint8_t type = f.U8();
+        const uint32_t len = f.U32();
+        if (len > kMaxRecord) return Broken(std::move(w), "oversized record");
+        g = w->reader.Exact(len, payload, deadline);
+        if (g == Reader::Got::kOk) {
+          if (type == kDone) {
+            if (payload.size() < 2) return Broken(std::move(w), "short status");
+            if (payload[1] != 0) {
+              w->Reap();  // It ends after this scan: a fresh one takes its place.
+              w.reset();
+              Discard();
+            } else {
+              Release(std::move(w));
+            }
+            if (!replay.error().ok()) return replay.error();
+            return Status(static_cast<StatusCode>(static_cast<uint8_t>(payload[0])),
+                          payload.substr(2));
+          }
+          if (!replay.Apply(type, payload)) return Broken(std::move(w), "malformed record");
+          continue;
+        }
+      }
+      if (g == Reader::Got::kTimeout) {
+        w->Kill();
+        Discard();
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%g", options_.timeout_seconds);
+        return CorruptError(std::string("scan timed out after ") + secs + " s (--scan-timeout)");
+      }
+      return Lost(std::move(w));
+    }
+  }
+
+ private:
+  Result<std::unique_ptr<Worker>> Spawn() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      return InternalError(std::string("scan worker: socketpair: ") + std::strerror(errno));
+    }
+    // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+    std::vector<char*> argv;
+    for (const std::string& a : options_.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    rlimit as{options_.memory_bytes, options_.memory_bytes};
+    rlimit no_core{0, 0};
+    const bool limit_memory = options_.memory_bytes > 0;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return InternalError(std::string("scan worker: fork: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+      // The socket is stdin; stdout goes to stderr, so a library that prints cannot garble it.
+      ::dup2(fds[1], 0);
+      ::dup2(2, 1);
+      ::close_range(3, ~0u, 0);
+      ::setrlimit(RLIMIT_CORE, &no_core);
+      if (limit_memory) ::setrlimit(RLIMIT_AS, &as);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    auto w = std::make_unique<Worker>();
+    w->pid = pid;
+    w->fd = fds[0];
+    w->reader = Reader(fds[0]);
+    // The worker announces itself, so a command that is not a scan worker fails here.
+    std::string head, payload;
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    Reader::Got g = w->reader.Exact(5, head, deadline);
+    if (g == Reader::Got::kOk) {
+      Fields f(head);
+      uint8_t type = f.U8();
+      uint32_t len = f.U32();
+      if (type == kHello && len == 4 && w->reader.Exact(4, payload, deadline) == Reader::Got::kOk &&
+          Fields(payload).U32() == kProtocolVersion) {
+        return w;
+      }
+    }
+    std::string why = g == Reader::Got::kTimeout ? w->Kill() : w->Reap();
+    std::string cmd;
+    for (const std::string& a : options_.command) cmd += (cmd.empty() ? "" : " ") + a;
+    return InternalError("cannot start the scan worker '" + cmd + "': " + why);
+  }
+
+  Result<std::unique_ptr<Worker>> Acquire() {
+    {
+      std::unique_lock lock(mu_);
+      idle_cv_.wait(lock, [&] { return !idle_.empty() || live_ < options_.workers; });
+      if (!idle_.empty()) {
+        auto w = std::move(idle_.back());
+        idle_.pop_back();
+        return w;
+      }
+      ++live_;
+    }
+    auto w = Spawn();
+    if (!w.ok()) Discard();
+    return w;
+  }
+
+  void Release(std::unique_ptr<Worker> w) {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(w));
+    idle_cv_.notify_one();
+  }
+
+  // A worker that is gone no longer counts against the pool's size.
+  void Discard() {
+    std::lock_guard lock(mu_);
+    --live_;
+    idle_cv_.notify_one();
+  }
+
+  // The worker closed the connection before its status: it died. Says how.
+  Status Lost(std::unique_ptr<Worker> w) {
+    std::string why = w->Reap();
+    w.reset();
+    Discard();
+    return CorruptError(why);
+  }
+
+  Status Broken(std::unique_ptr<Worker> w, const char* what) {
+    w->Kill();
+    w.reset();
+    Discard();
+    return InternalError(std::string("scan worker protocol error: ") + what);
+  }
+
+  IsolationOptions options_;
+  std::mutex mu_;
+  std::condition_variable idle_cv_;
+  std::vector<std::unique_ptr<Worker>> idle_;
+  unsigned live_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ScanRunner>> MakeIsolatedScanRunner(IsolationOptions options) {
+  if (options.command.empty()) return InvalidArgumentError("scan worker: no command");
+  auto runner = std::make_unique<IsolatedScanRunner>(std::move(options));
+  RETURN_IF_ERROR(runner->Start());
+  return std::unique_ptr<ScanRunner>(std::move(runner));
+}
+
+int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
+                  const std::vector<const ChunkDecoder*>& decoders) {
+  {
+    std::string hello;
+    hello.push_back(static_cast<char>(kHello));
+    PutU32(hello, 4);
+    PutU32(hello, kProtocolVersion);
+    if (!SendAll(fd, hello)) return 1;
+  }
+  Reader reader(fd);
+  std::string head, text;
+  while (true) {
+    if (reader.Exact(4, head, std::nullopt) != Reader::Got::kOk) return 0;  // the indexer is done
+    const uint32_t len = Fields(head).U32();
+    if (len > kMaxRecord || reader.Exact(len, text, std::nullopt) != Reader::Got::kOk) return 1;
+    std::optional<Job> job = DecodeJob(text);
+    if (!job) return 1;
+    const std::string& name = job->scanner;
+    const std::filesystem::path path = job->path;
+    const double cpu = job->cpu_seconds;
+    if (cpu > 0) {
+      // The soft limit sends SIGXCPU once this scan has used `cpu` seconds more than the worker.
+      rlimit limit{};
+      ::getrlimit(RLIMIT_CPU, &limit);
+      limit.rlim_cur = static_cast<rlim_t>(std::ceil(CpuSecondsUsed() + cpu)) + 1;
+      if (limit.rlim_max != RLIM_INFINITY && limit.rlim_cur > limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+      }
+      ::setrlimit(RLIMIT_CPU, &limit);
+    }
+    RecordWriter out(fd);
+    Status status;
+    bool exhausted = false;
+    try {
+      const Scanner* scanner = FindScanner(scanners, name);
+      status = scanner ? ScanFileInto(*scanner, path, decoders, out)
+                       : InternalError("no scanner called '" + name + "'");
+    } catch (const std::bad_alloc&) {
+      status = CorruptError("scan ran out of memory (the scan's memory limit, --scan-memory)");
+      exhausted = true;
+    } catch (const std::exception& e) {
+      status = InternalError(std::string("scan failed: ") + e.what());
+      exhausted = true;
+    }
+    if (!out.Done(status, exhausted)) return 1;
+    if (exhausted) return 1;
+  }
+}
+
+}  // namespace refzarr

@@ -1,0 +1,157 @@
+// Crash-isolated scanning: hostile files cost their own scan, never the run or the index.
+#include "indexer/scan_worker.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "indexer/indexer.h"
+#include "indexer/registry.h"
+#include "store/ref_store.h"
+#include "store/zarr_view.h"
+#include "tests/indexer/hostile_scanners.h"
+#include "tests/indexer/test_support.h"
+
+namespace refzarr {
+namespace {
+
+namespace fs = std::filesystem;
+
+void WriteFile(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+IsolationOptions TestIsolation() {
+  IsolationOptions o;
+  o.command = {REFZARR_TEST_SCAN_WORKER};
+  o.workers = 2;
+  o.memory_bytes = 1ull << 30;
+  o.timeout_seconds = 3;
+  return o;
+}
+
+// Every key of the view under `prefix` with its value (directories end in '/').
+void CollectKeys(ZarrView& view, const std::string& prefix, std::map<std::string, std::string>& out) {
+  auto list = view.List(prefix);
+  ASSERT_TRUE(list.ok() && list->has_value()) << prefix;
+  for (const DirEntry& e : **list) {
+    std::string key = prefix.empty() ? e.name : prefix + "/" + e.name;
+    if (e.is_directory) {
+      out[key + "/"] = "";
+      CollectKeys(view, key, out);
+      continue;
+    }
+    auto value = view.Get(key);
+    ASSERT_TRUE(value.ok() && value->has_value()) << key;
+    auto bytes = view.Materialize(**value);
+    ASSERT_TRUE(bytes.ok()) << key;
+    out[key] = *bytes;
+  }
+}
+
+std::map<std::string, std::string> AllKeys(const fs::path& index) {
+  ViewOptions passthrough;
+  passthrough.codecs = CodecPolicy::kPassthrough;
+  auto view = OpenZarrView(index, passthrough);
+  EXPECT_TRUE(view.ok()) << view.status().message();
+  std::map<std::string, std::string> keys;
+  if (view.ok()) CollectKeys(**view, "", keys);
+  return keys;
+}
+
+TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
+  testing::TempDir dir("hostile");
+  const fs::path samples = dir.path() / "in";
+  testing::WriteSamples(samples);
+  const fs::path hostile = samples / "hostile";
+  fs::create_directories(hostile);
+  WriteFile(hostile / "crash.tif", "REFZARR-CRASH and then some bytes");
+  WriteFile(hostile / "hang.tif", "REFZARR-HANG forever");
+  WriteFile(hostile / "spin.tif", "REFZARR-SPIN forever");
+  WriteFile(hostile / "hog.tif", "REFZARR-HOG all the memory");
+  WriteFile(hostile / "abort.tif", "REFZARR-ABORT at once");
+
+  const auto scanners = testing::ScannersWithHostileOnes();
+  auto runner = MakeIsolatedScanRunner(TestIsolation());
+  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  IndexOptions options;
+  options.scanners = &scanners;
+  options.runner = runner->get();
+  options.threads = 2;
+  std::ostringstream log;
+  const auto start = std::chrono::steady_clock::now();
+  auto report = IndexPaths({samples}, dir.path() / "h.refs.db", options, log);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  // Two timeouts of 3 s on two workers, plus the scans: far less than the 5 hostile files in a row.
+  EXPECT_LT(seconds, 30) << log.str();
+
+  std::map<std::string, std::string> errors;
+  for (const IndexedFile& f : report->files) {
+    if (f.outcome == "failed") errors[f.group] = f.error;
+  }
+  EXPECT_NE(errors["hostile/crash.tif"].find("scan killed by SIGSEGV"), std::string::npos)
+      << errors["hostile/crash.tif"];
+  EXPECT_NE(errors["hostile/abort.tif"].find("scan killed by SIGABRT"), std::string::npos)
+      << errors["hostile/abort.tif"];
+  EXPECT_NE(errors["hostile/hang.tif"].find("scan timed out after 3 s"), std::string::npos)
+      << errors["hostile/hang.tif"];
+  EXPECT_NE(errors["hostile/spin.tif"].find("scan timed out after 3 s"), std::string::npos)
+      << errors["hostile/spin.tif"];
+  EXPECT_NE(errors["hostile/hog.tif"].find("out of memory"), std::string::npos)
+      << errors["hostile/hog.tif"];
+  for (const char* name : {"crash", "abort", "hang", "spin", "hog"}) {
+    std::string path = (hostile / (std::string(name) + ".tif")).string();
+    EXPECT_NE(log.str().find(path), std::string::npos) << "no message names " << path;
+  }
+  // The two deliberately damaged samples fail as they do in process; nothing else does.
+  EXPECT_EQ(report->failed, 7u) << log.str();
+
+  // The rest of the archive is indexed exactly as an in-process run indexes it.
+  fs::remove_all(hostile);
+  IndexOptions in_process;
+  in_process.threads = 2;
+  std::ostringstream log2;
+  auto plain = IndexPaths({samples}, dir.path() / "p.refs.db", in_process, log2);
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ(report->indexed, plain->indexed);
+  EXPECT_EQ(report->chunks, plain->chunks);
+  auto store = OpenRefStore(dir.path() / "h.refs.db", OpenMode::kReadOnly);
+  ASSERT_TRUE(store.ok());
+  auto node = (*store)->GetNode("hostile/crash.tif");
+  ASSERT_TRUE(node.ok());
+  EXPECT_FALSE(node->has_value()) << "a scan that crashed must leave no nodes";
+}
+
+TEST(ScanWorker, IsolatedScansIndexExactlyLikeInProcessOnes) {
+  testing::TempDir dir("isolated_same");
+  const fs::path samples = dir.path() / "in";
+  testing::WriteSamples(samples);
+  auto runner = MakeIsolatedScanRunner(TestIsolation());
+  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  IndexOptions isolated;
+  isolated.runner = runner->get();
+  // A small bound: references spill on the indexer's side as they stream in from the worker.
+  isolated.refs_in_memory = 5;
+  std::ostringstream log;
+  ASSERT_TRUE(IndexPaths({samples}, dir.path() / "i.refs.db", isolated, log).ok());
+  ASSERT_TRUE(IndexPaths({samples}, dir.path() / "p.refs.db", IndexOptions{}, log).ok());
+  auto a = AllKeys(dir.path() / "i.refs.db"), b = AllKeys(dir.path() / "p.refs.db");
+  EXPECT_GT(a.size(), 500u);
+  EXPECT_TRUE(a == b) << a.size() << " keys against " << b.size();
+}
+
+TEST(ScanWorker, ACommandThatIsNotAWorkerIsAnErrorAtOnce) {
+  IsolationOptions o = TestIsolation();
+  o.command = {"/bin/true"};
+  auto runner = MakeIsolatedScanRunner(o);
+  ASSERT_FALSE(runner.ok());
+  EXPECT_NE(runner.status().message().find("cannot start the scan worker '/bin/true'"),
+            std::string::npos)
+      << runner.status().message();
+}
+
+}  // namespace
+}  // namespace refzarr
