@@ -190,14 +190,11 @@ Scanned ScanOne(Job queued, const ScanTools& tools) {
     r.scan.reset();
     return std::move(r);
   };
-  auto probed = ProbeSource(job.path);
+  // One open and one read give the fingerprint and the bytes to sniff.
+  std::vector<std::byte> head;
+  auto probed = ProbeSource(job.path, &head, kSniffBytes);
   if (!probed.ok()) return fail(probed.status());
   r.source = *probed;
-  auto source = OpenLocalFile(job.path);
-  if (!source.ok()) return fail(source.status());
-  std::vector<std::byte> head(std::min<uint64_t>(kSniffBytes, r.source.size));
-  Status st = (*source)->ReadInto({0, head.size()}, head);
-  if (!st.ok()) return fail(st);
   const Scanner* scanner = nullptr;
   for (const auto& s : scanners) {
     if (s->Sniff(head)) {
@@ -223,9 +220,9 @@ Scanned ScanOne(Job queued, const ScanTools& tools) {
       return r;
     }
   }
-  (*source).reset();  // The scan opens the file itself (perhaps in another process).
+  // The scan opens the file itself, perhaps in another process.
   RecordingSink sink(tools.refs_in_memory);
-  st = tools.runner.Scan(scanner->Name(), job.path, sink);
+  Status st = tools.runner.Scan(scanner->Name(), job.path, sink);
   if (st.ok()) st = sink.Finish();
   if (!st.ok()) return fail(st);
   r.scan = std::move(sink).result();

@@ -117,21 +117,23 @@ class Reader {
   Got Exact(size_t n, std::string& out, std::optional<Clock::time_point> deadline) {
     out.clear();
     while (out.size() < n) {
-      if (pos_ == buf_.size()) {
+      if (pos_ == end_) {
         Got g = Fill(deadline);
         if (g != Got::kOk) return g;
       }
-      size_t take = std::min(n - out.size(), buf_.size() - pos_);
-      out.append(buf_, pos_, take);
+      size_t take = std::min(n - out.size(), end_ - pos_);
+      out.append(buf_.get() + pos_, take);
       pos_ += take;
     }
     return Got::kOk;
   }
 
  private:
+  static constexpr size_t kBuffer = 64 * 1024;
+
   Got Fill(std::optional<Clock::time_point> deadline) {
-    buf_.resize(64 * 1024);
-    pos_ = 0;
+    if (!buf_) buf_ = std::make_unique_for_overwrite<char[]>(kBuffer);
+    pos_ = end_ = 0;
     while (true) {
       int wait_ms = -1;
       if (deadline) {
@@ -144,22 +146,26 @@ class Reader {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return Got::kError;
       if (r == 0) return Got::kTimeout;
-      ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+      ssize_t n = ::read(fd_, buf_.get(), kBuffer);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Got::kError;
-      buf_.resize(static_cast<size_t>(n));
+      end_ = static_cast<size_t>(n);
       return n == 0 ? Got::kEof : Got::kOk;
     }
   }
   int fd_;
-  std::string buf_;
-  size_t pos_ = 0;
+  std::unique_ptr<char[]> buf_;
+  size_t pos_ = 0, end_ = 0;
 };
 
 // ---- the worker's side ----
 
-// Text of a document; bytes that are not UTF-8 become U+FFFD rather than an exception.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// A document as CBOR (cheaper to write and read than text, and any byte string survives).
+std::string Dump(const json& j) {
+  std::string out;
+  json::to_cbor(j, out);
+  return out;
+}
 
 // A job: the scanner's name, the file's path, the CPU seconds the scan may use (0: no limit).
 struct Job {
@@ -408,8 +414,8 @@ class Replayer {
   const Status& error() const { return error_; }
 
  private:
-  static std::optional<json> ParseJson(std::string_view text) {
-    json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  static std::optional<json> ParseJson(std::string_view cbor) {
+    json j = json::from_cbor(cbor, /*strict=*/true, /*allow_exceptions=*/false);
     if (j.is_discarded()) return std::nullopt;
     return j;
   }
@@ -663,6 +669,7 @@ int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
   }
   Reader reader(fd);
   std::string head, text;
+  rlim_t cpu_limit = 0;  // The soft CPU limit set last (0: none yet).
   while (true) {
     if (reader.Exact(4, head, std::nullopt) != Reader::Got::kOk) return 0;  // the indexer is done
     const uint32_t len = Fields(head).U32();
@@ -673,14 +680,18 @@ int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
     const std::filesystem::path path = job->path;
     const double cpu = job->cpu_seconds;
     if (cpu > 0) {
-      // The soft limit sends SIGXCPU once this scan has used `cpu` seconds more than the worker.
-      rlimit limit{};
-      ::getrlimit(RLIMIT_CPU, &limit);
-      limit.rlim_cur = static_cast<rlim_t>(std::ceil(CpuSecondsUsed() + cpu)) + 1;
-      if (limit.rlim_max != RLIM_INFINITY && limit.rlim_cur > limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
+      // SIGXCPU ends a scan that spins: the soft limit leaves each scan between `cpu` and 2 x
+      // `cpu` seconds of CPU time, and is moved only when less than `cpu` is left (a few system
+      // calls per scan otherwise: these workers run one scan per small file).
+      const double used = CpuSecondsUsed();
+      if (static_cast<double>(cpu_limit) < used + cpu) {
+        cpu_limit = static_cast<rlim_t>(std::ceil(used + 2 * cpu)) + 1;
+        rlimit limit{};
+        ::getrlimit(RLIMIT_CPU, &limit);
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? cpu_limit
+                                                         : std::min(cpu_limit, limit.rlim_max);
+        ::setrlimit(RLIMIT_CPU, &limit);
       }
-      ::setrlimit(RLIMIT_CPU, &limit);
     }
     RecordWriter out(fd);
     Status status;

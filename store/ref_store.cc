@@ -633,7 +633,8 @@ Result<SourceInfo> StatSource(const std::filesystem::path& path) {
   return info;
 }
 
-Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
+Result<SourceInfo> ProbeSource(const std::filesystem::path& path, std::vector<std::byte>* head_out,
+                               size_t head_bytes) {
   ASSIGN_OR_RETURN(SourceInfo info, StatSource(path));
   ASSIGN_OR_RETURN(auto source, OpenLocalFile(info.path));
   XXH3_state_t* state = XXH3_createState();
@@ -643,6 +644,10 @@ Result<SourceInfo> ProbeSource(const std::filesystem::path& path) {
   uint64_t head = std::min(info.size, kFingerprintSpan);
   ASSIGN_OR_RETURN(auto first, ReadRange(*source, {0, head}));
   XXH3_64bits_update(state, first.data(), first.size());
+  if (head_out) {
+    head_out->assign(first.begin(),
+                     first.begin() + static_cast<ptrdiff_t>(std::min<size_t>(head_bytes, first.size())));
+  }
   if (info.size > head) {
     uint64_t tail = std::min(info.size - head, kFingerprintSpan);
     ASSIGN_OR_RETURN(auto last, ReadRange(*source, {info.size - tail, tail}));

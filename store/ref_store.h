@@ -37,8 +37,11 @@ struct SourceInfo {
 /// kNotFound / kIo on failure.
 Result<SourceInfo> StatSource(const std::filesystem::path& path);
 
-/// StatSource plus the content fingerprint (reads up to 128 KiB). kNotFound / kIo on failure.
-Result<SourceInfo> ProbeSource(const std::filesystem::path& path);
+/// StatSource plus the content fingerprint (reads up to 128 KiB). With `head`, also returns the
+/// file's first min(size, head_bytes <= 64 KiB) bytes from the same read (for sniffing), so the
+/// file is opened and read once. kNotFound / kIo on failure.
+Result<SourceInfo> ProbeSource(const std::filesystem::path& path,
+                               std::vector<std::byte>* head = nullptr, size_t head_bytes = 0);
 
 /// Why `now` differs from `indexed` ("size 10 -> 12"), or empty when it does not. An empty
 /// `now.fingerprint` (StatSource) compares size and mtime only.

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Indexing an archive of many small files: FILES copies of one 256 x 256 uint16 tiled TIFF in
 # folders of 1,000, indexed from scratch, re-indexed unchanged, then `info` (a stat per source) and
-# `info --verify` (a fingerprint per source). Prints wall time and peak memory of each.
+# `info --verify` (a fingerprint per source), then ROUNDS (default 3) fresh indexes with scans in
+# worker processes and in process, alternating. Prints wall time and peak memory of each.
 # Usage: tests/bench/index_many_files_bench.sh REFZARR_BIN [WORK_DIR] [FILES]
 # Needs: /usr/bin/python3 with numpy and tifffile.
 set -euo pipefail
@@ -26,3 +27,14 @@ run "index again, nothing changed" "$REFZARR" index -o "$db" "$WORK/src"
 run "info (stat per source)" "$REFZARR" info "$db"
 run "info --verify (fingerprint per source)" "$REFZARR" info "$db" --verify
 echo "index size: $(stat -c %s "$db") bytes"
+# The cost of crash-isolated scanning: fresh indexes of the same files, scans in worker processes
+# (the default) and in process, alternating so both see the same machine.
+ROUNDS=${ROUNDS:-3}
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in isolated in-process; do
+    rm -f "$WORK/cmp.refs.db"*
+    flag=(); [ "$mode" = in-process ] && flag=(--in-process)
+    run "round $round, index $FILES new files, scans $mode" \
+      "$REFZARR" index "${flag[@]}" -o "$WORK/cmp.refs.db" "$WORK/src"
+  done
+done

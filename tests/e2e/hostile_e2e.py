@@ -48,6 +48,17 @@ def mutate(data, rng):
     return bytes(b)
 
 
+# Mutants that a fuzzing run found to crash or hang the HDF5 library in process, as byte patches of
+# realdata files: (file under realdata, {offset: new byte}, what it did).
+KNOWN_HOSTILE = [
+    ("hdf5/vchoi-hdfgroup+hdf5/tools/test/h5dump/testfiles/tfloat16_be.h5",
+     {920: 1, 1186: 1, 1554: 73}, "SIGSEGV in H5Dread of a compact dataset"),
+    ("hdf5/jamesmudd+jhdf/jhdf/src/test/resources/hdf5/implicit_index_datasets.hdf5",
+     {43: 128, 93: 14, 414: 32, 644: 32, 722: 2, 1228: 1, 1549: 128, 2195: 16},
+     "a hang opening a checksummed file with bad checksums"),
+]
+
+
 def seeds(good, shared):
     """Small files to mutate: a spread of the samples and the realdata TIFF and HDF5 files."""
     out = []
@@ -86,12 +97,20 @@ def main():
             with open(os.path.join(bad, f"{stem}.m{k}{ext}"), "wb") as f:
                 f.write(mutate(data, rng))
             mutants += 1
-    print(f"{mutants} mutants of {mutants // MUTANTS_PER_SEED} files")
+    known = os.path.join(corpus, "known")
+    os.makedirs(known)
+    for rel, patch, _ in KNOWN_HOSTILE:
+        data = bytearray(open(os.path.join(shared, "realdata", rel), "rb").read())
+        for at, value in patch.items():
+            data[at] = value
+        with open(os.path.join(known, "patched-" + os.path.basename(rel)), "wb") as f:
+            f.write(bytes(data))
+    print(f"{mutants} mutants of {mutants // MUTANTS_PER_SEED} files, {len(KNOWN_HOSTILE)} known crashers")
 
     index = os.path.join(work, "hostile.refs.db")
     start = time.time()
     try:
-        done = subprocess.run([refzarr, "index", "--json", "--scan-timeout", "20", "-o", index, corpus],
+        done = subprocess.run([refzarr, "index", "--json", "--scan-timeout", "10", "-o", index, corpus],
                               capture_output=True, text=True, timeout=TIME_BOUND_S)
     except subprocess.TimeoutExpired:
         sys.exit(f"refzarr index did not finish within {TIME_BOUND_S} s")
@@ -114,6 +133,8 @@ def main():
             sidecar = f["outcome"] == "skipped" and not f["path"].lower().endswith(IMAGE_EXTENSIONS)
             if f["outcome"] != "indexed" and not sidecar and not rel.startswith(os.path.join("good", "bad")):
                 failures.append(f"good file {rel}: {f['outcome']}: {f['error']}")
+        elif rel.startswith("known" + os.sep) and f["outcome"] != "failed":
+            failures.append(f"{rel} (known to crash or hang a library) was not failed: {f['outcome']}")
         elif f["outcome"] == "failed":
             if not f["error"]:
                 failures.append(f"{rel} failed without a reason")
