@@ -283,8 +283,10 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   std::vector<std::unique_ptr<Scanner>> default_scanners;
   if (!options.scanners) default_scanners = DefaultScanners();
   const auto& scanners = options.scanners ? *options.scanners : default_scanners;
+  // Decoders judge servability where the scans run: only an in-process runner needs them here
+  // (an isolated run then never initialises libhdf5 in this process).
   std::vector<std::unique_ptr<ChunkDecoder>> default_decoders;
-  if (!options.decoders) default_decoders = DefaultDecoders();
+  if (!options.decoders && !options.runner) default_decoders = DefaultDecoders();
   const auto& decoders = options.decoders ? *options.decoders : default_decoders;
   std::unique_ptr<ScanRunner> in_process;
   if (!options.runner) {
