@@ -32,12 +32,16 @@ std::string HexColor(uint32_t rgb) {
   return buf;
 }
 
-// A v3 codec for a v2 numcodecs config.
+// A v3 codec for a v2 numcodecs config: the core codec of the same name where there is one, else
+// zarr-python 3's "numcodecs.<id>" wrapper name (passthrough views only: compat views transcode
+// such arrays, NeedsTranscode).
 json CodecV3(const json& v2, const DType& dtype) {
   std::string id = v2.value("id", "");
   json conf = v2;
   conf.erase("id");
-  if (id == "gzip") return {{"name", "gzip"}, {"configuration", {{"level", v2.value("level", 1)}}}};
+  if (id == "gzip") {
+    return {{"name", "gzip"}, {"configuration", {{"level", v2.value("level", 1)}}}};
+  }
   if (id == "zstd") {
     return {{"name", "zstd"},
             {"configuration", {{"level", v2.value("level", 0)}, {"checksum", false}}}};
@@ -50,7 +54,7 @@ json CodecV3(const json& v2, const DType& dtype) {
              {{"cname", v2.value("cname", "lz4")},
               {"clevel", v2.value("clevel", 5)},
               {"shuffle", s},
-              {"typesize", dtype.size},
+              {"typesize", dtype.size <= 255 ? dtype.size : 1},
               {"blocksize", v2.value("blocksize", 0)}}}};
   }
   return {{"name", "numcodecs." + id}, {"configuration", conf}};
@@ -174,26 +178,24 @@ json RenderArrayAttrsV2(const ArrayDesc& a) {
 
 json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
   json codecs = json::array();
-  if (!transcoded && !a.encoding.stored_order.empty()) {
-    codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", a.encoding.stored_order}}}});
-  }
-  json bytes = {{"name", "bytes"}};
-  if (a.dtype.byte_order != '|') {
-    bytes["configuration"] = {{"endian", a.dtype.byte_order == '>' ? "big" : "little"}};
-  }
-  codecs.push_back(bytes);
-  if (transcoded) {
-    codecs = TranscodeCodecsV3(a.dtype);
+  if (a.dtype.kind == 'O') {
+    // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
+    // extension: the v3 core spec has no variable-length type); the stored bytes are the same.
+    codecs.push_back({{"name", "vlen-utf8"}, {"configuration", json::object()}});
+  } else if (transcoded) {
+    codecs = TranscodeCodecsV3(a);
   } else {
+    // As stored. In a compat view only core codecs get here (NeedsTranscode); a passthrough view
+    // also names "transpose" and zarr-python 3's "numcodecs.<id>" codecs.
+    if (!a.encoding.stored_order.empty()) {
+      codecs.push_back({{"name", "transpose"},
+                        {"configuration", {{"order", a.encoding.stored_order}}}});
+    }
+    codecs.push_back(BytesCodecV3(a.dtype));
     if (a.encoding.filters.is_array()) {
       for (const json& f : a.encoding.filters) codecs.push_back(CodecV3(f, a.dtype));
     }
     if (a.encoding.compressor.is_object()) codecs.push_back(CodecV3(a.encoding.compressor, a.dtype));
-  }
-  if (a.dtype.kind == 'O') {
-    // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
-    // extension: the v3 core spec has no variable-length type); the stored bytes are the same.
-    codecs = json::array({{{"name", "vlen-utf8"}, {"configuration", json::object()}}});
   }
   auto name = a.dtype.V3Name();
   json j = {{"zarr_format", 3},
