@@ -1,5 +1,6 @@
 #include "store/metadata.h"
 
+#include "formats/core/base64.h"
 #include "store/transcode/transcode.h"
 
 #include <cmath>
@@ -60,16 +61,39 @@ json CodecV3(const json& v2, const DType& dtype) {
   return {{"name", "numcodecs." + id}, {"configuration", conf}};
 }
 
+// The fill value of an "r<bits>" raw data type: one integer per byte. Zarr v2 writes these as
+// base64 text (or 0 / null for zeros).
+json RawFillV3(const ArrayDesc& a) {
+  std::vector<int> bytes(a.dtype.size, 0);
+  const json& f = a.fill_value;
+  if (f.is_string()) {
+    auto raw = DecodeBase64(f.get<std::string>());
+    if (raw.ok() && raw->size() == bytes.size()) {
+      for (size_t i = 0; i < raw->size(); ++i) bytes[i] = static_cast<unsigned char>((*raw)[i]);
+    }
+  }
+  return bytes;
+}
+
 json FillValueV3(const ArrayDesc& a) {
   const json& f = a.fill_value;
+  const char kind = a.dtype.kind;
+  if (!a.dtype.V3Name()) return RawFillV3(a);
+  if (kind == 'O') return f.is_string() ? f : json("");
   if (f.is_null()) {
-    if (a.dtype.kind == 'f') return "NaN";
-    if (a.dtype.kind == 'b') return false;
-    if (a.dtype.kind == 'i' || a.dtype.kind == 'u') return 0;
-    if (a.dtype.kind == 'O') return "";
-    return json::array();
+    if (kind == 'f') return "NaN";
+    if (kind == 'b') return false;
+    if (kind == 'c') return json::array({"NaN", "NaN"});
+    return 0;
   }
-  if (a.dtype.kind == 'b' && f.is_number()) return f.get<double>() != 0;
+  if (kind == 'b') return f.is_boolean() ? f : json(f.is_number() && f.get<double>() != 0);
+  if ((kind == 'i' || kind == 'u') && f.is_number_float()) {
+    double d = f.get<double>();
+    if (std::trunc(d) == d) {
+      return kind == 'u' ? json(static_cast<uint64_t>(d)) : json(static_cast<int64_t>(d));
+    }
+  }
+  if (kind == 'c' && !f.is_array()) return json::array({f, 0.0});
   return f;
 }
 
@@ -153,18 +177,18 @@ json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
   if (transcoded) {
     j["compressor"] = CompatCompressorV2();
     j["filters"] = nullptr;
-  } else {
-    j["compressor"] = a.encoding.compressor;
-    j["filters"] = a.encoding.filters;
-    if (!a.encoding.stored_order.empty()) {
-      // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
-      // no client has, so readers fail loudly instead of reading samples in the wrong places.
-      json filters = j["filters"].is_array() ? j["filters"] : json::array();
-      filters.insert(filters.begin(), {{"id", "refzarr_transpose"},
-                                       {"order", a.encoding.stored_order}});
-      j["filters"] = filters;
-    }
+    return j;
   }
+  j["compressor"] = a.encoding.compressor.is_object() ? a.encoding.compressor : json(nullptr);
+  json filters = a.encoding.filters.is_array() ? a.encoding.filters : json::array();
+  if (!a.encoding.stored_order.empty()) {
+    // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
+    // no client has, so readers fail loudly instead of reading samples in the wrong places.
+    // (An explicit object: insert() given a braced list inserts each of its elements.)
+    filters.insert(filters.begin(), json::object({{"id", "refzarr_transpose"},
+                                                  {"order", a.encoding.stored_order}}));
+  }
+  j["filters"] = filters.empty() ? json(nullptr) : filters;
   return j;
 }
 

@@ -11,7 +11,9 @@ namespace refzarr {
 nlohmann::json CompatCompressorV2();
 
 /// `.zarray` of `array`. With `transcoded`, the chunks are served as CompatCompressorV2() blosc
-/// in C order; otherwise the stored encoding is described as is.
+/// in C order; otherwise the stored encoding is described as is ("filters" null when there are
+/// none), interleaved samples with a leading {"id":"refzarr_transpose","order":[...]} filter that
+/// no library implements, so that clients fail instead of misplacing samples.
 nlohmann::json RenderZarrayV2(const ArrayDesc& array, bool transcoded);
 
 /// `.zattrs` of an array: its attributes, plus `_ARRAY_DIMENSIONS` when it has dimension names.
