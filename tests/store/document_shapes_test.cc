@@ -293,5 +293,46 @@ TEST_F(DocumentShapes, TheKerchunkExportHasItsSpecShape) {
   EXPECT_GT(report->chunk_refs, 1000u);
 }
 
+// No export names a codec id that numcodecs lacks without the report naming the array, the codec
+// and who implements it: read back from the written `.zarray` documents, not from the index.
+TEST_F(DocumentShapes, TheExportReportNamesEveryCodecNumcodecsLacks) {
+  std::ostringstream out;
+  auto report = ExportKerchunk(*index_, out);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  json refs = json::parse(out.str())["refs"];
+  std::set<std::pair<std::string, std::string>> written, reported;
+  for (auto it = refs.begin(); it != refs.end(); ++it) {
+    const std::string& key = it.key();
+    if (!key.ends_with("/.zarray")) continue;
+    std::string array = key.substr(0, key.size() - 8);
+    json zarray = json::parse(it.value().get<std::string>());
+    std::vector<json> codecs;
+    if (zarray["filters"].is_array()) codecs.assign(zarray["filters"].begin(), zarray["filters"].end());
+    if (zarray["compressor"].is_object()) codecs.push_back(zarray["compressor"]);
+    for (const json& c : codecs) {
+      std::string id = c["id"];
+      if (!ForeignCodecLibrary(id).empty()) written.insert({array, id});
+    }
+  }
+  std::map<std::string, std::string> library_of;
+  for (const ForeignCodec& f : report->foreign_codecs) {
+    reported.insert({f.array, f.codec});
+    library_of[f.codec] = f.library;
+    EXPECT_TRUE(f.library == "imagecodecs" || f.library == "none" ||
+                f.library.starts_with("numcodecs"))
+        << f.codec << ": " << f.library;
+  }
+  EXPECT_EQ(reported, written);
+  EXPECT_EQ(library_of["refzarr_transpose"], "none") << "interleaved RGB samples";
+  EXPECT_EQ(library_of["imagecodecs_lzw"], "imagecodecs");
+  EXPECT_EQ(ForeignCodecLibrary("hdf5_filter_32013"), "none");
+  EXPECT_EQ(ForeignCodecLibrary("imagecodecs_tiff_compression_34712"), "none");
+  EXPECT_EQ(ForeignCodecLibrary("zlib"), "");
+  // TIFF zstd tiles name the numcodecs id "zstd": the report says why numcodecs fails them.
+  bool zstd_note = false;
+  for (const std::string& n : report->notes) zstd_note |= n.find("zstd frames") != std::string::npos;
+  EXPECT_TRUE(zstd_note);
+}
+
 }  // namespace
 }  // namespace refzarr
