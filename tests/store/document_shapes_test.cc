@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <iostream>
 #include <set>
@@ -332,6 +333,21 @@ TEST_F(DocumentShapes, TheExportReportNamesEveryCodecNumcodecsLacks) {
   bool zstd_note = false;
   for (const std::string& n : report->notes) zstd_note |= n.find("zstd frames") != std::string::npos;
   EXPECT_TRUE(zstd_note);
+  // `refzarr export` prints one "note: <array>: codec <id> ... (library: <library>)" line each.
+  const fs::path err = *dir_ / "export.err";
+  const std::string cmd = std::string(REFZARR_BIN) + " export " + *index_ + " -o " +
+                          (*dir_ / "refs.json").string() + " 2> " + err.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(err);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  for (const ForeignCodec& f : report->foreign_codecs) {
+    const std::string line = "note: " + f.array + ": codec " + f.codec + " ";
+    const size_t at = text.find(line);
+    ASSERT_NE(at, std::string::npos) << line;
+    EXPECT_NE(text.substr(at, text.find('\n', at) - at).find("(library: " + f.library + ")"),
+              std::string::npos)
+        << line;
+  }
 }
 
 }  // namespace
