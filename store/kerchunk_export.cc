@@ -1,12 +1,11 @@
 #include "store/kerchunk_export.h"
 
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
+#include "formats/core/base64.h"
 #include "store/ref_store.h"
 #include "store/zarr_view.h"
-#include "formats/core/base64.h"
 
 namespace refzarr {
 namespace {
@@ -56,10 +55,11 @@ std::vector<std::string> CodecIds(const json& zarray) {
 std::string ForeignCodecLibrary(const std::string& id) {
   // numcodecs 0.11 (Debian 12), numcodecs.registry.codec_registry.
   static const char* const kNumcodecs[] = {
-      "adler32", "astype",   "base64", "bitround",   "blosc",     "bz2",        "categorize",
-      "crc32",   "delta",    "fixedscaleoffset",      "gzip",      "json2",      "lz4",
-      "lzma",    "msgpack2", "packbits", "pickle",    "quantize",  "shuffle",    "vlen-array",
-      "vlen-bytes", "vlen-utf8", "zfpy", "zlib",      "zstd"};
+      "adler32",    "astype",     "base64",   "bitround", "blosc",
+      "bz2",        "categorize", "crc32",    "delta",    "fixedscaleoffset",
+      "gzip",       "json2",      "lz4",      "lzma",     "msgpack2",
+      "packbits",   "pickle",     "quantize", "shuffle",  "vlen-array",
+      "vlen-bytes", "vlen-utf8",  "zfpy",     "zlib",     "zstd"};
   for (const char* n : kNumcodecs) {
     if (id == n) return "";
   }
@@ -145,7 +145,8 @@ Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ost
                       " decoder beyond the codecs named (compressor " + c.dump() + ")"));
     }
     if (n.meta.value("flagged", false)) {
-      report.notes.push_back(n.path + ": some chunks are not encoded like the rest "
+      report.notes.push_back(n.path +
+                             ": some chunks are not encoded like the rest "
                              "(short strips or HDF5 filter masks)");
     }
     auto grid = desc.GridShape();

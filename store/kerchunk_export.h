@@ -40,8 +40,8 @@ std::string ForeignCodecLibrary(const std::string& id);
 /// Writes `{"version": 1, "refs": {...}}` for the whole index to `out`: Zarr v2 metadata of the
 /// passthrough view, and [path, offset, length] for every stored chunk (inline chunks as
 /// "base64:..."). Chunk bytes are what the files store, so arrays in ExportReport::foreign_codecs
-/// and ExportReport::notes are only readable by clients that have those codecs. Every source is checked first: a source
-/// that changed since indexing is kStale and nothing is written.
+/// and ExportReport::notes are only readable by clients that have those codecs. Every source is
+/// checked first: a source that changed since indexing is kStale and nothing is written.
 Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ostream& out);
 
 }  // namespace refzarr

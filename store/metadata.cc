@@ -1,10 +1,10 @@
 #include "store/metadata.h"
 
-#include "formats/core/base64.h"
-#include "store/transcode/transcode.h"
-
 #include <cmath>
 #include <limits>
+
+#include "formats/core/base64.h"
+#include "store/transcode/transcode.h"
 
 namespace refzarr {
 
@@ -185,8 +185,8 @@ json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
     // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
     // no client has, so readers fail loudly instead of reading samples in the wrong places.
     // (An explicit object: insert() given a braced list inserts each of its elements.)
-    filters.insert(filters.begin(), json::object({{"id", "refzarr_transpose"},
-                                                  {"order", a.encoding.stored_order}}));
+    filters.insert(filters.begin(),
+                   json::object({{"id", "refzarr_transpose"}, {"order", a.encoding.stored_order}}));
   }
   j["filters"] = filters.empty() ? json(nullptr) : filters;
   return j;
@@ -212,8 +212,8 @@ json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
     // As stored. In a compat view only core codecs get here (NeedsTranscode); a passthrough view
     // also names "transpose" and zarr-python 3's "numcodecs.<id>" codecs.
     if (!a.encoding.stored_order.empty()) {
-      codecs.push_back({{"name", "transpose"},
-                        {"configuration", {{"order", a.encoding.stored_order}}}});
+      codecs.push_back(
+          {{"name", "transpose"}, {"configuration", {{"order", a.encoding.stored_order}}}});
     }
     codecs.push_back(BytesCodecV3(a.dtype));
     if (a.encoding.filters.is_array()) {

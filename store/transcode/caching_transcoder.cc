@@ -4,8 +4,8 @@
 
 namespace refzarr {
 
-CachingTranscoder::CachingTranscoder(std::vector<const ChunkDecoder*> decoders, uint64_t cache_bytes,
-                                     int zarr_format)
+CachingTranscoder::CachingTranscoder(std::vector<const ChunkDecoder*> decoders,
+                                     uint64_t cache_bytes, int zarr_format)
     : decoders_(std::move(decoders)),
       zarr_format_(zarr_format),
       cache_(MakeChunkCache(cache_bytes)) {}
@@ -19,8 +19,8 @@ Result<ChunkCache::Value> CachingTranscoder::Get(uint64_t array_id, const ArrayD
   return cache_->GetOrLoad(key, [&]() -> Result<std::string> {
     ASSIGN_OR_RETURN(std::string stored, read_stored());
     return TranscodeChunk(array, chunk_coords, ref,
-                          std::as_bytes(std::span<const char>(stored.data(), stored.size())), decoders_,
-                          zarr_format_);
+                          std::as_bytes(std::span<const char>(stored.data(), stored.size())),
+                          decoders_, zarr_format_);
   });
 }
 

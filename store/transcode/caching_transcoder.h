@@ -26,9 +26,10 @@ class CachingTranscoder {
   CachingTranscoder(std::vector<const ChunkDecoder*> decoders, uint64_t cache_bytes,
                     int zarr_format = 2);
 
-  /// The transcoded bytes (TranscodeChunk for the view's format) of the chunk at `chunk_coords` of array `array_id`,
-  /// from the cache or by reading with `read_stored` and transcoding (once, however many threads
-  /// ask at the same moment). Errors of the reader or the decoder are returned, not cached.
+  /// The transcoded bytes (TranscodeChunk for the view's format) of the chunk at `chunk_coords` of
+  /// array `array_id`, from the cache or by reading with `read_stored` and transcoding (once,
+  /// however many threads ask at the same moment). Errors of the reader or the decoder are
+  /// returned, not cached.
   Result<ChunkCache::Value> Get(uint64_t array_id, const ArrayDesc& array,
                                 std::span<const uint64_t> chunk_coords, const ChunkRef& ref,
                                 const StoredReader& read_stored);

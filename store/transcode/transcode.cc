@@ -407,8 +407,7 @@ CompatCodec CompatCodecOf(const ArrayDesc& array, int zarr_format) {
 }
 
 bool IsCompatCodecV3(std::string_view name) {
-  return name == "bytes" || name == "gzip" || name == "blosc" || name == "zstd" ||
-         name == "crc32c";
+  return name == "bytes" || name == "gzip" || name == "blosc" || name == "zstd" || name == "crc32c";
 }
 
 json BytesCodecV3(const DType& dtype) {

@@ -26,7 +26,9 @@ class Report {
   Problems& out_;
 };
 
-bool IsUint(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
+bool IsUint(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
 
 bool IsIntList(const json& v, bool positive) {
   if (!v.is_array()) return false;
@@ -47,7 +49,8 @@ void OnlyKeys(const json& doc, std::initializer_list<const char*> allowed, Repor
 }
 
 bool IsCodecObject(const json& c) {
-  return c.is_object() && c.contains("id") && c["id"].is_string() && !c["id"].get<std::string>().empty();
+  return c.is_object() && c.contains("id") && c["id"].is_string() &&
+         !c["id"].get<std::string>().empty();
 }
 
 // ---- Zarr v2 ----
@@ -96,11 +99,13 @@ std::string FillProblemV2(const json& fill, const json& dtype) {
     case 'u':
       return fill.is_number_integer() ? "" : "fill_value of an integer dtype must be an integer";
     case 'f':
-      return IsFloatFill(fill) ? "" : "fill_value of a float dtype must be a number or NaN/Infinity";
+      return IsFloatFill(fill) ? ""
+                               : "fill_value of a float dtype must be a number or NaN/Infinity";
     case 'b':
       return fill.is_boolean() || fill.is_number_integer() ? "" : "fill_value of a bool dtype";
     case 'c':
-      if (fill.is_array() && fill.size() == 2 && IsFloatFill(fill[0]) && IsFloatFill(fill[1])) return "";
+      if (fill.is_array() && fill.size() == 2 && IsFloatFill(fill[0]) && IsFloatFill(fill[1]))
+        return "";
       return IsFloatFill(fill) ? "" : "fill_value of a complex dtype must be [real, imag]";
     case 'O':
       return fill.is_string() ? "" : "fill_value of an object dtype must be null or text";
@@ -146,7 +151,9 @@ std::string FillProblemV3(const json& fill, const std::string& type, int size) {
     return "";
   }
   if (type.starts_with("float")) {
-    return IsV3FloatFill(fill) ? "" : "fill_value of " + type + " must be a number, NaN, Infinity or hex";
+    return IsV3FloatFill(fill)
+               ? ""
+               : "fill_value of " + type + " must be a number, NaN, Infinity or hex";
   }
   if (type.starts_with("complex")) {
     return fill.is_array() && fill.size() == 2 && IsV3FloatFill(fill[0]) && IsV3FloatFill(fill[1])
@@ -168,10 +175,11 @@ enum class CodecKind { kArrayToArray, kArrayToBytes, kBytesToBytes };
 
 CodecKind KindOf(const std::string& name) {
   static const std::set<std::string> kArrayToArray = {
-      "transpose", "numcodecs.delta", "numcodecs.fixedscaleoffset", "numcodecs.quantize",
+      "transpose",          "numcodecs.delta",  "numcodecs.fixedscaleoffset", "numcodecs.quantize",
       "numcodecs.bitround", "numcodecs.astype", "numcodecs.packbits"};
   if (kArrayToArray.count(name)) return CodecKind::kArrayToArray;
-  if (name == "bytes" || name == "vlen-utf8" || name == "vlen-bytes" || name == "sharding_indexed") {
+  if (name == "bytes" || name == "vlen-utf8" || name == "vlen-bytes" ||
+      name == "sharding_indexed") {
     return CodecKind::kArrayToBytes;
   }
   return CodecKind::kBytesToBytes;  // the core compressors and every other numcodecs wrapper
@@ -210,7 +218,8 @@ void CheckCoreCodecConfig(const std::string& name, const json& conf, const std::
             "\"checksum\" must be true/false");
   } else if (name == "blosc") {
     OnlyKeys(conf, {"cname", "clevel", "shuffle", "typesize", "blocksize"}, r, where);
-    static const std::set<std::string> kCnames = {"blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"};
+    static const std::set<std::string> kCnames = {"blosclz", "lz4",  "lz4hc",
+                                                  "snappy",  "zlib", "zstd"};
     r.Check(conf.contains("cname") && conf["cname"].is_string() &&
                 kCnames.count(conf["cname"].get<std::string>()),
             where, "\"cname\" must be a blosc compressor name");
@@ -231,8 +240,9 @@ void CheckCoreCodecConfig(const std::string& name, const json& conf, const std::
     std::sort(sorted.begin(), sorted.end());
     bool permutation = sorted.size() == rank;
     for (size_t i = 0; permutation && i < sorted.size(); ++i) permutation = sorted[i] == i;
-    r.Check(permutation, where, "\"order\" must be a permutation of the array's " +
-                                    std::to_string(rank) + " dimensions");
+    r.Check(
+        permutation, where,
+        "\"order\" must be a permutation of the array's " + std::to_string(rank) + " dimensions");
   } else if (name == "crc32c") {
     r.Check(conf.empty(), where, "crc32c takes no configuration");
   }
@@ -283,8 +293,9 @@ Problems ZarrayProblems(const json& doc) {
   Problems out;
   Report r(out);
   if (!r.Check(doc.is_object(), "", "not an object")) return out;
-  OnlyKeys(doc, {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value", "order",
-                 "filters", "dimension_separator"},
+  OnlyKeys(doc,
+           {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value", "order",
+            "filters", "dimension_separator"},
            r, "");
   r.Check(doc.value("zarr_format", json()) == 2, "zarr_format", "must be 2");
   const json shape = doc.value("shape", json());
@@ -342,7 +353,8 @@ Problems ZmetadataProblems(const json& doc) {
   Report r(out);
   if (!r.Check(doc.is_object(), "", "not an object")) return out;
   OnlyKeys(doc, {"zarr_consolidated_format", "metadata"}, r, "");
-  r.Check(doc.value("zarr_consolidated_format", json()) == 1, "zarr_consolidated_format", "must be 1");
+  r.Check(doc.value("zarr_consolidated_format", json()) == 1, "zarr_consolidated_format",
+          "must be 1");
   const json meta = doc.value("metadata", json());
   if (!r.Check(meta.is_object(), "metadata", "must be an object")) return out;
   for (auto it = meta.begin(); it != meta.end(); ++it) {
@@ -354,7 +366,8 @@ Problems ZmetadataProblems(const json& doc) {
       r.Add(key, "a consolidated document does not hold another");
       continue;
     }
-    for (const std::string& p : DocumentProblems(name, it.value(), V3Codecs::kAny, "metadata/" + key)) {
+    for (const std::string& p :
+         DocumentProblems(name, it.value(), V3Codecs::kAny, "metadata/" + key)) {
       out.push_back(p);
     }
   }
@@ -365,8 +378,9 @@ Problems ArrayV3Problems(const json& doc, V3Codecs codecs) {
   Problems out;
   Report r(out);
   if (!r.Check(doc.is_object(), "", "not an object")) return out;
-  OnlyKeys(doc, {"zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
-                 "fill_value", "codecs", "attributes", "dimension_names", "storage_transformers"},
+  OnlyKeys(doc,
+           {"zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
+            "fill_value", "codecs", "attributes", "dimension_names", "storage_transformers"},
            r, "");
   r.Check(doc.value("zarr_format", json()) == 3, "zarr_format", "must be 3");
   r.Check(doc.value("node_type", json()) == "array", "node_type", "must be \"array\"");
@@ -387,14 +401,14 @@ Problems ArrayV3Problems(const json& doc, V3Codecs codecs) {
             "chunk_shape must be " + std::to_string(rank) + " positive integers");
   }
   const json keys = doc.value("chunk_key_encoding", json());
-  if (r.Check(keys.is_object() && (keys.value("name", json()) == "default" ||
-                                   keys.value("name", json()) == "v2"),
+  if (r.Check(keys.is_object() &&
+                  (keys.value("name", json()) == "default" || keys.value("name", json()) == "v2"),
               "chunk_key_encoding", "must name \"default\" or \"v2\"")) {
     OnlyKeys(keys, {"name", "configuration"}, r, "chunk_key_encoding");
     if (keys.contains("configuration")) {
       const json& c = keys["configuration"];
-      r.Check(c.is_object() && (!c.contains("separator") || c["separator"] == "/" ||
-                                c["separator"] == "."),
+      r.Check(c.is_object() &&
+                  (!c.contains("separator") || c["separator"] == "/" || c["separator"] == "."),
               "chunk_key_encoding", "separator must be \"/\" or \".\"");
     }
   }
@@ -405,11 +419,13 @@ Problems ArrayV3Problems(const json& doc, V3Codecs codecs) {
   if (r.Check(doc.contains("codecs"), "codecs", "missing")) {
     CheckV3Codecs(doc["codecs"], type_name, size, rank, codecs, r);
   }
-  if (doc.contains("attributes")) r.Check(doc["attributes"].is_object(), "attributes", "must be an object");
+  if (doc.contains("attributes"))
+    r.Check(doc["attributes"].is_object(), "attributes", "must be an object");
   if (doc.contains("dimension_names")) {
     const json& d = doc["dimension_names"];
-    bool ok = d.is_array() && d.size() == rank &&
-              std::all_of(d.begin(), d.end(), [](const json& n) { return n.is_string() || n.is_null(); });
+    bool ok =
+        d.is_array() && d.size() == rank &&
+        std::all_of(d.begin(), d.end(), [](const json& n) { return n.is_string() || n.is_null(); });
     r.Check(ok, "dimension_names", "must be " + std::to_string(rank) + " names or nulls");
   }
   if (doc.contains("storage_transformers")) {
@@ -425,7 +441,8 @@ Problems GroupV3Problems(const json& doc) {
   OnlyKeys(doc, {"zarr_format", "node_type", "attributes"}, r, "");
   r.Check(doc.value("zarr_format", json()) == 3, "zarr_format", "must be 3");
   r.Check(doc.value("node_type", json()) == "group", "node_type", "must be \"group\"");
-  if (doc.contains("attributes")) r.Check(doc["attributes"].is_object(), "attributes", "must be an object");
+  if (doc.contains("attributes"))
+    r.Check(doc["attributes"].is_object(), "attributes", "must be an object");
   return out;
 }
 

@@ -8,11 +8,10 @@
 // fetch documents from a server.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace refzarr::testing {
 

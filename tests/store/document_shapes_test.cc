@@ -3,6 +3,8 @@
 // the shape its specification gives (tests/store/document_shapes.h). Compat views name only what
 // every client decodes: Zarr v3 arrays only codecs every v3 client has, and the first chunk of
 // every compat array decodes with the codecs its metadata names to exactly one chunk.
+#include "tests/store/document_shapes.h"
+
 #include <blosc.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,8 +14,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -22,7 +24,6 @@
 #include "store/ref_store.h"
 #include "store/transcode/transcode.h"
 #include "store/zarr_view.h"
-#include "tests/store/document_shapes.h"
 
 namespace refzarr {
 namespace {
@@ -40,7 +41,9 @@ class DocumentShapes : public ::testing::Test {
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     std::string inputs;
-    auto run = [](const std::string& cmd) { return std::system((cmd + " > /dev/null 2>&1").c_str()); };
+    auto run = [](const std::string& cmd) {
+      return std::system((cmd + " > /dev/null 2>&1").c_str());
+    };
     if (run(std::string(REFZARR_SAMPLES_BIN) + " " + (*dir_ / "tiff").string()) == 0) {
       inputs += " " + (*dir_ / "tiff").string();
     }
@@ -127,8 +130,8 @@ struct Walk {
     if (!node) return failure;
     ASSIGN_OR_RETURN(ArrayDesc desc, ArrayDesc::FromJson(node->meta.at("array")));
     if (CheckServable(desc, options.decoders).ok()) {
-      return InternalError("CheckServable accepts " + path + " but its first chunk fails: " +
-                           failure.ToString());
+      return InternalError("CheckServable accepts " + path +
+                           " but its first chunk fails: " + failure.ToString());
     }
     ++refused;
     return OkStatus();
@@ -154,8 +157,8 @@ struct Walk {
         }
       }
       static const std::map<std::string, size_t> kSizes = {
-          {"bool", 1},    {"int8", 1},   {"uint8", 1},   {"int16", 2},     {"uint16", 2},
-          {"float16", 2}, {"int32", 4},  {"uint32", 4},  {"float32", 4},   {"int64", 8},
+          {"bool", 1},    {"int8", 1},    {"uint8", 1},     {"int16", 2},      {"uint16", 2},
+          {"float16", 2}, {"int32", 4},   {"uint32", 4},    {"float32", 4},    {"int64", 8},
           {"uint64", 8},  {"float64", 8}, {"complex64", 8}, {"complex128", 16}};
       std::string t = meta["data_type"];
       element_size = kSizes.count(t) ? kSizes.at(t) : std::stoul(t.substr(1)) / 8;
@@ -271,7 +274,8 @@ TEST_F(DocumentShapes, EveryViewDocumentHasItsSpecShape) {
       EXPECT_EQ(walk.arrays, arrays_seen) << "every view lists the same arrays";
       if (policy == CodecPolicy::kCompat) {
         std::string codecs;
-        for (auto& [codec, n] : walk.arrays_by_codec) codecs += " " + codec + ":" + std::to_string(n);
+        for (auto& [codec, n] : walk.arrays_by_codec)
+          codecs += " " + codec + ":" + std::to_string(n);
         std::cout << label << ": " << walk.arrays << " arrays, first chunks decoded for "
                   << walk.chunks_checked << ", refused by CheckServable " << walk.refused << ";"
                   << codecs << "\n";
@@ -308,7 +312,8 @@ TEST_F(DocumentShapes, TheExportReportNamesEveryCodecNumcodecsLacks) {
     std::string array = key.substr(0, key.size() - 8);
     json zarray = json::parse(it.value().get<std::string>());
     std::vector<json> codecs;
-    if (zarray["filters"].is_array()) codecs.assign(zarray["filters"].begin(), zarray["filters"].end());
+    if (zarray["filters"].is_array())
+      codecs.assign(zarray["filters"].begin(), zarray["filters"].end());
     if (zarray["compressor"].is_object()) codecs.push_back(zarray["compressor"]);
     for (const json& c : codecs) {
       std::string id = c["id"];
@@ -331,7 +336,8 @@ TEST_F(DocumentShapes, TheExportReportNamesEveryCodecNumcodecsLacks) {
   EXPECT_EQ(ForeignCodecLibrary("zlib"), "");
   // TIFF zstd tiles name the numcodecs id "zstd": the report says why numcodecs fails them.
   bool zstd_note = false;
-  for (const std::string& n : report->notes) zstd_note |= n.find("zstd frames") != std::string::npos;
+  for (const std::string& n : report->notes)
+    zstd_note |= n.find("zstd frames") != std::string::npos;
   EXPECT_TRUE(zstd_note);
   // `refzarr export` prints one "note: <array>: codec <id> ... (library: <library>)" line each.
   const fs::path err = *dir_ / "export.err";

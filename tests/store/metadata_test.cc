@@ -61,14 +61,16 @@ TEST(RenderArrayV3, CompatArraysNameOnlyCodecsEveryV3ClientHas) {
     for (bool flagged : {false, true}) {
       bool transcoded = NeedsTranscode(a, CodecPolicy::kCompat, flagged, 3);
       json doc = RenderArrayV3(a, transcoded);
-      EXPECT_EQ(testing::ArrayV3Problems(doc, V3Codecs::kCompat), testing::Problems{}) << doc.dump();
+      EXPECT_EQ(testing::ArrayV3Problems(doc, V3Codecs::kCompat), testing::Problems{})
+          << doc.dump();
       for (const json& codec : doc["codecs"]) {
         EXPECT_TRUE(IsCompatCodecV3(codec["name"].get<std::string>())) << codec.dump();
       }
     }
     // A passthrough view names what is stored; still one well-formed document.
     json stored = RenderArrayV3(a, NeedsTranscode(a, CodecPolicy::kPassthrough, false, 3));
-    EXPECT_EQ(testing::ArrayV3Problems(stored, V3Codecs::kAny), testing::Problems{}) << stored.dump();
+    EXPECT_EQ(testing::ArrayV3Problems(stored, V3Codecs::kAny), testing::Problems{})
+        << stored.dump();
   }
 }
 
@@ -178,7 +180,8 @@ TEST(ShapeChecker, FindsWhatIsMisshapen) {
       "codecs":[{"name":"transpose","configuration":{"order":[0,2,3,4,1]}},{"name":"bytes"},
                 {"name":"numcodecs.zlib","configuration":{"level":6}}]})");
   EXPECT_TRUE(testing::ArrayV3Problems(v3, V3Codecs::kAny).empty());
-  EXPECT_EQ(testing::ArrayV3Problems(v3, V3Codecs::kCompat).size(), 2u) << "transpose, numcodecs.zlib";
+  EXPECT_EQ(testing::ArrayV3Problems(v3, V3Codecs::kCompat).size(), 2u)
+      << "transpose, numcodecs.zlib";
   v3["codecs"] = json::parse(R"([{"name":"gzip","configuration":{"level":1}},{"name":"bytes"}])");
   EXPECT_FALSE(testing::ArrayV3Problems(v3, V3Codecs::kAny).empty()) << "bytes->bytes before bytes";
   v3["codecs"] = json::parse(R"([{"name":"bytes"},{"name":"bytes"}])");
@@ -188,7 +191,8 @@ TEST(ShapeChecker, FindsWhatIsMisshapen) {
   EXPECT_FALSE(testing::ArrayV3Problems(v3, V3Codecs::kAny).empty()) << "fill 0 of r16";
   v3["fill_value"] = json({0, 0});
   EXPECT_TRUE(testing::ArrayV3Problems(v3, V3Codecs::kAny).empty());
-  EXPECT_FALSE(testing::KerchunkProblems(json::parse(R"({"version":1,"refs":{"a/0":["f",1]}})")).empty());
+  EXPECT_FALSE(
+      testing::KerchunkProblems(json::parse(R"({"version":1,"refs":{"a/0":["f",1]}})")).empty());
 }
 
 }  // namespace

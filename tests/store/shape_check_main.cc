@@ -32,9 +32,8 @@ int main(int argc, char** argv) {
       }
     } else {
       const bool compat = kind == "zarr.json:compat";
-      problems = refzarr::testing::DocumentProblems(compat ? "zarr.json" : kind, doc,
-                                                    compat ? V3Codecs::kCompat : V3Codecs::kAny,
-                                                    argv[i]);
+      problems = refzarr::testing::DocumentProblems(
+          compat ? "zarr.json" : kind, doc, compat ? V3Codecs::kCompat : V3Codecs::kAny, argv[i]);
     }
     for (const std::string& p : problems) std::cout << p << "\n";
     if (!problems.empty()) status = 1;

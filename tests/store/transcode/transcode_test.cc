@@ -376,9 +376,9 @@ TEST(ReframeZlibAsGzip, RefusesWhatIsNotExactlyTheChunk) {
       << "a gzip stream is not a zlib stream";
   Bytes dict = stored;
   dict[1] = static_cast<std::byte>(static_cast<uint8_t>(dict[1]) | 0x20);
-  dict[1] = static_cast<std::byte>(static_cast<uint8_t>(dict[1]) -
-                                   (((static_cast<uint8_t>(dict[0]) << 8) |
-                                     static_cast<uint8_t>(dict[1])) % 31));
+  dict[1] = static_cast<std::byte>(
+      static_cast<uint8_t>(dict[1]) -
+      (((static_cast<uint8_t>(dict[0]) << 8) | static_cast<uint8_t>(dict[1])) % 31));
   EXPECT_EQ(ReframeZlibAsGzip(dict, raw.size()).status().code(), StatusCode::kCorrupt);
   // Bytes after the zlib stream (TIFF strips padded by their writer) are not served.
   Bytes padded = stored;
@@ -410,19 +410,22 @@ TEST(Transcode, ZarrV3ServesZlibArraysAsGzipChunks) {
   Bytes raw = Pattern(a.ChunkBytes(), 11);
   Bytes stored = Zlib(raw, false);
   std::vector<uint64_t> coords = {0, 0};
-  Result<std::string> v3 = TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 3);
+  Result<std::string> v3 =
+      TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 3);
   ASSERT_TRUE(v3.ok()) << v3.status().ToString();
   EXPECT_EQ(std::memcmp(v3->data() + 10, stored.data() + 2, stored.size() - 6), 0) << "re-framed";
   EXPECT_TRUE(gunzip(*v3, raw.size()) == raw);
-  Result<std::string> v2 = TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 2);
+  Result<std::string> v2 =
+      TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 2);
   ASSERT_TRUE(v2.ok());
   Bytes back(raw.size());
-  EXPECT_TRUE(DecodeBlosc(std::as_bytes(std::span(v2->data(), v2->size())), back).ok()) << "v2: blosc";
+  EXPECT_TRUE(DecodeBlosc(std::as_bytes(std::span(v2->data(), v2->size())), back).ok())
+      << "v2: blosc";
   // A short strip of 3 rows: the rest is the fill value, the whole chunk gzip.
   Bytes rows(raw.begin(), raw.begin() + 3 * 6 * 2);
   Bytes short_stored = Zlib(rows, false);
-  Result<std::string> s = TranscodeChunk(a, coords, ChunkRef{0, 0, short_stored.size(), kChunkShort},
-                                         short_stored, {}, 3);
+  Result<std::string> s = TranscodeChunk(
+      a, coords, ChunkRef{0, 0, short_stored.size(), kChunkShort}, short_stored, {}, 3);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   Bytes got = gunzip(*s, raw.size());
   ASSERT_EQ(got.size(), raw.size());
