@@ -36,10 +36,18 @@ void AddExportCommand(CLI::App& app, CommandContext& ctx) {
       }
       ctx.err << "exported " << report->metadata_keys << " metadata keys, " << report->chunk_refs
               << " chunk references, " << report->inline_chunks << " inline chunks\n";
-      for (const std::string& a : report->needs_imagecodecs) {
-        ctx.err << "note: " << a << ": readable only with imagecodecs (the export points at the "
-                << "stored bytes; `refzarr serve`/`mount` transcode them)\n";
+      if (!report->foreign_codecs.empty() || !report->notes.empty()) {
+        ctx.err << "arrays that zarr-python with numcodecs cannot read from this export (it points "
+                << "at the stored bytes; `refzarr serve` and `refzarr mount` transcode them):\n";
       }
+      // One line per array and codec, "note: <array>: ...": scripts take the array from it.
+      for (const ForeignCodec& f : report->foreign_codecs) {
+        ctx.err << "note: " << f.array << ": codec " << f.codec << " is not in numcodecs; "
+                << (f.library == "none" ? "no library implements it"
+                                        : "it is implemented by " + f.library)
+                << " (library: " << f.library << ")\n";
+      }
+      for (const std::string& a : report->notes) ctx.err << "note: " << a << "\n";
       return OkStatus();
     }();
     if (!st.ok()) {

@@ -1,9 +1,10 @@
 #include "store/metadata.h"
 
-#include "store/transcode/transcode.h"
-
 #include <cmath>
 #include <limits>
+
+#include "formats/core/base64.h"
+#include "store/transcode/transcode.h"
 
 namespace refzarr {
 
@@ -32,12 +33,16 @@ std::string HexColor(uint32_t rgb) {
   return buf;
 }
 
-// A v3 codec for a v2 numcodecs config.
+// A v3 codec for a v2 numcodecs config: the core codec of the same name where there is one, else
+// zarr-python 3's "numcodecs.<id>" wrapper name (passthrough views only: compat views transcode
+// such arrays, NeedsTranscode).
 json CodecV3(const json& v2, const DType& dtype) {
   std::string id = v2.value("id", "");
   json conf = v2;
   conf.erase("id");
-  if (id == "gzip") return {{"name", "gzip"}, {"configuration", {{"level", v2.value("level", 1)}}}};
+  if (id == "gzip") {
+    return {{"name", "gzip"}, {"configuration", {{"level", v2.value("level", 1)}}}};
+  }
   if (id == "zstd") {
     return {{"name", "zstd"},
             {"configuration", {{"level", v2.value("level", 0)}, {"checksum", false}}}};
@@ -50,22 +55,45 @@ json CodecV3(const json& v2, const DType& dtype) {
              {{"cname", v2.value("cname", "lz4")},
               {"clevel", v2.value("clevel", 5)},
               {"shuffle", s},
-              {"typesize", dtype.size},
+              {"typesize", dtype.size <= 255 ? dtype.size : 1},
               {"blocksize", v2.value("blocksize", 0)}}}};
   }
   return {{"name", "numcodecs." + id}, {"configuration", conf}};
 }
 
+// The fill value of an "r<bits>" raw data type: one integer per byte. Zarr v2 writes these as
+// base64 text (or 0 / null for zeros).
+json RawFillV3(const ArrayDesc& a) {
+  std::vector<int> bytes(a.dtype.size, 0);
+  const json& f = a.fill_value;
+  if (f.is_string()) {
+    auto raw = DecodeBase64(f.get<std::string>());
+    if (raw.ok() && raw->size() == bytes.size()) {
+      for (size_t i = 0; i < raw->size(); ++i) bytes[i] = static_cast<unsigned char>((*raw)[i]);
+    }
+  }
+  return bytes;
+}
+
 json FillValueV3(const ArrayDesc& a) {
   const json& f = a.fill_value;
+  const char kind = a.dtype.kind;
+  if (!a.dtype.V3Name()) return RawFillV3(a);
+  if (kind == 'O') return f.is_string() ? f : json("");
   if (f.is_null()) {
-    if (a.dtype.kind == 'f') return "NaN";
-    if (a.dtype.kind == 'b') return false;
-    if (a.dtype.kind == 'i' || a.dtype.kind == 'u') return 0;
-    if (a.dtype.kind == 'O') return "";
-    return json::array();
+    if (kind == 'f') return "NaN";
+    if (kind == 'b') return false;
+    if (kind == 'c') return json::array({"NaN", "NaN"});
+    return 0;
   }
-  if (a.dtype.kind == 'b' && f.is_number()) return f.get<double>() != 0;
+  if (kind == 'b') return f.is_boolean() ? f : json(f.is_number() && f.get<double>() != 0);
+  if ((kind == 'i' || kind == 'u') && f.is_number_float()) {
+    double d = f.get<double>();
+    if (std::trunc(d) == d) {
+      return kind == 'u' ? json(static_cast<uint64_t>(d)) : json(static_cast<int64_t>(d));
+    }
+  }
+  if (kind == 'c' && !f.is_array()) return json::array({f, 0.0});
   return f;
 }
 
@@ -149,18 +177,18 @@ json RenderZarrayV2(const ArrayDesc& a, bool transcoded) {
   if (transcoded) {
     j["compressor"] = CompatCompressorV2();
     j["filters"] = nullptr;
-  } else {
-    j["compressor"] = a.encoding.compressor;
-    j["filters"] = a.encoding.filters;
-    if (!a.encoding.stored_order.empty()) {
-      // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
-      // no client has, so readers fail loudly instead of reading samples in the wrong places.
-      json filters = j["filters"].is_array() ? j["filters"] : json::array();
-      filters.insert(filters.begin(), {{"id", "refzarr_transpose"},
-                                       {"order", a.encoding.stored_order}});
-      j["filters"] = filters;
-    }
+    return j;
   }
+  j["compressor"] = a.encoding.compressor.is_object() ? a.encoding.compressor : json(nullptr);
+  json filters = a.encoding.filters.is_array() ? a.encoding.filters : json::array();
+  if (!a.encoding.stored_order.empty()) {
+    // Zarr v2 cannot say that chunks are stored transposed (interleaved samples). Name a filter
+    // no client has, so readers fail loudly instead of reading samples in the wrong places.
+    // (An explicit object: insert() given a braced list inserts each of its elements.)
+    filters.insert(filters.begin(),
+                   json::object({{"id", "refzarr_transpose"}, {"order", a.encoding.stored_order}}));
+  }
+  j["filters"] = filters.empty() ? json(nullptr) : filters;
   return j;
 }
 
@@ -174,26 +202,24 @@ json RenderArrayAttrsV2(const ArrayDesc& a) {
 
 json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
   json codecs = json::array();
-  if (!transcoded && !a.encoding.stored_order.empty()) {
-    codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", a.encoding.stored_order}}}});
-  }
-  json bytes = {{"name", "bytes"}};
-  if (a.dtype.byte_order != '|') {
-    bytes["configuration"] = {{"endian", a.dtype.byte_order == '>' ? "big" : "little"}};
-  }
-  codecs.push_back(bytes);
-  if (transcoded) {
-    codecs = TranscodeCodecsV3(a.dtype);
+  if (a.dtype.kind == 'O') {
+    // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
+    // extension: the v3 core spec has no variable-length type); the stored bytes are the same.
+    codecs.push_back({{"name", "vlen-utf8"}, {"configuration", json::object()}});
+  } else if (transcoded) {
+    codecs = TranscodeCodecsV3(a);
   } else {
+    // As stored. In a compat view only core codecs get here (NeedsTranscode); a passthrough view
+    // also names "transpose" and zarr-python 3's "numcodecs.<id>" codecs.
+    if (!a.encoding.stored_order.empty()) {
+      codecs.push_back(
+          {{"name", "transpose"}, {"configuration", {{"order", a.encoding.stored_order}}}});
+    }
+    codecs.push_back(BytesCodecV3(a.dtype));
     if (a.encoding.filters.is_array()) {
       for (const json& f : a.encoding.filters) codecs.push_back(CodecV3(f, a.dtype));
     }
     if (a.encoding.compressor.is_object()) codecs.push_back(CodecV3(a.encoding.compressor, a.dtype));
-  }
-  if (a.dtype.kind == 'O') {
-    // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
-    // extension: the v3 core spec has no variable-length type); the stored bytes are the same.
-    codecs = json::array({{{"name", "vlen-utf8"}, {"configuration", json::object()}}});
   }
   auto name = a.dtype.V3Name();
   json j = {{"zarr_format", 3},

@@ -11,13 +11,19 @@ namespace refzarr {
 nlohmann::json CompatCompressorV2();
 
 /// `.zarray` of `array`. With `transcoded`, the chunks are served as CompatCompressorV2() blosc
-/// in C order; otherwise the stored encoding is described as is.
+/// in C order; otherwise the stored encoding is described as is ("filters" null when there are
+/// none), interleaved samples with a leading {"id":"refzarr_transpose","order":[...]} filter that
+/// no library implements, so that clients fail instead of misplacing samples.
 nlohmann::json RenderZarrayV2(const ArrayDesc& array, bool transcoded);
 
 /// `.zattrs` of an array: its attributes, plus `_ARRAY_DIMENSIONS` when it has dimension names.
 nlohmann::json RenderArrayAttrsV2(const ArrayDesc& array);
 
-/// `zarr.json` of an array (Zarr v3), with the same meaning of `transcoded`.
+/// `zarr.json` of an array (Zarr v3). With `transcoded`, the codecs are TranscodeCodecsV3(array):
+/// C-order "bytes" then "blosc", or "gzip" for re-framed zlib arrays (CompatCodecOf). Otherwise
+/// the stored encoding is described as is: "transpose" for interleaved samples, core codecs under
+/// their v3 names and any other numcodecs codec as zarr-python 3's "numcodecs.<id>" (what a
+/// compat view never serves: NeedsTranscode sends those arrays to the transcoder).
 nlohmann::json RenderArrayV3(const ArrayDesc& array, bool transcoded);
 
 /// Attributes of a group: `attributes` plus, when `image` is set, OME-NGFF `multiscales` and

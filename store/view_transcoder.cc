@@ -6,7 +6,10 @@
 namespace refzarr::internal {
 
 ViewTranscoder MakeViewTranscoder(const ViewOptions& options) {
-  auto transcoder = std::make_shared<CachingTranscoder>(options.decoders, options.cache_bytes);
+  // The view's Zarr format decides the served encoding (CompatCodecOf): the same array is blosc in
+  // a v2 view and may be re-framed gzip in a v3 view, as the view's metadata says.
+  auto transcoder = std::make_shared<CachingTranscoder>(options.decoders, options.cache_bytes,
+                                                        options.zarr_format);
   return [transcoder](int64_t node_id, const ArrayDesc& array, std::span<const uint64_t> coords,
                       const ChunkRef& ref,
                       const StoredBytesReader& read_stored) -> Result<std::string> {

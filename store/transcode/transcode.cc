@@ -235,10 +235,25 @@ void Unshuffle(std::span<const std::byte> in, uint32_t element, Bytes& out) {
   std::memcpy(out.data() + done, in.data() + done, in.size() - done);
 }
 
+// The numcodecs id of a codec config, or "" when it has none.
+std::string CodecId(const json& codec) {
+  if (!codec.is_object() || !codec.contains("id") || !codec["id"].is_string()) return "";
+  return codec["id"].get<std::string>();
+}
+
+// The stored stages of an encoding in pipeline order: filters..., compressor.
+std::vector<json> Stages(const ChunkEncoding& e) {
+  std::vector<json> stages;
+  if (e.filters.is_array()) {
+    for (const json& f : e.filters) stages.push_back(f);
+  }
+  if (e.compressor.is_object()) stages.push_back(e.compressor);
+  return stages;
+}
+
 // The codec ids DecodeStage decodes in process.
 bool DecodedInProcess(const json& codec) {
-  if (!codec.is_object() || !codec.contains("id") || !codec["id"].is_string()) return false;
-  const std::string id = codec["id"].get<std::string>();
+  const std::string id = CodecId(codec);
   return id == "zlib" || id == "gzip" || id == "zstd" || id == "blosc" || id == "lzma" ||
          id == "shuffle";
 }
@@ -325,6 +340,54 @@ Status Transpose(const ArrayDesc& a, std::span<const std::byte> in, std::span<st
   return OkStatus();
 }
 
+// The zlib level a stored zlib stream names (numcodecs "level"), clamped to gzip's 0..9.
+int ZlibLevel(const ArrayDesc& a) {
+  int level = 6;
+  const json& c = a.encoding.compressor;
+  if (c.is_object() && c.contains("level") && c["level"].is_number_integer()) {
+    level = c["level"].get<int>();
+  }
+  return level < 0 ? 6 : std::min(level, 9);  // -1: zlib's default, 6
+}
+
+// zlib counts in uInt: feed and drain larger buffers in pieces of this size.
+constexpr size_t kZlibPiece = size_t{1} << 30;
+
+// One gzip member (zlib's own gzip wrapper) of `chunk` at `level`.
+Result<std::string> EncodeGzip(std::span<const std::byte> chunk, int level) {
+  z_stream z{};
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return InternalError("gzip: deflateInit2 failed");
+  }
+  std::unique_ptr<z_stream, void (*)(z_stream*)> guard(&z, [](z_stream* s) { deflateEnd(s); });
+  std::string out(deflateBound(&z, std::min(chunk.size(), kZlibPiece)) + 64, '\0');
+  size_t in_done = 0, out_done = 0;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    if (z.avail_in == 0 && in_done < chunk.size()) {
+      size_t n = std::min(chunk.size() - in_done, kZlibPiece);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(chunk.data() + in_done));
+      z.avail_in = static_cast<uInt>(n);
+      in_done += n;
+    }
+    if (out_done == out.size()) out.resize(out.size() * 2);
+    size_t room = std::min(out.size() - out_done, kZlibPiece);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + out_done);
+    z.avail_out = static_cast<uInt>(room);
+    rc = deflate(&z, in_done == chunk.size() ? Z_FINISH : Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      return InternalError("gzip: deflate failed (code " + std::to_string(rc) + ")");
+    }
+    out_done += room - z.avail_out;
+  }
+  out.resize(out_done);
+  return out;
+}
+
+void PutLittle32(uint32_t v, std::string& out) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
 }  // namespace
 
 json TranscodeCodecV2() {
@@ -332,9 +395,36 @@ json TranscodeCodecV2() {
           {"shuffle", kTranscodeShuffle}, {"blocksize", 0}};
 }
 
-json TranscodeCodecsV3(const DType& dtype) {
+CompatCodec CompatCodecOf(const ArrayDesc& array, int zarr_format) {
+  const ChunkEncoding& e = array.encoding;
+  bool zlib_alone = (e.filters.is_null() || (e.filters.is_array() && e.filters.empty())) &&
+                    CodecId(e.compressor) == "zlib";
+  if (zarr_format == 3 && e.native && e.stored_order.empty() && zlib_alone &&
+      array.dtype.kind != 'O') {
+    return CompatCodec::kGzip;
+  }
+  return CompatCodec::kBlosc;
+}
+
+bool IsCompatCodecV3(std::string_view name) {
+  return name == "bytes" || name == "gzip" || name == "blosc" || name == "zstd" || name == "crc32c";
+}
+
+json BytesCodecV3(const DType& dtype) {
   json bytes = {{"name", "bytes"}};
-  if (dtype.size > 1) bytes["configuration"] = {{"endian", dtype.byte_order == '>' ? "big" : "little"}};
+  if (dtype.size > 1 && dtype.byte_order != '|') {
+    bytes["configuration"] = {{"endian", dtype.byte_order == '>' ? "big" : "little"}};
+  }
+  return bytes;
+}
+
+json TranscodeCodecsV3(const ArrayDesc& array) {
+  const DType& dtype = array.dtype;
+  const json bytes = BytesCodecV3(dtype);
+  if (CompatCodecOf(array, 3) == CompatCodec::kGzip) {
+    json gzip = {{"name", "gzip"}, {"configuration", {{"level", ZlibLevel(array)}}}};
+    return json::array({bytes, gzip});
+  }
   json blosc = {{"name", "blosc"},
                 {"configuration",
                  {{"cname", kTranscodeCname},
@@ -348,8 +438,16 @@ json TranscodeCodecsV3(const DType& dtype) {
 bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags,
                     int zarr_format) {
   if (policy == CodecPolicy::kPassthrough) return false;
-  bool reordered = !array.encoding.stored_order.empty() && zarr_format != 3;
-  return !array.encoding.native || reordered || any_chunk_has_flags;
+  if (array.dtype.kind == 'O') return false;  // vlen-utf8 strings: no other encoding holds them
+  const ChunkEncoding& e = array.encoding;
+  if (!e.native || !e.stored_order.empty() || any_chunk_has_flags) return true;
+  if (zarr_format != 3) return false;
+  // Zarr v3 clients know the core codecs by their v3 names; numcodecs' others they refuse.
+  for (const json& stage : Stages(e)) {
+    std::string id = CodecId(stage);
+    if (id != "gzip" && id != "zstd" && id != "blosc") return true;
+  }
+  return false;
 }
 
 Status FillChunk(const ArrayDesc& array, std::span<std::byte> out) {
@@ -378,11 +476,7 @@ Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const
     return InvalidArgumentError("output holds " + std::to_string(out.size()) + " bytes, chunk is " +
                                 std::to_string(chunk_bytes));
   }
-  std::vector<json> stages;
-  if (array.encoding.filters.is_array()) {
-    for (const json& f : array.encoding.filters) stages.push_back(f);
-  }
-  if (array.encoding.compressor.is_object()) stages.push_back(array.encoding.compressor);
+  const std::vector<json> stages = Stages(array.encoding);
   const uint32_t mask = ref.flags & kChunkFilterMask;
 
   Bytes a, b;
@@ -440,12 +534,7 @@ Status CheckServable(const ArrayDesc& array, std::span<const ChunkDecoder* const
   }
   bool in_process = array.encoding.native;
   if (in_process) {
-    std::vector<json> stages;
-    if (array.encoding.filters.is_array()) {
-      for (const json& f : array.encoding.filters) stages.push_back(f);
-    }
-    if (array.encoding.compressor.is_object()) stages.push_back(array.encoding.compressor);
-    for (const json& stage : stages) {
+    for (const json& stage : Stages(array.encoding)) {
       if (DecodedInProcess(stage)) continue;
       in_process = false;
       if (decoder == nullptr) {
@@ -460,14 +549,83 @@ Status CheckServable(const ArrayDesc& array, std::span<const ChunkDecoder* const
     RETURN_IF_ERROR(decoder->CheckArray(array));
   }
   const uint64_t chunk_bytes = array.ChunkBytes();
-  if (chunk_bytes > static_cast<uint64_t>(BLOSC_MAX_BUFFERSIZE) &&
-      (NeedsTranscode(array, CodecPolicy::kCompat, false, 2) ||
-       NeedsTranscode(array, CodecPolicy::kCompat, false, 3))) {
-    return UnsupportedError("chunks of " + std::to_string(chunk_bytes) + " bytes are too large to "
-                            "transcode (blosc's limit is " +
-                            std::to_string(BLOSC_MAX_BUFFERSIZE) + ")");
+  if (chunk_bytes > static_cast<uint64_t>(BLOSC_MAX_BUFFERSIZE)) {
+    for (int format : {2, 3}) {
+      if (NeedsTranscode(array, CodecPolicy::kCompat, false, format) &&
+          CompatCodecOf(array, format) == CompatCodec::kBlosc) {
+        return UnsupportedError("chunks of " + std::to_string(chunk_bytes) +
+                                " bytes are too large to transcode for Zarr v" +
+                                std::to_string(format) + " (blosc's limit is " +
+                                std::to_string(BLOSC_MAX_BUFFERSIZE) + ")");
+      }
+    }
   }
   return OkStatus();
+}
+
+Result<std::string> ReframeZlibAsGzip(std::span<const std::byte> zlib, uint64_t expected_bytes) {
+  if (zlib.size() < 6) {
+    return CorruptError("zlib: " + std::to_string(zlib.size()) + " bytes hold no zlib stream");
+  }
+  const auto cmf = static_cast<uint8_t>(zlib[0]), flg = static_cast<uint8_t>(zlib[1]);
+  if ((cmf & 0x0F) != 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 != 0) {
+    return CorruptError("zlib: no zlib header (bytes " + std::to_string(cmf) + " " +
+                        std::to_string(flg) + ")");
+  }
+  if (flg & 0x20) return CorruptError("zlib: the stream needs a preset dictionary");
+  z_stream z{};
+  if (inflateInit2(&z, 15) != Z_OK) return InternalError("zlib: inflateInit2 failed");
+  std::unique_ptr<z_stream, void (*)(z_stream*)> guard(&z, [](z_stream* s) { inflateEnd(s); });
+  // Inflated only to learn the CRC-32 and the length (and to check the Adler-32): a small window
+  // is refilled, so memory does not grow with the chunk.
+  thread_local std::vector<Bytef> window(64 << 10);
+  uint64_t in_done = 0, inflated = 0;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    if (z.avail_in == 0 && in_done < zlib.size()) {
+      size_t n = std::min<uint64_t>(zlib.size() - in_done, kZlibPiece);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(zlib.data() + in_done));
+      z.avail_in = static_cast<uInt>(n);
+      in_done += n;
+    }
+    z.next_out = window.data();
+    z.avail_out = static_cast<uInt>(window.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0 && in_done == zlib.size()) {
+      return CorruptError("zlib: truncated stream (" + std::to_string(zlib.size()) +
+                          " bytes inflate to " + std::to_string(inflated) + " of " +
+                          std::to_string(expected_bytes) + ")");
+    }
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      return CorruptError(std::string("zlib: ") + (z.msg ? z.msg : "cannot inflate") + " after " +
+                          std::to_string(in_done - z.avail_in) + " of " +
+                          std::to_string(zlib.size()) + " bytes");
+    }
+    const size_t produced = window.size() - z.avail_out;
+    inflated += produced;
+    if (inflated > expected_bytes) {
+      return CorruptError("zlib: inflates to more than the chunk's " +
+                          std::to_string(expected_bytes) + " bytes");
+    }
+    crc = crc32_z(crc, window.data(), produced);
+  }
+  if (inflated != expected_bytes) {
+    return CorruptError("zlib: inflates to " + std::to_string(inflated) + " bytes, expected " +
+                        std::to_string(expected_bytes));
+  }
+  // The deflate data lies between the 2-byte header and the 4-byte Adler-32 trailer.
+  const uint64_t used = in_done - z.avail_in;
+  std::span<const std::byte> deflate = zlib.subspan(2, used - 6);
+  // Header: magic, CM 8 (deflate), no flags, no mtime, no extra flags, OS 255 (unknown).
+  static constexpr unsigned char kHeader[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+  std::string out;
+  out.reserve(sizeof kHeader + deflate.size() + 8);
+  out.append(reinterpret_cast<const char*>(kHeader), sizeof kHeader);
+  out.append(reinterpret_cast<const char*>(deflate.data()), deflate.size());
+  PutLittle32(static_cast<uint32_t>(crc), out);
+  PutLittle32(static_cast<uint32_t>(inflated & 0xFFFFFFFFu), out);  // ISIZE is the length mod 2^32
+  return out;
 }
 
 Result<std::string> EncodeBlosc(std::span<const std::byte> chunk, uint32_t typesize) {
@@ -503,12 +661,20 @@ Status DecodeBlosc(std::span<const std::byte> compressed, std::span<std::byte> o
 
 Result<std::string> TranscodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
                                    const ChunkRef& ref, std::span<const std::byte> stored,
-                                   std::span<const ChunkDecoder* const> decoders) {
+                                   std::span<const ChunkDecoder* const> decoders, int zarr_format) {
+  const CompatCodec codec = CompatCodecOf(array, zarr_format);
+  // A chunk encoded like the rest keeps its deflate stream; a short strip or a chunk whose deflate
+  // stage was skipped is decoded and compressed as gzip, so that every chunk is a full gzip chunk.
+  if (codec == CompatCodec::kGzip && (ref.flags & (kChunkFilterMask | kChunkShort)) == 0) {
+    return ReframeZlibAsGzip(stored, array.ChunkBytes());
+  }
   // One scratch chunk per thread; a huge one is not kept around.
   thread_local Bytes chunk;
   chunk.resize(array.ChunkBytes());
   Status s = DecodeChunk(array, chunk_coords, ref, stored, decoders, chunk);
-  Result<std::string> out = s.ok() ? EncodeBlosc(chunk, array.dtype.size) : Result<std::string>(s);
+  Result<std::string> out = !s.ok()                       ? Result<std::string>(s)
+                            : codec == CompatCodec::kGzip ? EncodeGzip(chunk, ZlibLevel(array))
+                                                          : EncodeBlosc(chunk, array.dtype.size);
   if (chunk.capacity() > (64u << 20)) Bytes().swap(chunk);
   return out;
 }

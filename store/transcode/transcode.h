@@ -1,20 +1,22 @@
-// Transcoding: turning a stored chunk that standard Zarr codecs cannot read (or that is laid out
+// Transcoding: turning a stored chunk that standard Zarr clients cannot read (or that is laid out
 // unlike the array's other chunks) into the chunk a compat view serves: plain C order, compressed
-// with c-blosc (lz4, byte shuffle, level 5), which every numcodecs/zarr client decodes.
+// with c-blosc (lz4, byte shuffle, level 5), which every numcodecs/zarr client decodes; or, in
+// Zarr v3, a zlib-framed deflate stream re-framed as gzip without recompressing it.
 //
 //   stored bytes --DecodeChunk--> C-order chunk --EncodeBlosc--> served bytes
+//   stored zlib stream --ReframeZlibAsGzip--> gzip member holding the same deflate stream
 //
-// DecodeChunk decodes the standard codecs (zlib, gzip, zstd, blosc, shuffle) in process and hands
-// everything else to the ChunkDecoder of the array's `encoding.decoder` family (libtiff for TIFF,
-// the HDF5 library for HDF5 filters). Nothing here includes a format library.
+// DecodeChunk decodes the standard codecs (zlib, gzip, zstd, blosc, lzma, shuffle) in process and
+// hands everything else to the ChunkDecoder of the array's `encoding.decoder` family (libtiff for
+// TIFF, the HDF5 library for HDF5 filters). Nothing here includes a format library.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "formats/core/model.h"
 #include "formats/core/scanner.h"
@@ -32,16 +34,39 @@ inline constexpr int kTranscodeShuffle = 1;  ///< numcodecs Blosc.SHUFFLE (byte 
 /// {"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0}. "filters" is null.
 nlohmann::json TranscodeCodecV2();
 
-/// The Zarr v3 "codecs" of transcoded chunks of an array of `dtype`: "bytes" (with the dtype's
-/// endianness) followed by "blosc" (lz4, shuffle, level 5, typesize = element size).
-nlohmann::json TranscodeCodecsV3(const DType& dtype);
+/// How a compat view encodes the chunks of an array it transcodes.
+enum class CompatCodec {
+  kBlosc,  ///< Decoded to C order and compressed with blosc (TranscodeCodecV2, TranscodeCodecsV3).
+  kGzip,   ///< Zarr v3 only: the stored zlib stream re-framed as gzip (ReframeZlibAsGzip).
+};
+
+/// kGzip for an array a Zarr v3 (`zarr_format` 3) compat view serves re-framed: plain C-order
+/// chunks whose only stored codec is numcodecs "zlib" (TIFF deflate without predictor, HDF5
+/// deflate alone). Everything else that is transcoded, and everything in Zarr v2, is kBlosc.
+CompatCodec CompatCodecOf(const ArrayDesc& array, int zarr_format);
+
+/// Whether Zarr v3 clients read `name` everywhere: the codecs of the v3 core specification that
+/// zarrita.js, ome-zarr.js, neuroglancer and zarr-python all implement (bytes, gzip, blosc,
+/// crc32c) and zstd (a registered extension they all implement). "transpose" is core too but is
+/// not one of them: ome-zarr.js and neuroglancer do not draw arrays that use it.
+bool IsCompatCodecV3(std::string_view name);
+
+/// The Zarr v3 "bytes" codec of elements of `dtype`: {"name":"bytes"}, with
+/// {"endian":"little"|"big"} where the element has a byte order (numbers wider than a byte).
+nlohmann::json BytesCodecV3(const DType& dtype);
+
+/// The Zarr v3 "codecs" of transcoded chunks of `array`: "bytes" (with the dtype's endianness)
+/// followed by "blosc" (lz4, shuffle, level 5, typesize = element size), or by "gzip" (the level
+/// of the stored zlib stream) when CompatCodecOf(array, 3) is kGzip.
+nlohmann::json TranscodeCodecsV3(const ArrayDesc& array);
 
 /// Whether a view with `policy` must serve the chunks of `array` transcoded. Under kCompat this is
 /// true when the stored encoding is not native numcodecs, when decoded chunks are stored in another
-/// axis order (interleaved samples), or when any chunk of the array is flagged (a short strip, an
-/// HDF5 filter mask): then every chunk of the array is transcoded, so its metadata stays true.
-/// Under kPassthrough it is always false. A Zarr v3 view (`zarr_format` 3) expresses the axis order
-/// with a "transpose" codec, so interleaved samples alone do not need transcoding there.
+/// axis order (interleaved samples), when any chunk of the array is flagged (a short strip, an
+/// HDF5 filter mask), and in Zarr v3 (`zarr_format` 3) when a stored codec is not one
+/// IsCompatCodecV3 accepts (numcodecs zlib, shuffle, lzma): then every chunk of the array is
+/// transcoded (CompatCodecOf says how), so its metadata stays true. Under kPassthrough it is
+/// always false. Variable-length strings (dtype 'O', vlen-utf8) are always served as stored.
 bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_has_flags,
                     int zarr_format = 2);
 
@@ -73,9 +98,19 @@ Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coord
 /// format, judged from its description at index time: DecodeChunk must be able to decode it (each
 /// stage of a native encoding is a codec decoded in process, else the ChunkDecoder of the
 /// encoding's family from `decoders` accepts the array, ChunkDecoder::CheckArray), and a chunk that
-/// may be transcoded must fit blosc. Variable-length strings (served as stored) need no decoding.
+/// a compat view of either format encodes with blosc (NeedsTranscode, CompatCodecOf) must fit
+/// blosc's 2 GB limit (re-framed gzip has none). Flags are per chunk and not known here: the
+/// check assumes none. Variable-length strings (served as stored) need no decoding.
 /// kUnsupported with the reason (the codec, the decoder's message) otherwise.
 Status CheckServable(const ArrayDesc& array, std::span<const ChunkDecoder* const> decoders);
+
+/// Re-frames one zlib stream (RFC 1950) as one gzip member (RFC 1952) without recompressing: a
+/// gzip header, the stream's raw deflate data byte for byte, and a trailer with the CRC-32 and the
+/// length of the inflated bytes, which are inflated once (in 64 KiB pieces, never held whole) to
+/// compute them and to check the zlib stream's Adler-32. Bytes after the zlib stream are dropped.
+/// kCorrupt when `zlib` is not one zlib stream (a preset dictionary included) or does not inflate
+/// to exactly `expected_bytes`.
+Result<std::string> ReframeZlibAsGzip(std::span<const std::byte> zlib, uint64_t expected_bytes);
 
 /// Compresses a decoded chunk as TranscodeCodecV2() says (blosc_compress_ctx: thread-safe, no
 /// global state). `typesize` is the element size in bytes (used for the shuffle; sizes above 255
@@ -86,9 +121,12 @@ Result<std::string> EncodeBlosc(std::span<const std::byte> chunk, uint32_t types
 /// kCorrupt when the buffer is not valid blosc or decompresses to another size.
 Status DecodeBlosc(std::span<const std::byte> compressed, std::span<std::byte> out);
 
-/// DecodeChunk then EncodeBlosc: the bytes a compat view serves for this chunk.
+/// The bytes a compat view of `zarr_format` serves for this chunk, as CompatCodecOf says: blosc
+/// (DecodeChunk then EncodeBlosc), or gzip: the stored stream re-framed (ReframeZlibAsGzip), or,
+/// for a flagged chunk (a short strip, a skipped deflate stage), DecodeChunk compressed as gzip.
 Result<std::string> TranscodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
                                    const ChunkRef& ref, std::span<const std::byte> stored,
-                                   std::span<const ChunkDecoder* const> decoders);
+                                   std::span<const ChunkDecoder* const> decoders,
+                                   int zarr_format = 2);
 
 }  // namespace refzarr

@@ -1,5 +1,6 @@
 // numcodecs (Debian's python3-numcodecs) as the oracle: it decodes the blosc chunks refzarr serves,
-// and refzarr decodes the chunks numcodecs encodes with every codec DecodeNative claims.
+// and refzarr decodes the chunks numcodecs encodes with every codec DecodeNative claims. Python's
+// gzip module decodes the zlib streams refzarr re-frames as gzip for Zarr v3.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -135,6 +136,60 @@ for i, (filters, comp) in enumerate(cases):
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_TRUE(out == raw);
   }
+  fs::remove_all(dir);
+}
+
+// Python writes zlib streams (levels, window sizes, trailing bytes as TIFF writers leave them);
+// refzarr re-frames each as gzip; gzip.decompress and numcodecs GZip give back zlib.decompress of
+// the stored stream, and the member's payload is the stored deflate stream byte for byte.
+TEST(TranscodeNumcodecs, PythonGunzipsReframedZlibStreams) {
+  ASSERT_TRUE(fs::exists(kPython)) << "no " << kPython << " (make test installs it)";
+  fs::path dir = WorkDir("reframe");
+  fs::path encode = dir / "encode.py";
+  std::ofstream(encode) << R"PY(
+import json, pathlib, sys, zlib
+import numpy as np
+d = pathlib.Path(sys.argv[1])
+rng = np.random.default_rng(7)
+data = (np.arange(300000, dtype="<u2") // 5 + rng.integers(0, 9, 300000)).astype("<u2").tobytes()
+cases = [(1, 15, b""), (6, 15, b""), (9, 15, b""), (6, 9, b""), (0, 15, b""), (6, 15, b"\0\0junk")]
+index = []
+for i, (level, wbits, tail) in enumerate(cases):
+    c = zlib.compressobj(level, zlib.DEFLATED, wbits)
+    stored = c.compress(data) + c.flush() + tail
+    (d / f"{i}.zlib").write_bytes(stored)
+    index.append(len(data))
+(d / "index.json").write_text(json.dumps(index))
+)PY";
+  ASSERT_EQ(RunPython(encode, dir), 0);
+  std::ifstream index_file(dir / "index.json");
+  nlohmann::json index = nlohmann::json::parse(index_file);
+  for (size_t i = 0; i < index.size(); ++i) {
+    Bytes stored = ReadFile(dir / (std::to_string(i) + ".zlib"));
+    Result<std::string> gz = ReframeZlibAsGzip(stored, index[i].get<uint64_t>());
+    ASSERT_TRUE(gz.ok()) << i << ": " << gz.status().ToString();
+    WriteFile(dir / (std::to_string(i) + ".gz"), gz->data(), gz->size());
+  }
+  fs::path check = dir / "check.py";
+  std::ofstream(check) << R"PY(
+import gzip, json, pathlib, sys, zlib
+import numcodecs
+d = pathlib.Path(sys.argv[1])
+n = 0
+for i, size in enumerate(json.loads((d / "index.json").read_text())):
+    stored = (d / f"{i}.zlib").read_bytes()
+    served = (d / f"{i}.gz").read_bytes()
+    z = zlib.decompressobj()
+    want = z.decompress(stored)
+    assert len(want) == size, (i, len(want))
+    deflate = stored[2:len(stored) - len(z.unused_data) - 4]
+    assert served[10:-8] == deflate, f"{i}: the payload is not the stored deflate stream"
+    assert gzip.decompress(served) == want, i
+    assert bytes(numcodecs.GZip().decode(served)) == want, i
+    n += 1
+print("gzip and numcodecs decoded", n, "re-framed streams")
+)PY";
+  EXPECT_EQ(RunPython(check, dir), 0);
   fs::remove_all(dir);
 }
 

@@ -241,10 +241,17 @@ TEST(FillChunk, WritesTheFillValueInTheDtypeByteOrder) {
 TEST(Transcode, MetadataNamesExactlyTheServedCodec) {
   EXPECT_EQ(TranscodeCodecV2(),
             json::parse(R"({"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0})"));
-  json v3 = TranscodeCodecsV3(DType::Make('u', 2, '>'));
+  ArrayDesc a = Array2D(4, 4, DType::Make('u', 2, '>'));
+  json v3 = TranscodeCodecsV3(a);
   EXPECT_EQ(v3[0]["configuration"]["endian"], "big");
+  EXPECT_EQ(v3[1]["name"], "blosc");
   EXPECT_EQ(v3[1]["configuration"]["typesize"], 2);
   EXPECT_EQ(v3[1]["configuration"]["shuffle"], "shuffle");
+  // A zlib-only array is re-framed in v3: gzip at the stored stream's level.
+  a.encoding.compressor = {{"id", "zlib"}, {"level", 3}};
+  EXPECT_EQ(TranscodeCodecsV3(a), json::parse(R"([{"name":"bytes","configuration":{"endian":"big"}},
+                                                  {"name":"gzip","configuration":{"level":3}}])"));
+  EXPECT_EQ(TranscodeCodecsV3(Array2D(4, 4, DType::Make('u', 1)))[0], json({{"name", "bytes"}}));
   // The served bytes carry the same settings in their blosc header.
   Bytes chunk = Pattern(4000, 6);
   Result<std::string> enc = EncodeBlosc(chunk, 4);
@@ -270,6 +277,194 @@ TEST(Transcode, NeedsTranscodeOnlyWhatStandardClientsCannotRead) {
   a.encoding.decoder = "tiff";
   EXPECT_TRUE(NeedsTranscode(a, CodecPolicy::kCompat, false));
   EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kPassthrough, false));
+}
+
+// Zarr v3 clients know only the core codecs by their v3 names: numcodecs zlib, shuffle and lzma
+// are transcoded in a v3 compat view (zlib alone re-framed as gzip), gzip, zstd and blosc are not.
+// Interleaved samples are served planar in v3 too: no "transpose".
+TEST(Transcode, NeedsTranscodeInZarrV3WhatIsNotACoreCodec) {
+  struct Case {
+    json filters, compressor;
+    bool v3;
+    CompatCodec codec;
+  };
+  const json shuffle = json::array({json::object({{"id", "shuffle"}, {"elementsize", 2}})});
+  const std::vector<Case> cases = {
+      {nullptr, nullptr, false, CompatCodec::kBlosc},
+      {nullptr, {{"id", "gzip"}, {"level", 5}}, false, CompatCodec::kBlosc},
+      {nullptr, {{"id", "zstd"}, {"level", 1}}, false, CompatCodec::kBlosc},
+      {nullptr, {{"id", "blosc"}, {"cname", "lz4"}}, false, CompatCodec::kBlosc},
+      {nullptr, {{"id", "zlib"}, {"level", 6}}, true, CompatCodec::kGzip},
+      {json::array(), {{"id", "zlib"}, {"level", 6}}, true, CompatCodec::kGzip},
+      {shuffle, {{"id", "zlib"}, {"level", 6}}, true, CompatCodec::kBlosc},
+      {shuffle, nullptr, true, CompatCodec::kBlosc},
+      {shuffle, {{"id", "gzip"}}, true, CompatCodec::kBlosc},
+      {nullptr, {{"id", "lzma"}, {"format", 1}}, true, CompatCodec::kBlosc},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.filters.dump() + " " + c.compressor.dump());
+    ArrayDesc a = Array2D(4, 4, DType::Make('u', 2));
+    a.encoding.filters = c.filters;
+    a.encoding.compressor = c.compressor;
+    EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kCompat, false, 2));
+    EXPECT_EQ(NeedsTranscode(a, CodecPolicy::kCompat, false, 3), c.v3);
+    EXPECT_FALSE(NeedsTranscode(a, CodecPolicy::kPassthrough, false, 3));
+    EXPECT_EQ(CompatCodecOf(a, 3), c.codec);
+    EXPECT_EQ(CompatCodecOf(a, 2), CompatCodec::kBlosc) << "v2 clients all have blosc";
+    for (const json& codec : TranscodeCodecsV3(a)) {
+      EXPECT_TRUE(IsCompatCodecV3(codec["name"].get<std::string>())) << codec.dump();
+    }
+  }
+  ArrayDesc rgb = Array2D(4, 4, DType::Make('u', 1));
+  rgb.encoding.compressor = {{"id", "zlib"}};
+  rgb.encoding.stored_order = {1, 0};
+  EXPECT_TRUE(NeedsTranscode(rgb, CodecPolicy::kCompat, false, 3)) << "served planar";
+  EXPECT_EQ(CompatCodecOf(rgb, 3), CompatCodec::kBlosc);
+  EXPECT_FALSE(NeedsTranscode(rgb, CodecPolicy::kPassthrough, false, 3));
+  ArrayDesc strings = Array2D(4, 4, DType::Make('O', 8));
+  strings.encoding.filters = json::array({json::object({{"id", "vlen-utf8"}})});
+  EXPECT_FALSE(NeedsTranscode(strings, CodecPolicy::kCompat, false, 3)) << "vlen-utf8 as stored";
+  EXPECT_FALSE(IsCompatCodecV3("transpose"));
+  EXPECT_FALSE(IsCompatCodecV3("numcodecs.zlib"));
+}
+
+// The gzip member holds the stored deflate stream byte for byte; zlib's own gzip decoder (an
+// independent path: header, CRC-32 and ISIZE checks) gives back what the zlib stream inflates to.
+TEST(ReframeZlibAsGzip, KeepsTheDeflateStreamAndGunzipsToTheInflatedBytes) {
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{65536}, size_t{300001}}) {
+    SCOPED_TRACE(n);
+    Bytes raw = Pattern(n, static_cast<uint32_t>(n));
+    Bytes stored = Zlib(raw, false);
+    Result<std::string> gz = ReframeZlibAsGzip(stored, raw.size());
+    ASSERT_TRUE(gz.ok()) << gz.status().ToString();
+    ASSERT_EQ(gz->size(), stored.size() - 6 + 18);
+    EXPECT_EQ(static_cast<uint8_t>((*gz)[0]), 0x1f);
+    EXPECT_EQ(static_cast<uint8_t>((*gz)[1]), 0x8b);
+    EXPECT_EQ(std::memcmp(gz->data() + 10, stored.data() + 2, stored.size() - 6), 0)
+        << "the compressed payload is the stored deflate stream";
+    Bytes back(raw.size() + 16);
+    z_stream z{};
+    ASSERT_EQ(inflateInit2(&z, 16 + 15), Z_OK) << "gzip only, not auto-detect";
+    z.next_in = reinterpret_cast<Bytef*>(gz->data());
+    z.avail_in = static_cast<uInt>(gz->size());
+    z.next_out = reinterpret_cast<Bytef*>(back.data());
+    z.avail_out = static_cast<uInt>(back.size());
+    EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END) << (z.msg ? z.msg : "");
+    EXPECT_EQ(z.total_in, gz->size()) << "nothing after the member";
+    back.resize(z.total_out);
+    inflateEnd(&z);
+    EXPECT_TRUE(back == raw);
+  }
+}
+
+TEST(ReframeZlibAsGzip, RefusesWhatIsNotExactlyTheChunk) {
+  Bytes raw = Pattern(5000, 9);
+  Bytes stored = Zlib(raw, false);
+  EXPECT_EQ(ReframeZlibAsGzip(stored, raw.size() + 1).status().code(), StatusCode::kCorrupt)
+      << "short";
+  EXPECT_EQ(ReframeZlibAsGzip(stored, raw.size() - 1).status().code(), StatusCode::kCorrupt)
+      << "long";
+  Bytes cut(stored.begin(), stored.begin() + stored.size() / 2);
+  Status s = ReframeZlibAsGzip(cut, raw.size()).status();
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt);
+  EXPECT_NE(s.message().find("truncated"), std::string::npos) << s.ToString();
+  Bytes bad_check = stored;
+  bad_check.back() ^= std::byte{1};
+  s = ReframeZlibAsGzip(bad_check, raw.size()).status();
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << "Adler-32 mismatch";
+  EXPECT_EQ(ReframeZlibAsGzip(Zlib(raw, true), raw.size()).status().code(), StatusCode::kCorrupt)
+      << "a gzip stream is not a zlib stream";
+  Bytes dict = stored;
+  dict[1] = static_cast<std::byte>(static_cast<uint8_t>(dict[1]) | 0x20);
+  dict[1] = static_cast<std::byte>(
+      static_cast<uint8_t>(dict[1]) -
+      (((static_cast<uint8_t>(dict[0]) << 8) | static_cast<uint8_t>(dict[1])) % 31));
+  EXPECT_EQ(ReframeZlibAsGzip(dict, raw.size()).status().code(), StatusCode::kCorrupt);
+  // Bytes after the zlib stream (TIFF strips padded by their writer) are not served.
+  Bytes padded = stored;
+  padded.insert(padded.end(), 7, std::byte{0xAB});
+  Result<std::string> gz = ReframeZlibAsGzip(padded, raw.size());
+  ASSERT_TRUE(gz.ok()) << gz.status().ToString();
+  EXPECT_EQ(gz->size(), stored.size() + 12);
+}
+
+// What a v3 compat view serves for a zlib-only array: re-framed gzip for chunks like the rest, and
+// for a short strip or a chunk whose deflate stage was skipped, the decoded full chunk as gzip.
+TEST(Transcode, ZarrV3ServesZlibArraysAsGzipChunks) {
+  ArrayDesc a = Array2D(10, 6, DType::Make('u', 2));
+  a.fill_value = 7;
+  a.encoding.compressor = {{"id", "zlib"}, {"level", 6}};
+  auto gunzip = [](const std::string& gz, size_t n) {
+    Bytes out(n + 1);
+    z_stream z{};
+    inflateInit2(&z, 16 + 15);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+    z.avail_in = static_cast<uInt>(gz.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
+    out.resize(z.total_out);
+    inflateEnd(&z);
+    return out;
+  };
+  Bytes raw = Pattern(a.ChunkBytes(), 11);
+  Bytes stored = Zlib(raw, false);
+  std::vector<uint64_t> coords = {0, 0};
+  Result<std::string> v3 =
+      TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 3);
+  ASSERT_TRUE(v3.ok()) << v3.status().ToString();
+  EXPECT_EQ(std::memcmp(v3->data() + 10, stored.data() + 2, stored.size() - 6), 0) << "re-framed";
+  EXPECT_TRUE(gunzip(*v3, raw.size()) == raw);
+  Result<std::string> v2 =
+      TranscodeChunk(a, coords, ChunkRef{0, 0, stored.size(), 0}, stored, {}, 2);
+  ASSERT_TRUE(v2.ok());
+  Bytes back(raw.size());
+  EXPECT_TRUE(DecodeBlosc(std::as_bytes(std::span(v2->data(), v2->size())), back).ok())
+      << "v2: blosc";
+  // A short strip of 3 rows: the rest is the fill value, the whole chunk gzip.
+  Bytes rows(raw.begin(), raw.begin() + 3 * 6 * 2);
+  Bytes short_stored = Zlib(rows, false);
+  Result<std::string> s = TranscodeChunk(
+      a, coords, ChunkRef{0, 0, short_stored.size(), kChunkShort}, short_stored, {}, 3);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Bytes got = gunzip(*s, raw.size());
+  ASSERT_EQ(got.size(), raw.size());
+  EXPECT_TRUE(std::equal(rows.begin(), rows.end(), got.begin()));
+  EXPECT_EQ(got[rows.size()], std::byte{7});
+  // HDF5 filter mask bit 0: the deflate stage was not applied, the stored bytes are the chunk.
+  Result<std::string> m = TranscodeChunk(a, coords, ChunkRef{0, 0, raw.size(), 1}, raw, {}, 3);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_TRUE(gunzip(*m, raw.size()) == raw);
+  // Through the cache of a v3 view.
+  CachingTranscoder cached({}, 1 << 20, 3);
+  auto reader = [&]() -> Result<std::string> {
+    return std::string(reinterpret_cast<const char*>(stored.data()), stored.size());
+  };
+  auto value = cached.Get(1, a, coords, ChunkRef{0, 0, stored.size(), 0}, reader);
+  ASSERT_TRUE(value.ok());
+  EXPECT_EQ(**value, *v3);
+}
+
+// Index-time checks agree with what the views will do: chunks above blosc's limit are refused
+// where a compat view would blosc them, and not where it serves them as stored or re-framed.
+TEST(CheckServable, RefusesOnlyChunksABloscViewCouldNotHold) {
+  ArrayDesc a;
+  a.shape = a.chunks = {40000, 40000};
+  a.dtype = DType::Make('u', 2);  // 3.2 GB chunks
+  EXPECT_TRUE(CheckServable(a, {}).ok()) << "uncompressed: served as stored in both formats";
+  a.encoding.compressor = {{"id", "zlib"}};
+  EXPECT_TRUE(CheckServable(a, {}).ok()) << "v2 as stored, v3 re-framed: no blosc";
+  a.encoding.filters = json::array({json::object({{"id", "shuffle"}, {"elementsize", 2}})});
+  Status s = CheckServable(a, {});
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << "v3 would blosc shuffle+zlib";
+  EXPECT_NE(s.message().find("Zarr v3"), std::string::npos) << s.ToString();
+  a.encoding.filters = nullptr;
+  a.encoding.stored_order = {1, 0};
+  EXPECT_EQ(CheckServable(a, {}).code(), StatusCode::kUnsupported) << "planar in both formats";
+  ArrayDesc small = Array2D(8, 8, DType::Make('u', 1));
+  small.encoding.compressor = {{"id", "imagecodecs_jpeg2k"}};
+  small.encoding.decoder = "tiff";
+  EXPECT_EQ(CheckServable(small, {}).code(), StatusCode::kUnsupported) << "no decoder given";
 }
 
 TEST(Transcode, BloscRoundTripsEveryDtypeSize) {
