@@ -164,9 +164,17 @@ struct FsContext {
   std::mutex log_mutex;
 };
 
-// A directory being read: its listing, taken once at opendir, paged through by offset.
+// Entries asked of the view per page of a directory being read.
+constexpr size_t kReadDirPage = 1024;
+
+// A directory being read: one page of its listing at a time, so reading a directory of millions
+// of chunk keys holds one page. The kernel reads a handle in order (offsets only grow, except
+// for rewinddir/seekdir, which restart from the first page).
 struct OpenDir {
-  std::vector<DirEntry> entries;
+  std::string key;
+  std::mutex mu;                  // the kernel may send readdirs of one handle on two threads
+  uint64_t first = 0;             // listing index of entries[0]
+  std::vector<DirEntry> entries;  // the current page; shorter than kReadDirPage: the last one
 };
 
 FsContext& Context() { return *static_cast<FsContext*>(fuse_get_context()->private_data); }
@@ -177,13 +185,18 @@ std::string_view KeyOf(const char* path) {
   return key;
 }
 
+// One line on the mount's error log, written at once (the log may be a file a background mount
+// keeps open for hours).
+void LogLine(const std::string& line) {
+  FsContext& ctx = Context();
+  if (ctx.options.error_log == nullptr) return;
+  std::lock_guard<std::mutex> lock(ctx.log_mutex);
+  *ctx.options.error_log << "refzarr mount: " << line << std::endl;
+}
+
 // Turns a view error into an errno, reporting the message (the errno alone would lose it).
 int Fail(const Status& status, std::string_view what) {
-  FsContext& ctx = Context();
-  if (ctx.options.error_log != nullptr) {
-    std::lock_guard<std::mutex> lock(ctx.log_mutex);
-    *ctx.options.error_log << "refzarr mount: " << what << ": " << status.message() << '\n';
-  }
+  LogLine(std::string(what) + ": " + status.message());
   switch (status.code()) {
     case StatusCode::kNotFound: return -ENOENT;
     case StatusCode::kInvalidArgument: return -EINVAL;
@@ -191,14 +204,20 @@ int Fail(const Status& status, std::string_view what) {
   }
 }
 
-// FUSE callbacks are C callbacks: no exception may cross them.
+// FUSE callbacks are C callbacks: no exception may cross them. `op` and `path` name the request
+// for the log ("read a/0/0").
 template <typename F>
-int Guarded(F&& body) {
+int Guarded(std::string_view op, const char* path, F&& body) {
   try {
     return body();
   } catch (const std::bad_alloc&) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": out of memory");
     return -ENOMEM;
+  } catch (const std::exception& e) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": " + e.what());
+    return -EIO;
   } catch (...) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": unknown error");
     return -EIO;
   }
 }
@@ -236,7 +255,7 @@ void* Init(fuse_conn_info* conn, fuse_config* cfg) {
 }
 
 int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
-  return Guarded([&] {
+  return Guarded("stat", path, [&] {
     if (path == nullptr) return -ESTALE;
     std::string_view key = KeyOf(path);
     Result<std::pair<EntryKind, uint64_t>> stat = Context().view->Stat(key);
@@ -247,14 +266,35 @@ int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
   });
 }
 
+// Reads the page of `dir` that starts at listing index `first`, after the entry named `after`.
+Status FetchPage(OpenDir& dir, uint64_t first, const std::string& after) {
+  ASSIGN_OR_RETURN(auto page, Context().view->ListPage(dir.key, after, kReadDirPage));
+  dir.first = first;
+  dir.entries = page ? std::move(*page) : std::vector<DirEntry>();
+  return OkStatus();
+}
+
+// Makes the current page of `dir` hold listing index `index`: forward page by page, or from the
+// first page again for an index before the current page. False past the end of the listing.
+Result<bool> SeekDir(OpenDir& dir, uint64_t index) {
+  if (index < dir.first) RETURN_IF_ERROR(FetchPage(dir, 0, ""));
+  while (index >= dir.first + dir.entries.size()) {
+    if (dir.entries.size() < kReadDirPage) return false;
+    const std::string after = dir.entries.back().name;
+    RETURN_IF_ERROR(FetchPage(dir, dir.first + dir.entries.size(), after));
+  }
+  return true;
+}
+
 int OpenDirectory(const char* path, fuse_file_info* fi) {
-  return Guarded([&] {
-    std::string_view key = KeyOf(path);
-    Result<std::optional<std::vector<DirEntry>>> list = Context().view->List(key);
-    if (!list.ok()) return Fail(list.status(), "list " + std::string(key));
-    if (!list->has_value()) return -ENOTDIR;
+  return Guarded("list", path, [&] {
     auto dir = std::make_unique<OpenDir>();
-    dir->entries = std::move(**list);
+    dir->key = std::string(KeyOf(path));
+    Result<std::optional<std::vector<DirEntry>>> page =
+        Context().view->ListPage(dir->key, "", kReadDirPage);
+    if (!page.ok()) return Fail(page.status(), "list " + dir->key);
+    if (!page->has_value()) return -ENOTDIR;
+    dir->entries = std::move(**page);
     fi->fh = reinterpret_cast<uint64_t>(dir.release());
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
@@ -262,26 +302,30 @@ int OpenDirectory(const char* path, fuse_file_info* fi) {
   });
 }
 
-// Offsets: 0 starts the listing; entry i ("." and ".." first) has offset i + 1, so a listing of
-// millions of chunks goes out one kernel buffer at a time. When the kernel asks for attributes too
-// (readdirplus), entries whose size the index knows get them, which saves a lookup per file for
-// `cp -r`, `ls -l` and any walk followed by reads.
-int ReadDirectory(const char* /*path*/, void* buf, fuse_fill_dir_t filler, off_t offset,
+// Offsets: 0 starts the listing; position p ("." and ".." first, then listing index p - 2) has
+// offset p + 1, so a listing of millions of chunks goes out one kernel buffer at a time, read
+// from the view one page at a time. When the kernel asks for attributes too (readdirplus),
+// entries whose size the index knows get them, which saves a lookup per file for `cp -r`,
+// `ls -l` and any walk followed by reads.
+int ReadDirectory(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset,
                   fuse_file_info* fi, fuse_readdir_flags flags) {
-  return Guarded([&] {
-    const OpenDir& dir = *reinterpret_cast<OpenDir*>(fi->fh);
+  return Guarded("list", path, [&] {
+    OpenDir& dir = *reinterpret_cast<OpenDir*>(fi->fh);
+    std::lock_guard<std::mutex> lock(dir.mu);
     const bool plus = (flags & FUSE_READDIR_PLUS) != 0;
-    const size_t total = dir.entries.size() + 2;
-    for (size_t i = static_cast<size_t>(offset); i < total; ++i) {
+    for (uint64_t p = static_cast<uint64_t>(std::max<off_t>(offset, 0));; ++p) {
       struct stat st{};
-      const char* name;
+      std::string name;
       auto fill = static_cast<fuse_fill_dir_flags>(0);
-      if (i < 2) {
-        name = i == 0 ? "." : "..";
+      if (p < 2) {
+        name = p == 0 ? "." : "..";
         st.st_mode = S_IFDIR;
       } else {
-        const DirEntry& entry = dir.entries[i - 2];
-        name = entry.name.c_str();
+        Result<bool> more = SeekDir(dir, p - 2);
+        if (!more.ok()) return Fail(more.status(), "list " + dir.key);
+        if (!*more) break;
+        const DirEntry& entry = dir.entries[p - 2 - dir.first];
+        name = entry.name;
         if (plus && (entry.is_directory || entry.size)) {
           FillStat(&st, entry.is_directory, entry.size.value_or(0));
           fill = FUSE_FILL_DIR_PLUS;
@@ -289,7 +333,7 @@ int ReadDirectory(const char* /*path*/, void* buf, fuse_fill_dir_t filler, off_t
           st.st_mode = entry.is_directory ? S_IFDIR : S_IFREG;
         }
       }
-      if (filler(buf, name, &st, static_cast<off_t>(i + 1), fill)) {
+      if (filler(buf, name.c_str(), &st, static_cast<off_t>(p + 1), fill)) {
         break;  // The kernel's buffer is full; it asks again from this offset.
       }
     }
@@ -326,7 +370,7 @@ int ReplyFromMemory(fuse_bufvec* vec, const std::string& bytes, uint64_t start, 
 // from the recent in-memory values asks the view, which re-checks the source. libfuse frees the
 // bufvec and every memory buffer in it with free().
 int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fuse_file_info* /*fi*/) {
-  return Guarded([&] {
+  return Guarded("read", path, [&] {
     if (path == nullptr) return -ESTALE;
     FsContext& ctx = Context();
     const std::string key(KeyOf(path));

@@ -39,8 +39,8 @@ struct MountOptions {
   uint64_t value_cache_bytes = 64ull << 20;
   /// libfuse debug output on stderr.
   bool debug = false;
-  /// Where errors met while serving requests are reported (kStale names the source); not owned,
-  /// may be null.
+  /// Where errors met while serving requests are reported, one line each, flushed (kStale names
+  /// the source): every EIO with its key and reason. Not owned, may be null.
   std::ostream* error_log = nullptr;
 };
 
