@@ -19,9 +19,12 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <fstream>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -462,6 +465,64 @@ fuse_operations MakeOperations() {
   return ops;
 }
 
+// Whether `dir` is the mount point of a mount, by /proc/self/mountinfo (a bind mount of a
+// directory of the same file system has the same st_dev as its parent, so st_dev alone misses it).
+bool IsMountPoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  const std::string want = std::filesystem::weakly_canonical(dir, ec).string();
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // Fields: id parent major:minor root mount-point ...; the mount point escapes ' ', '\t',
+    // '\n' and '\\' as octal.
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    if (!(fields >> id >> parent >> device >> root >> point)) continue;
+    std::string decoded;
+    for (size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        decoded += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    if (decoded == want) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<MountpointCheck> CheckMountpoint(const std::filesystem::path& mountpoint) {
+  const std::string where = "mount " + mountpoint.string();
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return InvalidArgumentError(where +
+                                  ": a mount whose file system is gone is still there; "
+                                  "unmount it first (fusermount3 -u " +
+                                  mountpoint.string() + ")");
+    }
+    return IoError(where + ": " + std::strerror(errno) +
+                   " (the mount point must be an existing "
+                   "directory)");
+  }
+  if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(where + ": not a directory");
+  if (IsMountPoint(mountpoint)) {
+    return InvalidArgumentError(where +
+                                ": already a mount point; unmount it first (fusermount3 "
+                                "-u " +
+                                mountpoint.string() + ") or pick another directory");
+  }
+  MountpointCheck check;
+  std::error_code ec;
+  check.empty = std::filesystem::is_empty(mountpoint, ec) || ec;
+  return check;
+}
+
+namespace {
+
 struct FuseDeleter {
   void operator()(fuse* f) const { fuse_destroy(f); }
 };
@@ -474,7 +535,15 @@ struct LoopConfigDeleter {
 // A mounted file system: the fuse handle plus the context its callbacks see.
 class Mounted {
  public:
-  static Result<std::unique_ptr<Mounted>> Create(ZarrView& view, const MountOptions& options) {
+  // Checks the mount point and mounts; `say` gets the warnings (a mount point that is not empty).
+  static Result<std::unique_ptr<Mounted>> Create(
+      ZarrView& view, const MountOptions& options,
+      const std::function<void(const std::string&)>& say) {
+    ASSIGN_OR_RETURN(MountpointCheck check, CheckMountpoint(options.mountpoint));
+    if (!check.empty) {
+      say("refzarr mount: warning: " + options.mountpoint.string() +
+          " is not empty; its files are hidden while the index is mounted on it");
+    }
     auto m = std::unique_ptr<Mounted>(new Mounted(view, options));
 
     std::string mount_options = "ro,default_permissions,fsname=refzarr,subtype=refzarr";
@@ -576,19 +645,32 @@ class BackgroundMount final : public FuseMount {
 }  // namespace
 
 Result<std::unique_ptr<FuseMount>> StartFuseMount(ZarrView& view, const MountOptions& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  auto say = [&](const std::string& line) {
+    if (options.error_log != nullptr) *options.error_log << line << std::endl;
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options, say));
   return std::unique_ptr<FuseMount>(
       std::make_unique<BackgroundMount>(std::move(mounted), options.mountpoint));
 }
 
 Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  // Lines for the user go to `log` and to the error log when that is another stream (--log): a
+  // background mount has nothing else once detached.
+  auto say = [&](const std::string& line) {
+    log << line << std::endl;
+    if (options.error_log != nullptr && options.error_log != &log) {
+      *options.error_log << line << std::endl;
+    }
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options, say));
   fuse_session* session = fuse_get_session(mounted->handle());
   if (fuse_set_signal_handlers(session) != 0) {
     return InternalError("cannot install signal handlers for the mount");
   }
-  log << "refzarr: mounted Zarr v" << view.options().zarr_format << " at "
-      << options.mountpoint.string() << " (unmount with Ctrl-C or fusermount3 -u)" << std::endl;
+  const std::string at = options.mountpoint.string();
+  say("refzarr: mounted Zarr v" + std::to_string(view.options().zarr_format) + " at " + at +
+      (options.foreground ? " (unmount with Ctrl-C or fusermount3 -u " + at + ")"
+                          : " in the background (unmount with fusermount3 -u " + at + ")"));
   if (!options.foreground && fuse_daemonize(0) != 0) {
     fuse_remove_signal_handlers(session);
     return InternalError("cannot detach into the background");
@@ -596,10 +678,9 @@ Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log) {
   int rc = mounted->Loop();
   fuse_remove_signal_handlers(session);
   mounted->Close();
-  if (options.foreground) log << "refzarr: unmounted " << options.mountpoint.string() << std::endl;
+  say("refzarr: unmounted " + at);
   if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP) {
-    return IoError("serving the mount at " + options.mountpoint.string() + " failed (" +
-                   std::to_string(rc) + ")");
+    return IoError("serving the mount at " + at + " failed (" + std::to_string(rc) + ")");
   }
   return OkStatus();
 }

@@ -353,6 +353,52 @@ TEST_F(FuseMountTest, ExternalFusermountEndsTheMount) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
 }
 
+TEST_F(FuseMountTest, EveryEIOIsLoggedWithItsKeyAndReason) {
+  view_.AddListError("img", IoError("disk on fire"));
+  ASSERT_TRUE(Mount());
+  EXPECT_TRUE(ReadDirNames(mnt_ / "img").empty());
+  std::ifstream in(mnt_ / "bad/0.0");
+  char c;
+  EXPECT_FALSE(in.read(&c, 1));
+  const std::string text = errors_.str();
+  EXPECT_NE(text.find("refzarr mount: list img: disk on fire\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("refzarr mount: read bad/0.0: source " + source_.string()), std::string::npos)
+      << text;
+}
+
+// libfuse mounts over a file and over a mount point; both leave a broken or hidden mount.
+TEST_F(FuseMountTest, MountOnAFileIsRefused) {
+  fs::path file = dir_ / "file";
+  std::ofstream(file) << "x";
+  MountOptions options;
+  options.mountpoint = file;
+  auto mount = StartFuseMount(view_, options);
+  ASSERT_FALSE(mount.ok());
+  EXPECT_EQ(mount.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mount.status().message().find(file.string() + ": not a directory"), std::string::npos)
+      << mount.status().message();
+  EXPECT_FALSE(IsMountPoint(file));
+}
+
+TEST_F(FuseMountTest, MountOnAMountPointIsRefused) {
+  ASSERT_TRUE(Mount());
+  MountOptions options;
+  options.mountpoint = mnt_;
+  auto second = StartFuseMount(view_, options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("already a mount point"), std::string::npos)
+      << second.status().message();
+  EXPECT_EQ(ReadWhole(mnt_ / "img/0/0.0"), memory_chunk_) << "the first mount still serves";
+}
+
+TEST_F(FuseMountTest, MountOnANonEmptyDirectoryWarns) {
+  std::ofstream(mnt_ / "hidden") << "x";
+  ASSERT_TRUE(Mount());
+  EXPECT_NE(errors_.str().find(mnt_.string() + " is not empty"), std::string::npos)
+      << errors_.str();
+  EXPECT_FALSE(fs::exists(mnt_ / "hidden"));
+}
+
 TEST_F(FuseMountTest, MountOnAMissingDirectoryIsAClearError) {
   MountOptions options;
   options.mountpoint = dir_ / "does-not-exist";
