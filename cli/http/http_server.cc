@@ -356,7 +356,7 @@ class MhdServer final : public HttpServer {
     }
     Result<internal::RequestKey> key = KeyFromUrlPath(url);
     if (!key.ok()) return ErrorReply(MHD_HTTP_BAD_REQUEST, key.status().message());
-    if (key->trailing_slash) return Listing(key->key);
+    if (key->trailing_slash) return Listing(key->key, method == MHD_HTTP_METHOD_HEAD);
 
     Result<std::optional<Value>> value = view_.Get(key->key);
     if (!value.ok()) return ViewError(value.status());
@@ -396,7 +396,7 @@ class MhdServer final : public HttpServer {
   }
 
   // The first page decides the status (404, a stale source's 500); the rest is streamed.
-  Reply Listing(const std::string& key) {
+  Reply Listing(const std::string& key, bool head) {
     Result<std::optional<std::vector<DirEntry>>> first = view_.ListPage(key, "", kListingPage);
     if (!first.ok()) return ViewError(first.status());
     if (!first->has_value()) return ErrorReply(MHD_HTTP_NOT_FOUND, "no directory '" + key + "'");
@@ -412,6 +412,10 @@ class MhdServer final : public HttpServer {
     MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/html; charset=utf-8");
     AddCorsHeaders(reply.response.get());
+    // libmicrohttpd 0.9.75 sends the last-chunk line ("0\r\n\r\n") of a chunked response even
+    // to HEAD, where the next response on the connection is expected: the client reads it as
+    // garbage ("HTTP/0.9"). Closing after a HEAD of a listing keeps the stray bytes harmless.
+    if (head) MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONNECTION, "close");
     return reply;
   }
 

@@ -530,6 +530,18 @@ TEST_F(HttpServerTest, LongListingsAreStreamedPageByPage) {
   EXPECT_GE(view_.list_pages(), 3) << "2 500 entries come in pages";
 }
 
+// libmicrohttpd sends a chunked response's last-chunk line even to HEAD; on a kept-alive
+// connection the next client request would read it as its response (GDAL: "Received HTTP/0.9").
+TEST_F(HttpServerTest, HeadOfAListingLeavesTheConnectionUsable) {
+  Client client(Start());
+  HttpReply head = client.Request("HEAD", "/img/");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  HttpReply next = client.Request("GET", "/img/0/.zarray");
+  EXPECT_EQ(next.status, 200);
+  EXPECT_EQ(next.body, kZarray);
+}
+
 // Once the status line is out, a listing that fails is cut short (the client sees an incomplete
 // body, never a complete-looking short listing) and the error is logged.
 TEST_F(HttpServerTest, AListingThatFailsMidwayIsCutShortAndLogged) {
