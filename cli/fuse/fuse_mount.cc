@@ -481,7 +481,7 @@ bool IsMountPoint(const std::filesystem::path& dir) {
     std::string decoded;
     for (size_t i = 0; i < point.size(); ++i) {
       if (point[i] == '\\' && i + 3 < point.size()) {
-        decoded += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        decoded += static_cast<char>(std::strtol(point.substr(i + 1, 3).c_str(), nullptr, 8));
         i += 3;
       } else {
         decoded += point[i];
@@ -499,21 +499,18 @@ Result<MountpointCheck> CheckMountpoint(const std::filesystem::path& mountpoint)
   struct stat st {};
   if (::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
-      return InvalidArgumentError(where +
-                                  ": a mount whose file system is gone is still there; "
-                                  "unmount it first (fusermount3 -u " +
-                                  mountpoint.string() + ")");
+      return InvalidArgumentError(
+          where + ": a mount whose file system is gone is still there; unmount it first "
+                  "(fusermount3 -u " + mountpoint.string() + ")");
     }
     return IoError(where + ": " + std::strerror(errno) +
-                   " (the mount point must be an existing "
-                   "directory)");
+                   " (the mount point must be an existing directory)");
   }
   if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(where + ": not a directory");
   if (IsMountPoint(mountpoint)) {
-    return InvalidArgumentError(where +
-                                ": already a mount point; unmount it first (fusermount3 "
-                                "-u " +
-                                mountpoint.string() + ") or pick another directory");
+    return InvalidArgumentError(where + ": already a mount point; unmount it first " +
+                                "(fusermount3 -u " + mountpoint.string() +
+                                ") or pick another directory");
   }
   MountpointCheck check;
   std::error_code ec;
