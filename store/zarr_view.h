@@ -67,7 +67,8 @@ struct DirEntry {
 /// since indexing. Metadata, listings and Stat check (one stat() each) the sources the node depends
 /// on: an array's, every source its chunks use; a group's or plain file's, every source of its
 /// file. A chunk checks its own source (size and mtime on every read, the content fingerprint once
-/// per view). Folder groups above the files and the root directory never fail for a stale file.
+/// per view). Folder groups above the files, other files and Stat("") never fail for a stale file
+/// (the root of a one-file index is that file's group: its listing does).
 class ZarrView {
  public:
   virtual ~ZarrView() = default;
