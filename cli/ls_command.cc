@@ -2,11 +2,39 @@
 
 namespace refzarr {
 
+namespace {
+
+// Entries per page asked of the view: what one level of the walk holds in memory.
+constexpr size_t kLsPage = 1000;
+
+// Prints the directory `base` from its first page on, page by page, descending into
+// sub-directories as they come when `recursive`: memory is one page per level of depth, and the
+// first keys are out before the rest is read.
+Status ListPages(ZarrView& view, const std::string& base, std::vector<DirEntry> page,
+                 bool recursive, std::ostream& out) {
+  while (true) {
+    for (const DirEntry& e : page) {
+      std::string key = base.empty() ? e.name : base + "/" + e.name;
+      out << key << (e.is_directory ? "/" : "") << "\n";
+      if (!recursive || !e.is_directory) continue;
+      ASSIGN_OR_RETURN(auto below, view.ListPage(key, "", kLsPage));
+      if (below) RETURN_IF_ERROR(ListPages(view, key, std::move(*below), true, out));
+    }
+    if (page.size() < kLsPage) return OkStatus();
+    std::string after = page.back().name;
+    ASSIGN_OR_RETURN(auto next, view.ListPage(base, after, kLsPage));
+    if (!next) return OkStatus();
+    page = std::move(*next);
+  }
+}
+
+}  // namespace
+
 Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::ostream& out) {
   std::string base(prefix);
   while (!base.empty() && base.back() == '/') base.pop_back();
-  ASSIGN_OR_RETURN(auto entries, view.List(base));
-  if (!entries) {
+  ASSIGN_OR_RETURN(auto first, view.ListPage(base, "", kLsPage));
+  if (!first) {
     ASSIGN_OR_RETURN(auto st, view.Stat(base));
     if (st.first == EntryKind::kFile) {
       out << base << "\n";
@@ -14,12 +42,7 @@ Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::os
     }
     return NotFoundError("no key or directory '" + base + "' in the view");
   }
-  for (const DirEntry& e : *entries) {
-    std::string key = base.empty() ? e.name : base + "/" + e.name;
-    out << key << (e.is_directory ? "/" : "") << "\n";
-    if (recursive && e.is_directory) RETURN_IF_ERROR(ListKeys(view, key, true, out));
-  }
-  return OkStatus();
+  return ListPages(view, base, std::move(*first), recursive, out);
 }
 
 void AddLsCommand(CLI::App& app, CommandContext& ctx) {

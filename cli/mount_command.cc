@@ -1,6 +1,9 @@
 // `refzarr mount INDEX MOUNTPOINT`: the index as a read-only file system (FUSE).
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "cli/commands.h"
@@ -18,6 +21,7 @@ struct MountArgs {
   bool allow_other = false;
   bool debug = false;
   double revalidate_seconds = MountOptions().revalidate_seconds;
+  std::string log;
 };
 
 Status RunMount(const MountArgs& args, CommandContext& ctx) {
@@ -34,6 +38,14 @@ Status RunMount(const MountArgs& args, CommandContext& ctx) {
   options.debug = args.debug;
   options.revalidate_seconds = args.revalidate_seconds;
   options.error_log = &ctx.err;
+  // Opened before detaching, by absolute path: a background mount's stderr is /dev/null.
+  std::ofstream log;
+  if (!args.log.empty()) {
+    std::filesystem::path path = std::filesystem::absolute(args.log, ec);
+    log.open(path, std::ios::app);
+    if (!log) return IoError("open log " + path.string() + ": " + std::strerror(errno));
+    options.error_log = &log;
+  }
   return Mount(*view, options, ctx.err);
 }
 
@@ -54,6 +66,10 @@ void AddMountCommand(CLI::App& app, CommandContext& ctx) {
                   "checked again")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  cmd->add_option("--log", args->log,
+                  "Append what the mount reports (mounted, unmounted, every failed request with "
+                  "its key and reason) to this file; without it a background mount reports "
+                  "nothing once detached");
   cmd->add_flag("--debug", args->debug, "libfuse debug output (implies nothing else)");
   cmd->callback([args, &ctx] {
     Status status = RunMount(*args, ctx);

@@ -99,12 +99,15 @@ SourceInfo ReadSourceRow(const Statement& s) {
 
 constexpr const char* kSourceColumns = "id, path, size, mtime_ns, fingerprint, status, error, grp";
 
+constexpr const char* kNodeColumns = "id, path, kind, meta, owner";
+
 Result<NodeRecord> ReadNodeRow(const Statement& s) {
-  // Columns: id, path, kind, meta
+  // Columns: kNodeColumns
   NodeRecord n;
   n.id = s.ColumnInt(0);
   n.path = s.ColumnText(1);
   n.kind = static_cast<NodeKind>(s.ColumnInt(2));
+  if (!s.ColumnIsNull(4)) n.owner = s.ColumnInt(4);
   try {
     n.meta = json::parse(s.ColumnText(3));
   } catch (const json::exception& e) {
@@ -293,8 +296,8 @@ class SqliteRefStore final : public RefStore {
 
   Result<std::optional<NodeRecord>> GetNode(std::string_view path) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
-    ASSIGN_OR_RETURN(Statement * s,
-                     lease->Prepare("SELECT id, path, kind, meta FROM nodes WHERE path = ?"));
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kNodeColumns +
+                                                   " FROM nodes WHERE path = ?"));
     s->Bind(1, path);
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return std::optional<NodeRecord>();
@@ -304,8 +307,9 @@ class SqliteRefStore final : public RefStore {
 
   Result<std::vector<NodeRecord>> Children(std::string_view path) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
-    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-        "SELECT id, path, kind, meta FROM nodes WHERE parent = ? AND path <> '' ORDER BY path"));
+    ASSIGN_OR_RETURN(Statement * s,
+                     lease->Prepare(std::string("SELECT ") + kNodeColumns +
+                                    " FROM nodes WHERE parent = ? AND path <> '' ORDER BY path"));
     s->Bind(1, path);
     return Collect(*s);
   }
@@ -313,15 +317,32 @@ class SqliteRefStore final : public RefStore {
   Result<std::vector<NodeRecord>> Subtree(std::string_view path) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     if (path.empty()) {
-      ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-          "SELECT id, path, kind, meta FROM nodes WHERE path <> '' ORDER BY path"));
+      ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kNodeColumns +
+                                                     " FROM nodes WHERE path <> '' ORDER BY path"));
       return Collect(*s);
     }
     // Paths below "p" are exactly those in ["p/", "p0"): '0' follows '/' in ASCII.
-    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-        "SELECT id, path, kind, meta FROM nodes WHERE path >= ? AND path < ? ORDER BY path"));
+    ASSIGN_OR_RETURN(Statement * s,
+                     lease->Prepare(std::string("SELECT ") + kNodeColumns +
+                                    " FROM nodes WHERE path >= ? AND path < ? ORDER BY path"));
     std::string lo = std::string(path) + "/", hi = std::string(path) + "0";
     s->Bind(1, lo).Bind(2, hi);
+    return Collect(*s);
+  }
+
+  Result<std::vector<NodeRecord>> ChildrenAfter(std::string_view path, std::string_view after,
+                                                size_t limit) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    // Children's paths share the prefix "path/", so their order is their names' order and
+    // "after" becomes a bound on the path (nodes_by_parent covers (parent, path)).
+    ASSIGN_OR_RETURN(
+        Statement * s,
+        lease->Prepare(
+            std::string("SELECT ") + kNodeColumns +
+            " FROM nodes WHERE parent = ? AND path > ? AND path <> '' ORDER BY path LIMIT ?"));
+    std::string lower =
+        path.empty() ? std::string(after) : std::string(path) + "/" + std::string(after);
+    s->Bind(1, path).Bind(2, lower).Bind(3, static_cast<int64_t>(limit));
     return Collect(*s);
   }
 
@@ -354,6 +375,18 @@ class SqliteRefStore final : public RefStore {
     return out;
   }
 
+  Result<std::optional<uint64_t>> NextBlock(int64_t node_id, uint64_t block) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(
+        Statement * s,
+        lease->Prepare(
+            "SELECT block FROM chunk_blocks WHERE node = ? AND block >= ? ORDER BY block LIMIT 1"));
+    s->Bind(1, node_id).Bind(2, static_cast<int64_t>(block));
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(static_cast<uint64_t>(s->ColumnInt(0)));
+  }
+
   Result<std::optional<std::string>> GetInlineChunk(int64_t node_id, uint64_t chunk) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
@@ -377,6 +410,21 @@ class SqliteRefStore final : public RefStore {
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return CorruptError(path_.string() + ": source " + std::to_string(id) + " missing");
     return ReadSourceRow(*s);
+  }
+
+  Result<std::vector<int64_t>> FileSourceIds(int64_t file_id) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(
+        Statement * s,
+        lease->Prepare(
+            "SELECT id FROM sources WHERE id = ?1 OR owner = ?1 ORDER BY owner <> 0, id"));
+    s->Bind(1, file_id);
+    std::vector<int64_t> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) return out;
+      out.push_back(s->ColumnInt(0));
+    }
   }
 
   Result<std::vector<SourceInfo>> Sources() override {

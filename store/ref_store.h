@@ -58,6 +58,9 @@ struct NodeRecord {
   std::string path;
   NodeKind kind = NodeKind::kGroup;
   nlohmann::json meta;
+  /// Source id of the scanned file the node belongs to; unset for folder groups (shared by the
+  /// files below them, owned by none).
+  std::optional<int64_t> owner;
 };
 
 /// An array a scan refused (ScannedFile::Refusal): where it would have been and why it is not.
@@ -105,15 +108,25 @@ class RefStore {
   virtual Result<std::vector<NodeRecord>> Children(std::string_view path) = 0;
   /// Every node strictly below `path`, sorted by path.
   virtual Result<std::vector<NodeRecord>> Subtree(std::string_view path) = 0;
+  /// At most `limit` direct children of the node at `path` whose names sort after `after` (every
+  /// child when `after` is empty), sorted by name: page through with `after` = the last name seen.
+  /// An indexed range scan per page.
+  virtual Result<std::vector<NodeRecord>> ChildrenAfter(std::string_view path,
+                                                        std::string_view after, size_t limit) = 0;
   /// Decoded block `block` of array `node_id` (empty when it has no block).
   virtual Result<std::vector<BlockEntry>> GetBlock(int64_t node_id, uint64_t block) = 0;
   /// Indices of the blocks an array has, ascending.
   virtual Result<std::vector<uint64_t>> BlockNumbers(int64_t node_id) = 0;
+  /// The first block of array `node_id` with an index at or after `block`; nullopt when none. One
+  /// indexed lookup, so sparse grids are walked by their stored blocks only.
+  virtual Result<std::optional<uint64_t>> NextBlock(int64_t node_id, uint64_t block) = 0;
   /// Bytes of an inline chunk.
   virtual Result<std::optional<std::string>> GetInlineChunk(int64_t node_id, uint64_t chunk) = 0;
   /// Bytes of a file node.
   virtual Result<std::optional<std::string>> GetFileBytes(int64_t node_id) = 0;
   virtual Result<SourceInfo> GetSource(int64_t id) = 0;
+  /// Ids of every source of the scanned file `file_id`: the file itself, then its companions.
+  virtual Result<std::vector<int64_t>> FileSourceIds(int64_t file_id) = 0;
   virtual Result<std::vector<SourceInfo>> Sources() = 0;
   /// Refused arrays in path order, at most `limit` of them.
   virtual Result<std::vector<RefusedArray>> RefusedArrays(size_t limit) = 0;

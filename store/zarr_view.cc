@@ -61,7 +61,35 @@ struct NodeInfo {
   std::vector<int64_t> sources;  // global source id per local source id
   bool transcoded = false;       // chunks are served re-encoded (compat policy, non-native array)
   std::optional<ImageDesc> image;
+  // Sources whose change makes the node's metadata (and listing) wrong: an array's chunk sources
+  // (multi-file OME members, HDF5 external files), else every source of the node's file. Empty for
+  // folder groups, which belong to no file.
+  std::vector<int64_t> depends;
 };
+
+// Entries per ListPage of the List convenience.
+constexpr size_t kListPageEntries = 4096;
+
+}  // namespace
+
+Result<std::optional<std::vector<DirEntry>>> ZarrView::List(std::string_view prefix) {
+  std::vector<DirEntry> all;
+  std::string after;
+  while (true) {
+    ASSIGN_OR_RETURN(auto page, ListPage(prefix, after, kListPageEntries));
+    if (!page) {
+      if (all.empty()) return std::optional<std::vector<DirEntry>>();
+      break;  // Gone between pages: what was listed stands.
+    }
+    const bool last = page->size() < kListPageEntries;
+    if (!page->empty()) after = page->back().name;
+    for (DirEntry& e : *page) all.push_back(std::move(e));
+    if (last) break;
+  }
+  return std::optional<std::vector<DirEntry>>(std::move(all));
+}
+
+namespace {
 
 class RefZarrView final : public ZarrView {
  public:
@@ -81,6 +109,7 @@ class RefZarrView final : public ZarrView {
     if (IsMetadataName(last)) {
       ASSIGN_OR_RETURN(auto node, Node(parent));
       if (node && node->record.kind != NodeKind::kFile) {
+        RETURN_IF_ERROR(CheckNode(*node));
         ASSIGN_OR_RETURN(auto doc, RenderMetadata(*node, last));
         if (!doc) return std::optional<Value>();
         Value v;
@@ -93,6 +122,7 @@ class RefZarrView final : public ZarrView {
     if (w.depth == parts.size()) {
       // The key names a node: only plain files have a value.
       if (w.node->record.kind != NodeKind::kFile) return std::optional<Value>();
+      RETURN_IF_ERROR(CheckNode(*w.node));
       ASSIGN_OR_RETURN(auto bytes, store_->GetFileBytes(w.node->record.id));
       if (!bytes) return std::optional<Value>();
       Value v;
@@ -119,48 +149,48 @@ class RefZarrView final : public ZarrView {
     auto parts = SplitKey(key);
     ASSIGN_OR_RETURN(Walked w, Walk(parts));
     if (w.depth == parts.size()) {
+      RETURN_IF_ERROR(CheckNode(*w.node));
       if (w.node->record.kind == NodeKind::kFile) {
         return std::pair{EntryKind::kFile, w.node->record.meta.value("size", uint64_t{0})};
       }
       return std::pair{EntryKind::kDirectory, uint64_t{0}};
     }
     ASSIGN_OR_RETURN(auto dir, FindChunkDirectory(parts));
-    if (dir) return std::pair{EntryKind::kDirectory, uint64_t{0}};
+    if (dir) {
+      RETURN_IF_ERROR(CheckNode(*dir->first));
+      return std::pair{EntryKind::kDirectory, uint64_t{0}};
+    }
     ASSIGN_OR_RETURN(auto value, Get(key));
     if (!value) return std::pair{EntryKind::kMissing, uint64_t{0}};
     return std::pair{EntryKind::kFile, value->size()};
   }
 
-  Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix) override {
+  Result<std::optional<std::vector<DirEntry>>> ListPage(std::string_view prefix,
+                                                        std::string_view after,
+                                                        size_t limit) override {
+    using Listing = std::optional<std::vector<DirEntry>>;
     while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
-    if (!prefix.empty() && !ValidKey(prefix)) return std::optional<std::vector<DirEntry>>();
+    if (!prefix.empty() && !ValidKey(prefix)) return Listing();
     std::string path(prefix);
     auto parts = SplitKey(prefix);
     ASSIGN_OR_RETURN(Walked w, Walk(parts));
-    std::shared_ptr<const NodeInfo> node = w.depth == parts.size() ? w.node : nullptr;
     std::vector<DirEntry> out;
-    if (node) {
-      if (node->record.kind == NodeKind::kFile) return std::optional<std::vector<DirEntry>>();
-      for (const std::string& name : MetadataNames(*node)) out.push_back({name, false});
-      if (node->record.kind == NodeKind::kGroup) {
-        ASSIGN_OR_RETURN(auto children, store_->Children(path));
-        for (const NodeRecord& c : children) {
-          std::string name = c.path.substr(path.empty() ? 0 : path.size() + 1);
-          DirEntry entry{name, c.kind != NodeKind::kFile};
-          if (c.kind == NodeKind::kFile) entry.size = c.meta.value("size", uint64_t{0});
-          out.push_back(std::move(entry));
-        }
+    if (w.node && w.depth == parts.size()) {
+      const NodeInfo& node = *w.node;
+      if (node.record.kind == NodeKind::kFile) return Listing();
+      RETURN_IF_ERROR(CheckNode(node));
+      if (node.array) {
+        RETURN_IF_ERROR(ListArrayDirectory(node, after, limit, out));
       } else {
-        RETURN_IF_ERROR(ListChunkLevel(*node, {}, true, out));
+        RETURN_IF_ERROR(ListGroup(node, after, limit, out));
       }
-    } else {
-      ASSIGN_OR_RETURN(auto dir, FindChunkDirectory(parts));
-      if (!dir) return std::optional<std::vector<DirEntry>>();
-      RETURN_IF_ERROR(ListChunkLevel(*dir->first, dir->second, false, out));
+      return Listing(std::move(out));
     }
-    std::sort(out.begin(), out.end(),
-              [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
-    return std::optional<std::vector<DirEntry>>(std::move(out));
+    ASSIGN_OR_RETURN(auto dir, FindChunkDirectory(parts));
+    if (!dir) return Listing();
+    RETURN_IF_ERROR(CheckNode(*dir->first));
+    RETURN_IF_ERROR(ListChunkLevel(*dir->first, dir->second, after, limit, out));
+    return Listing(std::move(out));
   }
 
  private:
@@ -203,6 +233,7 @@ class RefZarrView final : public ZarrView {
         if (!a.ok()) return a.status().WithContext(store_->path().string() + ": " + path);
         n->array = std::move(*a);
         n->sources = n->record.meta.at("sources").get<std::vector<int64_t>>();
+        n->depends = n->sources;
         n->transcoded = NeedsTranscode(*n->array, options_.codecs,
                                        n->record.meta.value("flagged", false),
                                        options_.zarr_format);
@@ -213,6 +244,9 @@ class RefZarrView final : public ZarrView {
           if (!image.ok()) return image.status().WithContext(store_->path().string() + ": " + path);
           n->image = std::move(*image);
         }
+      }
+      if (!n->array && n->record.owner) {
+        ASSIGN_OR_RETURN(n->depends, FileSources(*n->record.owner));
       }
       info = std::move(n);
     }
@@ -347,7 +381,8 @@ class RefZarrView final : public ZarrView {
     return at;
   }
 
-  // A directory inside an array's chunk keys: some coordinates named (v3: "c" alone too).
+  // A directory inside an array's chunk keys: some coordinates named (v3: "c" alone too), with
+  // a stored chunk below it. Where nothing is stored there is no directory, as in a real store.
   Result<std::optional<ChunkAt>> FindChunkDirectory(std::span<const std::string_view> parts) {
     ASSIGN_OR_RETURN(auto at, SplitArrayKey(parts));
     if (!at) return at;
@@ -355,40 +390,150 @@ class RefZarrView final : public ZarrView {
     bool partial = at->second.size() < rank &&
                    (options_.zarr_format == 3 || !at->second.empty());
     if (!partial) return std::optional<ChunkAt>();
+    ASSIGN_OR_RETURN(auto below, NextStoredBelow(*at->first, at->second, 0));
+    if (!below) return std::optional<ChunkAt>();
     return at;
   }
 
-  // Lists one level of chunk keys: the array's own directory when `array_dir`, else the level
-  // below the coordinates named so far.
-  Status ListChunkLevel(const NodeInfo& n, const std::vector<uint64_t>& coords, bool array_dir,
-                        std::vector<DirEntry>& out) {
-    const ArrayDesc& a = *n.array;
-    size_t rank = a.shape.size();
-    if (array_dir && options_.zarr_format == 3) {
-      ASSIGN_OR_RETURN(bool any, HasAnyChunk(n));
-      if (any) out.push_back({"c", rank != 0});
+  // ---- listings ----
+
+  // Children of a group: its metadata names merged, in name order, with its child nodes, one
+  // indexed page of them.
+  Status ListGroup(const NodeInfo& n, std::string_view after, size_t limit,
+                   std::vector<DirEntry>& out) {
+    std::vector<std::string> meta = MetadataNames(n);  // sorted
+    ASSIGN_OR_RETURN(auto children, store_->ChildrenAfter(n.record.path, after, limit));
+    const size_t strip = n.record.path.empty() ? 0 : n.record.path.size() + 1;
+    auto m = std::upper_bound(meta.begin(), meta.end(), after,
+                              [](std::string_view a, const std::string& b) { return a < b; });
+    auto c = children.begin();
+    while (out.size() < limit && (m != meta.end() || c != children.end())) {
+      std::string_view child = c != children.end() ? std::string_view(c->path).substr(strip) : "";
+      if (m != meta.end() && (c == children.end() || *m < child)) {
+        out.push_back({*m++, false, std::nullopt});
+        continue;
+      }
+      DirEntry entry{std::string(child), c->kind != NodeKind::kFile, std::nullopt};
+      if (c->kind == NodeKind::kFile) entry.size = c->meta.value("size", uint64_t{0});
+      out.push_back(std::move(entry));
+      ++c;
+    }
+    return OkStatus();
+  }
+
+  // An array's own directory: metadata, then (v2) the first coordinate level or (v3) "c".
+  Status ListArrayDirectory(const NodeInfo& n, std::string_view after, size_t limit,
+                            std::vector<DirEntry>& out) {
+    const size_t rank = n.array->shape.size();
+    if (options_.zarr_format == 3) {
+      if (after < std::string_view("c") && out.size() < limit) {
+        BlockEntry e;
+        ASSIGN_OR_RETURN(auto any, NextStoredBelow(n, {}, 0, &e));
+        // A 0-d array's one chunk is the key "c" itself.
+        if (any) out.push_back({"c", rank != 0, rank == 0 ? KnownSize(n, e) : std::nullopt});
+      }
+      if (after < std::string_view("zarr.json") && out.size() < limit) {
+        out.push_back({"zarr.json", false, std::nullopt});
+      }
       return OkStatus();
     }
+    uint64_t last = 0;
+    const bool resume_chunks = ParseIndex(after, last);
+    if (!resume_chunks) {
+      for (const std::string& m : MetadataNames(n)) {
+        if (m > after && out.size() < limit) out.push_back({m, false, std::nullopt});
+      }
+    }
     if (rank == 0) {
+      if (resume_chunks || out.size() >= limit) return OkStatus();
       ASSIGN_OR_RETURN(auto e, Entry(n, 0));
       if (e.present) out.push_back({"0", false, KnownSize(n, e)});
       return OkStatus();
     }
-    auto grid = a.GridShape();
-    size_t level = coords.size();
-    if (level + 1 < rank) {
-      for (uint64_t i = 0; i < grid[level]; ++i) out.push_back({std::to_string(i), true});
-      return OkStatus();
+    return ListChunkLevel(n, {}, resume_chunks ? after : "", limit, out);
+  }
+
+  // One level of chunk keys below the coordinates named so far: the next coordinate's values
+  // under which a chunk is stored, ascending, after the value `after`. Each entry costs one step
+  // through the stored blocks (NextStoredBelow), whatever the size of the grid.
+  Status ListChunkLevel(const NodeInfo& n, const std::vector<uint64_t>& coords,
+                        std::string_view after, size_t limit, std::vector<DirEntry>& out) {
+    const auto grid = n.array->GridShape();
+    const size_t level = coords.size();
+    const bool leaf = level + 1 == grid.size();
+    uint64_t value = 0;
+    if (!after.empty()) {
+      uint64_t last = 0;
+      if (ParseIndex(after, last)) value = last + 1;
     }
-    // Last level: list only the chunks that exist.
-    std::vector<uint64_t> c = coords;
-    c.push_back(0);
-    for (uint64_t i = 0; i < grid[level]; ++i) {
-      c[level] = i;
-      ASSIGN_OR_RETURN(auto e, Entry(n, LinearChunkIndex(grid, c)));
-      if (e.present) out.push_back({std::to_string(i), false, KnownSize(n, e)});
+    while (out.size() < limit && value < grid[level]) {
+      BlockEntry e;
+      ASSIGN_OR_RETURN(auto found, NextStoredBelow(n, coords, value, &e));
+      if (!found) break;
+      out.push_back({std::to_string(*found), !leaf, leaf ? KnownSize(n, e) : std::nullopt});
+      value = *found + 1;
     }
     return OkStatus();
+  }
+
+  // The smallest value v >= `from` of the coordinate after `coords` such that a chunk is stored
+  // below coords + (v): linear chunk indices are row-major, so the chunks below coords + (v) are
+  // one run of indices, and the runs of increasing v follow one another. With `coords` naming
+  // every coordinate but none is left, the answer is 0 when that chunk is stored. `entry` gets
+  // the first stored chunk found.
+  Result<std::optional<uint64_t>> NextStoredBelow(const NodeInfo& n,
+                                                  const std::vector<uint64_t>& coords,
+                                                  uint64_t from, BlockEntry* entry = nullptr) {
+    const auto grid = n.array->GridShape();
+    const size_t level = coords.size();
+    // step: chunks per value of the next coordinate; values: how many values it has.
+    uint64_t step = 1;
+    for (size_t i = level + 1; i < grid.size(); ++i) {
+      if (__builtin_mul_overflow(step, grid[i], &step)) return GridTooLarge(n);
+    }
+    const uint64_t values = level < grid.size() ? grid[level] : 1;
+    if (step == 0 || from >= values) return std::optional<uint64_t>();
+    uint64_t begin = 0;  // linear index of coords + (0, 0, ...)
+    for (size_t i = 0; i < level; ++i) {
+      if (__builtin_mul_overflow(begin, grid[i], &begin)) return GridTooLarge(n);
+      begin += coords[i];
+    }
+    uint64_t span = 0, first = 0, end = 0;
+    if (__builtin_mul_overflow(begin, values, &begin) ||
+        __builtin_mul_overflow(begin, step, &begin) ||
+        __builtin_mul_overflow(values, step, &span) || __builtin_mul_overflow(from, step, &first) ||
+        __builtin_add_overflow(begin, span, &end)) {
+      return GridTooLarge(n);
+    }
+    ASSIGN_OR_RETURN(auto linear, NextStored(n, begin + first, end, entry));
+    if (!linear) return std::optional<uint64_t>();
+    return std::optional<uint64_t>((*linear - begin) / step);
+  }
+
+  Status GridTooLarge(const NodeInfo& n) {
+    return CorruptError(store_->path().string() + ": " + n.record.path +
+                        ": chunk grid has more than 2^64 chunks");
+  }
+
+  // The first stored chunk with a linear index in [from, end): the rest of the block holding
+  // `from`, then the next stored block (one indexed lookup), so unstored stretches of the grid
+  // cost nothing.
+  Result<std::optional<uint64_t>> NextStored(const NodeInfo& n, uint64_t from, uint64_t end,
+                                             BlockEntry* entry) {
+    while (from < end) {
+      const uint64_t b = from / kBlockSize;
+      ASSIGN_OR_RETURN(auto block, Block(n, b));
+      for (uint64_t pos = from % kBlockSize; pos < block->size() && b * kBlockSize + pos < end;
+           ++pos) {
+        if (!(*block)[pos].present) continue;
+        if (entry != nullptr) *entry = (*block)[pos];
+        return std::optional<uint64_t>(b * kBlockSize + pos);
+      }
+      ASSIGN_OR_RETURN(auto next, store_->NextBlock(n.record.id, b + 1));
+      if (!next || *next > (end - 1) / kBlockSize) break;
+      from = *next * kBlockSize;
+    }
+    return std::optional<uint64_t>();
   }
 
   // A chunk's size when it is served as stored: the reference's length.
@@ -397,42 +542,81 @@ class RefZarrView final : public ZarrView {
     return e.ref.length;
   }
 
-  Result<bool> HasAnyChunk(const NodeInfo& n) {
-    ASSIGN_OR_RETURN(auto blocks, store_->BlockNumbers(n.record.id));
-    return !blocks.empty();
-  }
-
   Result<BlockEntry> Entry(const NodeInfo& n, uint64_t linear) {
-    uint64_t block_no = linear / kBlockSize;
-    auto key = std::make_pair(n.record.id, block_no);
-    std::shared_ptr<const std::vector<BlockEntry>> block;
-    {
-      std::lock_guard lock(mu_);
-      auto it = block_index_.find(key);
-      if (it != block_index_.end()) {
-        blocks_lru_.splice(blocks_lru_.begin(), blocks_lru_, it->second);
-        block = it->second->second;
-      }
-    }
-    if (!block) {
-      ASSIGN_OR_RETURN(auto decoded, store_->GetBlock(n.record.id, block_no));
-      block = std::make_shared<const std::vector<BlockEntry>>(std::move(decoded));
-      std::lock_guard lock(mu_);
-      if (!block_index_.count(key)) {
-        blocks_lru_.emplace_front(key, block);
-        block_index_[key] = blocks_lru_.begin();
-        if (blocks_lru_.size() > kBlockCacheEntries) {
-          block_index_.erase(blocks_lru_.back().first);
-          blocks_lru_.pop_back();
-        }
-      }
-    }
+    ASSIGN_OR_RETURN(auto block, Block(n, linear / kBlockSize));
     uint64_t pos = linear % kBlockSize;
     if (pos >= block->size()) return BlockEntry{};
     return (*block)[pos];
   }
 
-  Result<SourceInfo> CheckedSource(int64_t id) {
+  // Decoded block `block_no` of the array (empty when none is stored), through the LRU cache.
+  Result<std::shared_ptr<const std::vector<BlockEntry>>> Block(const NodeInfo& n,
+                                                               uint64_t block_no) {
+    auto key = std::make_pair(n.record.id, block_no);
+    {
+      std::lock_guard lock(mu_);
+      auto it = block_index_.find(key);
+      if (it != block_index_.end()) {
+        blocks_lru_.splice(blocks_lru_.begin(), blocks_lru_, it->second);
+        return it->second->second;
+      }
+    }
+    ASSIGN_OR_RETURN(auto decoded, store_->GetBlock(n.record.id, block_no));
+    auto block = std::make_shared<const std::vector<BlockEntry>>(std::move(decoded));
+    std::lock_guard lock(mu_);
+    if (!block_index_.count(key)) {
+      blocks_lru_.emplace_front(key, block);
+      block_index_[key] = blocks_lru_.begin();
+      if (blocks_lru_.size() > kBlockCacheEntries) {
+        block_index_.erase(blocks_lru_.back().first);
+        blocks_lru_.pop_back();
+      }
+    }
+    return block;
+  }
+
+  // ---- staleness ----
+
+  // Every source of the scanned file `file` (itself and its companions), cached.
+  Result<std::vector<int64_t>> FileSources(int64_t file) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = file_sources_.find(file);
+      if (it != file_sources_.end()) return it->second;
+    }
+    ASSIGN_OR_RETURN(auto ids, store_->FileSourceIds(file));
+    std::lock_guard lock(mu_);
+    if (file_sources_.size() > 100000) file_sources_.clear();  // bound memory; reloaded on demand
+    file_sources_[file] = ids;
+    return ids;
+  }
+
+  // kStale, with the message that found it, once a source of the scanned file `file` is known to
+  // have changed: from then on every key of the file's group fails alike.
+  Status KnownStale(const std::optional<int64_t>& file) {
+    if (!file) return OkStatus();
+    std::lock_guard lock(mu_);
+    auto it = stale_files_.find(*file);
+    if (it == stale_files_.end()) return OkStatus();
+    return StaleError(it->second);
+  }
+
+  // Whether the node still describes its sources: its file is not known stale and each source it
+  // depends on has the size and mtime it was indexed with (one stat each; the fingerprint is left
+  // to chunk reads, which check it once per view).
+  Status CheckNode(const NodeInfo& n) {
+    RETURN_IF_ERROR(KnownStale(n.record.owner));
+    for (int64_t id : n.depends) {
+      RETURN_IF_ERROR(CheckedSource(id, n.record.owner, /*verify_content=*/false).status());
+    }
+    return OkStatus();
+  }
+
+  // The source `id` as indexed, after checking it now: size and mtime on every call, the content
+  // fingerprint once per view when `verify_content`. A changed source makes its file (`file`, the
+  // owner of the node being served) known stale.
+  Result<SourceInfo> CheckedSource(int64_t id, const std::optional<int64_t>& file,
+                                   bool verify_content) {
     SourceInfo indexed;
     bool verified = false;
     {
@@ -446,27 +630,33 @@ class RefZarrView final : public ZarrView {
     if (indexed.id == 0) {
       ASSIGN_OR_RETURN(indexed, store_->GetSource(id));
     }
-    // Every read re-checks size and mtime; the content fingerprint is checked once per process.
+    std::string stale;
     struct stat st;
     if (::stat(indexed.path.c_str(), &st) != 0) {
-      return StaleError("source " + indexed.path + " is missing (indexed " +
-                        std::to_string(indexed.size) + " bytes); re-index it");
-    }
-    SourceInfo now = indexed;
-    now.size = static_cast<uint64_t>(st.st_size);
-    now.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    now.fingerprint.clear();
-    std::string change = DescribeChange(indexed, now);
-    if (change.empty() && !verified) {
-      ASSIGN_OR_RETURN(SourceInfo probed, ProbeSource(indexed.path));
-      change = DescribeChange(indexed, probed);
-      verified = change.empty();
-    }
-    if (!change.empty()) {
-      return StaleError("source " + indexed.path + " changed since it was indexed (" + change +
-                        "); re-index it");
+      stale = "source " + indexed.path + " is missing (indexed " + std::to_string(indexed.size) +
+              " bytes); re-index it";
+    } else {
+      SourceInfo now = indexed;
+      now.size = static_cast<uint64_t>(st.st_size);
+      now.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      now.fingerprint.clear();
+      std::string change = DescribeChange(indexed, now);
+      if (change.empty() && verify_content && !verified) {
+        ASSIGN_OR_RETURN(SourceInfo probed, ProbeSource(indexed.path));
+        change = DescribeChange(indexed, probed);
+        verified = change.empty();
+      }
+      if (!change.empty()) {
+        stale = "source " + indexed.path + " changed since it was indexed (" + change +
+                "); re-index it";
+      }
     }
     std::lock_guard lock(mu_);
+    if (!stale.empty()) {
+      // The first message found stays the file's: every key then fails with the same one.
+      if (file) stale = stale_files_.emplace(*file, stale).first->second;
+      return StaleError(stale);
+    }
     if (sources_.size() > 100000) sources_.clear();  // bound memory; reloaded on demand
     sources_[id] = {indexed, verified};
     return indexed;
@@ -475,6 +665,7 @@ class RefZarrView final : public ZarrView {
   Result<std::optional<Value>> GetChunk(const NodeInfo& n, const std::vector<uint64_t>& coords) {
     auto grid = n.array->GridShape();
     uint64_t linear = LinearChunkIndex(grid, coords);
+    RETURN_IF_ERROR(KnownStale(n.record.owner));
     ASSIGN_OR_RETURN(BlockEntry e, Entry(n, linear));
     if (!e.present) return std::optional<Value>();
     std::string where = n.record.path + " chunk " + std::to_string(linear);
@@ -487,7 +678,8 @@ class RefZarrView final : public ZarrView {
       if (e.ref.source >= n.sources.size()) {
         return CorruptError(store_->path().string() + ": " + where + ": bad source id");
       }
-      ASSIGN_OR_RETURN(SourceInfo src, CheckedSource(n.sources[e.ref.source]));
+      ASSIGN_OR_RETURN(SourceInfo src,
+                       CheckedSource(n.sources[e.ref.source], n.record.owner, true));
       if (e.ref.offset + e.ref.length > src.size) {
         return CorruptError(src.path + ": " + where + " lies past the end of the file");
       }
@@ -519,6 +711,10 @@ class RefZarrView final : public ZarrView {
   BlockList blocks_lru_;
   std::unordered_map<std::pair<int64_t, uint64_t>, BlockList::iterator, PairHash> block_index_;
   std::unordered_map<int64_t, std::pair<SourceInfo, bool>> sources_;
+  std::unordered_map<int64_t, std::vector<int64_t>> file_sources_;
+  // Scanned files with a source known to have changed -> the message that found it. Never
+  // cleared: a changed source stays changed until re-indexed into a new index.
+  std::unordered_map<int64_t, std::string> stale_files_;
 };
 
 }  // namespace

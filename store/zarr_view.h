@@ -61,6 +61,14 @@ struct DirEntry {
 
 /// A read-only Zarr store over an index. All methods are safe to call from several threads.
 /// Keys have no leading '/'; "" is the root directory.
+///
+/// Staleness: a key of a file's group (its metadata, chunks, plain files, directories and listings)
+/// fails with kStale, naming the source, once any source of that file is known to have changed
+/// since indexing. Metadata, listings and Stat check (one stat() each) the sources the node depends
+/// on: an array's, every source its chunks use; a group's or plain file's, every source of its
+/// file. A chunk checks its own source (size and mtime on every read, the content fingerprint once
+/// per view). Folder groups above the files, other files and Stat("") never fail for a stale file
+/// (the root of a one-file index is that file's group: its listing does).
 class ZarrView {
  public:
   virtual ~ZarrView() = default;
@@ -71,8 +79,20 @@ class ZarrView {
   virtual Result<std::string> Materialize(const Value& value) = 0;
   /// Whether `key` is a file, a directory or nothing, and a file's size in bytes.
   virtual Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) = 0;
-  /// Children of the directory `prefix`, sorted by name; nullopt when it is not a directory.
-  virtual Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix) = 0;
+  /// One page of the directory `prefix`: at most `limit` children that come after the child named
+  /// `after` in listing order (from the first child when `after` is empty); fewer than `limit`
+  /// means the listing has ended. Page through with `after` = the last name returned. Listing
+  /// order: names ascending as bytes, except the chunk coordinates of a chunk-key level, which
+  /// ascend as numbers ("9" before "10"). A chunk-key level lists only the coordinates below which
+  /// a chunk is stored, found from the index's stored blocks, so a page of a huge sparse grid costs
+  /// what its entries cost, never the size of the grid. nullopt when `prefix` is not a directory.
+  virtual Result<std::optional<std::vector<DirEntry>>> ListPage(std::string_view prefix,
+                                                                std::string_view after,
+                                                                size_t limit) = 0;
+  /// Every child of the directory `prefix` in listing order (ListPage until the end); nullopt
+  /// when it is not a directory. Memory grows with the directory: front ends and tools that may
+  /// meet large ones page with ListPage instead.
+  Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix);
   /// The options this view was opened with.
   virtual const ViewOptions& options() const = 0;
 };

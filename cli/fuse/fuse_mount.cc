@@ -19,9 +19,12 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <fstream>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -164,9 +167,17 @@ struct FsContext {
   std::mutex log_mutex;
 };
 
-// A directory being read: its listing, taken once at opendir, paged through by offset.
+// Entries asked of the view per page of a directory being read.
+constexpr size_t kReadDirPage = 1024;
+
+// A directory being read: one page of its listing at a time, so reading a directory of millions
+// of chunk keys holds one page. The kernel reads a handle in order (offsets only grow, except
+// for rewinddir/seekdir, which restart from the first page).
 struct OpenDir {
-  std::vector<DirEntry> entries;
+  std::string key;
+  std::mutex mu;                  // the kernel may send readdirs of one handle on two threads
+  uint64_t first = 0;             // listing index of entries[0]
+  std::vector<DirEntry> entries;  // the current page; shorter than kReadDirPage: the last one
 };
 
 FsContext& Context() { return *static_cast<FsContext*>(fuse_get_context()->private_data); }
@@ -177,13 +188,18 @@ std::string_view KeyOf(const char* path) {
   return key;
 }
 
+// One line on the mount's error log, written at once (the log may be a file a background mount
+// keeps open for hours).
+void LogLine(const std::string& line) {
+  FsContext& ctx = Context();
+  if (ctx.options.error_log == nullptr) return;
+  std::lock_guard<std::mutex> lock(ctx.log_mutex);
+  *ctx.options.error_log << "refzarr mount: " << line << std::endl;
+}
+
 // Turns a view error into an errno, reporting the message (the errno alone would lose it).
 int Fail(const Status& status, std::string_view what) {
-  FsContext& ctx = Context();
-  if (ctx.options.error_log != nullptr) {
-    std::lock_guard<std::mutex> lock(ctx.log_mutex);
-    *ctx.options.error_log << "refzarr mount: " << what << ": " << status.message() << '\n';
-  }
+  LogLine(std::string(what) + ": " + status.message());
   switch (status.code()) {
     case StatusCode::kNotFound: return -ENOENT;
     case StatusCode::kInvalidArgument: return -EINVAL;
@@ -191,14 +207,20 @@ int Fail(const Status& status, std::string_view what) {
   }
 }
 
-// FUSE callbacks are C callbacks: no exception may cross them.
+// FUSE callbacks are C callbacks: no exception may cross them. `op` and `path` name the request
+// for the log ("read a/0/0").
 template <typename F>
-int Guarded(F&& body) {
+int Guarded(std::string_view op, const char* path, F&& body) {
   try {
     return body();
   } catch (const std::bad_alloc&) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": out of memory");
     return -ENOMEM;
+  } catch (const std::exception& e) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": " + e.what());
+    return -EIO;
   } catch (...) {
+    LogLine(std::string(op) + " " + std::string(KeyOf(path)) + ": unknown error");
     return -EIO;
   }
 }
@@ -236,7 +258,7 @@ void* Init(fuse_conn_info* conn, fuse_config* cfg) {
 }
 
 int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
-  return Guarded([&] {
+  return Guarded("stat", path, [&] {
     if (path == nullptr) return -ESTALE;
     std::string_view key = KeyOf(path);
     Result<std::pair<EntryKind, uint64_t>> stat = Context().view->Stat(key);
@@ -247,14 +269,35 @@ int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
   });
 }
 
+// Reads the page of `dir` that starts at listing index `first`, after the entry named `after`.
+Status FetchPage(OpenDir& dir, uint64_t first, const std::string& after) {
+  ASSIGN_OR_RETURN(auto page, Context().view->ListPage(dir.key, after, kReadDirPage));
+  dir.first = first;
+  dir.entries = page ? std::move(*page) : std::vector<DirEntry>();
+  return OkStatus();
+}
+
+// Makes the current page of `dir` hold listing index `index`: forward page by page, or from the
+// first page again for an index before the current page. False past the end of the listing.
+Result<bool> SeekDir(OpenDir& dir, uint64_t index) {
+  if (index < dir.first) RETURN_IF_ERROR(FetchPage(dir, 0, ""));
+  while (index >= dir.first + dir.entries.size()) {
+    if (dir.entries.size() < kReadDirPage) return false;
+    const std::string after = dir.entries.back().name;
+    RETURN_IF_ERROR(FetchPage(dir, dir.first + dir.entries.size(), after));
+  }
+  return true;
+}
+
 int OpenDirectory(const char* path, fuse_file_info* fi) {
-  return Guarded([&] {
-    std::string_view key = KeyOf(path);
-    Result<std::optional<std::vector<DirEntry>>> list = Context().view->List(key);
-    if (!list.ok()) return Fail(list.status(), "list " + std::string(key));
-    if (!list->has_value()) return -ENOTDIR;
+  return Guarded("list", path, [&] {
     auto dir = std::make_unique<OpenDir>();
-    dir->entries = std::move(**list);
+    dir->key = std::string(KeyOf(path));
+    Result<std::optional<std::vector<DirEntry>>> page =
+        Context().view->ListPage(dir->key, "", kReadDirPage);
+    if (!page.ok()) return Fail(page.status(), "list " + dir->key);
+    if (!page->has_value()) return -ENOTDIR;
+    dir->entries = std::move(**page);
     fi->fh = reinterpret_cast<uint64_t>(dir.release());
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
@@ -262,26 +305,30 @@ int OpenDirectory(const char* path, fuse_file_info* fi) {
   });
 }
 
-// Offsets: 0 starts the listing; entry i ("." and ".." first) has offset i + 1, so a listing of
-// millions of chunks goes out one kernel buffer at a time. When the kernel asks for attributes too
-// (readdirplus), entries whose size the index knows get them, which saves a lookup per file for
-// `cp -r`, `ls -l` and any walk followed by reads.
-int ReadDirectory(const char* /*path*/, void* buf, fuse_fill_dir_t filler, off_t offset,
+// Offsets: 0 starts the listing; position p ("." and ".." first, then listing index p - 2) has
+// offset p + 1, so a listing of millions of chunks goes out one kernel buffer at a time, read
+// from the view one page at a time. When the kernel asks for attributes too (readdirplus),
+// entries whose size the index knows get them, which saves a lookup per file for `cp -r`,
+// `ls -l` and any walk followed by reads.
+int ReadDirectory(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset,
                   fuse_file_info* fi, fuse_readdir_flags flags) {
-  return Guarded([&] {
-    const OpenDir& dir = *reinterpret_cast<OpenDir*>(fi->fh);
+  return Guarded("list", path, [&] {
+    OpenDir& dir = *reinterpret_cast<OpenDir*>(fi->fh);
+    std::lock_guard<std::mutex> lock(dir.mu);
     const bool plus = (flags & FUSE_READDIR_PLUS) != 0;
-    const size_t total = dir.entries.size() + 2;
-    for (size_t i = static_cast<size_t>(offset); i < total; ++i) {
+    for (uint64_t p = static_cast<uint64_t>(std::max<off_t>(offset, 0));; ++p) {
       struct stat st{};
-      const char* name;
+      std::string name;
       auto fill = static_cast<fuse_fill_dir_flags>(0);
-      if (i < 2) {
-        name = i == 0 ? "." : "..";
+      if (p < 2) {
+        name = p == 0 ? "." : "..";
         st.st_mode = S_IFDIR;
       } else {
-        const DirEntry& entry = dir.entries[i - 2];
-        name = entry.name.c_str();
+        Result<bool> more = SeekDir(dir, p - 2);
+        if (!more.ok()) return Fail(more.status(), "list " + dir.key);
+        if (!*more) break;
+        const DirEntry& entry = dir.entries[p - 2 - dir.first];
+        name = entry.name;
         if (plus && (entry.is_directory || entry.size)) {
           FillStat(&st, entry.is_directory, entry.size.value_or(0));
           fill = FUSE_FILL_DIR_PLUS;
@@ -289,7 +336,7 @@ int ReadDirectory(const char* /*path*/, void* buf, fuse_fill_dir_t filler, off_t
           st.st_mode = entry.is_directory ? S_IFDIR : S_IFREG;
         }
       }
-      if (filler(buf, name, &st, static_cast<off_t>(i + 1), fill)) {
+      if (filler(buf, name.c_str(), &st, static_cast<off_t>(p + 1), fill)) {
         break;  // The kernel's buffer is full; it asks again from this offset.
       }
     }
@@ -326,7 +373,7 @@ int ReplyFromMemory(fuse_bufvec* vec, const std::string& bytes, uint64_t start, 
 // from the recent in-memory values asks the view, which re-checks the source. libfuse frees the
 // bufvec and every memory buffer in it with free().
 int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fuse_file_info* /*fi*/) {
-  return Guarded([&] {
+  return Guarded("read", path, [&] {
     if (path == nullptr) return -ESTALE;
     FsContext& ctx = Context();
     const std::string key(KeyOf(path));
@@ -418,6 +465,61 @@ fuse_operations MakeOperations() {
   return ops;
 }
 
+// Whether `dir` is the mount point of a mount, by /proc/self/mountinfo (a bind mount of a
+// directory of the same file system has the same st_dev as its parent, so st_dev alone misses it).
+bool IsMountPoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  const std::string want = std::filesystem::weakly_canonical(dir, ec).string();
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // Fields: id parent major:minor root mount-point ...; the mount point escapes ' ', '\t',
+    // '\n' and '\\' as octal.
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    if (!(fields >> id >> parent >> device >> root >> point)) continue;
+    std::string decoded;
+    for (size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        decoded += static_cast<char>(std::strtol(point.substr(i + 1, 3).c_str(), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    if (decoded == want) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<MountpointCheck> CheckMountpoint(const std::filesystem::path& mountpoint) {
+  const std::string where = "mount " + mountpoint.string();
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return InvalidArgumentError(
+          where + ": a mount whose file system is gone is still there; unmount it first "
+                  "(fusermount3 -u " + mountpoint.string() + ")");
+    }
+    return IoError(where + ": " + std::strerror(errno) +
+                   " (the mount point must be an existing directory)");
+  }
+  if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(where + ": not a directory");
+  if (IsMountPoint(mountpoint)) {
+    return InvalidArgumentError(where + ": already a mount point; unmount it first " +
+                                "(fusermount3 -u " + mountpoint.string() +
+                                ") or pick another directory");
+  }
+  MountpointCheck check;
+  std::error_code ec;
+  check.empty = std::filesystem::is_empty(mountpoint, ec) || ec;
+  return check;
+}
+
+namespace {
+
 struct FuseDeleter {
   void operator()(fuse* f) const { fuse_destroy(f); }
 };
@@ -430,7 +532,15 @@ struct LoopConfigDeleter {
 // A mounted file system: the fuse handle plus the context its callbacks see.
 class Mounted {
  public:
-  static Result<std::unique_ptr<Mounted>> Create(ZarrView& view, const MountOptions& options) {
+  // Checks the mount point and mounts; `say` gets the warnings (a mount point that is not empty).
+  static Result<std::unique_ptr<Mounted>> Create(
+      ZarrView& view, const MountOptions& options,
+      const std::function<void(const std::string&)>& say) {
+    ASSIGN_OR_RETURN(MountpointCheck check, CheckMountpoint(options.mountpoint));
+    if (!check.empty) {
+      say("refzarr mount: warning: " + options.mountpoint.string() +
+          " is not empty; its files are hidden while the index is mounted on it");
+    }
     auto m = std::unique_ptr<Mounted>(new Mounted(view, options));
 
     std::string mount_options = "ro,default_permissions,fsname=refzarr,subtype=refzarr";
@@ -532,19 +642,32 @@ class BackgroundMount final : public FuseMount {
 }  // namespace
 
 Result<std::unique_ptr<FuseMount>> StartFuseMount(ZarrView& view, const MountOptions& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  auto say = [&](const std::string& line) {
+    if (options.error_log != nullptr) *options.error_log << line << std::endl;
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options, say));
   return std::unique_ptr<FuseMount>(
       std::make_unique<BackgroundMount>(std::move(mounted), options.mountpoint));
 }
 
 Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options));
+  // Lines for the user go to `log` and to the error log when that is another stream (--log): a
+  // background mount has nothing else once detached.
+  auto say = [&](const std::string& line) {
+    log << line << std::endl;
+    if (options.error_log != nullptr && options.error_log != &log) {
+      *options.error_log << line << std::endl;
+    }
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<Mounted> mounted, Mounted::Create(view, options, say));
   fuse_session* session = fuse_get_session(mounted->handle());
   if (fuse_set_signal_handlers(session) != 0) {
     return InternalError("cannot install signal handlers for the mount");
   }
-  log << "refzarr: mounted Zarr v" << view.options().zarr_format << " at "
-      << options.mountpoint.string() << " (unmount with Ctrl-C or fusermount3 -u)" << std::endl;
+  const std::string at = options.mountpoint.string();
+  say("refzarr: mounted Zarr v" + std::to_string(view.options().zarr_format) + " at " + at +
+      (options.foreground ? " (unmount with Ctrl-C or fusermount3 -u " + at + ")"
+                          : " in the background (unmount with fusermount3 -u " + at + ")"));
   if (!options.foreground && fuse_daemonize(0) != 0) {
     fuse_remove_signal_handlers(session);
     return InternalError("cannot detach into the background");
@@ -552,10 +675,9 @@ Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log) {
   int rc = mounted->Loop();
   fuse_remove_signal_handlers(session);
   mounted->Close();
-  if (options.foreground) log << "refzarr: unmounted " << options.mountpoint.string() << std::endl;
+  say("refzarr: unmounted " + at);
   if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP) {
-    return IoError("serving the mount at " + options.mountpoint.string() + " failed (" +
-                   std::to_string(rc) + ")");
+    return IoError("serving the mount at " + at + " failed (" + std::to_string(rc) + ")");
   }
   return OkStatus();
 }

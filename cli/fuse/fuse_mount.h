@@ -39,10 +39,21 @@ struct MountOptions {
   uint64_t value_cache_bytes = 64ull << 20;
   /// libfuse debug output on stderr.
   bool debug = false;
-  /// Where errors met while serving requests are reported (kStale names the source); not owned,
-  /// may be null.
+  /// Where errors met while serving requests are reported, one line each, flushed (kStale names
+  /// the source): every EIO with its key and reason. Not owned, may be null.
   std::ostream* error_log = nullptr;
 };
+
+/// What CheckMountpoint found about a mount point it accepts.
+struct MountpointCheck {
+  /// False when the directory has entries: they are hidden while mounted (a warning, no error).
+  bool empty = true;
+};
+
+/// Whether a mount may go on `mountpoint`. kInvalidArgument when it is not a directory or is
+/// already a mount point (libfuse mounts over both and leaves a broken or hidden mount); kIo when
+/// it cannot be stat'ed (missing). StartFuseMount and Mount check this first.
+Result<MountpointCheck> CheckMountpoint(const std::filesystem::path& mountpoint);
 
 /// A mount served by background threads (for tests and embedding). Destroying it unmounts.
 class FuseMount {
@@ -54,13 +65,16 @@ class FuseMount {
 };
 
 /// Mounts `view` (not owned; must outlive the mount) and serves it on background threads.
-/// kIo when the mount fails (no /dev/fuse, not permitted, mountpoint missing or busy).
+/// CheckMountpoint's errors, its warning on `error_log`; kIo when the mount fails (no /dev/fuse,
+/// not permitted).
 Result<std::unique_ptr<FuseMount>> StartFuseMount(ZarrView& view, const MountOptions& options);
 
 /// Mounts `view`, writes "mounted ..." to `log` and serves until the file system is unmounted
 /// (`fusermount3 -u`, `umount`) or SIGINT/SIGTERM/SIGHUP arrive (handlers installed for the call),
-/// then unmounts. With options.foreground false it detaches first (fuse_daemonize): `view` must own
-/// no threads at that point.
+/// then unmounts and writes "unmounted ...". The mount point is checked first (CheckMountpoint;
+/// its warning goes to `log`). With options.foreground false it detaches first (fuse_daemonize):
+/// `view` must own no threads at that point, and `log` is gone (stderr becomes /dev/null), so
+/// these lines also go to options.error_log when it is another stream.
 Status Mount(ZarrView& view, const MountOptions& options, std::ostream& log);
 
 }  // namespace refzarr

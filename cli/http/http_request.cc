@@ -152,11 +152,16 @@ std::string EscapeUrlPath(std::string_view path) {
   return out;
 }
 
-std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEntry>& entries) {
+std::string RenderListingHead(std::string_view key) {
   std::string title = "Index of /" + EscapeHtml(key) + (key.empty() ? "" : "/");
   std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
                      "</title></head>\n<body><h1>" + title + "</h1>\n<ul>\n";
   if (!key.empty()) html += "<li><a href=\"../\">../</a></li>\n";
+  return html;
+}
+
+std::string RenderListingEntries(const std::vector<DirEntry>& entries) {
+  std::string html;
   for (const DirEntry& entry : entries) {
     std::string name = entry.name + (entry.is_directory ? "/" : "");
     // "./" keeps names such as "a:b" from reading as a URL scheme.
@@ -164,8 +169,13 @@ std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEn
     if (entry.size) html += " " + std::to_string(*entry.size) + " bytes";
     html += "</li>\n";
   }
-  html += "</ul>\n</body></html>\n";
   return html;
+}
+
+std::string RenderListingTail() { return "</ul>\n</body></html>\n"; }
+
+std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEntry>& entries) {
+  return RenderListingHead(key) + RenderListingEntries(entries) + RenderListingTail();
 }
 
 unsigned HttpStatusFor(const Status& status) {

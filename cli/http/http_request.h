@@ -42,8 +42,16 @@ struct RangeRequest {
 RangeRequest ParseRange(std::string_view header, uint64_t size);
 
 /// An HTML page listing `entries` of the directory `key` with relative links (directories end in
-/// '/'), and a link to the parent unless `key` is the root. Names are escaped.
+/// '/'), and a link to the parent unless `key` is the root. Names are escaped. The concatenation
+/// of RenderListingHead, RenderListingEntries (of each page, in order) and RenderListingTail.
 std::string RenderDirectoryListing(std::string_view key, const std::vector<DirEntry>& entries);
+
+/// The start of a listing page, up to the first entry (so a long listing can be streamed).
+std::string RenderListingHead(std::string_view key);
+/// The lines of `entries` in a listing page.
+std::string RenderListingEntries(const std::vector<DirEntry>& entries);
+/// The end of a listing page.
+std::string RenderListingTail();
 
 /// Percent-encodes a key segment for use in a URL path ('/' kept).
 std::string EscapeUrlPath(std::string_view path);

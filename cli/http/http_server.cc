@@ -15,6 +15,7 @@
 #include <ctime>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -54,8 +55,12 @@ class FileDescriptor {
 struct Reply {
   unsigned status = MHD_HTTP_OK;
   ResponsePtr response;
-  uint64_t body_bytes = 0;
+  std::optional<uint64_t> body_bytes = 0;  // unset: streamed, not known when queued
+  std::string error;                       // why, for an error reply (logged when 5xx)
 };
+
+// Entries asked of the view per page of a streamed listing.
+constexpr size_t kListingPage = 1000;
 
 constexpr char kAllowedMethods[] = "GET, HEAD, OPTIONS";
 
@@ -96,7 +101,9 @@ Reply TextReply(unsigned status, std::string text,
 }
 
 Reply ErrorReply(unsigned status, std::string_view message) {
-  return TextReply(status, "refzarr: " + std::string(message) + "\n");
+  Reply reply = TextReply(status, "refzarr: " + std::string(message) + "\n");
+  reply.error = message;
+  return reply;
 }
 
 // Keys are not decoded by libmicrohttpd: KeyFromUrlPath decodes them itself so that it sees "%2e%2e"
@@ -131,6 +138,80 @@ std::string ClientAddress(MHD_Connection* connection) {
   }
   return text;
 }
+
+class MhdServer;
+
+// A directory listing sent while it is read from the view, a page at a time: the first bytes go
+// out at once and memory stays one page, however many entries the directory has. libmicrohttpd
+// calls Read from the thread serving the connection and Free when the response is done.
+class ListingStream {
+ public:
+  ListingStream(MhdServer& server, std::string key, std::vector<DirEntry> first_page)
+      : server_(server), key_(std::move(key)), page_(std::move(first_page)) {
+    pending_ = internal::RenderListingHead(key_);
+    TakePage();
+  }
+
+  static ssize_t Read(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+    auto* self = static_cast<ListingStream*>(cls);
+    try {
+      return self->Fill(buf, max);
+    } catch (const std::exception& e) {
+      self->Failed(e.what());
+    } catch (...) {
+      self->Failed("unknown error");
+    }
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  }
+  static void Free(void* cls) { delete static_cast<ListingStream*>(cls); }
+
+ private:
+  ssize_t Fill(char* buf, size_t max) {
+    while (sent_ == pending_.size()) {
+      if (finished_) return MHD_CONTENT_READER_END_OF_STREAM;
+      pending_.clear();
+      sent_ = 0;
+      Result<std::optional<std::vector<DirEntry>>> next =
+          server_view().ListPage(key_, after_, kListingPage);
+      if (!next.ok()) {
+        // The status line is gone already: all that is left is to cut the response short.
+        Failed(next.status().message());
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+      }
+      page_ = next->has_value() ? std::move(**next) : std::vector<DirEntry>();
+      TakePage();
+    }
+    size_t n = std::min(max, pending_.size() - sent_);
+    std::memcpy(buf, pending_.data() + sent_, n);
+    sent_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  // Renders the page just read; the last one (short) closes the document.
+  void TakePage() {
+    pending_ += internal::RenderListingEntries(page_);
+    listed_ += page_.size();
+    if (page_.size() < kListingPage) {
+      pending_ += internal::RenderListingTail();
+      finished_ = true;
+    } else {
+      after_ = page_.back().name;
+    }
+    page_.clear();
+  }
+
+  void Failed(std::string_view reason);
+  ZarrView& server_view();
+
+  MhdServer& server_;
+  const std::string key_;
+  std::vector<DirEntry> page_;
+  std::string after_;
+  std::string pending_;  // rendered bytes not yet handed to libmicrohttpd
+  size_t sent_ = 0;
+  uint64_t listed_ = 0;
+  bool finished_ = false;
+};
 
 class MhdServer final : public HttpServer {
  public:
@@ -173,6 +254,15 @@ class MhdServer final : public HttpServer {
 
   uint16_t Port() const override { return port_; }
 
+  ZarrView& view() { return view_; }
+
+  // One line on the error log (if any), written at once.
+  void LogErrorLine(const std::string& line) {
+    if (options_.error_log == nullptr) return;
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    *options_.error_log << "refzarr serve: " << line << std::endl;
+  }
+
   void Stop() override {
     std::lock_guard<std::mutex> lock(stop_mutex_);
     if (daemon_ == nullptr) return;
@@ -209,7 +299,7 @@ class MhdServer final : public HttpServer {
     std::lock_guard<std::mutex> lock(self->log_mutex_);
     self->last_error_ = message;
     if (self->options_.error_log != nullptr) {
-      *self->options_.error_log << "refzarr serve: " << message << '\n';
+      *self->options_.error_log << "refzarr serve: " << message << std::endl;
     }
   }
 
@@ -240,12 +330,18 @@ class MhdServer final : public HttpServer {
     } catch (...) {
       reply = ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "unknown error");
     }
+    if (reply.status >= 500) {
+      // Every server error is on the error log with its key and reason: clients such as
+      // zarr-python turn a failed chunk into fill values and tell no one.
+      self->LogErrorLine(LogSafe(method) + " " + LogSafe(url) + ": " +
+                         std::to_string(reply.status) + ": " + LogSafe(reply.error));
+    }
     if (!reply.response) return MHD_NO;  // Out of memory: drop the connection.
     MHD_Result queued = MHD_queue_response(connection, reply.status, reply.response.get());
     if (self->options_.access_log != nullptr) {
       bool head = std::string_view(method) == MHD_HTTP_METHOD_HEAD;
       self->LogAccess(connection, method, url, version, reply.status,
-                      head ? 0 : reply.body_bytes);
+                      head ? std::optional<uint64_t>(0) : reply.body_bytes);
     }
     return queued;
   }
@@ -260,7 +356,7 @@ class MhdServer final : public HttpServer {
     }
     Result<internal::RequestKey> key = KeyFromUrlPath(url);
     if (!key.ok()) return ErrorReply(MHD_HTTP_BAD_REQUEST, key.status().message());
-    if (key->trailing_slash) return Listing(key->key);
+    if (key->trailing_slash) return Listing(key->key, method == MHD_HTTP_METHOD_HEAD);
 
     Result<std::optional<Value>> value = view_.Get(key->key);
     if (!value.ok()) return ViewError(value.status());
@@ -299,12 +395,28 @@ class MhdServer final : public HttpServer {
     return ErrorReply(internal::HttpStatusFor(status), status.message());
   }
 
-  Reply Listing(const std::string& key) {
-    Result<std::optional<std::vector<DirEntry>>> entries = view_.List(key);
-    if (!entries.ok()) return ViewError(entries.status());
-    if (!entries->has_value()) return ErrorReply(MHD_HTTP_NOT_FOUND, "no directory '" + key + "'");
-    return TextReply(MHD_HTTP_OK, internal::RenderDirectoryListing(key, **entries),
-                     "text/html; charset=utf-8");
+  // The first page decides the status (404, a stale source's 500); the rest is streamed.
+  Reply Listing(const std::string& key, bool head) {
+    Result<std::optional<std::vector<DirEntry>>> first = view_.ListPage(key, "", kListingPage);
+    if (!first.ok()) return ViewError(first.status());
+    if (!first->has_value()) return ErrorReply(MHD_HTTP_NOT_FOUND, "no directory '" + key + "'");
+    auto* stream = new ListingStream(*this, key, std::move(**first));
+    Reply reply;
+    reply.body_bytes.reset();
+    reply.response.reset(MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 32 * 1024, &ListingStream::Read, stream, &ListingStream::Free));
+    if (!reply.response) {
+      delete stream;
+      return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot create a response");
+    }
+    MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/html; charset=utf-8");
+    AddCorsHeaders(reply.response.get());
+    // libmicrohttpd 0.9.75 sends the last-chunk line ("0\r\n\r\n") of a chunked response even
+    // to HEAD, where the next response on the connection is expected: the client reads it as
+    // garbage ("HTTP/0.9"). Closing after a HEAD of a listing keeps the stray bytes harmless.
+    if (head) MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONNECTION, "close");
+    return reply;
   }
 
   Reply ServeValue(MHD_Connection* connection, Value value) {
@@ -364,7 +476,7 @@ class MhdServer final : public HttpServer {
   }
 
   void LogAccess(MHD_Connection* connection, const char* method, const char* url,
-                 const char* version, unsigned status, uint64_t bytes) {
+                 const char* version, unsigned status, std::optional<uint64_t> bytes) {
     std::time_t now = std::time(nullptr);
     std::tm tm{};
     gmtime_r(&now, &tm);
@@ -372,9 +484,10 @@ class MhdServer final : public HttpServer {
     std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
     std::string line = ClientAddress(connection) + " - - [" + when + "] \"" + LogSafe(method) +
                        " " + LogSafe(url) + " " + LogSafe(version) + "\" " +
-                       std::to_string(status) + " " + std::to_string(bytes) + "\n";
+                       std::to_string(status) + " " + (bytes ? std::to_string(*bytes) : "-") + "\n";
     std::lock_guard<std::mutex> lock(log_mutex_);
-    *options_.access_log << line;
+    // Line-buffered, so `tail -f` and a crash both see every request answered.
+    *options_.access_log << line << std::flush;
   }
 
   ZarrView& view_;
@@ -385,6 +498,14 @@ class MhdServer final : public HttpServer {
   std::mutex log_mutex_;  // Guards both logs and last_error_.
   std::string last_error_;
 };
+
+void ListingStream::Failed(std::string_view reason) {
+  std::string path = key_.empty() ? "/" : "/" + key_ + "/";
+  server_.LogErrorLine("GET " + LogSafe(path) + ": listing cut short after " +
+                       std::to_string(listed_) + " entries: " + LogSafe(reason));
+}
+
+ZarrView& ListingStream::server_view() { return server_.view(); }
 
 }  // namespace
 

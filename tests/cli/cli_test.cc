@@ -1,15 +1,20 @@
 // The commands through their CLI11 definitions, as the binary runs them, with captured streams.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <map>
-
+#include <csignal>
+#include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "store/zarr_view.h"
@@ -331,6 +336,94 @@ TEST_F(CliTest, ArraysThatCannotBeServedAreRefusedAndListed) {
   EXPECT_EQ(j["refused"][0]["path"], "dynlibud");
   CommandRun ls = RunCommand({"ls", "-r", index});
   EXPECT_EQ(ls.out.find("dynlibud"), std::string::npos) << "a refused array is not listed\n" << ls.out;
+}
+
+// Runs `body` in a child process limited to `extra_bytes` of address space beyond this process's
+// and to `seconds`: success when it returns true in time. A listing that grows with its grid
+// instead of its stored chunks dies of std::bad_alloc here instead of eating the machine.
+::testing::AssertionResult RunBounded(const std::function<bool()>& body, double seconds,
+                                      uint64_t extra_bytes) {
+  uint64_t pages = 0;
+  std::ifstream("/proc/self/statm") >> pages;
+  const rlim_t limit = pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) + extra_bytes;
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    rlimit r{limit, limit};
+    ::setrlimit(RLIMIT_AS, &r);
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+    }
+    std::fflush(nullptr);
+    ::_exit(ok ? 0 : 1);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return ::testing::AssertionFailure() << "took longer than " << seconds << " s";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "failed within " << (extra_bytes >> 20) << " MiB (status " << status << ")";
+}
+
+// tlayouto.h5 has a chunk grid of 2^33 x 257 positions and nothing stored; tbigdims.h5 4 194 305
+// positions and 2 chunks stored (h5py: get_chunk_info gives offsets 4294966272 and 4294967296).
+// Listing them must cost what is stored, not the grid: `ls -r` and the API, in little time and
+// memory.
+TEST_F(CliTest, HugeSparseHdf5GridsAreListedInBoundedTimeAndMemory) {
+  const fs::path realdata = fs::path(REFZARR_SHARED_DIR) / "realdata/hdf5/vchoi-hdfgroup+hdf5";
+  const fs::path tlayouto = realdata / "test/testfiles/tlayouto.h5";
+  const fs::path tbigdims = realdata / "tools/test/h5dump/testfiles/tbigdims.h5";
+  if (!fs::exists(tlayouto) || !fs::exists(tbigdims)) GTEST_SKIP() << "no " << realdata;
+  struct Case {
+    fs::path file;
+    std::string listing;  // `ls -r`, v2
+  };
+  const std::vector<Case> cases = {
+      {tlayouto, ".zattrs\n.zgroup\n.zmetadata\nDataset/\nDataset/.zarray\nDataset/.zattrs\n"},
+      {tbigdims,
+       ".zattrs\n.zgroup\n.zmetadata\ndset4gb/\ndset4gb/.zarray\ndset4gb/.zattrs\n"
+       "dset4gb/4194303\ndset4gb/4194304\n"}};
+  for (const Case& c : cases) {
+    const std::string index = (*dir_ / (c.file.stem().string() + ".refs.db")).string();
+    CommandRun indexed = RunCommand({"index", "-o", index, c.file.string()});
+    ASSERT_EQ(indexed.exit_code, 0) << indexed.err;
+    EXPECT_TRUE(RunBounded(
+        [&] {
+          CommandRun ls = RunCommand({"ls", "-r", index});
+          if (ls.exit_code != 0 || ls.out != c.listing) {
+            std::fprintf(stderr, "ls -r %s: exit %d\n%s%s", index.c_str(), ls.exit_code,
+                         ls.out.substr(0, 2000).c_str(), ls.err.c_str());
+            return false;
+          }
+          return true;
+        },
+        20, 256ull << 20))
+        << "ls -r " << c.file;
+    EXPECT_TRUE(RunBounded(
+        [&] {
+          ViewOptions v3;
+          v3.zarr_format = 3;
+          auto view = OpenZarrView(index, v3);
+          if (!view.ok()) return false;
+          const std::string array = c.file == tlayouto ? "Dataset" : "dset4gb";
+          auto top = (*view)->List(array);
+          auto chunks = (*view)->List(array + "/c");
+          const size_t stored = c.file == tlayouto ? 0 : 2;
+          return top.ok() && *top && (*top)->size() == (stored ? 2u : 1u) && chunks.ok() &&
+                 (stored ? *chunks && (*chunks)->size() == stored : !*chunks);
+        },
+        20, 256ull << 20))
+        << "ZarrView::List, v3, of " << c.file;
+  }
 }
 
 }  // namespace

@@ -184,14 +184,251 @@ TEST_F(ZarrViewTest, AChangedSourceIsStaleAndNamed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kStale);
   EXPECT_NE(r.status().message().find(data_.string()), std::string::npos);
-  // Metadata does not depend on the source and stays readable.
-  EXPECT_TRUE(v->Get("img/0/.zarray").ok());
+}
+
+// zarr-python 2 reads a failed chunk as fill values: if the metadata of a stale file still
+// answered, clients would open its arrays and read zeros. Once a source is known stale, every key
+// of its file fails alike: metadata, chunks (stored or not), plain files, directories, listings.
+TEST_F(ZarrViewTest, OnceASourceIsStaleEveryKeyOfItsFileFailsWithTheSameMessage) {
+  auto v = Open(2);
+  ASSERT_TRUE(v->Get("img/0/.zarray").ok());
+  ASSERT_TRUE(v->List("img/0").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  { std::ofstream(data_, std::ios::app) << "grown"; }
+  auto chunk = v->Get("img/0/0/0");
+  ASSERT_EQ(chunk.status().code(), StatusCode::kStale);
+  const std::string message = chunk.status().message();
+  EXPECT_NE(message.find(data_.string()), std::string::npos) << message;
+  for (const char* key :
+       {".zattrs", ".zgroup", ".zmetadata", "img/.zattrs", "img/.zgroup", "img/0/.zarray",
+        "img/0/.zattrs", "img/0/1/0", "img/0/1/1", "OME/.zattrs", "OME/notes.xml"}) {
+    auto r = v->Get(key);
+    ASSERT_FALSE(r.ok()) << key;
+    EXPECT_EQ(r.status().code(), StatusCode::kStale) << key;
+    EXPECT_EQ(r.status().message(), message) << key;
+  }
+  for (const char* dir : {"", "img", "img/0", "img/0/1", "OME"}) {
+    auto r = v->List(dir);
+    EXPECT_EQ(r.status().code(), StatusCode::kStale) << "list '" << dir << "'";
+    EXPECT_EQ(r.status().message(), message) << dir;
+  }
+  for (const char* key : {"img", "img/0", "img/0/1", "img/0/.zarray", "OME/notes.xml"}) {
+    EXPECT_EQ(v->Stat(key).status().code(), StatusCode::kStale) << "stat " << key;
+  }
+  EXPECT_EQ(v->Stat("")->first, EntryKind::kDirectory) << "the root itself stays a directory";
+}
+
+// Metadata does not wait for a chunk read to find the change: it checks its sources itself.
+TEST_F(ZarrViewTest, MetadataOfAChangedSourceFailsBeforeAnyChunkIsRead) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  { std::ofstream(data_, std::ios::app) << "grown"; }
+  for (int format : {2, 3}) {
+    auto v = Open(format);
+    for (const char* key : {".zattrs", "img/0/.zarray", "img/0/.zattrs", ".zmetadata", "zarr.json",
+                            "img/zarr.json", "img/0/zarr.json"}) {
+      bool v3_key = std::string_view(key).ends_with("zarr.json");
+      if (v3_key != (format == 3)) continue;
+      auto r = v->Get(key);
+      ASSERT_FALSE(r.ok()) << key << " (v" << format << ")";
+      EXPECT_EQ(r.status().code(), StatusCode::kStale) << key;
+      EXPECT_NE(r.status().message().find(data_.string()), std::string::npos) << key;
+    }
+    EXPECT_EQ(v->List("img").status().code(), StatusCode::kStale);
+  }
 }
 
 TEST_F(ZarrViewTest, AMissingSourceIsStale) {
   auto v = Open(2);
   fs::remove(data_);
   EXPECT_EQ(v->Get("img/0/0/0").status().code(), StatusCode::kStale);
+}
+
+// An index over two files in folders: "a/x.bin" and "b/y.bin", each with a uint8 array "0" of
+// shape (8) in chunks of 4, stored; "a/x.bin" also has a companion whose bytes hold chunk 1.
+class TwoFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("refzarr_view_two_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    x_ = dir_ / "x.bin";
+    companion_ = dir_ / "x.companion";
+    y_ = dir_ / "y.bin";
+    for (const fs::path& p : {x_, companion_, y_})
+      std::ofstream(p, std::ios::binary) << "0123456789";
+    index_ = dir_ / "two.refs.db";
+    auto store = OpenRefStore(index_, OpenMode::kReadWrite);
+    ASSERT_TRUE(store.ok());
+    auto put = [&](const fs::path& main, const std::string& group, bool with_companion) {
+      ScannedFile f;
+      ScannedFile::Array a;
+      a.path = "0";
+      a.desc.shape = {8};
+      a.desc.chunks = {4};
+      a.desc.dtype = DType::Make('u', 1, '|');
+      a.chunks.emplace_back(0, ChunkRef{0, 0, 4, 0});
+      a.chunks.emplace_back(1, ChunkRef{with_companion ? 1u : 0u, 4, 4, 0});
+      f.arrays.push_back(a);
+      std::vector<SourceInfo> companions;
+      if (with_companion) {
+        f.companions.push_back(companion_);
+        companions.push_back(*ProbeSource(companion_));
+      }
+      ASSERT_TRUE((*store)->PutFile(*ProbeSource(main), group, "test", f, companions).ok());
+    };
+    put(x_, "a/x.bin", true);
+    put(y_, "b/y.bin", false);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<ZarrView> Open() {
+    auto v = OpenZarrView(index_, ViewOptions{});
+    EXPECT_TRUE(v.ok()) << v.status().message();
+    return v.ok() ? std::move(*v) : nullptr;
+  }
+  static void Touch(const fs::path& p) {
+    fs::last_write_time(p, fs::last_write_time(p) + std::chrono::seconds(3));
+  }
+
+  fs::path dir_, x_, companion_, y_, index_;
+};
+
+TEST_F(TwoFilesTest, FolderGroupsTheRootAndOtherFilesStayReadable) {
+  auto v = Open();
+  Touch(x_);
+  EXPECT_EQ(v->Get("a/x.bin/.zattrs").status().code(), StatusCode::kStale);
+  EXPECT_EQ(v->Get("a/x.bin/0/1").status().code(), StatusCode::kStale);
+  auto root = v->List("");
+  ASSERT_TRUE(root.ok()) << root.status().message();
+  auto folder = v->List("a");
+  ASSERT_TRUE(folder.ok()) << folder.status().message();
+  ASSERT_TRUE(folder->has_value());
+  EXPECT_EQ((*folder)->back().name, "x.bin") << "the folder still lists the stale file";
+  EXPECT_TRUE(v->Get("a/.zattrs").ok());
+  EXPECT_TRUE(v->Get(".zgroup").ok());
+  EXPECT_TRUE(v->Stat("a").ok());
+  EXPECT_TRUE(v->Get("b/y.bin/0/.zarray").ok());
+  auto other = v->Get("b/y.bin/0/1");
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  EXPECT_TRUE(other->has_value());
+}
+
+// A multi-file image's metadata describes every member file: a change to any of them makes it
+// wrong, not only a change to the file that was scanned.
+TEST_F(TwoFilesTest, MetadataFailsWhenACompanionSourceChanges) {
+  auto v = Open();
+  ASSERT_TRUE(v->Get("a/x.bin/0/.zarray").ok());
+  Touch(companion_);
+  for (const char* key : {"a/x.bin/0/.zarray", "a/x.bin/.zattrs", "a/x.bin/.zmetadata"}) {
+    auto r = v->Get(key);
+    ASSERT_EQ(r.status().code(), StatusCode::kStale) << key;
+    EXPECT_NE(r.status().message().find(companion_.string()), std::string::npos)
+        << key << ": " << r.status().message();
+  }
+  EXPECT_EQ(v->Get("a/x.bin/0/0").status().code(), StatusCode::kStale)
+      << "a chunk of the scanned file itself fails too, once its file is known stale";
+}
+
+// An index whose array "big" has the chunk grid of tlayouto.h5 (shape [2^33, 2^28 + 1] in chunks
+// of [1, 2^20]: 2^33 x 257 chunk positions) with three chunks stored, and "empty" the same grid
+// with none.
+class HugeGridTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("refzarr_view_huge_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    fs::path data = dir_ / "data.bin";
+    std::ofstream(data, std::ios::binary) << std::string(64, 'x');
+    index_ = dir_ / "huge.refs.db";
+    auto store = OpenRefStore(index_, OpenMode::kReadWrite);
+    ASSERT_TRUE(store.ok());
+    ScannedFile f;
+    ScannedFile::Array a;
+    a.desc.shape = {8589934592ull, 268435457ull};
+    a.desc.chunks = {1, 1048576};
+    a.desc.dtype = DType::Make('i', 4, '<');
+    a.path = "empty";
+    f.arrays.push_back(a);
+    a.path = "big";
+    const std::vector<uint64_t> grid = a.desc.GridShape();
+    for (auto [row, col] : std::vector<std::pair<uint64_t, uint64_t>>{
+             {0, 0}, {5000000000ull, 3}, {8589934591ull, 256}}) {
+      a.chunks.emplace_back(row * grid[1] + col, ChunkRef{0, 0, 16, 0});
+    }
+    f.arrays.push_back(a);
+    ASSERT_TRUE((*store)->PutFile(*ProbeSource(data), "", "test", f, {}).ok());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_, index_;
+};
+
+TEST_F(HugeGridTest, ListingsNameOnlyWhereChunksAreStored) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int format : {2, 3}) {
+    ViewOptions options;
+    options.zarr_format = format;
+    auto view = OpenZarrView(index_, options);
+    ASSERT_TRUE(view.ok());
+    ZarrView& v = **view;
+    const std::string c = format == 3 ? "c/" : "";
+    auto names = [&](const std::string& prefix) {
+      auto list = v.List(prefix);
+      EXPECT_TRUE(list.ok()) << prefix << ": " << list.status().message();
+      std::vector<std::string> out;
+      if (list.ok() && *list) {
+        for (const auto& e : **list) out.push_back(e.name + (e.is_directory ? "/" : ""));
+      }
+      return out;
+    };
+    if (format == 2) {
+      EXPECT_EQ(names("empty"), (std::vector<std::string>{".zarray", ".zattrs"}));
+      EXPECT_EQ(names("big"), (std::vector<std::string>{".zarray", ".zattrs", "0/", "5000000000/",
+                                                        "8589934591/"}));
+    } else {
+      EXPECT_EQ(names("empty"), (std::vector<std::string>{"zarr.json"}));
+      EXPECT_EQ(names("big"), (std::vector<std::string>{"c/", "zarr.json"}));
+      EXPECT_EQ(names("big/c"), (std::vector<std::string>{"0/", "5000000000/", "8589934591/"}));
+    }
+    EXPECT_EQ(names("big/" + c + "5000000000"), (std::vector<std::string>{"3"}));
+    EXPECT_EQ(names("big/" + c + "8589934591"), (std::vector<std::string>{"256"}));
+    // Where nothing is stored there is no directory, for Stat as for List.
+    EXPECT_FALSE(v.List("big/" + c + "1")->has_value());
+    EXPECT_EQ(v.Stat("big/" + c + "1")->first, EntryKind::kMissing);
+    EXPECT_EQ(v.Stat("big/" + c + "5000000000")->first, EntryKind::kDirectory);
+    auto page = v.ListPage(format == 3 ? "big/c" : "big", "0", 1);
+    ASSERT_TRUE(page.ok() && *page);
+    ASSERT_EQ((*page)->size(), 1u);
+    EXPECT_EQ((*page)->front().name, "5000000000") << "a page resumes after the name given";
+    EXPECT_EQ((*page)->front().is_directory, true);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+}
+
+// Pages resume after the last name, in listing order: chunk coordinates ascend as numbers.
+TEST_F(ZarrViewTest, ListPagesResumeAfterTheLastNameInListingOrder) {
+  auto v = Open(2);
+  std::vector<std::string> paged;
+  std::string after;
+  while (true) {
+    auto page = v->ListPage("", after, 2);
+    ASSERT_TRUE(page.ok() && *page);
+    for (const auto& e : **page) paged.push_back(e.name);
+    if ((*page)->size() < 2) break;
+    after = (*page)->back().name;
+  }
+  EXPECT_EQ(paged, (std::vector<std::string>{".zattrs", ".zgroup", ".zmetadata", "OME", "img"}));
+  auto first = v->ListPage("img/0", "", 3);
+  ASSERT_TRUE(first.ok() && *first);
+  ASSERT_EQ((*first)->size(), 3u);
+  EXPECT_EQ((*first)->back().name, "0");
+  auto rest = v->ListPage("img/0", "0", 3);
+  ASSERT_TRUE(rest.ok() && *rest);
+  ASSERT_EQ((*rest)->size(), 1u);
+  EXPECT_EQ((*rest)->front().name, "1");
 }
 
 }  // namespace

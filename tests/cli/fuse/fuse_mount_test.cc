@@ -1,5 +1,7 @@
 // The FUSE front end against an in-memory view, through the kernel: real stat/readdir/read calls on
 // a real mount. Skips only where /dev/fuse is missing or mounting is not permitted.
+#include "cli/fuse/fuse_mount.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -19,8 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "cli/fuse/fuse_mount.h"
 #include "fake_zarr_view.h"
+#include "store/ref_store.h"
+#include "store/zarr_view.h"
 
 namespace refzarr {
 namespace {
@@ -185,6 +188,7 @@ TEST_F(FuseMountTest, ReadDirPagesThroughThousandsOfChunks) {
   std::set<std::string> unique(names.begin(), names.end());
   EXPECT_EQ(unique.size(), static_cast<size_t>(kManyChunks)) << "no entry twice across pages";
   EXPECT_TRUE(unique.count("big") == 0 && unique.count("0.4999") == 1);
+  EXPECT_GE(view_.list_pages(), 5) << "the listing was read from the view in pages";
 }
 
 TEST_F(FuseMountTest, ListingGivesKnownSizesSoStatsNeedNoLookups) {
@@ -349,12 +353,119 @@ TEST_F(FuseMountTest, ExternalFusermountEndsTheMount) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
 }
 
+TEST_F(FuseMountTest, EveryEIOIsLoggedWithItsKeyAndReason) {
+  view_.AddListError("img", IoError("disk on fire"));
+  ASSERT_TRUE(Mount());
+  EXPECT_TRUE(ReadDirNames(mnt_ / "img").empty());
+  std::ifstream in(mnt_ / "bad/0.0");
+  char c;
+  EXPECT_FALSE(in.read(&c, 1));
+  const std::string text = errors_.str();
+  EXPECT_NE(text.find("refzarr mount: list img: disk on fire\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("refzarr mount: read bad/0.0: source " + source_.string()), std::string::npos)
+      << text;
+}
+
+// libfuse mounts over a file and over a mount point; both leave a broken or hidden mount.
+TEST_F(FuseMountTest, MountOnAFileIsRefused) {
+  fs::path file = dir_ / "file";
+  std::ofstream(file) << "x";
+  MountOptions options;
+  options.mountpoint = file;
+  auto mount = StartFuseMount(view_, options);
+  ASSERT_FALSE(mount.ok());
+  EXPECT_EQ(mount.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mount.status().message().find(file.string() + ": not a directory"), std::string::npos)
+      << mount.status().message();
+  EXPECT_FALSE(IsMountPoint(file));
+}
+
+TEST_F(FuseMountTest, MountOnAMountPointIsRefused) {
+  ASSERT_TRUE(Mount());
+  MountOptions options;
+  options.mountpoint = mnt_;
+  auto second = StartFuseMount(view_, options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("already a mount point"), std::string::npos)
+      << second.status().message();
+  EXPECT_EQ(ReadWhole(mnt_ / "img/0/0.0"), memory_chunk_) << "the first mount still serves";
+}
+
+TEST_F(FuseMountTest, MountOnANonEmptyDirectoryWarns) {
+  std::ofstream(mnt_ / "hidden") << "x";
+  ASSERT_TRUE(Mount());
+  EXPECT_NE(errors_.str().find(mnt_.string() + " is not empty"), std::string::npos)
+      << errors_.str();
+  EXPECT_FALSE(fs::exists(mnt_ / "hidden"));
+}
+
 TEST_F(FuseMountTest, MountOnAMissingDirectoryIsAClearError) {
   MountOptions options;
   options.mountpoint = dir_ / "does-not-exist";
   auto mount = StartFuseMount(view_, options);
   ASSERT_FALSE(mount.ok());
   EXPECT_NE(mount.status().message().find("does-not-exist"), std::string::npos);
+}
+
+// A real index through the kernel: once its source changes, the file's metadata, listings and
+// chunks all fail with EIO (zarr-python would otherwise open the array and read fill values), and
+// each failure is logged naming the source.
+TEST_F(FuseMountTest, AStaleSourceFailsMetadataListingsAndChunksWithEIO) {
+  fs::path data = dir_ / "data.bin";
+  std::ofstream(data, std::ios::binary) << RandomBytes(64, 1);
+  fs::path index = dir_ / "v.refs.db";
+  {
+    auto store = OpenRefStore(index, OpenMode::kReadWrite);
+    ASSERT_TRUE(store.ok());
+    ScannedFile f;
+    ScannedFile::Array a;
+    a.path = "0";
+    a.desc.shape = {4, 6};
+    a.desc.chunks = {2, 3};
+    a.desc.dtype = DType::Make('u', 1, '|');
+    for (uint64_t i : {0, 1, 2, 3}) a.chunks.emplace_back(i, ChunkRef{0, i * 6, 6, 0});
+    f.arrays.push_back(a);
+    auto source = ProbeSource(data);
+    ASSERT_TRUE(source.ok());
+    ASSERT_TRUE((*store)->PutFile(*source, "f.bin", "test", f, {}).ok());
+  }
+  auto view = OpenZarrView(index, ViewOptions{});
+  ASSERT_TRUE(view.ok()) << view.status().message();
+  MountOptions options;
+  options.mountpoint = mnt_;
+  options.error_log = &errors_;
+  options.revalidate_seconds = 0;  // Every open looks the path up again.
+  auto mount = StartFuseMount(**view, options);
+  ASSERT_TRUE(mount.ok()) << mount.status().message();
+  EXPECT_EQ(ReadWhole(mnt_ / "f.bin/0/0/0").size(), 6u);
+  EXPECT_FALSE(ReadWhole(mnt_ / "f.bin/0/.zarray").empty());
+
+  fs::last_write_time(data, fs::last_write_time(data) + std::chrono::seconds(3));
+  auto expect_eio = [&](const fs::path& path) {
+    errno = 0;
+    int fd = ::open(path.c_str(), O_RDONLY);
+    int err = errno;
+    if (fd >= 0) {
+      char buf[64];
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      err = n < 0 ? errno : 0;
+      ::close(fd);
+    }
+    EXPECT_EQ(err, EIO) << path << ": " << std::strerror(err);
+  };
+  for (const char* key : {"f.bin/0/.zarray", "f.bin/0/.zattrs", "f.bin/.zattrs", "f.bin/.zgroup",
+                          "f.bin/.zmetadata", "f.bin/0/1/1"}) {
+    expect_eio(mnt_ / key);
+  }
+  errno = 0;
+  DIR* d = ::opendir((mnt_ / "f.bin/0").c_str());
+  EXPECT_EQ(d, nullptr);
+  EXPECT_EQ(errno, EIO);
+  if (d != nullptr) ::closedir(d);
+  EXPECT_NE(ReadDirNames(mnt_).size(), 0u) << "the folder above the file stays readable";
+  (*mount)->Unmount().IgnoreError();
+  const std::string text = errors_.str();
+  EXPECT_NE(text.find(data.string() + " changed since it was indexed"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@ without refzarr, then unmount with `fusermount3 -u` (v2) and with SIGTERM (v3). 
 changes while mounted: its chunks are never served again, even those in the kernel's page cache.
 Exit code 77 (ctest SKIP_RETURN_CODE) where /dev/fuse is missing or mounting is not permitted.
 Environment: REFZARR_BIN, REFZARR_SAMPLES_BIN, REFZARR_SHARED_DIR, REFZARR_WORK."""
+import errno
 import json
 import os
 import shutil
@@ -22,9 +23,9 @@ SKIP = 77
 class Mounted:
     """A foreground `refzarr mount -f` process."""
 
-    def __init__(self, refzarr, index, mountpoint, zarr_format, work, extra=()):
+    def __init__(self, refzarr, index, mountpoint, zarr_format, work, extra=(), tag=""):
         self.mountpoint = mountpoint
-        self.log_path = os.path.join(work, f"mount-v{zarr_format}.err")
+        self.log_path = os.path.join(work, f"mount{tag}-v{zarr_format}.err")
         self.args = [refzarr, "mount", index, mountpoint, "-f", "--zarr-format", str(zarr_format),
                      *extra]
 
@@ -61,43 +62,172 @@ class Mounted:
         self.err.close()
 
 
+def expect_eio(failures, path, what):
+    """Opening and reading `path` must fail with EIO."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        failures.append(f"{what}: {path} served {len(data)} bytes")
+    except OSError as e:
+        if e.errno != errno.EIO:
+            failures.append(f"{what}: {path}: {e} (expected EIO)")
+
+
 def check_changed_source(refzarr, work):
     """A source rewritten in place while mounted: an uncached chunk fails at once, a cached one once
-    --revalidate has passed; both with EIO, and the mount's log names the source."""
+    --revalidate has passed, and so do the file's metadata and listings; all with EIO, and the
+    mount's log names the source. zarr-python's DirectoryStore reads an array opened before the
+    change as zeros; the README's StrictDirectoryStore raises."""
     import numpy as np
-    import tifffile
+    import zarr
+    _, StrictDirectoryStore = c.strict_stores()
     failures = []
     folder = os.path.join(work, "changing")
     os.makedirs(folder, exist_ok=True)
     tif = os.path.join(folder, "changing.tif")
-    pixels = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
-    tifffile.imwrite(tif, pixels, tile=(32, 32))
+    pixels = c.write_tiled_tiff(tif)
     index = os.path.join(work, "changing.refs.db")
     subprocess.run([refzarr, "index", "-o", index, tif], check=True, stdout=subprocess.DEVNULL)
     mnt = os.path.join(work, "mnt-changing")
-    chunk = os.path.join(mnt, "0", "0", "0", "0", "0")  # A one-file index: the root is its group.
+    array = os.path.join(mnt, "0", "0")  # A one-file index: the root is its group.
+    chunk = os.path.join(array, "0", "0", "0")
     with Mounted(refzarr, index, mnt, 2, work, ["--revalidate", "0.3"]) as m:
         cached = open(os.path.join(chunk, "0", "0"), "rb").read()
         if cached != pixels[:32, :32].tobytes():
             failures.append("changed source: the first chunk read wrong before the change")
-        with open(tif, "r+b") as f:  # Same size, new bytes and mtime.
-            f.seek(os.path.getsize(tif) // 2)
-            f.write(b"\xff" * 16)
-        for name, when in (("1/1", "not cached"), ("0/0", "cached, after --revalidate")):
-            if name == "0/0":
-                time.sleep(0.6)
-            try:
-                data = open(os.path.join(chunk, *name.split("/")), "rb").read()
-                failures.append(f"changed source: chunk {name} ({when}) served {len(data)} bytes")
-            except OSError as e:
-                if e.errno != 5:
-                    failures.append(f"changed source: chunk {name} ({when}): {e} (expected EIO)")
+        plain = zarr.open(zarr.DirectoryStore(mnt), mode="r")["0/0"]
+        strict = zarr.open(StrictDirectoryStore(mnt), mode="r")["0/0"]
+        if not (plain[0, 0, 0, :32, 32:] == pixels[:32, 32:]).all():
+            failures.append("changed source: zarr-python read wrong pixels before the change")
+        c.rewrite_in_place(tif)
+        expect_eio(failures, os.path.join(chunk, "1", "1"), "changed source, chunk not cached")
+        time.sleep(0.6)
+        expect_eio(failures, os.path.join(chunk, "0", "0"), "changed source, chunk cached")
+        for key in (".zattrs", ".zgroup", ".zmetadata", "0/.zattrs", "0/0/.zarray",
+                    "0/0/.zattrs"):
+            expect_eio(failures, os.path.join(mnt, *key.split("/")), "changed source, metadata")
+        try:
+            os.listdir(chunk)
+            failures.append("changed source: its chunk directory still lists")
+        except OSError as e:
+            if e.errno != errno.EIO:
+                failures.append(f"changed source: listing: {e} (expected EIO)")
+        if plain[0, 0, 0].any():
+            failures.append("changed source: zarr-python's DirectoryStore no longer reads failed "
+                            "chunks as zeros (the README says it does)")
+        try:
+            strict[0, 0, 0]
+            failures.append("changed source: the README's StrictDirectoryStore read it without "
+                            "error")
+        except OSError as e:
+            print(f"changed source: StrictDirectoryStore raised {e}")
         m.proc.send_signal(signal.SIGTERM)
         m.wait()
     log = open(m.log_path).read()
     if tif not in log or "changed since it was indexed" not in log:
         failures.append("changed source: the mount's log does not name it: " + log)
     print(f"changed source: {len(failures)} failures")
+    return failures
+
+
+def check_mount_points(refzarr, work, index):
+    """`mount` refuses a file and a mount point (exit 1, a clear message, nothing mounted), warns
+    about a non-empty directory, and hints at Ctrl-C only in the foreground. A background mount
+    logs to --log FILE: mounted, each EIO with its key and reason, unmounted."""
+    failures = []
+    a_file = os.path.join(work, "not-a-directory")
+    open(a_file, "w").close()
+    done = subprocess.run([refzarr, "mount", index, a_file], capture_output=True, text=True)
+    if done.returncode != 1 or f"{a_file}: not a directory" not in done.stderr:
+        failures.append(f"mount on a file: exit {done.returncode}: {done.stderr.strip()}")
+
+    mnt = os.path.join(work, "mnt-points")
+    shutil.rmtree(mnt, ignore_errors=True)
+    os.makedirs(mnt)
+    open(os.path.join(mnt, "hidden"), "w").close()
+    with Mounted(refzarr, index, mnt, 2, work, tag="-points") as m:
+        again = subprocess.run([refzarr, "mount", index, mnt], capture_output=True, text=True)
+        if again.returncode != 1 or "already a mount point" not in again.stderr:
+            failures.append(f"mount on a mount point: exit {again.returncode}: "
+                            f"{again.stderr.strip()}")
+        if ".zgroup" not in os.listdir(mnt):
+            failures.append("the first mount broke when a second was tried")
+        subprocess.run(["fusermount3", "-u", mnt])
+        m.wait()
+    log = open(m.log_path).read()
+    if "is not empty" not in log:
+        failures.append("no warning for a non-empty mount point: " + log)
+    if "Ctrl-C" not in log:
+        failures.append("a foreground mount does not say Ctrl-C unmounts it: " + log)
+
+    # In the background, with a log file.
+    folder = os.path.join(work, "background")
+    os.makedirs(folder, exist_ok=True)
+    tif = os.path.join(folder, "bg.tif")
+    c.write_tiled_tiff(tif)
+    bg_index = os.path.join(work, "background.refs.db")
+    subprocess.run([refzarr, "index", "-o", bg_index, folder], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.remove(os.path.join(mnt, "hidden"))
+    log_path = os.path.join(work, "background.log")
+    if os.path.exists(log_path):
+        os.remove(log_path)
+    done = subprocess.run([refzarr, "mount", bg_index, mnt, "--revalidate", "0", "--log",
+                           log_path], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0 or not os.path.ismount(mnt):
+        failures.append(f"background mount: exit {done.returncode}: {done.stderr.strip()}")
+        return failures
+    if "Ctrl-C" in done.stderr:
+        failures.append("a background mount says Ctrl-C unmounts it: " + done.stderr)
+    c.rewrite_in_place(tif)
+    expect_eio(failures, os.path.join(mnt, "bg.tif", "0", "0", ".zarray"), "background mount")
+    subprocess.run(["fusermount3", "-u", mnt])
+    timer = c.Timer(10)
+    text = ""
+    while not timer.expired() and "unmounted" not in text:
+        time.sleep(0.05)
+        text = open(log_path).read()
+    for line in ("refzarr: mounted Zarr v2 at " + mnt, f"source {tif} changed since it was indexed",
+                 "refzarr: unmounted " + mnt):
+        if line not in text:
+            failures.append(f"background mount: --log lacks '{line}': {text}")
+    print(f"mount points and --log: {len(failures)} failures")
+    return failures
+
+
+def check_huge_sparse_listings(refzarr, work, shared):
+    """tlayouto.h5 (2^33 x 257 chunk positions, none stored) and tbigdims.h5 (4 194 305, 2
+    stored) list through the mount in little time and memory, only their stored chunks (h5py is
+    the oracle)."""
+    failures = []
+    realdata = os.path.join(shared, "realdata", "hdf5", "vchoi-hdfgroup+hdf5")
+    cases = [(os.path.join(realdata, "test", "testfiles", "tlayouto.h5"), "Dataset"),
+             (os.path.join(realdata, "tools", "test", "h5dump", "testfiles", "tbigdims.h5"),
+              "dset4gb")]
+    for path, dataset in cases:
+        if not os.path.exists(path):
+            print(f"huge listings: skip, no {path}")
+            return failures
+        name = os.path.basename(path)
+        index = os.path.join(work, name + ".refs.db")
+        subprocess.run([refzarr, "index", "-o", index, path], check=True,
+                       stdout=subprocess.DEVNULL)
+        mnt = os.path.join(work, "mnt-" + name)
+        with Mounted(refzarr, index, mnt, 2, work, tag="-" + name) as m:
+            start = time.time()
+            names = sorted(os.listdir(os.path.join(mnt, dataset)))
+            seconds = time.time() - start
+            rss = c.peak_rss_mib(m.proc.pid)
+            want = sorted([".zarray", ".zattrs"] + c.h5_stored_chunk_names(path, dataset))
+            if names != want:
+                failures.append(f"{name}: the mount lists {names[:10]}, h5py says {want}")
+            if seconds > 5 or rss > 200:
+                failures.append(f"{name}: listing took {seconds:.1f} s, mount peaked at "
+                                f"{rss:.0f} MiB")
+            print(f"{name}: mounted listing of {dataset}/ in {seconds * 1000:.0f} ms, mount peak "
+                  f"{rss:.0f} MiB")
+            subprocess.run(["fusermount3", "-u", mnt])
+            m.wait()
     return failures
 
 
@@ -157,6 +287,8 @@ def main():
         print(f"SIGTERM: mount process exit code {code}")
 
     failures += check_changed_source(refzarr, work)
+    failures += check_mount_points(refzarr, work, index)
+    failures += check_huge_sparse_listings(refzarr, work, c.env("REFZARR_SHARED_DIR"))
 
     for f in failures:
         print("FAIL", f)

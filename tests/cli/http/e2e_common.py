@@ -213,3 +213,52 @@ class Timer:
 
     def expired(self):
         return time.time() > self.end
+
+
+def strict_stores():
+    """(StrictFSStore, StrictDirectoryStore) exactly as README.md documents them: the block after
+    the "strict-stores" marker, executed, so the recipe users copy is the one tested."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    m = re.search(r"<!-- strict-stores:[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    if m is None:
+        sys.exit("README.md has no strict-stores block")
+    namespace = {}
+    exec(m.group(1), namespace)
+    return namespace["StrictFSStore"], namespace["StrictDirectoryStore"]
+
+
+def write_tiled_tiff(path):
+    """A 64 x 64 uint16 TIFF in four 32 x 32 tiles, pixels 1..4096 (no pixel is the fill value)."""
+    pixels = np.arange(1, 64 * 64 + 1, dtype=np.uint16).reshape(64, 64)
+    tifffile.imwrite(path, pixels, tile=(32, 32))
+    return pixels
+
+
+def rewrite_in_place(path):
+    """Changes 16 bytes in the middle of `path`: same size, new content and mtime."""
+    time.sleep(0.02)  # A new mtime even on coarse clocks.
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        f.write(b"\xff" * 16)
+
+
+def peak_rss_mib(pid):
+    """The peak resident memory of process `pid` (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def h5_stored_chunk_names(path, dataset):
+    """Names of the stored chunks of a 1-D HDF5 dataset as Zarr v2 keys, by h5py (the oracle)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        d = f[dataset]
+        if d.chunks is None:
+            return []
+        return sorted((str(d.id.get_chunk_info(i).chunk_offset[0] // d.chunks[0])
+                       for i in range(d.id.get_num_chunks())), key=int)

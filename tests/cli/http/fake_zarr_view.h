@@ -69,9 +69,18 @@ class FakeZarrView final : public ZarrView {
     return std::make_pair(EntryKind::kMissing, uint64_t{0});
   }
 
-  Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix) override {
+  /// Pages of the implied directory, names ascending; every page asked is counted
+  /// (list_pages()). AddListError makes pages of a directory fail.
+  Result<std::optional<std::vector<DirEntry>>> ListPage(std::string_view prefix,
+                                                        std::string_view after,
+                                                        size_t limit) override {
     Record(prefix);
+    ++list_pages_;
     if (!IsDirectory(prefix)) return std::optional<std::vector<DirEntry>>();
+    auto failing = list_errors_.find(std::string(prefix));
+    if (failing != list_errors_.end() && (!after.empty() || !failing->second.second)) {
+      return failing->second.first;
+    }
     std::string base = prefix.empty() ? "" : std::string(prefix) + "/";
     std::map<std::string, DirEntry> children;
     for (const auto& [key, entry] : entries_) {
@@ -89,9 +98,20 @@ class FakeZarrView final : public ZarrView {
       }
     }
     std::vector<DirEntry> out;
-    for (auto& [name, entry] : children) out.push_back(std::move(entry));
+    for (auto it = children.upper_bound(std::string(after)); it != children.end(); ++it) {
+      if (out.size() == limit) break;
+      out.push_back(std::move(it->second));
+    }
     return std::optional<std::vector<DirEntry>>(std::move(out));
   }
+
+  /// ListPage of the directory `prefix` fails with `status`: every page, or with
+  /// `first_page_ok` every page but the first (a listing that fails midway).
+  void AddListError(const std::string& prefix, Status status, bool first_page_ok = false) {
+    list_errors_[prefix] = {std::move(status), first_page_ok};
+  }
+  /// How many pages were listed so far.
+  int list_pages() const { return list_pages_; }
 
   const ViewOptions& options() const override { return options_; }
 
@@ -139,6 +159,8 @@ class FakeZarrView final : public ZarrView {
   std::map<std::string, int> get_calls_;
   std::map<std::string, int> stat_calls_;
   std::atomic<int> materialize_calls_{0};
+  std::atomic<int> list_pages_{0};
+  std::map<std::string, std::pair<Status, bool>> list_errors_;
 };
 
 }  // namespace refzarr::testing

@@ -472,6 +472,103 @@ TEST_F(HttpServerTest, AccessLogHasOneLinePerRequest) {
   EXPECT_NE(text.find("\"GET /img/0/0.1 HTTP/1.1\" 206 10"), std::string::npos) << text;
 }
 
+// The access log reaches its file as each request is answered, not when the server stops: a
+// `tail -f` or a crash sees every request.
+TEST_F(HttpServerTest, AccessLogIsWrittenLineByLine) {
+  const std::filesystem::path path = dir_ / "access.log";
+  std::ofstream log(path);
+  ServeOptions options;
+  options.access_log = &log;
+  Client client(Start(options));
+  client.Request("GET", "/img/0/0.0");
+  std::string text;
+  for (int i = 0; i < 200 && text.find("GET /img/0/0.0") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = FileBytes(path, 0, std::filesystem::file_size(path));
+  }
+  EXPECT_NE(text.find("\"GET /img/0/0.0 HTTP/1.1\" 200 1000\n"), std::string::npos) << text;
+  server_->Stop();  // Before `log` goes.
+}
+
+// zarr-python turns a failed chunk into fill values and tells no one, so the server must: every
+// 5xx goes to the error log with its key and reason; a 404 is a normal outcome and does not.
+TEST_F(HttpServerTest, EveryServerErrorIsLoggedWithItsKeyAndReason) {
+  std::ostringstream errors;
+  ServeOptions options;
+  options.error_log = &errors;
+  view_.AddListError("odd name", IoError("disk on fire"));
+  Client client(Start(options));
+  EXPECT_EQ(client.Request("GET", "/img/0/1.0").status, 500);
+  EXPECT_EQ(client.Request("GET", "/odd%20name/").status, 500);
+  EXPECT_EQ(client.Request("GET", "/missing").status, 404);
+  server_->Stop();
+  const std::string text = errors.str();
+  EXPECT_NE(text.find("refzarr serve: GET /img/0/1.0: 500: source " + source_.string() +
+                      " changed since it was indexed\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("GET /odd%20name/: 500: disk on fire"), std::string::npos) << text;
+  EXPECT_EQ(text.find("missing"), std::string::npos) << text;
+}
+
+// A listing is sent as the view pages it: the status and first entries go out before the rest is
+// read, and the server holds one page at a time.
+TEST_F(HttpServerTest, LongListingsAreStreamedPageByPage) {
+  for (int i = 0; i < 2500; ++i) view_.AddBytes("big/" + std::to_string(100000 + i), "c");
+  Client client(Start());
+  HttpReply r = client.Request("GET", "/big/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+  size_t links = 0;
+  for (size_t at = r.body.find("href=\"./1"); at != std::string::npos;
+       at = r.body.find("href=\"./1", at + 1)) {
+    ++links;
+  }
+  EXPECT_EQ(links, 2500u);
+  EXPECT_NE(r.body.find("href=\"./102499\""), std::string::npos);
+  EXPECT_NE(r.body.find("</html>"), std::string::npos);
+  EXPECT_GE(view_.list_pages(), 3) << "2 500 entries come in pages";
+}
+
+// libmicrohttpd sends a chunked response's last-chunk line even to HEAD; on a kept-alive
+// connection the next client request would read it as its response (GDAL: "Received HTTP/0.9").
+TEST_F(HttpServerTest, HeadOfAListingLeavesTheConnectionUsable) {
+  Client client(Start());
+  HttpReply head = client.Request("HEAD", "/img/");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  HttpReply next = client.Request("GET", "/img/0/.zarray");
+  EXPECT_EQ(next.status, 200);
+  EXPECT_EQ(next.body, kZarray);
+}
+
+// Once the status line is out, a listing that fails is cut short (the client sees an incomplete
+// body, never a complete-looking short listing) and the error is logged.
+TEST_F(HttpServerTest, AListingThatFailsMidwayIsCutShortAndLogged) {
+  for (int i = 0; i < 2500; ++i) view_.AddBytes("big/" + std::to_string(100000 + i), "c");
+  view_.AddListError("big", StaleError("source /x.tif changed"), /*first_page_ok=*/true);
+  std::ostringstream errors;
+  ServeOptions options;
+  options.error_log = &errors;
+  uint16_t port = Start(options);
+  CURL* curl = curl_easy_init();
+  std::string body;
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/big/";
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  CURLcode rc = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  EXPECT_NE(rc, CURLE_OK) << "the body must not look complete";
+  EXPECT_EQ(body.find("</html>"), std::string::npos);
+  server_->Stop();
+  EXPECT_NE(errors.str().find("GET /big/: listing cut short after 1000 entries: source /x.tif "
+                              "changed"),
+            std::string::npos)
+      << errors.str();
+}
+
 int ConnectLoopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

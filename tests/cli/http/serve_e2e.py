@@ -21,9 +21,9 @@ import e2e_common as c  # noqa: E402
 class Server:
     """A `refzarr serve` process on an ephemeral loopback port."""
 
-    def __init__(self, refzarr, index, zarr_format, work):
-        self.log_path = os.path.join(work, f"serve-v{zarr_format}.err")
-        self.access_path = os.path.join(work, f"access-v{zarr_format}.log")
+    def __init__(self, refzarr, index, zarr_format, work, tag=""):
+        self.log_path = os.path.join(work, f"serve{tag}-v{zarr_format}.err")
+        self.access_path = os.path.join(work, f"access{tag}-v{zarr_format}.log")
         self.args = [refzarr, "serve", index, "--port", "0", "--zarr-format", str(zarr_format),
                      "--access-log", self.access_path]
 
@@ -213,6 +213,102 @@ def check_v3(server, shared, failures):
     expect(failures, status == 404, f"v3 server answers .zgroup: {status}")
 
 
+def check_stale_source(refzarr, work, failures):
+    """A source rewritten in place under running servers: every key of its file answers 500
+    naming it (.zattrs, .zgroup, .zmetadata, .zarray, zarr.json, chunks, listings), the folder
+    above stays readable, each 500 is on the server's stderr, and the access log has every line
+    while the server runs. zarr-python reads an array opened before the change as zeros; the
+    README's StrictFSStore raises."""
+    import fsspec
+    import numpy as np
+    import zarr
+    StrictFSStore, _ = c.strict_stores()
+    folder = os.path.join(work, "stale")
+    os.makedirs(folder, exist_ok=True)
+    tif = os.path.join(folder, "stale.tif")
+    pixels = c.write_tiled_tiff(tif)
+    index = os.path.join(work, "stale.refs.db")
+    subprocess.run([refzarr, "index", "-o", index, folder], check=True, stdout=subprocess.DEVNULL)
+    v2_keys = [".zattrs", ".zgroup", ".zmetadata", "0/.zattrs", "0/.zgroup", "0/0/.zarray",
+               "0/0/.zattrs", "0/0/0/0/0/0/0", "0/0/0/0/0/1/1"]
+    with Server(refzarr, index, 2, work, "-stale") as v2, \
+            Server(refzarr, index, 3, work, "-stale") as v3:
+        url = v2.url("stale.tif")
+        plain = zarr.open(fsspec.get_mapper(url), mode="r")["0/0"]
+        strict = zarr.open(StrictFSStore(url, mode="r"), mode="r")["0/0"]
+        expect(failures, (plain[0, 0, 0] == pixels).all() and (strict[0, 0, 0] == pixels).all(),
+               "stale: the array reads wrong before the change")
+        for key in v2_keys:
+            status, _, _ = v2.request("GET", "stale.tif/" + key)
+            expect(failures, status == 200, f"stale: {key} answers {status} before the change")
+        # Line-buffered: the access log has the requests while the server still runs.
+        with open(v2.access_path) as f:
+            logged = f.read()
+        expect(failures, "GET /stale.tif/0/0/0/0/0/1/1 HTTP/1.1\" 200" in logged,
+               "stale: the access log lags behind the requests: " + logged[-300:])
+
+        c.rewrite_in_place(tif)
+        got = plain[0, 0, 0]
+        expect(failures, not got.any(),
+               "stale: zarr-python no longer reads failed chunks as zeros (README says it does)")
+        try:
+            strict[0, 0, 0]
+            failures.append("stale: the README's StrictFSStore read a changed source without error")
+        except Exception as e:
+            print(f"stale: StrictFSStore raised {type(e).__name__}: {str(e)[:120]}")
+        for server, keys in ((v2, v2_keys + [""]),
+                             (v3, ["zarr.json", "0/zarr.json", "0/0/zarr.json",
+                                   "0/0/c/0/0/0/0/0", ""])):
+            for key in keys:
+                path = "stale.tif/" + key
+                status, _, body = server.request("GET", path)
+                expect(failures, status == 500 and tif.encode() in body,
+                       f"stale: GET {path} (v{3 if server is v3 else 2}) answers {status}: "
+                       f"{body[:200]!r}")
+        for server in (v2, v3):
+            status, _, _ = server.request("GET", "")
+            expect(failures, status == 200, f"stale: the root listing answers {status}")
+        v2.stop()
+        v3.stop()
+    log = open(v2.log_path).read()
+    expect(failures, f"GET /stale.tif/.zattrs: 500: source {tif} changed" in log,
+           "stale: the 500s are not on the server's stderr: " + log[-500:])
+    expect(failures, "GET /stale.tif/: 500" in log, "stale: the failed listing is not logged")
+    print(f"stale source: checked {len(v2_keys) + 1} v2 and 5 v3 keys")
+
+
+def check_huge_sparse_listings(refzarr, work, shared, failures):
+    """tlayouto.h5 (2^33 x 257 chunk positions, none stored) and tbigdims.h5 (4 194 305
+    positions, 2 stored): their listings name the stored chunks only (h5py is the oracle), start
+    at once and stay small in the server's memory."""
+    realdata = os.path.join(shared, "realdata", "hdf5", "vchoi-hdfgroup+hdf5")
+    cases = [(os.path.join(realdata, "test", "testfiles", "tlayouto.h5"), "Dataset"),
+             (os.path.join(realdata, "tools", "test", "h5dump", "testfiles", "tbigdims.h5"),
+              "dset4gb")]
+    for path, dataset in cases:
+        if not os.path.exists(path):
+            print(f"huge listings: skip, no {path}")
+            return
+        name = os.path.basename(path)
+        index = os.path.join(work, name + ".refs.db")
+        subprocess.run([refzarr, "index", "-o", index, path], check=True,
+                       stdout=subprocess.DEVNULL)
+        with Server(refzarr, index, 2, work, "-" + name) as server:
+            start = time.time()
+            status, headers, body = server.request("GET", dataset + "/")
+            seconds = time.time() - start
+            rss = c.peak_rss_mib(server.proc.pid)
+            names = [urllib.parse.unquote(h) for h in
+                     re.findall(r'href="\./([^"]+)"', body.decode())]
+            want = [".zarray", ".zattrs"] + c.h5_stored_chunk_names(path, dataset)
+            expect(failures, status == 200 and names == want,
+                   f"{name}: listing {status}, {names[:10]} but h5py says {want}")
+            expect(failures, seconds < 5, f"{name}: the listing took {seconds:.1f} s")
+            expect(failures, rss < 200, f"{name}: the server peaked at {rss:.0f} MiB")
+            print(f"{name}: HTTP listing of {dataset}/ in {seconds * 1000:.0f} ms, "
+                  f"server peak {rss:.0f} MiB, {len(names)} entries")
+
+
 def main():
     refzarr = c.env("REFZARR_BIN")
     work = c.env("REFZARR_WORK")
@@ -241,6 +337,9 @@ def main():
 
     with Server(refzarr, index, 3, work) as server:
         check_v3(server, shared, failures)
+
+    check_stale_source(refzarr, work, failures)
+    check_huge_sparse_listings(refzarr, work, shared, failures)
 
     for f in failures:
         print("FAIL", f)
