@@ -9,6 +9,8 @@
 #include <sstream>
 #include <thread>
 
+#include "formats/core/recording_sink.h"
+#include "formats/tiff/tiff_scanner.h"
 #include "tests/formats/tiff/decoder/tiff_test_util.h"
 
 namespace refzarr {
@@ -335,17 +337,244 @@ TEST(TiffDecoder, RandomParamsNeverCrash) {
   EXPECT_LT(ok, 400);
 }
 
-TEST(TiffDecoder, RefusesOldStyleJpeg) {
+// An index written before old-style JPEG was decoded has no JPEG header in its params: refused
+// at index time with a reason that says what to do, and at read time alike.
+TEST(TiffDecoder, RefusesOldStyleJpegWithoutItsHeader) {
   ArrayDesc a;
   a.shape = a.chunks = {1, 3, 1, 16, 16};
   a.dtype = DType::Make('u', 1);
   a.encoding.params = {{"compression", 6}, {"photometric", 6}, {"bits_per_sample", 8},
                        {"samples_per_pixel", 3}, {"image_width", 16}, {"image_length", 16}};
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  Status check = decoder->CheckArray(a);
+  EXPECT_FALSE(check.ok());
+  EXPECT_NE(check.message().find("index the file again"), std::string::npos) << check.ToString();
   std::vector<std::byte> stored(100), out(a.ChunkBytes());
   std::vector<uint64_t> coords = {0, 0, 0, 0, 0};
-  Status s = MakeTiffChunkDecoder()->Decode(a, coords, {}, stored, out);
-  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << s.ToString();
-  EXPECT_NE(s.message().find("old-style JPEG"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(decoder->Decode(a, coords, {}, stored, out).ok());
+}
+
+// The scan of `path` (one file), finished.
+ScannedFile ScanTiff(const std::string& path) {
+  auto source = OpenLocalFile(path);
+  EXPECT_TRUE(source.ok()) << source.status().ToString();
+  RecordingSink sink;
+  Status s = MakeTiffScanner()->Scan(**source, {path}, sink);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(sink.Finish().ok());
+  return std::move(sink).result();
+}
+
+std::vector<std::byte> ReadRange(const std::string& path, uint64_t offset, uint64_t length) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::vector<std::byte> out(length);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(length));
+  return out;
+}
+
+// Decodes every chunk the scanner lists for array "0/0" of an old-style JPEG file from its stored
+// bytes alone and compares it with libtiff's RGBA decode of the whole file `oracle` (what GDAL
+// serves; by default the file itself). Returns the number of chunks equal; failures are reported.
+int CompareOldJpegWithRgba(const std::string& path, std::string oracle = {}) {
+  if (oracle.empty()) oracle = path;
+  ScannedFile scan = ScanTiff(path);
+  for (const auto& r : scan.refused) ADD_FAILURE() << "refused " << r.path << ": " << r.reason;
+  const ScannedFile::Array* a = scan.FindArray("0/0");
+  if (a == nullptr) {
+    ADD_FAILURE() << "no array 0/0";
+    return 0;
+  }
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  Status check = decoder->CheckArray(a->desc);
+  EXPECT_TRUE(check.ok()) << check.ToString();
+  const std::vector<uint8_t> want = testing::RgbaPlanes(oracle);
+  if (want.empty()) {
+    ADD_FAILURE() << "libtiff cannot decode " << oracle;
+    return 0;
+  }
+  const ArrayDesc& d = a->desc;
+  const uint64_t samples = d.shape[1], height = d.shape[3], width = d.shape[4];
+  const uint64_t h = d.chunks[3], w = d.chunks[4];
+  const auto grid = d.GridShape();
+  EXPECT_EQ(a->chunks.size(), grid[3] * grid[4]);
+  int equal = 0;
+  for (const auto& [index, ref] : a->chunks) {
+    std::vector<uint64_t> coords = ChunkCoords(grid, index);
+    SCOPED_TRACE("chunk " + std::to_string(coords[3]) + "," + std::to_string(coords[4]));
+    std::vector<std::byte> stored = ReadRange(path, ref.offset, ref.length);
+    std::vector<std::byte> got(d.ChunkBytes(), kPrefill);
+    Status s = decoder->Decode(d, coords, ref, stored, got);
+    if (!s.ok()) {
+      ADD_FAILURE() << s.ToString();
+      continue;
+    }
+    uint64_t differ = 0;
+    for (uint64_t c = 0; c < samples; ++c) {
+      for (uint64_t y = 0; y < h && coords[3] * h + y < height; ++y) {
+        for (uint64_t x = 0; x < w && coords[4] * w + x < width; ++x) {
+          uint8_t g = static_cast<uint8_t>(got[(c * h + y) * w + x]);
+          uint8_t e = want[(c * height + coords[3] * h + y) * width + coords[4] * w + x];
+          differ += g != e;
+        }
+      }
+    }
+    EXPECT_EQ(differ, 0u);
+    equal += differ == 0;
+  }
+  return equal;
+}
+
+struct OjpegCase {
+  std::string name;
+  testing::OjpegSpec spec;
+};
+
+class TiffDecoderOldJpeg : public ::testing::TestWithParam<OjpegCase> {};
+
+TEST_P(TiffDecoderOldJpeg, EveryChunkEqualsLibtiffRgbaOfTheWholeFile) {
+  if (!TIFFIsCODECConfigured(COMPRESSION_OJPEG)) GTEST_SKIP() << "no old-style JPEG in libtiff";
+  const OjpegCase& c = GetParam();
+  std::string path = TempPath("ojpeg_" + c.name + ".tif");
+  ASSERT_TRUE(testing::WriteOjpegTiff(path, c.spec));
+  // libtiff 4.5 decodes the strips after the first of a big-endian old-style JPEG file wrongly
+  // (byte-swapping its own ojpeg_chewey sample changes its pixels from the second strip on), and
+  // GDAL with it. The oracle of a big-endian file is its little-endian twin, which holds the
+  // same JPEG bytes at the same offsets.
+  std::string oracle = path;
+  if (c.spec.big_endian) {
+    testing::OjpegSpec twin = c.spec;
+    twin.big_endian = false;
+    oracle = TempPath("ojpeg_" + c.name + "_little_endian.tif");
+    ASSERT_TRUE(testing::WriteOjpegTiff(oracle, twin));
+  }
+  // The hand-made file is a real image: close to libtiff's decode of the new-style JPEG it was
+  // made from (they differ by the chroma upsampling and the YCbCr conversion).
+  std::vector<uint8_t> ojpeg = testing::RgbaPlanes(oracle);
+  ASSERT_FALSE(ojpeg.empty());
+  if (!c.spec.studio_range) {
+    std::string source = TempPath("ojpeg_" + c.name + "_source.tif");
+    ASSERT_TRUE(testing::WriteTiff(source, testing::OjpegSource(c.spec)));
+    std::vector<uint8_t> jpeg = testing::RgbaPlanes(source);
+    ASSERT_EQ(jpeg.size(), ojpeg.size());
+    double sum = 0;
+    for (size_t i = 0; i < jpeg.size(); ++i) sum += std::abs(int{jpeg[i]} - int{ojpeg[i]});
+    EXPECT_LT(sum / jpeg.size(), 4.0);
+    std::filesystem::remove(source);
+  }
+  const uint32_t chunks = c.spec.tile ? ((c.spec.width + c.spec.tile - 1) / c.spec.tile) *
+                                            ((c.spec.length + c.spec.tile - 1) / c.spec.tile)
+                                      : (c.spec.length + c.spec.rows_per_strip - 1) / c.spec.rows_per_strip;
+  EXPECT_EQ(CompareOldJpegWithRgba(path, oracle), static_cast<int>(
+      c.spec.tables == testing::OjpegTables::kWholeStream ? 1 : chunks));
+  std::filesystem::remove(path);
+  if (oracle != path) std::filesystem::remove(oracle);
+}
+
+std::vector<OjpegCase> OjpegCases() {
+  using testing::OjpegTables;
+  std::vector<OjpegCase> v;
+  testing::OjpegSpec s;
+  v.push_back({"strips_tables_subsampled_22", s});
+  {
+    testing::OjpegSpec t = s;
+    t.ycbcr_subsampling[1] = 1;
+    t.rows_per_strip = 24;
+    v.push_back({"strips_tables_subsampled_21", t});
+    t.tables = OjpegTables::kHeaderInInterchange;
+    v.push_back({"strips_header_in_interchange_21", t});  // as libtiff's ojpeg_chewey file
+  }
+  {
+    // libtiff's codec decodes one tile column (the decoder refuses more, see below).
+    testing::OjpegSpec t = s;
+    t.width = 40;
+    t.tile = 48;
+    v.push_back({"tiles_tables", t});
+    t.tables = OjpegTables::kHeaderInInterchange;
+    v.push_back({"tiles_header_in_interchange", t});
+  }
+  {
+    testing::OjpegSpec t = s;
+    t.rows_per_strip = t.length;
+    v.push_back({"one_strip_tables", t});
+    t.tables = OjpegTables::kWholeStream;
+    v.push_back({"one_strip_whole_stream_in_interchange", t});
+  }
+  {
+    testing::OjpegSpec t = s;
+    t.spp = 1;
+    t.rows_per_strip = 16;
+    v.push_back({"grey_strips", t});
+  }
+  {
+    testing::OjpegSpec t = s;
+    t.big_endian = true;
+    v.push_back({"big_endian", t});
+    t.big_endian = false;
+    t.studio_range = true;
+    v.push_back({"studio_range", t});
+  }
+  {
+    testing::OjpegSpec t = s;
+    t.ycbcr_subsampling[0] = 4;
+    t.ycbcr_subsampling[1] = 2;
+    v.push_back({"strips_tables_subsampled_42", t});
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, TiffDecoderOldJpeg, ::testing::ValuesIn(OjpegCases()),
+                         [](const auto& info) { return info.param.name; });
+
+// libtiff's own old-style JPEG sample (tiles of 240x224 over 234x213 pixels, tables in tags).
+TEST(TiffDecoderOldJpegRealdata, ZackTheCatEqualsLibtiffRgba) {
+  const std::string path = REFZARR_SHARED_DIR
+      "/realdata/tiff/libsdl-org+libtiff/test/images/ojpeg_zackthecat_subsamp22_single_strip.tiff";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no realdata";
+  EXPECT_EQ(CompareOldJpegWithRgba(path), 1);
+}
+
+// Layouts libtiff's codec (or GDAL's reading of it) does not decode are refused by CheckArray,
+// with the reason, and by Decode alike.
+TEST(TiffDecoderOldJpeg, CheckArrayRefusesLayoutsItCannotDecode) {
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  auto array = [](nlohmann::json changes, uint64_t planes = 3) {
+    ArrayDesc a;
+    a.shape = {1, 3, 1, 64, 64};
+    a.chunks = {1, planes, 1, 32, 64};
+    a.dtype = DType::Make('u', 1);
+    a.encoding.decoder = "tiff";
+    a.encoding.params = {{"compression", 6}, {"photometric", 6}, {"bits_per_sample", 8},
+                         {"samples_per_pixel", 3}, {"image_width", 64}, {"image_length", 64},
+                         {"rows_per_strip", 32}, {"ycbcr_subsampling", {2, 2}},
+                         {"ojpeg_header", ""}, {"planar", 1}};
+    if (changes.is_object()) a.encoding.params.update(changes);
+    return a;
+  };
+  EXPECT_TRUE(decoder->CheckArray(array({})).ok()) << decoder->CheckArray(array({})).ToString();
+  struct Case {
+    nlohmann::json changes;
+    uint64_t planes;
+    const char* reason;
+  };
+  for (const Case& c : {Case{{{"photometric", 2}}, 3, "photometric 2"},
+                        Case{{{"planar", 2}}, 1, "separate sample planes"},
+                        Case{{{"bits_per_sample", 12}, {"sample_format", 1}}, 3, "12-bit"},
+                        Case{{{"rows_per_strip", 24}}, 3, "multiples of 16"},
+                        Case{{{"tiled", true}, {"tile_width", 32}, {"tile_length", 32}}, 3,
+                             "2 tiles across"},
+                        Case{{{"ojpeg_qtables", {"AAAA"}}}, 3, "tables"}}) {
+    ArrayDesc a = array(c.changes, c.planes);
+    if (c.changes.contains("rows_per_strip")) a.chunks[3] = 24;
+    if (c.changes.contains("tiled")) a.chunks[3] = a.chunks[4] = 32;
+    if (c.changes.contains("bits_per_sample")) a.dtype = DType::Make('u', 2);
+    Status s = decoder->CheckArray(a);
+    EXPECT_FALSE(s.ok()) << c.changes.dump();
+    EXPECT_NE(s.message().find(c.reason), std::string::npos) << s.ToString();
+    std::vector<std::byte> stored(100), out(a.ChunkBytes());
+    std::vector<uint64_t> coords = {0, 0, 0, 0, 0};
+    EXPECT_FALSE(decoder->Decode(a, coords, {}, stored, out).ok()) << c.changes.dump();
+  }
 }
 
 TEST(TiffDecoder, DecodesConcurrentlyFromManyThreads) {
@@ -406,6 +635,53 @@ TEST(TiffDecoder, RealFilesMatchLibtiff) {
   }
   EXPECT_GT(files, 20);
   EXPECT_GT(compared, 200);
+}
+
+// CheckArray on every array the scanner declares for `path`; returns how many passed.
+int CheckEveryArray(const std::string& path, const std::string& label) {
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  auto source = OpenLocalFile(path);
+  EXPECT_TRUE(source.ok());
+  RecordingSink sink;
+  if (!MakeTiffScanner()->Scan(**source, {path}, sink).ok() || !sink.Finish().ok()) return 0;
+  int passed = 0;
+  for (const ScannedFile::Array& a : sink.result().arrays) {
+    Status s = decoder->CheckArray(a.desc);
+    EXPECT_TRUE(s.ok()) << label << " " << a.path << ": " << s.ToString();
+    passed += s.ok();
+  }
+  return passed;
+}
+
+// What the indexer's gate (CheckServable) asks of every array: each array the scanner declares
+// for the realdata TIFFs and the generated samples passes CheckArray, so that no array that
+// serves is refused at index time.
+TEST(TiffDecoder, EveryScannedArrayPassesCheckArray) {
+  std::filesystem::path root = REFZARR_SHARED_DIR "/realdata";
+  std::ifstream manifest(root / "MANIFEST.tsv");
+  ASSERT_TRUE(manifest) << "no realdata at " << root;
+  std::string line;
+  std::getline(manifest, line);
+  int real = 0;
+  while (std::getline(manifest, line)) {
+    std::string local = line.substr(0, line.find('\t'));
+    if (local.rfind("tiff/", 0) == 0) real += CheckEveryArray((root / local).string(), local);
+  }
+  EXPECT_GT(real, 60);
+
+  std::filesystem::path samples = TempPath("samples");
+  std::filesystem::remove_all(samples);
+  std::string cmd = std::string(REFZARR_SAMPLES_BIN) + " " + samples.string() + " -q";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  int generated = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(samples)) {
+    const std::string ext = e.path().extension().string();
+    if (ext == ".tif" || ext == ".tiff" || ext == ".svs" || ext == ".btf") {
+      generated += CheckEveryArray(e.path().string(), e.path().lexically_relative(samples).string());
+    }
+  }
+  EXPECT_GT(generated, 60);
+  std::filesystem::remove_all(samples);
 }
 
 }  // namespace
