@@ -175,6 +175,9 @@ Status ParseOldJpeg(const json& p, TiffParams& t) {
       t.ojpeg.qtables.empty() != t.ojpeg.actables.empty()) {
     return InvalidArgumentError("tiff params: old-style JPEG needs all three kinds of tables or none");
   }
+  if (t.ojpeg.qtables.empty() && t.ojpeg.header.empty()) {
+    return InvalidArgumentError("tiff params: old-style JPEG with neither a JPEG header nor tables");
+  }
   ASSIGN_OR_RETURN(uint64_t proc, GetUint(p, "jpeg_proc", 1, 0xFFFF));
   ASSIGN_OR_RETURN(uint64_t restart, GetUint(p, "jpeg_restart_interval", 0, 0xFFFF));
   t.ojpeg.proc = static_cast<uint16_t>(proc);
@@ -704,7 +707,7 @@ Status CheckCodecLayout(const TiffParams& p) {
   const uint16_t c = p.compression, bps = p.bits_per_sample;
   const bool predicts = c == COMPRESSION_LZW || c == COMPRESSION_DEFLATE ||
                         c == COMPRESSION_ADOBE_DEFLATE || c == COMPRESSION_ZSTD ||
-                        c == COMPRESSION_LZMA;
+                        c == COMPRESSION_LZMA || c == COMPRESSION_PIXARLOG;
   if (predicts && p.predictor == PREDICTOR_HORIZONTAL && bps != 8 && bps != 16 && bps != 32 &&
       bps != 64) {
     return UnsupportedError("tiff: horizontal predictor with " + std::to_string(bps) +
@@ -724,10 +727,57 @@ Status CheckCodecLayout(const TiffParams& p) {
     return UnsupportedError("tiff: WebP with " + std::to_string(p.samples_per_pixel) + " " +
                             std::to_string(bps) + "-bit samples (libtiff takes 3 or 4 8-bit ones)");
   }
-  if ((c == COMPRESSION_CCITTRLE || c == COMPRESSION_CCITTFAX3 || c == COMPRESSION_CCITTFAX4 ||
-       c == COMPRESSION_CCITTRLEW) && bps != 1) {
-    return UnsupportedError("tiff: CCITT compression of " + std::to_string(bps) +
-                            "-bit samples (libtiff takes 1-bit ones)");
+  if (c == COMPRESSION_WEBP && p.planar != PLANARCONFIG_CONTIG) {
+    return UnsupportedError("tiff: WebP with separate sample planes (libtiff refuses it)");
+  }
+  if (c == COMPRESSION_JPEG && p.photometric == PHOTOMETRIC_YCBCR && p.jpeg_colormode_rgb &&
+      p.samples_per_pixel != 3) {
+    return UnsupportedError("tiff: JPEG YCbCr with " + std::to_string(p.samples_per_pixel) +
+                            " samples (libtiff converts 3 to RGB)");
+  }
+  // Codecs of a fixed sample size.
+  struct Fixed {
+    uint16_t compression, bits;
+    const char* name;
+  };
+  for (const Fixed& f : {Fixed{COMPRESSION_CCITTRLE, 1, "CCITT"}, Fixed{COMPRESSION_CCITTFAX3, 1, "CCITT"},
+                         Fixed{COMPRESSION_CCITTFAX4, 1, "CCITT"}, Fixed{COMPRESSION_CCITTRLEW, 1, "CCITT"},
+                         Fixed{COMPRESSION_JBIG, 1, "JBIG"}, Fixed{COMPRESSION_THUNDERSCAN, 4, "ThunderScan"},
+                         Fixed{COMPRESSION_NEXT, 2, "NeXT"}}) {
+    if (c == f.compression && (bps != f.bits || p.samples_per_pixel != 1)) {
+      return UnsupportedError("tiff: " + std::string(f.name) + " compression of " +
+                              std::to_string(p.samples_per_pixel) + " " + std::to_string(bps) +
+                              "-bit samples (libtiff takes one " + std::to_string(f.bits) + "-bit sample)");
+    }
+  }
+  if ((c == COMPRESSION_JBIG || c == COMPRESSION_THUNDERSCAN) && p.tiled) {
+    return UnsupportedError("tiff: compression " + std::to_string(c) +
+                            " in tiles (libtiff decodes it in strips only)");
+  }
+  // SGILog and PixarLog decode into a data format libtiff guesses from the sample layout; without
+  // one they refuse, and PixarLog's 11- and 12-bit formats are not the stored sample size.
+  const uint16_t sf = p.sample_format, spp = p.samples_per_pixel;
+  const bool fp32 = bps == 32 && sf == SAMPLEFORMAT_IEEEFP;
+  const bool int16 = bps == 16 && sf != SAMPLEFORMAT_IEEEFP;
+  const bool uint8 = bps == 8 && (sf == SAMPLEFORMAT_UINT || sf == SAMPLEFORMAT_VOID);
+  const bool uint16 = bps == 16 && (sf == SAMPLEFORMAT_UINT || sf == SAMPLEFORMAT_VOID);
+  if (c == COMPRESSION_SGILOG || c == COMPRESSION_SGILOG24) {
+    const bool raw32 = bps == 32 && sf != SAMPLEFORMAT_IEEEFP;
+    const bool ok = p.photometric == PHOTOMETRIC_LOGLUV
+                        ? (spp == 3 && (fp32 || int16 || uint8)) || (spp == 1 && raw32)
+                        : p.photometric == PHOTOMETRIC_LOGL && c == COMPRESSION_SGILOG && spp == 1 &&
+                              (fp32 || int16 || uint8);
+    if (!ok) {
+      return UnsupportedError("tiff: SGILog compression of " + std::to_string(spp) + " " +
+                              std::to_string(bps) + "-bit samples of SampleFormat " +
+                              std::to_string(sf) + " in photometric " +
+                              std::to_string(p.photometric) + " (libtiff has no data format for it)");
+    }
+  }
+  if (c == COMPRESSION_PIXARLOG && !(fp32 || uint16 || uint8)) {
+    return UnsupportedError("tiff: PixarLog compression of " + std::to_string(bps) +
+                            "-bit samples of SampleFormat " + std::to_string(sf) +
+                            " (decoded only to 8-, 16- or 32-bit float samples)");
   }
   return OkStatus();
 }

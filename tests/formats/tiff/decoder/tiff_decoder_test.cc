@@ -337,6 +337,76 @@ TEST(TiffDecoder, RandomParamsNeverCrash) {
   EXPECT_LT(ok, 400);
 }
 
+// CheckArray is the index-time half of Decode: for params it accepts, Decode fails only because
+// of the bytes (kCorrupt from the codec), never because of the params. Random arrays whose shape
+// and chunks mostly agree with their params, and random bytes.
+TEST(TiffDecoder, WhatCheckArrayAcceptsDecodeRefusesOnlyForItsBytes) {
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  std::mt19937 rng(23);
+  auto pick = [&](std::initializer_list<nlohmann::json> v) { return *(v.begin() + rng() % v.size()); };
+  ::testing::internal::CaptureStderr();
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const bool tiled = rng() % 2;
+    const uint64_t width = pick({16, 40, 64}).get<uint64_t>(), length = pick({16, 33, 64}).get<uint64_t>();
+    const uint64_t tile = pick({16, 32}).get<uint64_t>(), rps = pick({1, 7, 16, 64}).get<uint64_t>();
+    const uint64_t spp = pick({1, 2, 3, 4}).get<uint64_t>(), planar = pick({1, 1, 2}).get<uint64_t>();
+    nlohmann::json p = {
+        {"compression", pick({1, 2, 3, 4, 5, 6, 7, 8, 32771, 32773, 32766, 32809, 32909, 32946,
+                              34661, 34676, 34677, 34925, 50000, 50001, 999})},
+        {"predictor", pick({1, 1, 2, 3})},
+        {"photometric", pick({0, 1, 2, 3, 6, 32844, 32845})},
+        {"bits_per_sample", pick({1, 4, 8, 12, 16, 24, 32, 64})},
+        {"sample_format", pick({1, 2, 3})},
+        {"samples_per_pixel", spp},
+        {"planar", planar},
+        {"tiled", tiled},
+        {"tile_width", tile},
+        {"tile_length", tile},
+        {"rows_per_strip", rps},
+        {"image_width", width},
+        {"image_length", length},
+        {"byte_order", pick({"<", ">"})},
+        {"ycbcr_subsampling", pick({nlohmann::json::array({2, 2}), nlohmann::json::array({1, 1}), nullptr})},
+        {"jpeg_colormode_rgb", pick({true, false})},
+        {"ojpeg_header", pick({"", nullptr})},
+    };
+    const uint64_t bps = p["bits_per_sample"].get<uint64_t>();
+    ArrayDesc a;
+    a.shape = {1, spp, 1, length, width};
+    a.chunks = {1, planar == 1 ? spp : 1, 1, tiled ? tile : std::min(rps, length), tiled ? tile : width};
+    if (rng() % 10 == 0) a.chunks[3] += 1;  // sometimes a chunk that is not the strip
+    const uint32_t size = bps <= 8 ? 1 : bps <= 16 ? 2 : bps <= 32 ? 4 : 8;
+    a.dtype = DType::Make(p["sample_format"] == 3 && bps >= 16 ? 'f' : 'u', rng() % 8 == 0 ? 1 : size);
+    a.encoding.decoder = "tiff";
+    a.encoding.params = p;
+    Status check = decoder->CheckArray(a);
+    if (!check.ok()) {
+      ++refused;
+      EXPECT_FALSE(check.message().empty());
+      continue;
+    }
+    ++accepted;
+    std::vector<std::byte> stored(rng() % 2000), out(a.ChunkBytes());
+    for (auto& b : stored) b = static_cast<std::byte>(rng());
+    const auto grid = a.GridShape();
+    std::vector<uint64_t> coords = {0, rng() % grid[1], 0, rng() % grid[3], rng() % grid[4]};
+    Status st = decoder->Decode(a, coords, {}, stored, out);
+    // libtiff's words for a layout it refuses whatever the bytes.
+    bool layout = false;
+    for (const char* words : {"cannot describe", "not supported", "not implemented", "Missing JPEG",
+                              "Inappropriate", "Sorry", "No support", "requires"}) {
+      layout = layout || st.message().find(words) != std::string::npos;
+    }
+    EXPECT_TRUE(st.ok() || (st.code() == StatusCode::kCorrupt && !layout))
+        << "CheckArray accepted " << p.dump() << " chunks " << a.chunks[3] << "x" << a.chunks[4]
+        << " " << a.dtype.ToV2().dump() << ", Decode says " << st.ToString();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_GT(accepted, 300);
+  EXPECT_GT(refused, 300);
+}
+
 // An index written before old-style JPEG was decoded has no JPEG header in its params: refused
 // at index time with a reason that says what to do, and at read time alike.
 TEST(TiffDecoder, RefusesOldStyleJpegWithoutItsHeader) {
@@ -538,7 +608,11 @@ TEST(TiffDecoderOldJpegRealdata, ZackTheCatEqualsLibtiffRgba) {
 // with the reason, and by Decode alike.
 TEST(TiffDecoderOldJpeg, CheckArrayRefusesLayoutsItCannotDecode) {
   std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
-  auto array = [](nlohmann::json changes, uint64_t planes = 3) {
+  // SOI and a frame header of 64x64 YCbCr 2x2: enough for libtiff to describe the chunk.
+  const unsigned char sof[] = {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00, 0x40, 0x00, 0x40, 0x03,
+                               0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01};
+  const std::string header = testing::Base64(sof, sizeof sof);
+  auto array = [&](nlohmann::json changes, uint64_t planes = 3) {
     ArrayDesc a;
     a.shape = {1, 3, 1, 64, 64};
     a.chunks = {1, planes, 1, 32, 64};
@@ -547,7 +621,7 @@ TEST(TiffDecoderOldJpeg, CheckArrayRefusesLayoutsItCannotDecode) {
     a.encoding.params = {{"compression", 6}, {"photometric", 6}, {"bits_per_sample", 8},
                          {"samples_per_pixel", 3}, {"image_width", 64}, {"image_length", 64},
                          {"rows_per_strip", 32}, {"ycbcr_subsampling", {2, 2}},
-                         {"ojpeg_header", ""}, {"planar", 1}};
+                         {"ojpeg_header", header}, {"planar", 1}};
     if (changes.is_object()) a.encoding.params.update(changes);
     return a;
   };
@@ -563,7 +637,8 @@ TEST(TiffDecoderOldJpeg, CheckArrayRefusesLayoutsItCannotDecode) {
                         Case{{{"rows_per_strip", 24}}, 3, "multiples of 16"},
                         Case{{{"tiled", true}, {"tile_width", 32}, {"tile_length", 32}}, 3,
                              "2 tiles across"},
-                        Case{{{"ojpeg_qtables", {"AAAA"}}}, 3, "tables"}}) {
+                        Case{{{"ojpeg_qtables", {"AAAA"}}}, 3, "tables"},
+                        Case{{{"ojpeg_header", ""}}, 3, "neither a JPEG header nor tables"}}) {
     ArrayDesc a = array(c.changes, c.planes);
     if (c.changes.contains("rows_per_strip")) a.chunks[3] = 24;
     if (c.changes.contains("tiled")) a.chunks[3] = a.chunks[4] = 32;
