@@ -225,6 +225,31 @@ TEST(TiffDecoder, ShortLastStripFillsOnlyItsRows) {
   std::filesystem::remove(path);
 }
 
+// A chunk declared taller than the strips it holds would keep rows no strip decodes: the
+// array is refused (CheckArray) and Decode refuses it too, rather than leaving those rows at the
+// fill value.
+TEST(TiffDecoder, RowsNoStripHoldsAreRefusedNotPadded) {
+  TiffSpec s = Spec(COMPRESSION_LZW, 8, 1, 0);  // 150 rows, 32 per strip
+  std::string path = TempPath("rows.tif");
+  ASSERT_TRUE(WriteTiff(path, s));
+  testing::TiffPtr tif = OpenTiff(path, "r");
+  std::optional<IfdArray> d = DescribeIfd(tif.get(), '<');
+  ASSERT_TRUE(d);
+  std::optional<std::vector<std::byte>> raw = RawSegment(tif.get(), *d, 0);
+  ASSERT_TRUE(raw);
+  ArrayDesc taller = d->array;
+  taller.chunks[3] = 48;
+  std::unique_ptr<ChunkDecoder> decoder = MakeTiffChunkDecoder();
+  EXPECT_TRUE(decoder->CheckArray(d->array).ok()) << decoder->CheckArray(d->array).ToString();
+  Status check = decoder->CheckArray(taller);
+  EXPECT_EQ(check.code(), StatusCode::kInvalidArgument) << check.ToString();
+  EXPECT_NE(check.message().find("the strips are 200x32"), std::string::npos) << check.ToString();
+  std::vector<std::byte> got(taller.ChunkBytes(), kPrefill);
+  std::vector<uint64_t> coords = {0, 0, 0, 0, 0};
+  EXPECT_FALSE(decoder->Decode(taller, coords, ChunkRef{0, 0, raw->size(), 0}, *raw, got).ok());
+  std::filesystem::remove(path);
+}
+
 // Garbage and truncated bytes: never a crash, never a word on stderr, and truncated compressed
 // segments are refused with a message naming the chunk and what libtiff said.
 TEST(TiffDecoder, GarbageAndTruncatedBytesFailCleanly) {
