@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace refzarr {
 namespace {
@@ -110,7 +112,243 @@ void ReadImageJMetadataTags(TIFF* tif, TiffPage& p) {
   p.ij_metadata.assign(static_cast<const char*>(data), n_data);
 }
 
-Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& p) {
+// `length` bytes at `offset` of the source, or nullopt when they are not all in the file.
+std::optional<std::string> ReadBytes(ClientHandle& h, uint64_t offset, uint64_t length) {
+  if (offset > h.size || length > h.size - offset) return std::nullopt;
+  std::string out(length, '\0');
+  if (!h.source->ReadInto({offset, length}, std::as_writable_bytes(std::span(out))).ok()) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// The values of `tag` (SHORT, LONG or LONG8) in the IFD at `ifd_offset` as the file stores them,
+// nullopt when the IFD has no such entry or it cannot be read.
+std::optional<std::vector<uint64_t>> ReadTagValues(ClientHandle& h, bool bigtiff, bool big_endian,
+                                                   uint64_t ifd_offset, uint16_t tag) {
+  auto number = [&](const std::string& b, size_t at, size_t size) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < size; ++i) {
+      const uint64_t byte = static_cast<uint8_t>(b[at + i]);
+      v |= byte << (8 * (big_endian ? size - 1 - i : i));
+    }
+    return v;
+  };
+  const size_t count_size = bigtiff ? 8 : 2, entry_size = bigtiff ? 20 : 12;
+  auto head = ReadBytes(h, ifd_offset, count_size);
+  if (!head) return std::nullopt;
+  const uint64_t entries = number(*head, 0, count_size);
+  if (entries > 65536) return std::nullopt;
+  auto dir = ReadBytes(h, ifd_offset + count_size, entries * entry_size);
+  if (!dir) return std::nullopt;
+  for (uint64_t e = 0; e < entries; ++e) {
+    const size_t at = e * entry_size;
+    if (number(*dir, at, 2) != tag) continue;
+    const uint64_t type = number(*dir, at + 2, 2);
+    const uint64_t n = number(*dir, at + 4, bigtiff ? 8 : 4);
+    const size_t size = type == TIFF_SHORT ? 2 : type == TIFF_LONG ? 4 : type == TIFF_LONG8 ? 8 : 0;
+    if (size == 0 || n > (uint64_t{1} << 26)) return std::nullopt;
+    const size_t value_at = at + 4 + (bigtiff ? 8 : 4), inline_size = bigtiff ? 8 : 4;
+    std::string values;
+    if (n * size <= inline_size) {
+      values = dir->substr(value_at, inline_size);
+    } else {
+      auto out_of_line = ReadBytes(h, number(*dir, value_at, inline_size), n * size);
+      if (!out_of_line) return std::nullopt;
+      values = std::move(*out_of_line);
+    }
+    std::vector<uint64_t> out(n);
+    for (uint64_t i = 0; i < n; ++i) out[i] = number(values, i * size, size);
+    return out;
+  }
+  return std::nullopt;
+}
+
+// libtiff replaces byte counts it finds bogus (missing, zero, or too small for the rows of an
+// uncompressed strip) by estimates from the image size, and splits a single uncompressed strip
+// into strips of about 8 KiB. Estimates are not the file's: they would serve bytes past the
+// strip's end. Keeps libtiff's split where it partitions the file's bytes; otherwise restores
+// what the file says (for the scanner to judge) or records the damage.
+void UseTheFilesByteCounts(ClientHandle& h, bool bigtiff, bool big_endian, TiffPage& p) {
+  const char* name = p.tiled ? "TileByteCounts" : "StripByteCounts";
+  auto file = ReadTagValues(h, bigtiff, big_endian, p.ifd_offset,
+                            p.tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS);
+  if (!file) {
+    p.damage = std::string("no readable ") + name + " (libtiff would estimate them from the image size)";
+    return;
+  }
+  if (*file == p.byte_counts) return;
+  uint64_t sum = 0;
+  for (uint64_t c : p.byte_counts) sum += c;
+  if (file->size() == 1 && p.byte_counts.size() > 1 && !p.tiled) {
+    // Split by libtiff: right when the pieces are the file's strip.
+    if (sum == file->front()) return;
+    p.offsets.resize(1);
+    p.tile_length = p.length;
+  }
+  if (file->size() != p.offsets.size()) {
+    p.damage = std::string(name) + " has " + std::to_string(file->size()) + " entries, expected " +
+               std::to_string(p.offsets.size());
+    return;
+  }
+  p.byte_counts = std::move(*file);
+}
+
+// At most this many bytes of JPEGInterchangeFormat and of the first strip are read for the
+// old-style JPEG header: it holds tables and frame headers, a few KiB at most in practice.
+constexpr uint64_t kMaxOldJpegHeaderBytes = 64 * 1024;
+
+// The marker segments libtiff's old-style JPEG codec parses before the entropy-coded data
+// (OJPEGReadHeaderInfoSec): it reads JPEGInterchangeFormat and then the first strip as one stream,
+// skipping SOI, APPn and COM, keeping DRI, DQT, DHT, SOF0/1/3, and stopping after SOS or at the
+// first byte that is not a marker. Any other marker makes libtiff fail.
+Status ParseOldJpegHeader(ClientHandle& h, const TiffPage& p, uint64_t if_offset, uint64_t if_length,
+                          OldJpeg& out, bool& has_frame) {
+  std::string stream;
+  uint64_t from_interchange = 0;
+  if (if_length > 0) {
+    from_interchange = std::min(if_length, kMaxOldJpegHeaderBytes);
+    auto bytes = ReadBytes(h, if_offset, from_interchange);
+    if (!bytes) return CorruptError("JPEGInterchangeFormat cannot be read");
+    stream = std::move(*bytes);
+  }
+  const uint64_t strip_length = std::min(p.byte_counts[0], kMaxOldJpegHeaderBytes);
+  auto strip = ReadBytes(h, p.offsets[0], strip_length);
+  if (!strip) return CorruptError("the first strip cannot be read");
+  stream += *strip;
+  // A segment that does not end inside what was read is either longer than the bounds or cut.
+  const auto cut = [&]() {
+    return UnsupportedError("the JPEG header does not end within the first " +
+                            std::to_string(stream.size()) + " bytes of JPEGInterchangeFormat " +
+                            "and the first " + (p.tiled ? "tile" : "strip"));
+  };
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(stream[i]); };
+  size_t pos = 0;
+  bool sos = false;
+  has_frame = false;
+  while (!sos) {
+    if (pos >= stream.size()) return cut();
+    if (byte(pos) != 0xFF) break;  // the entropy-coded data starts here
+    while (pos < stream.size() && byte(pos) == 0xFF) ++pos;
+    if (pos >= stream.size()) return cut();
+    const uint8_t marker = byte(pos++);
+    if (marker == 0xD8) continue;  // SOI: no segment
+    const bool known = (marker >= 0xE0 && marker <= 0xEF) || marker == 0xFE || marker == 0xDD ||
+                       marker == 0xDB || marker == 0xC4 || marker == 0xC0 || marker == 0xC1 ||
+                       marker == 0xC3 || marker == 0xDA;
+    if (!known) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", marker);
+      return CorruptError(std::string("marker ") + hex + " in the JPEG header (libtiff refuses it)");
+    }
+    if (pos + 2 > stream.size()) return cut();
+    const size_t length = size_t{byte(pos)} << 8 | byte(pos + 1);
+    if (length < 2) return CorruptError("a JPEG marker segment of length " + std::to_string(length));
+    if (pos + length > stream.size()) return cut();
+    pos += length;
+    has_frame = has_frame || marker == 0xC0 || marker == 0xC1 || marker == 0xC3;
+    sos = marker == 0xDA;
+  }
+  out.header = stream.substr(0, pos);
+  if (pos > from_interchange) {
+    out.first_strip_header_bytes = static_cast<uint32_t>(pos - from_interchange);
+    if (out.first_strip_header_bytes >= p.byte_counts[0]) {
+      return CorruptError("the first strip holds only JPEG header, no data");
+    }
+  } else if (if_length > pos) {
+    // The header ended inside JPEGInterchangeFormat, which goes on: libtiff decodes its rest (a
+    // complete JPEG stored there) before any strip.
+    if (if_length > from_interchange && pos == from_interchange) return cut();
+    out.data_in_interchange = std::pair<uint64_t, uint64_t>{if_offset + pos, if_length - pos};
+  }
+  return OkStatus();
+}
+
+// The contents of one kind of old-style JPEG table (JPEGQTables, JPEGDCTables, JPEGACTables), one
+// per component, read as libtiff reads them (OJPEGReadHeaderInfoSecTables*): a Q table is 64
+// bytes, a Huffman table 16 code counts then as many values as they sum to. An offset of 0 or
+// equal to the previous one shares the previous table (an empty entry); equal to an earlier one,
+// libtiff refuses.
+Status ReadOldJpegTables(TIFF* tif, ClientHandle& h, ttag_t tag, const char* name,
+                         uint16_t components, std::vector<std::string>& out) {
+  uint32_t count = 0;
+  const void* raw = nullptr;
+  if (!TIFFGetField(tif, tag, &count, &raw) || raw == nullptr) count = 0;
+  const auto* offsets = static_cast<const uint64_t*>(raw);
+  std::vector<uint64_t> at(components, 0);
+  for (uint32_t m = 0; m < std::min<uint32_t>(count, components); ++m) at[m] = offsets[m];
+  if (at.empty() || at[0] == 0) {
+    return CorruptError(std::string("no ") + name + " and no tables in the JPEG header");
+  }
+  for (uint16_t m = 0; m < components; ++m) {
+    if (m > 0 && (at[m] == 0 || at[m] == at[m - 1])) {
+      out.emplace_back();
+      continue;
+    }
+    for (uint16_t n = 0; n + 1 < m; ++n) {
+      if (at[n] == at[m]) return CorruptError(std::string(name) + " repeats an earlier offset");
+    }
+    std::optional<std::string> table;
+    if (tag == TIFFTAG_JPEGQTABLES) {
+      table = ReadBytes(h, at[m], 64);
+    } else if ((table = ReadBytes(h, at[m], 16))) {
+      uint64_t values = 0;
+      for (char c : *table) values += static_cast<uint8_t>(c);
+      auto rest = ReadBytes(h, at[m] + 16, values);
+      if (rest) *table += *rest;
+      else table.reset();
+    }
+    if (!table) {
+      return CorruptError(std::string(name) + " entry " + std::to_string(m) + " at offset " +
+                          std::to_string(at[m]) + " lies past the end of the file");
+    }
+    out.push_back(std::move(*table));
+  }
+  return OkStatus();
+}
+
+// What the old-style JPEG codec needs besides each strip (see OldJpeg). What stops one chunk
+// from being decoded alone is recorded as the refusal, never an error: the rest of the file is
+// still indexed.
+void ReadOldJpeg(TIFF* tif, ClientHandle& h, TiffPage& p) {
+  OldJpeg& j = p.old_jpeg.emplace();
+  j.proc = GetOr<uint16_t>(tif, TIFFTAG_JPEGPROC, 1);
+  j.restart_interval = GetOr<uint16_t>(tif, TIFFTAG_JPEGRESTARTINTERVAL, 0);
+  Status st = [&]() -> Status {
+    if (p.offsets.empty()) return OkStatus();
+    for (size_t i = 0; i < p.offsets.size(); ++i) {
+      if (p.offsets[i] == 0 || p.byte_counts[i] == 0) {
+        // libtiff's codec then reads from the previous strip on, or to the end of the file.
+        return UnsupportedError(std::string(p.tiled ? "tile " : "strip ") + std::to_string(i) +
+                                " has no offset or byte count");
+      }
+    }
+    uint64_t if_offset = GetOr<uint64_t>(tif, TIFFTAG_JPEGIFOFFSET, 0);
+    uint64_t if_length = GetOr<uint64_t>(tif, TIFFTAG_JPEGIFBYTECOUNT, 0);
+    // As libtiff: an offset past the end is ignored, a length of 0 or past the end means "to the
+    // end of the file".
+    if (if_offset >= h.size) if_offset = 0;
+    if (if_offset == 0) if_length = 0;
+    else if (if_length == 0 || if_length > h.size - if_offset) if_length = h.size - if_offset;
+    bool has_frame = false;
+    RETURN_IF_ERROR(ParseOldJpegHeader(h, p, if_offset, if_length, j, has_frame));
+    if (j.data_in_interchange && p.offsets.size() > 1) {
+      return UnsupportedError("the image data is one JPEG stream in JPEGInterchangeFormat, not one "
+                              "per " + std::string(p.tiled ? "tile" : "strip") +
+                              ", so no chunk decodes alone");
+    }
+    if (!has_frame) {
+      const uint16_t components = p.samples_per_pixel == 3 ? 3 : 1;
+      RETURN_IF_ERROR(ReadOldJpegTables(tif, h, TIFFTAG_JPEGQTABLES, "JPEGQTables", components, j.qtables));
+      RETURN_IF_ERROR(ReadOldJpegTables(tif, h, TIFFTAG_JPEGDCTABLES, "JPEGDCTables", components, j.dctables));
+      RETURN_IF_ERROR(ReadOldJpegTables(tif, h, TIFFTAG_JPEGACTABLES, "JPEGACTables", components, j.actables));
+    }
+    return OkStatus();
+  }();
+  if (!st.ok()) j.refusal = "old-style JPEG: " + st.message();
+}
+
+Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, bool bigtiff, TiffPage& p) {
   p.ifd_offset = TIFFCurrentDirOffset(tif);
   p.index = index;
   p.sub_index = sub_index;
@@ -134,8 +372,17 @@ Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& 
   p.x_resolution = GetOr<float>(tif, TIFFTAG_XRESOLUTION, 0.f);
   p.y_resolution = GetOr<float>(tif, TIFFTAG_YRESOLUTION, 0.f);
   if (p.photometric == PHOTOMETRIC_YCBCR) {
+    // For old-style JPEG, libtiff corrects the subsampling from the JPEG frame header.
     TIFFGetFieldDefaulted(tif, TIFFTAG_YCBCRSUBSAMPLING, &p.ycbcr_subsampling[0],
                           &p.ycbcr_subsampling[1]);
+    float* coefficients = nullptr;
+    if (TIFFGetFieldDefaulted(tif, TIFFTAG_YCBCRCOEFFICIENTS, &coefficients) && coefficients) {
+      std::copy(coefficients, coefficients + 3, p.ycbcr_coefficients);
+    }
+    float* black_white = nullptr;
+    if (TIFFGetFieldDefaulted(tif, TIFFTAG_REFERENCEBLACKWHITE, &black_white) && black_white) {
+      std::copy(black_white, black_white + 6, p.reference_black_white);
+    }
   }
   if (char* d = nullptr; TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &d) && d) p.description = d;
   if (char* s = nullptr; TIFFGetField(tif, TIFFTAG_SOFTWARE, &s) && s) p.software = s;
@@ -178,10 +425,18 @@ Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, TiffPage& 
   }
   p.offsets.assign(offsets, offsets + n);
   p.byte_counts.assign(counts, counts + n);
+  UseTheFilesByteCounts(h, bigtiff, TIFFIsBigEndian(tif), p);
+  if (p.compression == COMPRESSION_OJPEG && p.damage.empty()) ReadOldJpeg(tif, h, p);
   return OkStatus();
 }
 
 }  // namespace
+
+bool OldJpeg::DecodesLike(const OldJpeg& o) const {
+  return header == o.header && qtables == o.qtables && dctables == o.dctables &&
+         actables == o.actables && proc == o.proc && restart_interval == o.restart_interval &&
+         refusal.empty() == o.refusal.empty();
+}
 
 std::string TiffPage::Where() const {
   std::string w = has_ifd ? "IFD " + std::to_string(index) : "plane " + std::to_string(index);
@@ -236,7 +491,7 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
   for (int index = 0;; ++index) {
     TiffPage page;
     h.first_error.clear();
-    RETURN_IF_ERROR(ReadPage(tif.get(), h, index, -1, page));
+    RETURN_IF_ERROR(ReadPage(tif.get(), h, index, -1, s.bigtiff, page));
     page.big_endian = big_endian;
     main_offsets.push_back(page.ifd_offset);
     s.pages.push_back(std::move(page));
@@ -253,7 +508,7 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
                               " unreadable" + (h.first_error.empty() ? "" : ": " + h.first_error));
         }
         TiffPage sub;
-        RETURN_IF_ERROR(ReadPage(tif.get(), h, index, static_cast<int>(k), sub));
+        RETURN_IF_ERROR(ReadPage(tif.get(), h, index, static_cast<int>(k), s.bigtiff, sub));
         sub.big_endian = big_endian;
         s.pages.push_back(std::move(sub));
       }

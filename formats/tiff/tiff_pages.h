@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,30 @@
 #include "formats/core/status.h"
 
 namespace refzarr {
+
+/// What libtiff's old-style JPEG (Compression 6) codec reads from the file besides a strip's own
+/// bytes, read at index time so that one strip or tile can later be decoded alone (docs/tiff.md).
+struct OldJpeg {
+  /// The marker segments libtiff parses before the entropy-coded data: the JPEGInterchangeFormat
+  /// bytes, then, when those hold no SOS, the leading segments of the first strip up to its SOS.
+  std::string header;
+  /// Bytes of the first strip (or tile) that belong to `header`: its chunk starts after them.
+  uint32_t first_strip_header_bytes = 0;
+  /// Set when the entropy-coded data is the rest of the JPEGInterchangeFormat stream (a complete
+  /// JPEG there, as some writers do): the one chunk of the page is that range instead of the strip.
+  std::optional<std::pair<uint64_t, uint64_t>> data_in_interchange;  ///< (offset, length)
+  /// JPEGQTables / JPEGDCTables / JPEGACTables contents, one per component; an empty entry shares
+  /// the previous component's table (offset 0 or equal to the previous one, as libtiff reads it).
+  /// Empty when the header holds the frame (SOF), as libtiff then ignores these tags.
+  std::vector<std::string> qtables, dctables, actables;
+  uint16_t proc = 1;              ///< JPEGProc.
+  uint16_t restart_interval = 0;  ///< JPEGRestartInterval.
+  /// Why libtiff's codec cannot decode one chunk of the page alone; empty when it can.
+  std::string refusal;
+  /// Whether chunks of pages with these two descriptions decode alike (header, tables, proc and
+  /// restart interval equal; where the first chunk starts may differ).
+  bool DecodesLike(const OldJpeg& other) const;
+};
 
 /// One image file directory, as libtiff reads it.
 struct TiffPage {
@@ -34,6 +59,14 @@ struct TiffPage {
   std::string description;  ///< ImageDescription.
   std::string software;
   std::string jpeg_tables;  ///< JPEGTables bytes.
+  /// YCbCrCoefficients and ReferenceBlackWhite (defaulted), read for YCbCr pages.
+  float ycbcr_coefficients[3] = {0.299f, 0.587f, 0.114f};
+  float reference_black_white[6] = {0, 255, 128, 255, 128, 255};
+  /// Old-style JPEG (Compression 6): what libtiff's codec reads besides the strip itself.
+  std::optional<OldJpeg> old_jpeg;
+  /// Why the page's chunk table cannot be trusted (its byte counts are missing, so libtiff
+  /// estimates them); empty when it can. Its arrays are refused with this reason.
+  std::string damage;
   std::string ij_metadata;                ///< ImageJ's IJMetadata tag (50839) bytes, if any.
   std::vector<uint32_t> ij_byte_counts;   ///< Its IJMetadataByteCounts tag (50838).
   std::vector<uint64_t> offsets, byte_counts;  ///< One per tile or strip (x separate planes).

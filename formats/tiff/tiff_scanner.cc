@@ -5,6 +5,7 @@
 #include <cctype>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include "formats/ome/imagej.h"
 #include "formats/ome/ome_xml.h"
@@ -26,12 +27,15 @@ Result<DType> PageDType(const TiffPage& p, bool big_endian) {
               : p.sample_format == SAMPLEFORMAT_UINT || p.sample_format == SAMPLEFORMAT_VOID ? 'u'
               : 0;
   if (kind == 0) {
-    return UnsupportedError("SampleFormat " + std::to_string(p.sample_format) + " (complex) ");
+    return UnsupportedError("SampleFormat " + std::to_string(p.sample_format) +
+                            " (complex or undefined) samples are not supported");
   }
   if (kind == 'f' && bits != 16 && bits != 32 && bits != 64) {
-    return UnsupportedError(std::to_string(bits) + "-bit floating-point samples");
+    return UnsupportedError(std::to_string(bits) + "-bit floating-point samples are not supported");
   }
-  if (bits < 1 || bits > 64) return UnsupportedError(std::to_string(bits) + "-bit samples");
+  if (bits < 1 || bits > 64) {
+    return UnsupportedError(std::to_string(bits) + "-bit samples are not supported");
+  }
   uint32_t bytes = bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8;
   return DType::Make(kind, bytes, big_endian ? '>' : '<');
 }
@@ -39,7 +43,9 @@ Result<DType> PageDType(const TiffPage& p, bool big_endian) {
 // How the page's stored tiles are encoded, in Zarr terms where standard codecs suffice.
 ChunkEncoding PageEncoding(const TiffPage& p, bool big_endian) {
   ChunkEncoding e;
-  bool whole_bytes = p.bits_per_sample % 8 == 0;
+  // Samples that are exactly a dtype (8, 16, 32, 64 bits): 24-bit samples widen to 4 bytes.
+  const uint16_t bps = p.bits_per_sample;
+  bool whole_bytes = bps == 8 || bps == 16 || bps == 32 || bps == 64;
   bool plain = whole_bytes && p.predictor == 1 && p.fill_order == 1;
   switch (p.compression) {
     case COMPRESSION_NONE:
@@ -118,6 +124,27 @@ ChunkEncoding PageEncoding(const TiffPage& p, bool big_endian) {
               {"jpeg_colormode_rgb", p.compression == COMPRESSION_JPEG &&
                                          p.photometric == PHOTOMETRIC_YCBCR}};
   if (!p.jpeg_tables.empty()) e.params["jpeg_tables"] = EncodeBase64(p.jpeg_tables);
+  if (p.old_jpeg) {
+    // What libtiff's old-style JPEG codec reads outside the strip (docs/contracts.md).
+    const OldJpeg& j = *p.old_jpeg;
+    auto tables = [](const std::vector<std::string>& v) {
+      json a = json::array();
+      for (const std::string& t : v) a.push_back(t.empty() ? json(nullptr) : json(EncodeBase64(t)));
+      return a;
+    };
+    e.params["ojpeg_header"] = EncodeBase64(j.header);
+    e.params["ojpeg_qtables"] = tables(j.qtables);
+    e.params["ojpeg_dctables"] = tables(j.dctables);
+    e.params["ojpeg_actables"] = tables(j.actables);
+    e.params["jpeg_proc"] = j.proc;
+    e.params["jpeg_restart_interval"] = j.restart_interval;
+    if (p.photometric == PHOTOMETRIC_YCBCR) {
+      e.params["ycbcr_coefficients"] = json(std::vector<double>(p.ycbcr_coefficients,
+                                                                p.ycbcr_coefficients + 3));
+      e.params["reference_black_white"] = json(std::vector<double>(
+          p.reference_black_white, p.reference_black_white + 6));
+    }
+  }
   if (p.photometric == PHOTOMETRIC_YCBCR) {
     e.params["ycbcr_subsampling"] = {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]};
   }
@@ -377,11 +404,13 @@ class TiffScanner final : public Scanner {
     return out.AddImage(path, image);
   }
 
+  // Emits one level as one array. What makes the array unservable (a damaged or missing chunk,
+  // a layout the decoder cannot represent) refuses that array alone, through the sink: the rest
+  // of the file is still indexed. Contradictions between the planner and the pages are errors.
   static Status EmitLevel(const TiffStructure& tiff, const Sources& sources,
                           const SeriesPlan& plan, const std::vector<int>& planes,
                           const std::string& path, ScanSink& out) {
     const TiffPage& p = tiff.pages[planes.front()];
-    if (p.depth > 1) return UnsupportedError("ImageDepth " + std::to_string(p.depth) + " (3-D tiles)");
     if (planes.size() != plan.size_t * plan.page_channels * plan.size_z) {
       return InternalError(std::to_string(planes.size()) + " planes for a (t, c, z) of " +
                            std::to_string(plan.size_t) + "x" + std::to_string(plan.page_channels) +
@@ -392,13 +421,27 @@ class TiffScanner final : public Scanner {
         return InternalError(tiff.pages[idx].Where() + " differs from the rest of its level");
       }
     }
-    ASSIGN_OR_RETURN(DType dtype, PageDType(p, p.big_endian));
+    auto refuse = [&](const TiffPage& page, const std::string& why) {
+      return out.RefuseArray(path, page.Where() + ": " + why);
+    };
+    if (p.depth > 1) {
+      return refuse(p, "ImageDepth " + std::to_string(p.depth) + " (3-D tiles) is not supported");
+    }
+    auto dtype = PageDType(p, p.big_endian);
+    if (!dtype.ok()) return refuse(p, dtype.status().message());
+    for (int idx : planes) {
+      const TiffPage& page = tiff.pages[idx];
+      if (!page.damage.empty()) return refuse(page, page.damage);
+      if (page.old_jpeg && !page.old_jpeg->refusal.empty()) {
+        return refuse(page, page.old_jpeg->refusal);
+      }
+    }
     const uint64_t spp = p.samples_per_pixel;
     const bool chunky = spp > 1 && p.planar == PLANARCONFIG_CONTIG;
     ArrayDesc a;
     a.shape = {plan.size_t, plan.page_channels * spp, plan.size_z, p.length, p.width};
     a.chunks = {1, chunky ? spp : 1, 1, p.ChunkRows(), p.ChunkCols()};
-    a.dtype = dtype;
+    a.dtype = *dtype;
     a.fill_value = 0;
     a.encoding = PageEncoding(p, p.big_endian);
     a.dimension_names = {"t", "c", "z", "y", "x"};
@@ -408,8 +451,11 @@ class TiffScanner final : public Scanner {
     const uint32_t across = p.ChunksAcross(), down = p.ChunksDown();
     const uint64_t per_plane = uint64_t{across} * down;
     const uint64_t sample_planes = chunky ? 1 : spp;
-    const bool uncompressed = p.compression == COMPRESSION_NONE && p.bits_per_sample % 8 == 0;
-    const uint64_t row_bytes = uint64_t{p.ChunkCols()} * (chunky ? spp : 1) * dtype.size;
+    const bool uncompressed = p.compression == COMPRESSION_NONE;
+    // Bytes of one stored row of a chunk: samples packed, each row starting on a byte.
+    const uint64_t row_bytes =
+        (uint64_t{p.ChunkCols()} * (chunky ? spp : 1) * p.bits_per_sample + 7) / 8;
+    const char* kind = p.tiled ? "tile " : "strip ";
     for (uint64_t plane = 0; plane < planes.size(); ++plane) {
       const TiffPage& page = tiff.pages[planes[plane]];
       const uint64_t file_size = sources.sizes[page.source];
@@ -423,18 +469,38 @@ class TiffScanner final : public Scanner {
             ChunkRef ref{sources.ids[page.source], page.offsets[i], page.byte_counts[i], 0};
             if (ref.offset == 0 || ref.length == 0) continue;  // sparse: fill value
             if (ref.offset > file_size || ref.length > file_size - ref.offset) {
-              return CorruptError(page.Where() + ": " + (page.tiled ? "tile " : "strip ") +
-                                  std::to_string(i) + " (offset " + std::to_string(ref.offset) +
-                                  ", " + std::to_string(ref.length) + " bytes) lies past the end "
-                                  "of the file (" + std::to_string(file_size) + " bytes)");
+              return refuse(page, kind + std::to_string(i) + " (offset " +
+                                      std::to_string(ref.offset) + ", " +
+                                      std::to_string(ref.length) + " bytes) lies past the end "
+                                      "of the file (" + std::to_string(file_size) + " bytes)");
             }
-            uint32_t rows = page.RowsIn(r);
+            if (page.old_jpeg && i == 0) {
+              // The decoder is given the first chunk's JPEG header apart (OldJpeg).
+              if (page.old_jpeg->data_in_interchange) {
+                std::tie(ref.offset, ref.length) = *page.old_jpeg->data_in_interchange;
+              } else {
+                ref.offset += page.old_jpeg->first_strip_header_bytes;
+                ref.length -= page.old_jpeg->first_strip_header_bytes;
+              }
+            }
+            const uint32_t rows = page.RowsIn(r);
             if (rows < page.ChunkRows()) ref.flags |= kChunkShort;
             if (uncompressed) {
-              // Uncompressed: the chunk is exactly its rows; extra bytes are padding.
-              uint64_t expected = row_bytes * rows;
-              if (ref.length > expected) ref.length = expected;
-              if (ref.length < row_bytes * page.ChunkRows()) ref.flags |= kChunkShort;
+              // Uncompressed: the chunk is exactly its rows (the last strip's bytes cover only
+              // the rows left in the image); extra bytes are padding, fewer bytes are damage.
+              const uint64_t needed = row_bytes * rows;
+              if (ref.length < needed) {
+                return refuse(page, kind + std::to_string(i) + " holds " +
+                                        std::to_string(ref.length) + " bytes, its " +
+                                        std::to_string(rows) + " rows need " +
+                                        std::to_string(needed));
+              }
+              ref.length = needed;
+            } else if (!a.encoding.native && ref.length > kMaxDecodedChunkBytes) {
+              return refuse(page, kind + std::to_string(i) + " holds " +
+                                      std::to_string(ref.length) + " bytes, more than the TIFF "
+                                      "decoder takes (" + std::to_string(kMaxDecodedChunkBytes) +
+                                      ")");
             }
             uint64_t c = chunky ? c_page : c_page * spp + s;
             std::vector<uint64_t> coords = {t, c, z, r, q};
@@ -445,6 +511,9 @@ class TiffScanner final : public Scanner {
     }
     return OkStatus();
   }
+
+  // The TIFF decoder wraps a stored chunk in a classic TIFF: 32-bit byte counts.
+  static constexpr uint64_t kMaxDecodedChunkBytes = 0xFFFFFFF0u;
 };
 
 // An OME-XML companion file (".companion.ome", the MetadataFile of BinaryOnly members): the

@@ -20,7 +20,12 @@ bool UniformPages(const TiffPage& a, const TiffPage& b) {
          a.tile_width == b.tile_width && a.tile_length == b.tile_length &&
          a.jpeg_tables == b.jpeg_tables && (a.subfile_type & ~1u) == (b.subfile_type & ~1u) &&
          a.ycbcr_subsampling[0] == b.ycbcr_subsampling[0] &&
-         a.ycbcr_subsampling[1] == b.ycbcr_subsampling[1] && a.big_endian == b.big_endian;
+         a.ycbcr_subsampling[1] == b.ycbcr_subsampling[1] && a.big_endian == b.big_endian &&
+         std::equal(a.ycbcr_coefficients, a.ycbcr_coefficients + 3, b.ycbcr_coefficients) &&
+         std::equal(a.reference_black_white, a.reference_black_white + 6,
+                    b.reference_black_white) &&
+         a.old_jpeg.has_value() == b.old_jpeg.has_value() &&
+         (!a.old_jpeg || a.old_jpeg->DecodesLike(*b.old_jpeg));
 }
 
 std::vector<int> SubIfdsOf(const TiffStructure& tiff, int page) {

@@ -45,7 +45,24 @@ struct TiffParams {
   std::vector<uint16_t> extra_samples;
   int64_t t4_options = -1;
   int64_t t6_options = -1;
+  uint32_t image_depth = 1;
+  // Old-style JPEG (compression 6): what libtiff's codec reads outside the strip.
+  struct OldJpeg {
+    std::string header;  // marker segments before the entropy-coded data
+    // Table contents per component; nullopt shares the previous component's table. Empty when
+    // the header holds the frame.
+    std::vector<std::optional<std::string>> qtables, dctables, actables;
+    uint16_t proc = 1;
+    uint16_t restart_interval = 0;
+    float ycbcr_coefficients[3] = {0.299f, 0.587f, 0.114f};
+    float reference_black_white[6] = {0, 255, 128, 255, 128, 255};
+  } ojpeg;
 };
+
+// A JSON count: unsigned, or a signed integer that is not negative (as literals in tests are).
+bool IsCount(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
 
 Result<uint64_t> GetUint(const json& params, const char* key, std::optional<uint64_t> fallback,
                          uint64_t max) {
@@ -65,7 +82,7 @@ Result<uint64_t> GetUint(const json& params, const char* key, std::optional<uint
     }
     v = &v->front();
   }
-  if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<int64_t>() >= 0)) {
+  if (!IsCount(*v)) {
     return InvalidArgumentError(std::string("tiff params: '") + key + "' is not a count");
   }
   uint64_t n = v->get<uint64_t>();
@@ -74,6 +91,118 @@ Result<uint64_t> GetUint(const json& params, const char* key, std::optional<uint
                                 " is out of range");
   }
   return n;
+}
+
+// A list of base64 tables, null entries sharing the previous one.
+Status ParseTables(const json& p, const char* key, size_t components, bool huffman,
+                   std::vector<std::optional<std::string>>& out) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return OkStatus();
+  if (!it->is_array()) return InvalidArgumentError(std::string("tiff params: '") + key + "' is not a list");
+  if (it->empty()) return OkStatus();
+  if (it->size() != components || !(*it)[0].is_string()) {
+    return InvalidArgumentError(std::string("tiff params: '") + key + "' needs " +
+                                std::to_string(components) + " tables, the first one given");
+  }
+  for (const json& e : *it) {
+    if (e.is_null()) {
+      out.emplace_back();
+      continue;
+    }
+    if (!e.is_string()) return InvalidArgumentError(std::string("tiff params: bad '") + key + "'");
+    ASSIGN_OR_RETURN(std::string table, DecodeBase64(e.get<std::string>()));
+    size_t expected = 64;
+    if (huffman) {
+      expected = 16;
+      for (size_t i = 0; i < 16 && i < table.size(); ++i) expected += static_cast<uint8_t>(table[i]);
+    }
+    if (table.size() != expected) {
+      return InvalidArgumentError(std::string("tiff params: a table of '") + key + "' holds " +
+                                  std::to_string(table.size()) + " bytes, expected " +
+                                  std::to_string(expected));
+    }
+    out.push_back(std::move(table));
+  }
+  return OkStatus();
+}
+
+template <size_t N>
+Status ParseFloats(const json& p, const char* key, float (&out)[N]) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return OkStatus();
+  if (!it->is_array() || it->size() != N) {
+    return InvalidArgumentError(std::string("tiff params: '") + key + "' needs " +
+                                std::to_string(N) + " numbers");
+  }
+  for (size_t i = 0; i < N; ++i) {
+    if (!(*it)[i].is_number()) return InvalidArgumentError(std::string("tiff params: bad '") + key + "'");
+    out[i] = (*it)[i].get<float>();
+  }
+  return OkStatus();
+}
+
+// Old-style JPEG: the header and tables the scanner read (docs/contracts.md), and the layouts
+// libtiff's codec decodes and GDAL serves: 8-bit grey, or 8-bit YCbCr pixels (interleaved).
+Status ParseOldJpeg(const json& p, TiffParams& t) {
+  auto header = p.find("ojpeg_header");
+  if (header == p.end() || !header->is_string()) {
+    return InvalidArgumentError("tiff params: old-style JPEG without 'ojpeg_header' (an index "
+                                "written before refzarr decoded old-style JPEG: index the file again)");
+  }
+  ASSIGN_OR_RETURN(t.ojpeg.header, DecodeBase64(header->get<std::string>()));
+  if (t.bits_per_sample != 8) {
+    return UnsupportedError("tiff: old-style JPEG with " + std::to_string(t.bits_per_sample) +
+                            "-bit samples (libjpeg decodes 8-bit ones)");
+  }
+  if (t.samples_per_pixel == 3) {
+    if (t.photometric != PHOTOMETRIC_YCBCR) {
+      return UnsupportedError("tiff: old-style JPEG with 3 samples in photometric " +
+                              std::to_string(t.photometric) + " (only YCbCr is decoded)");
+    }
+    if (t.planar != PLANARCONFIG_CONTIG) {
+      return UnsupportedError("tiff: old-style JPEG with separate sample planes");
+    }
+  } else if (t.samples_per_pixel != 1 || t.photometric > PHOTOMETRIC_MINISBLACK) {
+    return UnsupportedError("tiff: old-style JPEG with " + std::to_string(t.samples_per_pixel) +
+                            " samples in photometric " + std::to_string(t.photometric) +
+                            " (only grey and YCbCr are decoded)");
+  }
+  const size_t components = t.samples_per_pixel;
+  RETURN_IF_ERROR(ParseTables(p, "ojpeg_qtables", components, false, t.ojpeg.qtables));
+  RETURN_IF_ERROR(ParseTables(p, "ojpeg_dctables", components, true, t.ojpeg.dctables));
+  RETURN_IF_ERROR(ParseTables(p, "ojpeg_actables", components, true, t.ojpeg.actables));
+  if (t.ojpeg.qtables.empty() != t.ojpeg.dctables.empty() ||
+      t.ojpeg.qtables.empty() != t.ojpeg.actables.empty()) {
+    return InvalidArgumentError("tiff params: old-style JPEG needs all three kinds of tables or none");
+  }
+  if (t.ojpeg.qtables.empty() && t.ojpeg.header.empty()) {
+    return InvalidArgumentError("tiff params: old-style JPEG with neither a JPEG header nor tables");
+  }
+  ASSIGN_OR_RETURN(uint64_t proc, GetUint(p, "jpeg_proc", 1, 0xFFFF));
+  ASSIGN_OR_RETURN(uint64_t restart, GetUint(p, "jpeg_restart_interval", 0, 0xFFFF));
+  t.ojpeg.proc = static_cast<uint16_t>(proc);
+  t.ojpeg.restart_interval = static_cast<uint16_t>(restart);
+  RETURN_IF_ERROR(ParseFloats(p, "ycbcr_coefficients", t.ojpeg.ycbcr_coefficients));
+  RETURN_IF_ERROR(ParseFloats(p, "reference_black_white", t.ojpeg.reference_black_white));
+  // libtiff's codec decodes a tiled image as one JPEG frame one tile wide, the tiles one below
+  // the other: with more than one tile across it decodes the first column's worth of rows only
+  // (GDAL reads no more either).
+  if (t.tiled && t.tile_width < t.image_width) {
+    return UnsupportedError("tiff: old-style JPEG with " +
+                            std::to_string((uint64_t{t.image_width} + t.tile_width - 1) / t.tile_width) +
+                            " tiles across (libtiff's codec decodes a single tile column)");
+  }
+  // libtiff's codec, on a file of several strips, forces the restart interval to one strip and
+  // refuses strips that are not whole rows of MCUs.
+  const uint32_t sub_v = t.samples_per_pixel == 3 ? t.ycbcr_subsampling[1] : 1;
+  const uint32_t strip_rows = t.tiled ? t.tile_length : t.rows_per_strip;
+  if (strip_rows < t.image_length && strip_rows % (8 * sub_v) != 0) {
+    return UnsupportedError("tiff: old-style JPEG " + std::string(t.tiled ? "tiles" : "strips") +
+                            " of " + std::to_string(strip_rows) + " rows with vertical subsampling " +
+                            std::to_string(sub_v) + " (libtiff needs multiples of " +
+                            std::to_string(8 * sub_v) + ")");
+  }
+  return OkStatus();
 }
 
 Result<TiffParams> ParseParams(const json& p) {
@@ -129,7 +258,7 @@ Result<TiffParams> ParseParams(const json& p) {
   }
   auto sub = p.find("ycbcr_subsampling");
   if (sub != p.end() && sub->is_array()) {
-    if (sub->size() != 2 || !(*sub)[0].is_number_unsigned() || !(*sub)[1].is_number_unsigned()) {
+    if (sub->size() != 2 || !IsCount((*sub)[0]) || !IsCount((*sub)[1])) {
       return InvalidArgumentError("tiff params: ycbcr_subsampling is not [h, v]");
     }
     uint64_t h = (*sub)[0].get<uint64_t>(), v = (*sub)[1].get<uint64_t>();
@@ -146,7 +275,7 @@ Result<TiffParams> ParseParams(const json& p) {
   auto extra = p.find("extra_samples");
   if (extra != p.end() && extra->is_array()) {
     for (const json& e : *extra) {
-      if (!e.is_number_unsigned() || e.get<uint64_t>() > 2) {
+      if (!IsCount(e) || e.get<uint64_t>() > 2) {
         return InvalidArgumentError("tiff params: bad extra_samples");
       }
       t.extra_samples.push_back(static_cast<uint16_t>(e.get<uint64_t>()));
@@ -158,16 +287,20 @@ Result<TiffParams> ParseParams(const json& p) {
   for (auto [key, field] : {std::pair{"t4_options", &t.t4_options},
                             std::pair{"t6_options", &t.t6_options}}) {
     auto it = p.find(key);
-    if (it != p.end() && it->is_number_unsigned()) *field = it->get<int64_t>();
+    if (it != p.end() && IsCount(*it)) *field = it->get<int64_t>();
   }
-  if (t.compression == COMPRESSION_OJPEG) {
-    // Its Huffman and quantisation tables live elsewhere in the file (JPEGQTables, ...).
-    return UnsupportedError("tiff: old-style JPEG (compression 6) cannot be decoded from a strip alone");
+  auto depth = p.find("image_depth");
+  if (depth != p.end() && IsCount(*depth)) {
+    t.image_depth = static_cast<uint32_t>(std::min<uint64_t>(depth->get<uint64_t>(), 0xFFFFFFFFu));
+  }
+  if (t.image_depth > 1) {
+    return UnsupportedError("tiff: ImageDepth " + std::to_string(t.image_depth) + " (3-D tiles)");
   }
   if (!TIFFIsCODECConfigured(t.compression)) {
     return UnsupportedError("tiff: compression " + std::to_string(t.compression) +
                             " is not available in this libtiff");
   }
+  if (t.compression == COMPRESSION_OJPEG) RETURN_IF_ERROR(ParseOldJpeg(p, t));
   return t;
 }
 
@@ -286,60 +419,139 @@ struct Template {
   bool big_endian = false;
 };
 
+// libtiff's old-style JPEG codec on a file of several strips (or tiles) sets the restart
+// interval to one strip's MCUs (OJPEGReadHeaderInfo); a file of one strip keeps the tag's. The
+// in-memory file holds one strip, so it is given the interval the whole file would have.
+uint16_t OldJpegRestartInterval(const TiffParams& p) {
+  const uint32_t strip_rows = p.tiled ? p.tile_length : p.rows_per_strip;
+  if (strip_rows >= p.image_length) return p.ojpeg.restart_interval;
+  const uint32_t width = p.tiled ? p.tile_width : p.image_width;
+  const uint32_t h = p.samples_per_pixel == 3 ? p.ycbcr_subsampling[0] : 1;
+  const uint32_t v = p.samples_per_pixel == 3 ? p.ycbcr_subsampling[1] : 1;
+  return static_cast<uint16_t>((width + h * 8 - 1) / (h * 8) * (strip_rows / (v * 8)));
+}
+
+void PutMarker(std::string& out, uint8_t marker, std::string_view payload) {
+  const size_t length = payload.size() + 2;
+  out += static_cast<char>(0xFF);
+  out += static_cast<char>(marker);
+  out += static_cast<char>(length >> 8);
+  out += static_cast<char>(length & 0xFF);
+  out += payload;
+}
+
+// The JPEG header libtiff's old-style JPEG codec itself builds from JPEGQTables, JPEGDCTables and
+// JPEGACTables when the file's JPEG stream has no frame header (OJPEGReadHeaderInfoSecTables*,
+// OJPEGWriteStream*): one DQT and DHT per component's own table, SOF0 of one strip's width and
+// the image's height, SOS. Handing libtiff the header whole, rather than the tables, keeps it
+// from reading the chunk's first bytes as markers (entropy-coded data may start with 0xFF).
+std::string OldJpegHeaderFromTables(const TiffParams& p) {
+  const TiffParams::OldJpeg& j = p.ojpeg;
+  const size_t n = j.qtables.size();
+  std::string out = j.header;
+  std::vector<uint8_t> tq(n), td(n), ta(n);
+  for (size_t m = 0; m < n; ++m) {
+    const auto id = static_cast<uint8_t>(m);
+    if (j.qtables[m]) PutMarker(out, 0xDB, std::string(1, static_cast<char>(id)) + *j.qtables[m]);
+    if (j.dctables[m]) PutMarker(out, 0xC4, std::string(1, static_cast<char>(id)) + *j.dctables[m]);
+    if (j.actables[m]) {
+      PutMarker(out, 0xC4, std::string(1, static_cast<char>(0x10 | id)) + *j.actables[m]);
+    }
+    tq[m] = j.qtables[m] ? id : tq[m - 1];
+    td[m] = j.dctables[m] ? id : td[m - 1];
+    ta[m] = j.actables[m] ? id : ta[m - 1];
+  }
+  const uint32_t width = p.tiled ? p.tile_width : p.image_width;
+  const uint64_t height = p.tiled ? (uint64_t{p.image_length} + p.tile_length - 1) / p.tile_length *
+                                        p.tile_length
+                                  : p.image_length;
+  const uint8_t h = n == 3 ? p.ycbcr_subsampling[0] : 1, v = n == 3 ? p.ycbcr_subsampling[1] : 1;
+  std::string sof = {8, static_cast<char>(std::min<uint64_t>(height, 0xFFFF) >> 8),
+                     static_cast<char>(std::min<uint64_t>(height, 0xFFFF) & 0xFF),
+                     static_cast<char>(std::min<uint32_t>(width, 0xFFFF) >> 8),
+                     static_cast<char>(std::min<uint32_t>(width, 0xFFFF) & 0xFF),
+                     static_cast<char>(n)};
+  std::string sos(1, static_cast<char>(n));
+  for (size_t m = 0; m < n; ++m) {
+    sof += {static_cast<char>(m), static_cast<char>(m == 0 ? (h << 4 | v) : 0x11),
+            static_cast<char>(tq[m])};
+    sos += {static_cast<char>(m), static_cast<char>(td[m] << 4 | ta[m])};
+  }
+  sos += {0, 63, 0};
+  PutMarker(out, 0xC0, sof);
+  PutMarker(out, 0xDA, sos);
+  return out;
+}
+
 Template BuildTemplate(const TiffParams& p, uint32_t width, uint32_t rows) {
-  IfdWriter w(p.big_endian);
   const uint16_t spp = p.samples_per_pixel;
   const uint32_t segments = p.planar == 2 ? spp : 1;
   uint16_t photometric = p.photometric;
   // Decoding never looks at a palette; libtiff refuses a palette image without a ColorMap.
   if (photometric == PHOTOMETRIC_PALETTE) photometric = PHOTOMETRIC_MINISBLACK;
-  w.Long(TIFFTAG_IMAGEWIDTH, {width});
-  w.Long(TIFFTAG_IMAGELENGTH, {rows});
-  w.Short(TIFFTAG_BITSPERSAMPLE, std::vector<uint16_t>(spp, p.bits_per_sample));
-  w.Short(TIFFTAG_COMPRESSION, {p.compression});
-  w.Short(TIFFTAG_PHOTOMETRIC, {photometric});
-  if (p.fill_order != 1) w.Short(TIFFTAG_FILLORDER, {p.fill_order});
-  w.Short(TIFFTAG_SAMPLESPERPIXEL, {spp});
-  w.Short(TIFFTAG_PLANARCONFIG, {p.planar});
-  if (p.t4_options >= 0) w.Long(TIFFTAG_T4OPTIONS, {static_cast<uint32_t>(p.t4_options)});
-  if (p.t6_options >= 0) w.Long(TIFFTAG_T6OPTIONS, {static_cast<uint32_t>(p.t6_options)});
-  if (p.predictor != 1) w.Short(TIFFTAG_PREDICTOR, {p.predictor});
-  std::vector<uint16_t> extra = p.extra_samples;
-  if (extra.empty()) {
-    int base = (photometric == PHOTOMETRIC_RGB || photometric == PHOTOMETRIC_YCBCR ||
-                photometric == PHOTOMETRIC_CIELAB)
-                   ? 3
-                   : photometric == PHOTOMETRIC_SEPARATED ? 4 : 1;
-    if (spp > base) extra.assign(spp - base, EXTRASAMPLE_UNSPECIFIED);
-  }
-  if (!extra.empty()) w.Short(TIFFTAG_EXTRASAMPLES, extra);
-  w.Short(TIFFTAG_SAMPLEFORMAT, std::vector<uint16_t>(spp, p.sample_format));
-  if (!p.jpeg_tables.empty()) w.Undefined(TIFFTAG_JPEGTABLES, p.jpeg_tables);
-  if (photometric == PHOTOMETRIC_YCBCR && p.has_ycbcr_subsampling) {
-    w.Short(TIFFTAG_YCBCRSUBSAMPLING, {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]});
-  }
-  // Offsets and counts: one segment per plane, all pointing at the same stored bytes; the counts are
-  // patched for each chunk. The offset values are fixed once the IFD's size is known.
-  auto add_segments = [&](IfdWriter& writer, uint32_t offset) {
-    std::vector<uint32_t> offsets(segments, offset), counts(segments, 0);
+  const bool ojpeg = p.compression == COMPRESSION_OJPEG;
+  // Bytes between the IFD and the stored chunk: the old-style JPEG header (JPEGInterchangeFormat).
+  std::string prefix;
+  if (ojpeg) prefix = p.ojpeg.qtables.empty() ? p.ojpeg.header : OldJpegHeaderFromTables(p);
+  // Every entry; `base` is where the bytes after the IFD start, which depends on the number and
+  // sizes of the entries only, not on their values.
+  auto add_all = [&](IfdWriter& w, uint32_t base) {
+    w.Long(TIFFTAG_IMAGEWIDTH, {width});
+    w.Long(TIFFTAG_IMAGELENGTH, {rows});
+    w.Short(TIFFTAG_BITSPERSAMPLE, std::vector<uint16_t>(spp, p.bits_per_sample));
+    w.Short(TIFFTAG_COMPRESSION, {p.compression});
+    w.Short(TIFFTAG_PHOTOMETRIC, {photometric});
+    if (p.fill_order != 1) w.Short(TIFFTAG_FILLORDER, {p.fill_order});
+    w.Short(TIFFTAG_SAMPLESPERPIXEL, {spp});
+    w.Short(TIFFTAG_PLANARCONFIG, {p.planar});
+    if (p.t4_options >= 0) w.Long(TIFFTAG_T4OPTIONS, {static_cast<uint32_t>(p.t4_options)});
+    if (p.t6_options >= 0) w.Long(TIFFTAG_T6OPTIONS, {static_cast<uint32_t>(p.t6_options)});
+    if (p.predictor != 1) w.Short(TIFFTAG_PREDICTOR, {p.predictor});
+    std::vector<uint16_t> extra = p.extra_samples;
+    if (extra.empty()) {
+      int base_samples = (photometric == PHOTOMETRIC_RGB || photometric == PHOTOMETRIC_YCBCR ||
+                          photometric == PHOTOMETRIC_CIELAB)
+                             ? 3
+                             : photometric == PHOTOMETRIC_SEPARATED ? 4 : 1;
+      if (spp > base_samples) extra.assign(spp - base_samples, EXTRASAMPLE_UNSPECIFIED);
+    }
+    if (!extra.empty()) w.Short(TIFFTAG_EXTRASAMPLES, extra);
+    w.Short(TIFFTAG_SAMPLEFORMAT, std::vector<uint16_t>(spp, p.sample_format));
+    if (!p.jpeg_tables.empty()) w.Undefined(TIFFTAG_JPEGTABLES, p.jpeg_tables);
+    if (photometric == PHOTOMETRIC_YCBCR && p.has_ycbcr_subsampling) {
+      w.Short(TIFFTAG_YCBCRSUBSAMPLING, {p.ycbcr_subsampling[0], p.ycbcr_subsampling[1]});
+    }
+    if (ojpeg) {
+      w.Short(TIFFTAG_JPEGPROC, {p.ojpeg.proc});
+      w.Short(TIFFTAG_JPEGRESTARTINTERVAL, {OldJpegRestartInterval(p)});
+      if (!prefix.empty()) {
+        w.Long(TIFFTAG_JPEGIFOFFSET, {base});
+        w.Long(TIFFTAG_JPEGIFBYTECOUNT, {static_cast<uint32_t>(prefix.size())});
+      }
+    }
+    // Offsets and counts: one segment per plane, all pointing at the same stored bytes; the
+    // counts are patched for each chunk.
+    const uint32_t data = base + static_cast<uint32_t>(prefix.size());
+    std::vector<uint32_t> offsets(segments, data), counts(segments, 0);
     if (p.tiled) {
-      writer.Long(TIFFTAG_TILEWIDTH, {p.tile_width});
-      writer.Long(TIFFTAG_TILELENGTH, {p.tile_length});
-      writer.Long(TIFFTAG_TILEOFFSETS, offsets);
-      writer.Long(TIFFTAG_TILEBYTECOUNTS, counts, /*is_byte_count=*/true);
+      w.Long(TIFFTAG_TILEWIDTH, {p.tile_width});
+      w.Long(TIFFTAG_TILELENGTH, {p.tile_length});
+      w.Long(TIFFTAG_TILEOFFSETS, offsets);
+      w.Long(TIFFTAG_TILEBYTECOUNTS, counts, /*is_byte_count=*/true);
     } else {
-      writer.Long(TIFFTAG_ROWSPERSTRIP, {rows});
-      writer.Long(TIFFTAG_STRIPOFFSETS, offsets);
-      writer.Long(TIFFTAG_STRIPBYTECOUNTS, counts, /*is_byte_count=*/true);
+      w.Long(TIFFTAG_ROWSPERSTRIP, {rows});
+      w.Long(TIFFTAG_STRIPOFFSETS, offsets);
+      w.Long(TIFFTAG_STRIPBYTECOUNTS, counts, /*is_byte_count=*/true);
     }
   };
-  // The data offset depends on the number and sizes of the entries only, not on the offset values.
-  IfdWriter probe = w;
-  add_segments(probe, 0);
-  add_segments(w, static_cast<uint32_t>(probe.DataOffset()));
+  IfdWriter probe(p.big_endian);
+  add_all(probe, 0);
+  IfdWriter w(p.big_endian);
+  add_all(w, static_cast<uint32_t>(probe.DataOffset()));
   Template t;
   t.big_endian = p.big_endian;
   w.Finish(t.head, t.byte_count_positions);
+  t.head.insert(t.head.end(), prefix.begin(), prefix.end());
   return t;
 }
 
@@ -489,20 +701,189 @@ void UnpackBits(uint32_t bits, uint32_t size, const uint8_t* in, size_t in_strid
   }
 }
 
+// Constraints libtiff's codecs check only when they start decoding (a TIFFReadEncoded* call
+// then fails whatever the bytes): predictors, and the sample layouts each codec takes.
+Status CheckCodecLayout(const TiffParams& p) {
+  const uint16_t c = p.compression, bps = p.bits_per_sample;
+  const bool predicts = c == COMPRESSION_LZW || c == COMPRESSION_DEFLATE ||
+                        c == COMPRESSION_ADOBE_DEFLATE || c == COMPRESSION_ZSTD ||
+                        c == COMPRESSION_LZMA || c == COMPRESSION_PIXARLOG;
+  if (predicts && p.predictor == PREDICTOR_HORIZONTAL && bps != 8 && bps != 16 && bps != 32 &&
+      bps != 64) {
+    return UnsupportedError("tiff: horizontal predictor with " + std::to_string(bps) +
+                            "-bit samples (libtiff refuses it)");
+  }
+  if (predicts && p.predictor == PREDICTOR_FLOATINGPOINT &&
+      (p.sample_format != SAMPLEFORMAT_IEEEFP || (bps != 16 && bps != 24 && bps != 32 && bps != 64))) {
+    return UnsupportedError("tiff: floating-point predictor with " + std::to_string(bps) +
+                            "-bit samples of SampleFormat " + std::to_string(p.sample_format) +
+                            " (libtiff refuses it)");
+  }
+  if (c == COMPRESSION_JPEG && bps != 8) {
+    return UnsupportedError("tiff: JPEG with " + std::to_string(bps) +
+                            "-bit samples (this libtiff decodes 8-bit JPEG)");
+  }
+  if (c == COMPRESSION_WEBP && (bps != 8 || (p.samples_per_pixel != 3 && p.samples_per_pixel != 4))) {
+    return UnsupportedError("tiff: WebP with " + std::to_string(p.samples_per_pixel) + " " +
+                            std::to_string(bps) + "-bit samples (libtiff takes 3 or 4 8-bit ones)");
+  }
+  if (c == COMPRESSION_WEBP && p.planar != PLANARCONFIG_CONTIG) {
+    return UnsupportedError("tiff: WebP with separate sample planes (libtiff refuses it)");
+  }
+  if (c == COMPRESSION_JPEG && p.photometric == PHOTOMETRIC_YCBCR && p.jpeg_colormode_rgb &&
+      p.samples_per_pixel != 3) {
+    return UnsupportedError("tiff: JPEG YCbCr with " + std::to_string(p.samples_per_pixel) +
+                            " samples (libtiff converts 3 to RGB)");
+  }
+  // Codecs of a fixed sample size.
+  struct Fixed {
+    uint16_t compression, bits;
+    const char* name;
+  };
+  for (const Fixed& f : {Fixed{COMPRESSION_CCITTRLE, 1, "CCITT"}, Fixed{COMPRESSION_CCITTFAX3, 1, "CCITT"},
+                         Fixed{COMPRESSION_CCITTFAX4, 1, "CCITT"}, Fixed{COMPRESSION_CCITTRLEW, 1, "CCITT"},
+                         Fixed{COMPRESSION_JBIG, 1, "JBIG"}, Fixed{COMPRESSION_THUNDERSCAN, 4, "ThunderScan"},
+                         Fixed{COMPRESSION_NEXT, 2, "NeXT"}}) {
+    if (c == f.compression && (bps != f.bits || p.samples_per_pixel != 1)) {
+      return UnsupportedError("tiff: " + std::string(f.name) + " compression of " +
+                              std::to_string(p.samples_per_pixel) + " " + std::to_string(bps) +
+                              "-bit samples (libtiff takes one " + std::to_string(f.bits) + "-bit sample)");
+    }
+  }
+  if ((c == COMPRESSION_JBIG || c == COMPRESSION_THUNDERSCAN) && p.tiled) {
+    return UnsupportedError("tiff: compression " + std::to_string(c) +
+                            " in tiles (libtiff decodes it in strips only)");
+  }
+  // SGILog and PixarLog decode into a data format libtiff guesses from the sample layout; without
+  // one they refuse, and PixarLog's 11- and 12-bit formats are not the stored sample size.
+  const uint16_t sf = p.sample_format, spp = p.samples_per_pixel;
+  const bool fp32 = bps == 32 && sf == SAMPLEFORMAT_IEEEFP;
+  const bool int16 = bps == 16 && sf != SAMPLEFORMAT_IEEEFP;
+  const bool uint8 = bps == 8 && (sf == SAMPLEFORMAT_UINT || sf == SAMPLEFORMAT_VOID);
+  const bool uint16 = bps == 16 && (sf == SAMPLEFORMAT_UINT || sf == SAMPLEFORMAT_VOID);
+  if (c == COMPRESSION_SGILOG || c == COMPRESSION_SGILOG24) {
+    const bool raw32 = bps == 32 && sf != SAMPLEFORMAT_IEEEFP;
+    const bool ok = p.photometric == PHOTOMETRIC_LOGLUV
+                        ? (spp == 3 && (fp32 || int16 || uint8)) || (spp == 1 && raw32)
+                        : p.photometric == PHOTOMETRIC_LOGL && c == COMPRESSION_SGILOG && spp == 1 &&
+                              (fp32 || int16 || uint8);
+    if (!ok) {
+      return UnsupportedError("tiff: SGILog compression of " + std::to_string(spp) + " " +
+                              std::to_string(bps) + "-bit samples of SampleFormat " +
+                              std::to_string(sf) + " in photometric " +
+                              std::to_string(p.photometric) + " (libtiff has no data format for it)");
+    }
+  }
+  if (c == COMPRESSION_PIXARLOG && !(fp32 || uint16 || uint8)) {
+    return UnsupportedError("tiff: PixarLog compression of " + std::to_string(bps) +
+                            "-bit samples of SampleFormat " + std::to_string(sf) +
+                            " (decoded only to 8-, 16- or 32-bit float samples)");
+  }
+  return OkStatus();
+}
+
+// Whether the old-style JPEG YCbCr chunk is decoded through libtiff's RGBA interface, as GDAL
+// does: libtiff's codec hands over subsampled YCbCr, which TIFFReadRGBA* converts to RGB.
+bool DecodesToRgba(const TiffParams& p) {
+  return p.compression == COMPRESSION_OJPEG && p.samples_per_pixel == 3;
+}
+
+// Rows and width of the stored segment the chunk at row `chunk_row` of the grid holds.
+struct Segment {
+  uint32_t width = 0, rows = 0;  // as stored: a whole tile, or a strip's rows in the image
+  uint32_t rows_in_image = 0;    // of those, the rows inside the image
+};
+
+Result<Segment> SegmentOf(const TiffParams& p, uint64_t chunk_row) {
+  const uint64_t rows = p.tiled ? p.tile_length : p.rows_per_strip;
+  const uint64_t first_row = chunk_row * rows;
+  if (first_row >= p.image_length) {
+    return InvalidArgumentError(std::string(p.tiled ? "tile" : "strip") + " row " +
+                                std::to_string(chunk_row) + " starts below the image");
+  }
+  const auto inside = static_cast<uint32_t>(std::min<uint64_t>(rows, p.image_length - first_row));
+  if (p.tiled) return Segment{p.tile_width, p.tile_length, inside};
+  return Segment{p.image_width, inside, inside};
+}
+
+// Everything about `array` that the params must agree with, so that a chunk is decoded into the
+// chunk the array declares: no rows or samples left over, none fabricated.
+Status CheckGeometry(const ArrayDesc& array, const TiffParams& p) {
+  if (array.chunks.size() != 5 || array.shape.size() != 5) {
+    return InvalidArgumentError("expected a 5-D (t,c,z,y,x) array");
+  }
+  if (array.shape[3] != p.image_length || array.shape[4] != p.image_width) {
+    return InvalidArgumentError("array of " + std::to_string(array.shape[4]) + "x" +
+                                std::to_string(array.shape[3]) + " pixels, params describe " +
+                                std::to_string(p.image_width) + "x" + std::to_string(p.image_length));
+  }
+  const uint64_t out_samples = p.planar == 1 ? p.samples_per_pixel : 1;
+  const uint64_t planes = array.chunks[0] * array.chunks[1] * array.chunks[2];
+  if (planes != out_samples) {
+    return InvalidArgumentError("chunk holds " + std::to_string(planes) + " planes, expected " +
+                                std::to_string(out_samples) + " samples");
+  }
+  const uint64_t rows = p.tiled ? p.tile_length : p.rows_per_strip;
+  const uint64_t cols = p.tiled ? p.tile_width : p.image_width;
+  if (array.chunks[3] != rows || array.chunks[4] != cols) {
+    return InvalidArgumentError("chunks of " + std::to_string(array.chunks[4]) + "x" +
+                                std::to_string(array.chunks[3]) + " pixels, the " +
+                                (p.tiled ? "tiles" : "strips") + " are " + std::to_string(cols) +
+                                "x" + std::to_string(rows));
+  }
+  const uint32_t size = array.dtype.size;
+  const uint16_t bps = p.bits_per_sample;
+  if (bps > size * 8) {
+    return InvalidArgumentError(std::to_string(bps) + "-bit samples do not fit " +
+                                array.dtype.ToV2().dump());
+  }
+  const bool whole = bps % 8 == 0 && bps / 8 == size && (size == 1 || size == 2 || size == 4 || size == 8);
+  if (bps % 8 == 0 && bps > 8 && !whole && bps != 24) {
+    return UnsupportedError(std::to_string(bps) + "-bit samples into a " + std::to_string(size) +
+                            "-byte dtype");
+  }
+  if (p.photometric == PHOTOMETRIC_YCBCR && p.has_ycbcr_subsampling &&
+      (p.ycbcr_subsampling[0] != 1 || p.ycbcr_subsampling[1] != 1) &&
+      !(p.compression == COMPRESSION_JPEG && p.jpeg_colormode_rgb) && !DecodesToRgba(p)) {
+    return UnsupportedError("subsampled YCbCr without JPEG RGB conversion");
+  }
+  // The decoded segment must stay a reasonable buffer.
+  const uint64_t row_bytes = DecodesToRgba(p) ? uint64_t{4} * cols
+                                              : (cols * out_samples * bps + 7) / 8;
+  if (row_bytes * rows > (uint64_t{1} << 31)) {
+    return UnsupportedError("a decoded " + std::string(p.tiled ? "tile" : "strip") + " of " +
+                            std::to_string(row_bytes * rows) + " bytes (limit 2 GiB)");
+  }
+  return CheckCodecLayout(p);
+}
+
 class TiffChunkDecoder final : public ChunkDecoder {
  public:
   std::string_view Family() const override { return "tiff"; }
 
+  // Everything Decode() would refuse before looking at the stored bytes, including what libtiff
+  // says of the in-memory TIFF of each segment geometry (a full and, for strips, the last one).
   Status CheckArray(const ArrayDesc& array) const override {
     ASSIGN_OR_RETURN(TiffParams p, ParseParams(array.encoding.params));
-    if (array.chunks.size() != 5) return InvalidArgumentError("expected a 5-D (t,c,z,y,x) array");
-    const uint64_t out_samples = p.planar == 1 ? p.samples_per_pixel : 1;
-    if (array.chunks[0] * array.chunks[1] * array.chunks[2] != out_samples) {
-      return InvalidArgumentError("chunk planes do not match the samples per pixel");
-    }
-    if (p.bits_per_sample > array.dtype.size * 8) {
-      return InvalidArgumentError(std::to_string(p.bits_per_sample) + "-bit samples do not fit " +
-                                  array.dtype.ToV2().dump());
+    RETURN_IF_ERROR(CheckGeometry(array, p));
+    const uint64_t rows = p.tiled ? p.tile_length : p.rows_per_strip;
+    const uint64_t last_row = (p.image_length - 1) / rows;
+    ThreadState& st = State();
+    for (uint64_t chunk_row : {uint64_t{0}, last_row}) {
+      ASSIGN_OR_RETURN(Segment seg, SegmentOf(p, chunk_row));
+      Template t = BuildTemplate(p, seg.width, seg.rows);
+      MemFile mem{t.head.data(), t.head.size(), 0};
+      st.errors.clear();
+      std::unique_ptr<TIFF, TiffCloser> tif(
+          TIFFClientOpenExt("chunk", "rc", &mem, MemRead, MemWrite, MemSeek, MemClose, MemSize,
+                            MemMap, MemUnmap, st.options.get()));
+      if (!tif) return UnsupportedError("libtiff refuses the chunk's description: " + st.errors);
+      const int64_t size = p.tiled ? TIFFTileSize64(tif.get()) : TIFFStripSize64(tif.get());
+      if (size <= 0) return UnsupportedError("libtiff computes no decoded size: " + st.errors);
+      char why[1024] = "";
+      if (DecodesToRgba(p) && !TIFFRGBAImageOK(tif.get(), why)) {
+        return UnsupportedError(std::string("libtiff cannot convert the chunk to RGB: ") + why);
+      }
     }
     return OkStatus();
   }
@@ -532,57 +913,28 @@ class TiffChunkDecoder final : public ChunkDecoder {
       cached = st.by_params.emplace(std::move(key), CachedParams{std::move(parsed), {}}).first;
     }
     const TiffParams& p = cached->second.params;
-
-    // The chunk's geometry in the array.
-    if (array.chunks.size() != 5 || coords.size() != 5) {
-      return InvalidArgumentError("expected a 5-D (t,c,z,y,x) array");
-    }
+    RETURN_IF_ERROR(CheckGeometry(array, p));
+    if (coords.size() != 5) return InvalidArgumentError("expected 5 chunk coordinates");
     if (out.size() != array.ChunkBytes()) {
       return InvalidArgumentError("output holds " + std::to_string(out.size()) + " bytes, chunk is " +
                                   std::to_string(array.ChunkBytes()));
     }
     const uint32_t spp = p.samples_per_pixel;
     const uint32_t out_samples = (p.planar == 1) ? spp : 1;
-    const uint64_t planes = array.chunks[0] * array.chunks[1] * array.chunks[2];
-    if (planes != out_samples) {
-      return InvalidArgumentError("chunk holds " + std::to_string(planes) + " planes, expected " +
-                                  std::to_string(out_samples) + " samples");
-    }
     const uint64_t out_h = array.chunks[3], out_w = array.chunks[4];
     const uint32_t size = array.dtype.size;
-    if (p.bits_per_sample > size * 8) {
-      return InvalidArgumentError(std::to_string(p.bits_per_sample) + "-bit samples do not fit " +
-                                  array.dtype.ToV2().dump());
-    }
-
-    uint32_t seg_w, seg_rows;
-    if (p.tiled) {
-      seg_w = p.tile_width;
-      seg_rows = p.tile_length;
-    } else {
-      uint64_t first_row = coords[3] * p.rows_per_strip;
-      if (first_row >= p.image_length) {
-        return InvalidArgumentError("strip " + std::to_string(coords[3]) + " starts below the image");
-      }
-      seg_w = p.image_width;
-      seg_rows = static_cast<uint32_t>(std::min<uint64_t>(p.rows_per_strip, p.image_length - first_row));
-    }
+    ASSIGN_OR_RETURN(Segment seg, SegmentOf(p, coords[3]));
     const uint32_t plane = p.planar == 2 ? static_cast<uint32_t>(coords[1] % spp) : 0;
     const bool ycbcr = p.photometric == PHOTOMETRIC_YCBCR;
     const bool jpeg = p.compression == COMPRESSION_JPEG;
-    if (ycbcr && p.has_ycbcr_subsampling &&
-        (p.ycbcr_subsampling[0] != 1 || p.ycbcr_subsampling[1] != 1) &&
-        !(jpeg && p.jpeg_colormode_rgb) && p.compression != COMPRESSION_OJPEG) {
-      return UnsupportedError("subsampled YCbCr without JPEG RGB conversion");
-    }
     if (stored.size() > 0xFFFFFFF0u) return UnsupportedError("stored chunk larger than 4 GiB");
 
-    uint64_t template_key = (static_cast<uint64_t>(seg_w) << 32) | seg_rows;
+    uint64_t template_key = (static_cast<uint64_t>(seg.width) << 32) | seg.rows;
     auto& templates = cached->second.templates;
     auto tmpl = templates.find(template_key);
     if (tmpl == templates.end()) {
       if (templates.size() >= 16) templates.clear();
-      tmpl = templates.emplace(template_key, BuildTemplate(p, seg_w, seg_rows)).first;
+      tmpl = templates.emplace(template_key, BuildTemplate(p, seg.width, seg.rows)).first;
     }
     const Template& t = tmpl->second;
 
@@ -606,6 +958,10 @@ class TiffChunkDecoder final : public ChunkDecoder {
         return InternalError("libtiff refused JPEGCOLORMODE_RGB: " + st.errors);
       }
     }
+    const uint32_t cols = static_cast<uint32_t>(std::min<uint64_t>(seg.width, out_w));
+    auto* dst = reinterpret_cast<uint8_t*>(out.data());
+    if (DecodesToRgba(p)) return DecodeRgba(tif.get(), p, seg, cols, out_h, out_w, dst, st.errors);
+
     const int64_t expected = p.tiled ? TIFFTileSize64(tif.get()) : TIFFStripSize64(tif.get());
     if (expected <= 0 || expected > (int64_t{1} << 31)) {
       return InvalidArgumentError("libtiff computes a decoded size of " + std::to_string(expected) +
@@ -619,14 +975,19 @@ class TiffChunkDecoder final : public ChunkDecoder {
                           ": " + (st.errors.empty() ? "no message" : st.errors));
     }
 
-    // libtiff's layout: rows of seg_w pixels, each row padded to a byte.
-    const uint32_t row_samples = seg_w * out_samples;
+    // libtiff's layout: rows of seg.width pixels, each row padded to a byte. The chunk's rows
+    // inside the image must all be decoded: fewer is damage, never zero rows.
+    const uint32_t row_samples = seg.width * out_samples;
     const size_t in_stride = (static_cast<uint64_t>(row_samples) * p.bits_per_sample + 7) / 8;
-    const uint32_t rows = static_cast<uint32_t>(std::min<uint64_t>(
-        {static_cast<uint64_t>(seg_rows), out_h, static_cast<uint64_t>(got) / in_stride}));
-    const uint32_t cols = static_cast<uint32_t>(std::min<uint64_t>(seg_w, out_w));
+    const uint64_t decoded_rows = static_cast<uint64_t>(got) / in_stride;
+    if (decoded_rows < seg.rows_in_image) {
+      return CorruptError("decodes to " + std::to_string(got) + " bytes (" +
+                          std::to_string(decoded_rows) + " rows), its " +
+                          std::to_string(seg.rows_in_image) + " rows in the image need " +
+                          std::to_string(in_stride * seg.rows_in_image));
+    }
+    const uint32_t rows = static_cast<uint32_t>(std::min<uint64_t>(seg.rows, out_h));
     const bool big_out = array.dtype.byte_order == '>';
-    auto* dst = reinterpret_cast<uint8_t*>(out.data());
     const uint16_t bps = p.bits_per_sample;
     if (bps % 8 == 0 && bps / 8 == size && (size == 1 || size == 2 || size == 4 || size == 8)) {
       CopySamplesGeneric(size, st.decoded.data(), in_stride, rows, cols, out_samples, dst, out_h, out_w,
@@ -645,12 +1006,40 @@ class TiffChunkDecoder final : public ChunkDecoder {
           }
         }
       }
-    } else if (bps % 8 == 0 && bps > 8) {
-      return UnsupportedError(std::to_string(bps) + "-bit samples into a " +
-                              std::to_string(size) + "-byte dtype");
     } else {
       UnpackBits(bps, size, st.decoded.data(), in_stride, rows, cols, out_samples, dst, out_h, out_w,
                  big_out);
+    }
+    return OkStatus();
+  }
+
+  // Old-style JPEG YCbCr: libtiff converts to RGB with the file's YCbCrCoefficients and
+  // ReferenceBlackWhite, which is what GDAL serves for such files (it reads them the same way).
+  static Status DecodeRgba(TIFF* tif, const TiffParams& p, const Segment& seg, uint32_t cols,
+                           uint64_t out_h, uint64_t out_w, uint8_t* dst, const std::string& errors) {
+    float coefficients[3], black_white[6];
+    std::copy(std::begin(p.ojpeg.ycbcr_coefficients), std::end(p.ojpeg.ycbcr_coefficients),
+              coefficients);
+    std::copy(std::begin(p.ojpeg.reference_black_white), std::end(p.ojpeg.reference_black_white),
+              black_white);
+    if (!TIFFSetField(tif, TIFFTAG_YCBCRCOEFFICIENTS, coefficients) ||
+        !TIFFSetField(tif, TIFFTAG_REFERENCEBLACKWHITE, black_white)) {
+      return InternalError("libtiff refused the YCbCr coefficients: " + errors);
+    }
+    std::vector<uint32_t> raster(size_t{seg.width} * seg.rows);
+    if (!TIFFReadRGBAImageOriented(tif, seg.width, seg.rows, raster.data(), ORIENTATION_TOPLEFT,
+                                   /*stop_on_error=*/1)) {
+      return CorruptError("libtiff cannot decode old-style JPEG: " +
+                          (errors.empty() ? std::string("no message") : errors));
+    }
+    const uint32_t rows = static_cast<uint32_t>(std::min<uint64_t>(seg.rows, out_h));
+    for (uint32_t y = 0; y < rows; ++y) {
+      for (uint32_t x = 0; x < cols; ++x) {
+        const uint32_t px = raster[size_t{y} * seg.width + x];
+        dst[(0 * out_h + y) * out_w + x] = static_cast<uint8_t>(TIFFGetR(px));
+        dst[(1 * out_h + y) * out_w + x] = static_cast<uint8_t>(TIFFGetG(px));
+        dst[(2 * out_h + y) * out_w + x] = static_cast<uint8_t>(TIFFGetB(px));
+      }
     }
     return OkStatus();
   }

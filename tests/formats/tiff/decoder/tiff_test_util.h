@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -206,7 +208,8 @@ struct TiffSpec {
   uint32_t tile = 0;            ///< Square tile size; 0: strips.
   uint32_t rows_per_strip = 32;
   bool big_endian = false;
-  bool ycbcr_jpeg = false;      ///< JPEG in YCbCr with 2x2 subsampling, fed RGB.
+  bool ycbcr_jpeg = false;      ///< JPEG in YCbCr with `ycbcr_subsampling`, fed RGB.
+  uint16_t ycbcr_subsampling[2] = {2, 2};
   double noise = 0.02;          ///< Amplitude of the uniform noise, as a fraction of `range`.
   double range = 1.0;           ///< Fraction of the integer range used (1/16: 12-bit data in 16).
 };
@@ -234,7 +237,7 @@ inline bool WriteTiff(const std::string& path, const TiffSpec& spec) {
   if (spec.compression == COMPRESSION_JPEG) {
     TIFFSetField(t, TIFFTAG_JPEGQUALITY, 90);
     if (spec.ycbcr_jpeg) {
-      TIFFSetField(t, TIFFTAG_YCBCRSUBSAMPLING, 2, 2);
+      TIFFSetField(t, TIFFTAG_YCBCRSUBSAMPLING, spec.ycbcr_subsampling[0], spec.ycbcr_subsampling[1]);
       TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
     }
   }
@@ -300,6 +303,328 @@ inline bool WriteTiff(const std::string& path, const TiffSpec& spec) {
     }
   }
   return TIFFWriteDirectory(t) == 1;
+}
+
+/// Where a hand-made old-style JPEG file keeps its JPEG tables (the layouts libtiff's codec reads).
+enum class OjpegTables {
+  kTags,                 ///< JPEGQTables/DCTables/ACTables only; strips hold entropy-coded data.
+  kHeaderInInterchange,  ///< JPEGInterchangeFormat = SOI..DHT (frame header included); the first
+                         ///< strip starts with SOS; the table tags are written too (ignored).
+  kWholeStream,          ///< One strip: JPEGInterchangeFormat is a complete JPEG, the strip too.
+};
+
+/// What to write in a hand-made old-style JPEG (Compression 6) TIFF.
+struct OjpegSpec {
+  uint32_t width = 150, length = 100;
+  uint16_t spp = 3;                       ///< 3: YCbCr, 1: grey
+  uint16_t ycbcr_subsampling[2] = {2, 2};
+  uint32_t rows_per_strip = 32;           ///< A multiple of 8 x vertical subsampling.
+  uint32_t tile = 0;                      ///< Square tiles; 0: strips.
+  OjpegTables tables = OjpegTables::kTags;
+  bool big_endian = false;
+  /// ReferenceBlackWhite 16..235/240 and explicit YCbCrCoefficients (as scanners wrote them).
+  bool studio_range = false;
+};
+
+namespace ojpeg_internal {
+
+// The pieces of a baseline JPEG stream (or of an abbreviated tables-only one).
+struct JpegParts {
+  std::vector<std::string> dqt;      // each: one table, Pq/Tq byte then 64 values
+  std::vector<std::string> dht;      // each: Tc/Th byte, 16 counts, values
+  std::string sof, sos;              // payloads, without marker and length
+  std::string entropy;               // after SOS up to (without) EOI
+};
+
+inline bool SplitJpeg(const std::string& j, JpegParts& out) {
+  size_t pos = 2;
+  if (j.size() < 4 || static_cast<uint8_t>(j[0]) != 0xFF || static_cast<uint8_t>(j[1]) != 0xD8) return false;
+  while (pos + 4 <= j.size()) {
+    if (static_cast<uint8_t>(j[pos]) != 0xFF) return false;
+    const uint8_t marker = static_cast<uint8_t>(j[pos + 1]);
+    const size_t len = size_t{static_cast<uint8_t>(j[pos + 2])} << 8 | static_cast<uint8_t>(j[pos + 3]);
+    const std::string payload = j.substr(pos + 4, len - 2);
+    if (marker == 0xDB) {
+      for (size_t k = 0; k + 65 <= payload.size(); k += 65) out.dqt.push_back(payload.substr(k, 65));
+    } else if (marker == 0xC4) {
+      size_t k = 0;
+      while (k + 17 <= payload.size()) {
+        size_t n = 0;
+        for (size_t i = 1; i <= 16; ++i) n += static_cast<uint8_t>(payload[k + i]);
+        out.dht.push_back(payload.substr(k, 17 + n));
+        k += 17 + n;
+      }
+    } else if (marker == 0xC0) {
+      out.sof = payload;
+    } else if (marker == 0xDA) {
+      out.sos = payload;
+      size_t end = j.size() - 2;  // EOI
+      out.entropy = j.substr(pos + 2 + len, end - (pos + 2 + len));
+      return true;
+    } else if (marker == 0xD9) {
+      return true;  // a tables-only stream
+    }
+    pos += 2 + len;
+  }
+  return pos + 2 == j.size() && static_cast<uint8_t>(j[pos + 1]) == 0xD9;
+}
+
+inline std::string Segment(uint8_t marker, const std::string& payload) {
+  return std::string{static_cast<char>(0xFF), static_cast<char>(marker),
+                     static_cast<char>((payload.size() + 2) >> 8),
+                     static_cast<char>((payload.size() + 2) & 0xFF)} +
+         payload;
+}
+
+// A classic TIFF written by hand: blobs first, the IFD last.
+class HandTiff {
+ public:
+  explicit HandTiff(bool big) : big_(big) {
+    bytes_ = big ? std::string("MM\0*", 4) : std::string("II*\0", 4);
+    bytes_.append(4, '\0');
+  }
+  uint32_t Blob(const std::string& b) {
+    if (bytes_.size() % 2) bytes_ += '\0';
+    uint32_t at = static_cast<uint32_t>(bytes_.size());
+    bytes_ += b;
+    return at;
+  }
+  void Short(uint16_t tag, std::vector<uint16_t> v) { Add(tag, 3, v.size(), Pack(v, 2)); }
+  void Long(uint16_t tag, std::vector<uint32_t> v) { Add(tag, 4, v.size(), Pack(v, 4)); }
+  void Rational(uint16_t tag, std::vector<std::pair<uint32_t, uint32_t>> v) {
+    std::vector<uint32_t> flat;
+    for (auto [n, d] : v) flat.insert(flat.end(), {n, d});
+    Add(tag, 5, v.size(), Pack(flat, 4));
+  }
+  std::string Finish() {
+    std::sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) { return a.tag < b.tag; });
+    std::vector<std::string> values;
+    for (auto& e : entries_) {
+      if (e.value.size() > 4) {
+        uint32_t at = Blob(e.value);
+        e.value = Pack(std::vector<uint32_t>{at}, 4);
+      } else {
+        e.value.resize(4, '\0');
+      }
+    }
+    uint32_t ifd = Blob("");
+    Put(bytes_, 4, ifd, 4);
+    std::string d = Pack(std::vector<uint16_t>{static_cast<uint16_t>(entries_.size())}, 2);
+    for (const auto& e : entries_) {
+      d += Pack(std::vector<uint16_t>{e.tag, e.type}, 2);
+      d += Pack(std::vector<uint32_t>{e.count}, 4);
+      d += e.value;
+    }
+    d.append(4, '\0');
+    bytes_ += d;
+    return bytes_;
+  }
+
+ private:
+  struct Entry {
+    uint16_t tag, type;
+    uint32_t count;
+    std::string value;
+  };
+  void Add(uint16_t tag, uint16_t type, size_t count, std::string value) {
+    entries_.push_back({tag, type, static_cast<uint32_t>(count), std::move(value)});
+  }
+  template <typename T>
+  std::string Pack(const std::vector<T>& v, int size) const {
+    std::string out;
+    for (T x : v) {
+      std::string b(size, '\0');
+      Put(b, 0, x, size);
+      out += b;
+    }
+    return out;
+  }
+  void Put(std::string& b, size_t at, uint64_t v, int size) const {
+    for (int i = 0; i < size; ++i) {
+      b[at + i] = static_cast<char>(v >> (8 * (big_ ? size - 1 - i : i)));
+    }
+  }
+  bool big_;
+  std::string bytes_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace ojpeg_internal
+
+/// The new-style JPEG TIFF an old-style one is made from (see WriteOjpegTiff).
+inline TiffSpec OjpegSource(const OjpegSpec& spec) {
+  const bool whole = spec.tables == OjpegTables::kWholeStream;
+  TiffSpec s;
+  s.width = spec.width;
+  s.length = spec.length;
+  s.spp = spec.spp;
+  s.compression = COMPRESSION_JPEG;
+  s.photometric = spec.spp == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+  s.ycbcr_jpeg = spec.spp == 3;
+  s.ycbcr_subsampling[0] = spec.ycbcr_subsampling[0];
+  s.ycbcr_subsampling[1] = spec.ycbcr_subsampling[1];
+  s.tile = spec.tile;
+  s.rows_per_strip = whole ? spec.length : spec.rows_per_strip;
+  return s;
+}
+
+/// Writes an old-style JPEG TIFF to `path`, which libtiff cannot write: the entropy-coded data of
+/// each strip or tile comes from libtiff's new-style JPEG writer (each segment its own complete
+/// JPEG, so each is an independent run of MCUs, as libtiff's OJPEG reader expects), the TIFF
+/// around it is written here. False when a step fails.
+inline bool WriteOjpegTiff(const std::string& path, const OjpegSpec& spec) {
+  using namespace ojpeg_internal;
+  const bool whole = spec.tables == OjpegTables::kWholeStream;
+  const std::string source = path + ".newjpeg.tif";
+  if (!WriteTiff(source, OjpegSource(spec))) return false;
+  // libtiff keeps the quantisation and (standard) Huffman tables in JPEGTables, shared by all
+  // segments, each segment holding SOI, SOF, SOS, data, EOI.
+  std::vector<JpegParts> parts;
+  JpegParts tables;
+  {
+    TiffPtr tif = OpenTiff(source, "r");
+    if (!tif) return false;
+    uint32_t n_tables = 0;
+    void* raw_tables = nullptr;
+    if (!TIFFGetField(tif.get(), TIFFTAG_JPEGTABLES, &n_tables, &raw_tables) ||
+        !SplitJpeg(std::string(static_cast<const char*>(raw_tables), n_tables), tables)) {
+      return false;
+    }
+    const uint32_t n = spec.tile ? TIFFNumberOfTiles(tif.get()) : TIFFNumberOfStrips(tif.get());
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string raw(TIFFGetStrileByteCount(tif.get(), i), '\0');
+      tmsize_t got = spec.tile ? TIFFReadRawTile(tif.get(), i, raw.data(), raw.size())
+                               : TIFFReadRawStrip(tif.get(), i, raw.data(), raw.size());
+      if (got <= 0) return false;
+      raw.resize(got);
+      JpegParts p;
+      if (!SplitJpeg(raw, p)) return false;
+      parts.push_back(std::move(p));
+    }
+  }
+  std::remove(source.c_str());
+  if (parts.empty()) return false;
+  JpegParts first = parts.front();
+  first.dqt = tables.dqt;
+  first.dht = tables.dht;
+  std::string table_segments;
+  for (const std::string& d : first.dqt) table_segments += Segment(0xDB, d);
+  for (const std::string& h : first.dht) table_segments += Segment(0xC4, h);
+  const uint16_t spp = spec.spp;
+  HandTiff t(spec.big_endian);
+  // Tables per component: Q by the frame's Tq, Huffman by the scan's Td/Ta. Components sharing a
+  // table get the same offset (libtiff then shares it).
+  auto table_offsets = [&](auto pick) {
+    std::map<std::string, uint32_t> at;
+    std::vector<uint32_t> offsets;
+    for (uint16_t c = 0; c < spp; ++c) {
+      std::string table = pick(c);
+      if (!at.count(table)) at[table] = t.Blob(table);
+      offsets.push_back(at[table]);
+    }
+    return offsets;
+  };
+  auto dqt_of = [&](uint8_t id) {
+    for (const std::string& q : first.dqt) if ((static_cast<uint8_t>(q[0]) & 15) == id) return q.substr(1);
+    return std::string();
+  };
+  auto dht_of = [&](uint8_t cls, uint8_t id) {
+    for (const std::string& h : first.dht) if (static_cast<uint8_t>(h[0]) == (cls << 4 | id)) return h.substr(1);
+    return std::string();
+  };
+  std::vector<uint32_t> q = table_offsets([&](uint16_t c) { return dqt_of(first.sof[6 + 3 * c + 2] & 15); });
+  std::vector<uint32_t> dc = table_offsets([&](uint16_t c) { return dht_of(0, static_cast<uint8_t>(first.sos[1 + 2 * c + 1]) >> 4); });
+  std::vector<uint32_t> ac = table_offsets([&](uint16_t c) { return dht_of(1, first.sos[1 + 2 * c + 1] & 15); });
+  std::vector<uint32_t> offsets, counts;
+  if (spec.tables == OjpegTables::kTags) {
+    for (const JpegParts& p : parts) {
+      offsets.push_back(t.Blob(p.entropy));
+      counts.push_back(static_cast<uint32_t>(p.entropy.size()));
+    }
+  } else if (spec.tables == OjpegTables::kHeaderInInterchange) {
+    // The frame header of the whole image: one strip's width, every strip's rows.
+    std::string sof = first.sof;
+    uint32_t rows = spec.tile ? (spec.length + spec.tile - 1) / spec.tile * spec.tile : spec.length;
+    sof[1] = static_cast<char>(rows >> 8);
+    sof[2] = static_cast<char>(rows & 0xFF);
+    std::string header = "\xFF\xD8";
+    for (const std::string& d : first.dqt) header += Segment(0xDB, d);
+    header += Segment(0xC0, sof);
+    for (const std::string& h : first.dht) header += Segment(0xC4, h);
+    uint32_t at = t.Blob(header);
+    t.Long(TIFFTAG_JPEGIFOFFSET, {at});
+    t.Long(TIFFTAG_JPEGIFBYTECOUNT, {static_cast<uint32_t>(header.size())});
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::string data = parts[i].entropy;
+      if (i == 0) data = Segment(0xDA, parts[i].sos) + data;
+      offsets.push_back(t.Blob(data));
+      counts.push_back(static_cast<uint32_t>(data.size()));
+    }
+  } else {
+    if (parts.size() != 1) return false;
+    const JpegParts& p = parts.front();
+    std::string stream = "\xFF\xD8" + table_segments + Segment(0xC0, p.sof) +
+                         Segment(0xDA, p.sos) + p.entropy + "\xFF\xD9";
+    uint32_t at = t.Blob(stream);
+    t.Long(TIFFTAG_JPEGIFOFFSET, {at});
+    t.Long(TIFFTAG_JPEGIFBYTECOUNT, {static_cast<uint32_t>(stream.size())});
+    offsets.push_back(at);
+    counts.push_back(static_cast<uint32_t>(stream.size()));
+  }
+  t.Long(TIFFTAG_IMAGEWIDTH, {spec.width});
+  t.Long(TIFFTAG_IMAGELENGTH, {spec.length});
+  t.Short(TIFFTAG_BITSPERSAMPLE, std::vector<uint16_t>(spp, 8));
+  t.Short(TIFFTAG_COMPRESSION, {COMPRESSION_OJPEG});
+  t.Short(TIFFTAG_PHOTOMETRIC, {static_cast<uint16_t>(spp == 3 ? PHOTOMETRIC_YCBCR : PHOTOMETRIC_MINISBLACK)});
+  t.Short(TIFFTAG_SAMPLESPERPIXEL, {spp});
+  t.Short(TIFFTAG_PLANARCONFIG, {PLANARCONFIG_CONTIG});
+  if (spec.tile) {
+    t.Long(TIFFTAG_TILEWIDTH, {spec.tile});
+    t.Long(TIFFTAG_TILELENGTH, {spec.tile});
+    t.Long(TIFFTAG_TILEOFFSETS, offsets);
+    t.Long(TIFFTAG_TILEBYTECOUNTS, counts);
+  } else {
+    t.Long(TIFFTAG_ROWSPERSTRIP, {whole ? spec.length : spec.rows_per_strip});
+    t.Long(TIFFTAG_STRIPOFFSETS, offsets);
+    t.Long(TIFFTAG_STRIPBYTECOUNTS, counts);
+  }
+  t.Short(TIFFTAG_JPEGPROC, {1});
+  if (spec.tables != OjpegTables::kWholeStream) {
+    t.Long(TIFFTAG_JPEGQTABLES, q);
+    t.Long(TIFFTAG_JPEGDCTABLES, dc);
+    t.Long(TIFFTAG_JPEGACTABLES, ac);
+  }
+  if (spp == 3) {
+    t.Short(TIFFTAG_YCBCRSUBSAMPLING, {spec.ycbcr_subsampling[0], spec.ycbcr_subsampling[1]});
+    if (spec.studio_range) {
+      t.Rational(TIFFTAG_YCBCRCOEFFICIENTS, {{299, 1000}, {587, 1000}, {114, 1000}});
+      t.Rational(TIFFTAG_REFERENCEBLACKWHITE, {{16, 1}, {235, 1}, {128, 1}, {240, 1}, {128, 1}, {240, 1}});
+    }
+  }
+  std::string bytes = t.Finish();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+/// libtiff's decode of the whole file through its RGBA interface, as GDAL reads old-style JPEG
+/// YCbCr: R, G, B planes of width x length bytes. Empty when libtiff fails.
+inline std::vector<uint8_t> RgbaPlanes(const std::string& path) {
+  TiffPtr tif = OpenTiff(path, "r");
+  if (!tif) return {};
+  uint32_t w = 0, h = 0;
+  TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &h);
+  std::vector<uint32_t> raster(size_t{w} * h);
+  if (!TIFFReadRGBAImageOriented(tif.get(), w, h, raster.data(), ORIENTATION_TOPLEFT, 1)) return {};
+  std::vector<uint8_t> planes(size_t{3} * w * h);
+  for (size_t i = 0; i < raster.size(); ++i) {
+    planes[i] = TIFFGetR(raster[i]);
+    planes[raster.size() + i] = TIFFGetG(raster[i]);
+    planes[2 * raster.size() + i] = TIFFGetB(raster[i]);
+  }
+  return planes;
 }
 
 }  // namespace refzarr::testing
