@@ -469,7 +469,36 @@ Status FillChunk(const ArrayDesc& array, std::span<std::byte> out) {
   return OkStatus();
 }
 
-Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const std::byte> stored,
+uint64_t ShortChunkBytes(const ArrayDesc& array, std::span<const uint64_t> coords) {
+  const size_t rank = array.chunks.size();
+  if (coords.size() != rank) return array.ChunkBytes();
+  // Extent of the chunk inside the array along each axis, then in the order bytes are stored.
+  std::vector<uint64_t> extent(rank), dims(array.chunks);
+  for (size_t d = 0; d < rank; ++d) {
+    const uint64_t start = coords[d] * array.chunks[d];
+    extent[d] = start >= array.shape[d] ? 0 : std::min(array.chunks[d], array.shape[d] - start);
+    if (extent[d] == 0) return 0;
+  }
+  const std::vector<int>& order = array.encoding.stored_order;
+  if (order.size() == rank) {
+    std::vector<uint64_t> e(rank), c(rank);
+    for (size_t i = 0; i < rank; ++i) {
+      e[i] = extent[order[i]];
+      c[i] = array.chunks[order[i]];
+    }
+    extent = e;
+    dims = c;
+  }
+  uint64_t last = 0, stride = 1;
+  for (size_t d = rank; d-- > 0;) {
+    last += (extent[d] - 1) * stride;
+    stride *= dims[d];
+  }
+  return (last + 1) * array.dtype.size;
+}
+
+Status DecodeNative(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
+                    const ChunkRef& ref, std::span<const std::byte> stored,
                     std::span<std::byte> out) {
   const size_t chunk_bytes = array.ChunkBytes();
   if (out.size() != chunk_bytes) {
@@ -491,6 +520,15 @@ Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const
   if (cur.size() > chunk_bytes || (cur.size() < chunk_bytes && !(ref.flags & kChunkShort))) {
     return CorruptError("stored chunk decodes to " + std::to_string(cur.size()) + " bytes, expected " +
                         std::to_string(chunk_bytes));
+  }
+  if (cur.size() < chunk_bytes) {
+    // Short at the array's edge: it must still hold every element inside the array. Zeros for
+    // pixels the file lost would be fabricated.
+    const uint64_t needed = ShortChunkBytes(array, chunk_coords);
+    if (cur.size() < needed) {
+      return CorruptError("stored chunk decodes to " + std::to_string(cur.size()) +
+                          " bytes, its part inside the array needs " + std::to_string(needed));
+    }
   }
   if (array.encoding.stored_order.empty()) {
     std::memcpy(out.data(), cur.data(), cur.size());
@@ -514,7 +552,7 @@ Status DecodeChunk(const ArrayDesc& array, std::span<const uint64_t> chunk_coord
     if (d != nullptr && !family.empty() && d->Family() == family) decoder = d;
   }
   if (array.encoding.native) {
-    Status s = DecodeNative(array, ref, stored, out);
+    Status s = DecodeNative(array, chunk_coords, ref, stored, out);
     // A native codec this build cannot decode in process: the format's own decoder still can.
     if (s.code() != StatusCode::kUnsupported || decoder == nullptr) return s;
     RETURN_IF_ERROR(FillChunk(array, out));

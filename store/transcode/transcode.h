@@ -79,11 +79,18 @@ Status FillChunk(const ArrayDesc& array, std::span<std::byte> out);
 /// array.ChunkBytes() bytes pre-filled with the fill value. The HDF5 filter mask in ref.flags skips
 /// pipeline stages: bit i refers to the i-th stage of filters..., compressor (the HDF5 pipeline
 /// order). When `encoding.stored_order` is set, the decoded bytes are transposed into C order. A
-/// chunk flagged kChunkShort may decode to fewer bytes; the rest keeps the fill value.
+/// chunk flagged kChunkShort (at the array's edge) may decode to fewer bytes, but never to fewer
+/// than cover its elements inside the array (ShortChunkBytes); the rest keeps the fill value.
 /// Errors: kUnsupported for another codec id, kCorrupt when a codec refuses the bytes or they decode
-/// to a size other than the chunk's.
-Status DecodeNative(const ArrayDesc& array, const ChunkRef& ref, std::span<const std::byte> stored,
+/// to a size other than the chunk's (or, short, to less than its part inside the array).
+Status DecodeNative(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
+                    const ChunkRef& ref, std::span<const std::byte> stored,
                     std::span<std::byte> out);
+
+/// The fewest decoded bytes a short chunk at `chunk_coords` may have: up to and including its last
+/// element inside the array, in stored order (encoding.stored_order) or C order. A chunk wholly
+/// inside the array needs all of array.ChunkBytes().
+uint64_t ShortChunkBytes(const ArrayDesc& array, std::span<const uint64_t> chunk_coords);
 
 /// Decodes any stored chunk into the C-order chunk `out` (array.ChunkBytes() bytes): fills it with
 /// the fill value, then DecodeNative for native encodings or the ChunkDecoder of family

@@ -132,7 +132,8 @@ for i, (filters, comp) in enumerate(cases):
     a.encoding.compressor = index[i]["compressor"];
     Bytes stored = ReadFile(dir / (std::to_string(i) + ".bin"));
     Bytes out(a.ChunkBytes());
-    Status s = DecodeNative(a, ChunkRef{}, stored, out);
+    const std::vector<uint64_t> at = {0, 0};
+    Status s = DecodeNative(a, at, ChunkRef{}, stored, out);
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_TRUE(out == raw);
   }

@@ -139,6 +139,7 @@ TEST(DecodeNative, StoredOrderIsTransposedToCOrder) {
 
 TEST(DecodeNative, ShortChunkKeepsTheFillValueBeyondItsBytes) {
   ArrayDesc a = Array2D(10, 4, DType::Make('u', 2));
+  a.shape[0] = 3;  // The last strip of an image: 3 rows of a 10-row strip lie inside it.
   a.fill_value = 513;  // 0x0201
   Bytes rows = Pattern(3 * 4 * 2, 3);
   Status s;
@@ -150,6 +151,29 @@ TEST(DecodeNative, ShortChunkKeepsTheFillValueBeyondItsBytes) {
     ASSERT_EQ(got[i], std::byte{1});
     ASSERT_EQ(got[i + 1], std::byte{2});
   }
+}
+
+// A short chunk may miss only what lies outside the array: fewer rows than the image has left
+// would be pixels made up.
+TEST(DecodeNative, AShortChunkMustCoverItsPartInsideTheArray) {
+  ArrayDesc a = Array2D(10, 4, DType::Make('u', 2));
+  a.shape[0] = 5;  // 5 rows of the strip lie inside the image
+  Bytes three_rows = Pattern(3 * 4 * 2, 3);
+  Status s;
+  Decode(a, three_rows, kChunkShort, &s);
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << s.ToString();
+  EXPECT_NE(s.message().find("its part inside the array needs 40"), std::string::npos) << s.message();
+  Bytes five_rows = Pattern(5 * 4 * 2, 3);
+  Decode(a, five_rows, kChunkShort, &s);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  // Interleaved samples: the stored order counts. A (1,3,1,4,2) chunk stored (y, x, s), 2 rows in.
+  ArrayDesc rgb;
+  rgb.shape = {1, 3, 1, 2, 2};
+  rgb.chunks = {1, 3, 1, 4, 2};
+  rgb.dtype = DType::Make('u', 1);
+  rgb.encoding.stored_order = {0, 2, 3, 4, 1};
+  const std::vector<uint64_t> at = {0, 0, 0, 0, 0};
+  EXPECT_EQ(ShortChunkBytes(rgb, at), 2u * 2 * 3);
 }
 
 TEST(DecodeNative, RefusesWhatItCannotDecode) {
