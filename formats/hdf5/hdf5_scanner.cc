@@ -59,16 +59,7 @@ class Hdf5Scanner final : public Scanner {
     std::lock_guard lock(internal::Hdf5Mutex());
     internal::Hdf5ErrorSilencer quiet;
     ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(source));
-    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS));
-    H5Id file(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-    if (!file.valid()) {
-      // A file whose writer crashed keeps its "open for writing" flag; SWMR-read mode reads it.
-      H5Eclear2(H5E_DEFAULT);
-      file = H5Id(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
-    }
-    if (!file.valid()) {
-      return internal::FromHdf5(StatusCode::kCorrupt, "open with the HDF5 library");
-    }
+    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5File(context.path.string()));
     internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe()};
     const std::vector<Object> objects = ListObjects(file.get());
     if (objects.empty()) return CorruptError("the root group cannot be read");
