@@ -413,7 +413,12 @@ class ChunkWalker {
       // Chunks beyond the current extent (left after shrinking, or preallocated) hold no data.
       if (chunk_.coords[i] >= grid_[i]) return OkStatus();
     }
-    ASSIGN_OR_RETURN(chunk_.address, r_.Absolute(relative_address, "chunk"));
+    // A chunk past the end of the file is the caller's to judge (it names the chunk and refuses
+    // its dataset); only an address that cannot be an offset at all is the index's damage.
+    if (relative_address > UINT64_MAX - r_.info().base_address) {
+      return CorruptError("chunk address " + Hex(relative_address) + " overflows");
+    }
+    chunk_.address = r_.info().base_address + relative_address;
     chunk_.size = size;
     chunk_.filter_mask = mask;
     chunk_.unfiltered_edge = false;
