@@ -442,10 +442,6 @@ Status VisitChunked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const S
   if (given > 0) return CorruptError("chunk index: " + parsed.message());
 #endif
   // HDF5 1.10's only listing costs O(chunks) per chunk: a last resort.
-  if (plan.listing == ChunkListing::kFileFormat && notes) {
-    notes->push_back("chunk index not readable from the file format (" + parsed.message() +
-                     "); listed through H5Dget_chunk_info instead (slow for many chunks)");
-  }
   hsize_t n = 0;
   H5Id space(H5Dget_space(dset.get()));
   if (H5Dget_num_chunks(dset.get(), space.get(), &n) < 0) {
@@ -458,8 +454,10 @@ Status VisitChunked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const S
     unsigned mask = 0;
     haddr_t addr = 0;
     hsize_t size = 0;
-    RETURN_IF_ERROR(CheckErr(H5Dget_chunk_info(dset.get(), space.get(), i, off.data(), &mask, &addr, &size),
-                             "chunk info"));
+    if (H5Dget_chunk_info(dset.get(), space.get(), i, off.data(), &mask, &addr, &size) < 0) {
+      return FromHdf5(StatusCode::kCorrupt, parsed.message() + "; the library cannot list chunk " +
+                                                std::to_string(i) + " either");
+    }
     bool inside = true;
     for (size_t d = 0; d < rank; ++d) {
       coords[d] = off[d] / a.chunks[d];
@@ -468,6 +466,10 @@ Status VisitChunked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const S
     if (!inside) continue;  // left beyond the extent after shrinking: holds no data
     const Status s = give(coords, ChunkRef{0, ctx.info.base_address + addr, size, mask & kChunkFilterMask});
     if (!s.ok()) return s;
+  }
+  if (plan.listing == ChunkListing::kFileFormat && notes) {
+    notes->push_back("chunk index not readable from the file format (" + parsed.message() +
+                     "); listed through H5Dget_chunk_info instead (slow for many chunks)");
   }
   return OkStatus();
 }

@@ -182,6 +182,32 @@ Status HugeShape(const std::filesystem::path& path) {
   return WriteAll(path, b);
 }
 
+// "data" is compact, 60001 int8; its dataspace now says 5.4 billion elements (the library opens
+// it: the compact data is what it was). Reading it whole allocated 5.4 GB.
+Status HugeCompact(const std::filesystem::path& path) {
+  {
+    ASSIGN_OR_RETURN(H5Id f, CheckId(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                                     "create " + path.string(), StatusCode::kIo));
+    const hsize_t n = 60001, small = 8;
+    std::vector<int8_t> v(n, 7);
+    H5Id dcpl = Plist(H5P_DATASET_CREATE);
+    H5Pset_layout(dcpl.get(), H5D_COMPACT);
+    H5Id space(H5Screate_simple(1, &n, nullptr));
+    ASSIGN_OR_RETURN(H5Id d, CheckId(H5Dcreate2(f.get(), "data", H5T_STD_I8LE, space.get(), H5P_DEFAULT, dcpl.get(),
+                                                H5P_DEFAULT), "data", StatusCode::kIo));
+    RETURN_IF_ERROR(CheckErr(H5Dwrite(d.get(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "write",
+                             StatusCode::kIo));
+    H5Id s2(H5Screate_simple(1, &small, nullptr));
+    ASSIGN_OR_RETURN(H5Id ok, CheckId(H5Dcreate2(f.get(), "ok", H5T_STD_I8LE, s2.get(), H5P_DEFAULT,
+                                                 Plist(H5P_DATASET_CREATE).get(), H5P_DEFAULT), "ok", StatusCode::kIo));
+    RETURN_IF_ERROR(CheckErr(H5Dwrite(ok.get(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "write",
+                             StatusCode::kIo));
+  }
+  ASSIGN_OR_RETURN(Bytes b, ReadAll(path));
+  RETURN_IF_ERROR(Patch(b, Le(60001, 8), Le(5400000000, 8), "the dataspace size"));
+  return WriteAll(path, b);
+}
+
 // The version 1 B-tree's pointer to chunk (1, 2) now points past the end of the file.
 Status ChunkPastEof(const std::filesystem::path& path) {
   RETURN_IF_ERROR(WriteBase(path, false));
@@ -238,6 +264,7 @@ Result<std::vector<HostileHdf5Sample>> WriteHostileHdf5Samples(const std::filesy
       {"bad_root_header_checksum.h5", "", "checksum", ""},
       {"bad_index_checksum.h5", "data", "checksum", "ok"},
       {"huge_shape.h5", "data", "overflows 64 bits", "ok"},
+      {"huge_compact.h5", "data", "compact data of 5400000000 bytes", "ok"},
       {"chunk_past_eof.h5", "data", "ends past the end of the file", "ok"},
       {"short_chunk.h5", "data", "is stored unfiltered in 1000 bytes; a chunk holds 1024", "ok"},
       {"external_short.h5", "data", "holds 512 bytes", "ok"},
@@ -246,9 +273,10 @@ Result<std::vector<HostileHdf5Sample>> WriteHostileHdf5Samples(const std::filesy
   RETURN_IF_ERROR(BadRootHeaderChecksum(dir / out[1].file));
   RETURN_IF_ERROR(BadIndexChecksum(dir / out[2].file));
   RETURN_IF_ERROR(HugeShape(dir / out[3].file));
-  RETURN_IF_ERROR(ChunkPastEof(dir / out[4].file));
-  RETURN_IF_ERROR(ShortChunk(dir / out[5].file));
-  RETURN_IF_ERROR(ExternalShort(dir, out[6].file, "external_short.raw"));
+  RETURN_IF_ERROR(HugeCompact(dir / out[4].file));
+  RETURN_IF_ERROR(ChunkPastEof(dir / out[5].file));
+  RETURN_IF_ERROR(ShortChunk(dir / out[6].file));
+  RETURN_IF_ERROR(ExternalShort(dir, out[7].file, "external_short.raw"));
   return out;
 }
 

@@ -1,6 +1,6 @@
 // Hostile HDF5 files: well-formed files written with the HDF5 library, then damaged in one place
-// each (a metadata checksum, a dataspace whose size overflows, a chunk reference past the end of
-// the file, a chunk shorter than a chunk), for tests that an index refuses them by name, in
+// each (a metadata checksum, a dataspace whose size overflows or outgrows its data, a chunk
+// reference past the end of the file, a chunk shorter than a chunk), for tests that an index refuses them by name, in
 // bounded time and memory.
 #pragma once
 
