@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <utility>
 
@@ -66,6 +67,63 @@ class Cursor {
   bool bad_ = false;
 };
 
+// Bob Jenkins' lookup3 hash ("hashlittle", initial value 0), which the file format uses as the
+// checksum of every metadata block newer than the version 1 B-tree.
+uint32_t Lookup3(std::span<const std::byte> data) {
+  auto rot = [](uint32_t x, int k) { return (x << k) | (x >> (32 - k)); };
+  size_t length = data.size();
+  uint32_t a = 0xdeadbeef + static_cast<uint32_t>(length), b = a, c = a;
+  const auto* k = reinterpret_cast<const uint8_t*>(data.data());
+  auto word = [&](size_t at) {
+    return uint32_t{k[at]} | uint32_t{k[at + 1]} << 8 | uint32_t{k[at + 2]} << 16 | uint32_t{k[at + 3]} << 24;
+  };
+  while (length > 12) {
+    a += word(0);
+    b += word(4);
+    c += word(8);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  // The last 1..12 bytes, zero-padded.
+  uint8_t tail[12] = {};
+  std::memcpy(tail, k, length);
+  auto tail_word = [&](size_t at) {
+    return uint32_t{tail[at]} | uint32_t{tail[at + 1]} << 8 | uint32_t{tail[at + 2]} << 16 | uint32_t{tail[at + 3]} << 24;
+  };
+  a += tail_word(0);
+  b += tail_word(4);
+  c += tail_word(8);
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+std::string Hex(uint64_t v);
+
+// `block` ends with the little-endian lookup3 checksum of the bytes before it.
+Status VerifyChecksum(std::span<const std::byte> block, const char* what, uint64_t address) {
+  if (block.size() < 4) return CorruptError(std::string(what) + " " + Hex(address) + ": truncated");
+  const auto body = block.first(block.size() - 4);
+  uint32_t stored = 0;
+  for (int i = 3; i >= 0; --i) stored = (stored << 8) | static_cast<uint8_t>(block[body.size() + i]);
+  if (Lookup3(body) != stored) {
+    return CorruptError(std::string(what) + " " + Hex(address) + ": metadata checksum mismatch");
+  }
+  return OkStatus();
+}
+
 std::string Hex(uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -83,6 +141,7 @@ class Reader {
   }
 
   const Hdf5FileInfo& info() const { return info_; }
+  uint64_t file_size() const { return file_size_; }
   int O() const { return info_.offset_size; }
   int L() const { return info_.length_size; }
 
@@ -325,11 +384,13 @@ class ChunkWalker {
     grid_.resize(rank);
     max_grid_.resize(rank);
     for (size_t i = 0; i < rank; ++i) {
-      chunk_bytes_ *= layout_.chunk_dims[i];
-      grid_[i] = (dims_[i] + layout_.chunk_dims[i] - 1) / layout_.chunk_dims[i];
-      max_grid_[i] = max_dims_[i] == UINT64_MAX
-                         ? UINT64_MAX
-                         : (max_dims_[i] + layout_.chunk_dims[i] - 1) / layout_.chunk_dims[i];
+      if (layout_.chunk_dims[i] == 0) return CorruptError("zero chunk dimension");
+      if (__builtin_mul_overflow(chunk_bytes_, layout_.chunk_dims[i], &chunk_bytes_)) {
+        return CorruptError("chunk dimensions overflow");
+      }
+      auto ceil_div = [](uint64_t a, uint64_t b) { return a / b + (a % b != 0); };
+      grid_[i] = ceil_div(dims_[i], layout_.chunk_dims[i]);
+      max_grid_[i] = max_dims_[i] == UINT64_MAX ? UINT64_MAX : ceil_div(max_dims_[i], layout_.chunk_dims[i]);
     }
     chunk_.coords.assign(rank, 0);
     // Never written (late allocation, no data yet): no chunks.
@@ -352,7 +413,12 @@ class ChunkWalker {
       // Chunks beyond the current extent (left after shrinking, or preallocated) hold no data.
       if (chunk_.coords[i] >= grid_[i]) return OkStatus();
     }
-    ASSIGN_OR_RETURN(chunk_.address, r_.Absolute(relative_address, "chunk"));
+    // A chunk past the end of the file is the caller's to judge (it names the chunk and refuses
+    // its dataset); only an address that cannot be an offset at all is the index's damage.
+    if (relative_address > UINT64_MAX - r_.info().base_address) {
+      return CorruptError("chunk address " + Hex(relative_address) + " overflows");
+    }
+    chunk_.address = r_.info().base_address + relative_address;
     chunk_.size = size;
     chunk_.filter_mask = mask;
     chunk_.unfiltered_edge = false;
@@ -362,6 +428,15 @@ class ChunkWalker {
       }
     }
     return visit_(chunk_);
+  }
+
+  // An index block reached twice (a cycle, or blocks shared between parents) would be walked
+  // again and again: in a valid index every block has one parent.
+  Status VisitOnce(uint64_t address, const char* what) {
+    if (!visited_.insert(address).second) {
+      return CorruptError(std::string(what) + " " + Hex(address) + " is reached twice");
+    }
+    return OkStatus();
   }
 
   // Sets chunk_.coords from a linear index over `grid` (C order); the dimension `first` (if any) is
@@ -377,6 +452,7 @@ class ChunkWalker {
 
   Status BTreeV1(uint64_t address, int expected_level, int depth) {
     if (depth > kMaxTreeDepth) return CorruptError("v1 B-tree deeper than " + std::to_string(kMaxTreeDepth));
+    RETURN_IF_ERROR(VisitOnce(address, "v1 B-tree node"));
     const int O = r_.O();
     const size_t ndims = layout_.chunk_dims.size() + 1;
     const uint64_t key_size = 8 + 8 * ndims;
@@ -421,9 +497,18 @@ class ChunkWalker {
     uint64_t n = 1;
     for (uint64_t g : max_grid_) {
       if (g == UINT64_MAX) return CorruptError("implicit chunk index on an unlimited dimension");
-      n *= g;
+      if (__builtin_mul_overflow(n, g, &n)) return CorruptError("implicit chunk index: the chunk count overflows");
     }
     if (IsUndefinedAddress(r_.info(), layout_.index_address)) return OkStatus();
+    // Every chunk of the grid is allocated, one after the other: they must all lie in the file
+    // (which also bounds the walk).
+    uint64_t bytes = 0;
+    ASSIGN_OR_RETURN(const uint64_t first, r_.Absolute(layout_.index_address, "implicit chunk index"));
+    if (__builtin_mul_overflow(n, chunk_bytes_, &bytes) || bytes > r_.file_size() - first) {
+      return CorruptError("implicit chunk index: " + std::to_string(n) + " chunks of " + std::to_string(chunk_bytes_) +
+                          " bytes at " + Hex(layout_.index_address) + " run past the end of the file (" +
+                          std::to_string(r_.file_size()) + " bytes)");
+    }
     for (uint64_t i = 0; i < n; ++i) {
       SetCoords(i, max_grid_, -1);
       RETURN_IF_ERROR(Emit(layout_.index_address + i * chunk_bytes_, chunk_bytes_, 0));
@@ -461,6 +546,7 @@ class ChunkWalker {
     ASSIGN_OR_RETURN(auto hb, r_.Read(layout_.index_address, 4 + 4 + r_.L() + O + 4, "fixed array header"));
     Cursor h(hb);
     if (!h.Signature("FAHD")) return CorruptError("fixed array header: no FAHD signature");
+    RETURN_IF_ERROR(VerifyChecksum(hb, "fixed array header", layout_.index_address));
     int version = static_cast<int>(h.U(1));
     int client = static_cast<int>(h.U(1));
     uint64_t entry_size = h.U(1);
@@ -477,9 +563,10 @@ class ChunkWalker {
     const uint64_t page_n = uint64_t{1} << page_bits;
     const uint64_t prefix = 4 + 1 + 1 + O;
     if (nelmts <= page_n) {
-      ASSIGN_OR_RETURN(auto db, r_.Read(dblock, prefix + nelmts * entry_size, "fixed array data block"));
+      ASSIGN_OR_RETURN(auto db, r_.Read(dblock, prefix + nelmts * entry_size + 4, "fixed array data block"));
       Cursor c(db);
       if (!c.Signature("FADB")) return CorruptError("fixed array data block: no FADB signature");
+      RETURN_IF_ERROR(VerifyChecksum(db, "fixed array data block", dblock));
       c.Skip(prefix - 4);
       for (uint64_t i = 0; i < nelmts; ++i) {
         SetCoords(i, max_grid_, -1);
@@ -489,9 +576,10 @@ class ChunkWalker {
     }
     const uint64_t npages = (nelmts + page_n - 1) / page_n;
     const uint64_t bitmap_size = (npages + 7) / 8;
-    ASSIGN_OR_RETURN(auto db, r_.Read(dblock, prefix + bitmap_size, "fixed array data block"));
+    ASSIGN_OR_RETURN(auto db, r_.Read(dblock, prefix + bitmap_size + 4, "fixed array data block"));
     Cursor c(db);
     if (!c.Signature("FADB")) return CorruptError("fixed array data block: no FADB signature");
+    RETURN_IF_ERROR(VerifyChecksum(db, "fixed array data block", dblock));
     c.Skip(prefix - 4);
     auto bitmap = c.Take(bitmap_size);
     uint64_t page_address = dblock + prefix + bitmap_size + 4;
@@ -499,7 +587,8 @@ class ChunkWalker {
       const uint64_t count = std::min(page_n, nelmts - p * page_n);
       const bool initialised = (static_cast<uint8_t>(bitmap[p / 8]) >> (7 - p % 8)) & 1;
       if (initialised) {
-        ASSIGN_OR_RETURN(auto page, r_.Read(page_address, count * entry_size, "fixed array page"));
+        ASSIGN_OR_RETURN(auto page, r_.Read(page_address, count * entry_size + 4, "fixed array page"));
+        RETURN_IF_ERROR(VerifyChecksum(page, "fixed array page", page_address));
         Cursor pc(page);
         for (uint64_t i = 0; i < count; ++i) {
           SetCoords(p * page_n + i, max_grid_, -1);
@@ -516,22 +605,25 @@ class ChunkWalker {
                      uint64_t page_n, int off_size, std::span<const std::byte> page_bitmap,
                      uint64_t bitmap_bit) {
     const int O = r_.O();
+    RETURN_IF_ERROR(VisitOnce(address, "extensible array data block"));
     const uint64_t prefix = 4 + 1 + 1 + O + off_size;
     auto element = [&](Cursor& c, uint64_t idx) -> Status {
       SetCoords(idx, swizzled_grid_, unlimited_);
       return Element(c, client, entry_size);
     };
     if (count <= page_n) {
-      ASSIGN_OR_RETURN(auto db, r_.Read(address, prefix + count * entry_size, "extensible array data block"));
+      ASSIGN_OR_RETURN(auto db, r_.Read(address, prefix + count * entry_size + 4, "extensible array data block"));
       Cursor c(db);
       if (!c.Signature("EADB")) return CorruptError("extensible array data block " + Hex(address) + ": no EADB signature");
+      RETURN_IF_ERROR(VerifyChecksum(db, "extensible array data block", address));
       c.Skip(prefix - 4);
       for (uint64_t i = 0; i < count && start + i < max_index_set_; ++i) RETURN_IF_ERROR(element(c, start + i));
       return OkStatus();
     }
-    ASSIGN_OR_RETURN(auto db, r_.Read(address, 4, "extensible array data block"));
+    ASSIGN_OR_RETURN(auto db, r_.Read(address, prefix + 4, "extensible array data block"));
     Cursor sig(db);
     if (!sig.Signature("EADB")) return CorruptError("extensible array data block " + Hex(address) + ": no EADB signature");
+    RETURN_IF_ERROR(VerifyChecksum(db, "extensible array data block", address));
     const uint64_t npages = count / page_n;
     uint64_t page_address = address + prefix + 4;
     for (uint64_t p = 0; p < npages; ++p, page_address += page_n * entry_size + 4) {
@@ -539,7 +631,8 @@ class ChunkWalker {
       if (bit / 8 >= page_bitmap.size()) return CorruptError("extensible array page bitmap too short");
       if (!((static_cast<uint8_t>(page_bitmap[bit / 8]) >> (7 - bit % 8)) & 1)) continue;
       if (start + p * page_n >= max_index_set_) break;
-      ASSIGN_OR_RETURN(auto page, r_.Read(page_address, page_n * entry_size, "extensible array page"));
+      ASSIGN_OR_RETURN(auto page, r_.Read(page_address, page_n * entry_size + 4, "extensible array page"));
+      RETURN_IF_ERROR(VerifyChecksum(page, "extensible array page", page_address));
       Cursor c(page);
       for (uint64_t i = 0; i < page_n && start + p * page_n + i < max_index_set_; ++i) {
         RETURN_IF_ERROR(element(c, start + p * page_n + i));
@@ -572,6 +665,7 @@ class ChunkWalker {
     ASSIGN_OR_RETURN(auto hb, r_.Read(layout_.index_address, 4 + 8 + 6 * L + O + 4, "extensible array header"));
     Cursor h(hb);
     if (!h.Signature("EAHD")) return CorruptError("extensible array header: no EAHD signature");
+    RETURN_IF_ERROR(VerifyChecksum(hb, "extensible array header", layout_.index_address));
     int version = static_cast<int>(h.U(1));
     int client = static_cast<int>(h.U(1));
     uint64_t entry_size = h.U(1);
@@ -612,10 +706,11 @@ class ChunkWalker {
     const int iblock_nsblks = std::min(nsblks, 2 * Log2(sblk_min_ptrs));
     const uint64_t ndblk_addrs = 2 * (sblk_min_ptrs - 1);
     const uint64_t nsblk_addrs = nsblks - iblock_nsblks;
-    ASSIGN_OR_RETURN(auto ib, r_.Read(iblock, 6 + O + idx_blk_elmts * entry_size + (ndblk_addrs + nsblk_addrs) * O,
+    ASSIGN_OR_RETURN(auto ib, r_.Read(iblock, 6 + O + idx_blk_elmts * entry_size + (ndblk_addrs + nsblk_addrs) * O + 4,
                                       "extensible array index block"));
     Cursor c(ib);
     if (!c.Signature("EAIB")) return CorruptError("extensible array index block: no EAIB signature");
+    RETURN_IF_ERROR(VerifyChecksum(ib, "extensible array index block", iblock));
     c.Skip(2 + O);
     for (uint64_t i = 0; i < idx_blk_elmts; ++i) {
       if (i < max_index_set_) {
@@ -649,13 +744,15 @@ class ChunkWalker {
       const SuperInfo& si = sinfo[u];
       const uint64_t first = idx_blk_elmts + si.start_idx;
       if (IsUndefinedAddress(r_.info(), sblk_addrs[s]) || first >= max_index_set_) continue;
+      RETURN_IF_ERROR(VisitOnce(sblk_addrs[s], "extensible array super block"));
       const bool paged = si.dblk_nelmts > page_n;
       const uint64_t page_init_size = paged ? (si.dblk_nelmts / page_n + 7) / 8 : 0;
       const uint64_t bitmap_size = si.ndblks * page_init_size;
-      ASSIGN_OR_RETURN(auto sb, r_.Read(sblk_addrs[s], 6 + O + off_size + bitmap_size + si.ndblks * O,
+      ASSIGN_OR_RETURN(auto sb, r_.Read(sblk_addrs[s], 6 + O + off_size + bitmap_size + si.ndblks * O + 4,
                                         "extensible array super block"));
       Cursor sc(sb);
       if (!sc.Signature("EASB")) return CorruptError("extensible array super block " + Hex(sblk_addrs[s]) + ": no EASB signature");
+      RETURN_IF_ERROR(VerifyChecksum(sb, "extensible array super block", sblk_addrs[s]));
       sc.Skip(2 + O + off_size);
       auto bitmap = sc.Take(bitmap_size);
       std::vector<uint64_t> addrs(si.ndblks);
@@ -677,6 +774,7 @@ class ChunkWalker {
     ASSIGN_OR_RETURN(auto hb, r_.Read(layout_.index_address, 4 + 2 + 4 + 2 + 2 + 2 + O + 2 + L + 4, "v2 B-tree header"));
     Cursor h(hb);
     if (!h.Signature("BTHD")) return CorruptError("v2 B-tree header: no BTHD signature");
+    RETURN_IF_ERROR(VerifyChecksum(hb, "v2 B-tree header", layout_.index_address));
     int version = static_cast<int>(h.U(1));
     bt_type_ = static_cast<int>(h.U(1));
     bt_node_size_ = h.U(4);
@@ -716,13 +814,16 @@ class ChunkWalker {
   }
 
   Status BTreeV2Node(uint64_t address, uint64_t nrec, int depth) {
+    RETURN_IF_ERROR(VisitOnce(address, "v2 B-tree node"));
     const int O = r_.O();
     const uint64_t ptr_size = depth > 0 ? O + bt_max_nrec_size_ + (depth > 1 ? bt_cum_max_nrec_size_[depth - 1] : 0) : 0;
-    const uint64_t length = 6 + nrec * bt_rec_size_ + (depth > 0 ? (nrec + 1) * ptr_size : 0);
+    if (nrec > bt_node_size_) return CorruptError("v2 B-tree node " + Hex(address) + ": " + std::to_string(nrec) + " records do not fit a node");
+    const uint64_t length = 6 + nrec * bt_rec_size_ + (depth > 0 ? (nrec + 1) * ptr_size : 0) + 4;
     if (length > bt_node_size_) return CorruptError("v2 B-tree node " + Hex(address) + ": " + std::to_string(nrec) + " records do not fit a node");
     ASSIGN_OR_RETURN(auto nb, r_.Read(address, length, "v2 B-tree node"));
     Cursor c(nb);
     if (!c.Signature(depth > 0 ? "BTIN" : "BTLF")) return CorruptError("v2 B-tree node " + Hex(address) + ": bad signature");
+    RETURN_IF_ERROR(VerifyChecksum(nb, "v2 B-tree node", address));
     c.Skip(2);
     const size_t rank = layout_.chunk_dims.size();
     for (uint64_t i = 0; i < nrec; ++i) {
@@ -755,6 +856,7 @@ class ChunkWalker {
   const std::function<Status(const Hdf5StoredChunk&)>& visit_;
   uint64_t chunk_bytes_ = 0;
   std::vector<uint64_t> grid_, max_grid_, swizzled_grid_;
+  std::unordered_set<uint64_t> visited_;
   int unlimited_ = -1;
   uint64_t max_index_set_ = 0;
   int bt_type_ = 0;
@@ -838,7 +940,7 @@ Result<Hdf5DataLayout> ReadHdf5DataLayout(ByteSource& source, const Hdf5FileInfo
     }
     return OkStatus();
   });
-  const std::string where = source.Describe() + ": object header " + Hex(object_header_address);
+  const std::string where = "object header " + Hex(object_header_address);
   if (!s.ok()) return s.WithContext(where);
   if (!found) return NotFoundError(where + ": no data layout message");
   return layout;
@@ -855,7 +957,7 @@ Status ForEachHdf5Chunk(ByteSource& source, const Hdf5FileInfo& info, const Hdf5
   ChunkWalker walker(r, layout, dims, max_dims, visit);
   Status s = walker.Run();
   if (!s.ok()) {
-    return s.WithContext(source.Describe() + ": " + Hdf5ChunkIndexName(layout.index_type) + " chunk index");
+    return s.WithContext(std::string(Hdf5ChunkIndexName(layout.index_type)) + " chunk index");
   }
   return OkStatus();
 }

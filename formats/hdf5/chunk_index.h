@@ -82,7 +82,7 @@ Result<Hdf5DataLayout> ReadHdf5DataLayout(ByteSource& source, const Hdf5FileInfo
 /// One allocated chunk of a chunked dataset.
 struct Hdf5StoredChunk {
   std::vector<uint64_t> coords;  ///< Chunk-grid coordinates (element offset / chunk size).
-  uint64_t address = 0;          ///< Absolute byte offset in the file (base address applied).
+  uint64_t address = 0;          ///< Absolute byte offset (base address applied); may lie past the end of the file.
   uint64_t size = 0;             ///< Stored bytes.
   uint32_t filter_mask = 0;      ///< As stored: bit i set = filter i was skipped.
   /// The layout stores this partial edge chunk unfiltered although filter_mask is 0

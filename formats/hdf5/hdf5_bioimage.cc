@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -79,7 +80,8 @@ std::vector<Axis> Axes5(const std::string& unit) {
 
 // Builds one 5-D (t, c, z, y, x) level array whose chunk (t, c, k, j, i) is the chunk (k, j, i) of
 // the 3-D dataset plans[t][c], cropped to `size` (z, y, x). All plans must share chunk shape, dtype
-// and encoding; otherwise the reason is returned.
+// and encoding; otherwise the reason is returned. The level's stored chunks are found when it is
+// emitted (DatasetPlan::Storage::kStacked).
 Result<DatasetPlan> StackLevel(std::vector<std::vector<DatasetPlan>>& plans, const std::vector<uint64_t>& size) {
   const DatasetPlan& first = plans.at(0).at(0);
   const ArrayDesc& a0 = first.array;
@@ -98,6 +100,7 @@ Result<DatasetPlan> StackLevel(std::vector<std::vector<DatasetPlan>>& plans, con
     }
   }
   DatasetPlan out;
+  out.storage = DatasetPlan::Storage::kStacked;
   ArrayDesc& l = out.array;
   const uint64_t T = plans.size(), C = plans[0].size();
   l.shape = {T, C, size[0], size[1], size[2]};
@@ -107,33 +110,29 @@ Result<DatasetPlan> StackLevel(std::vector<std::vector<DatasetPlan>>& plans, con
   l.encoding = a0.encoding;
   l.dimension_names = {"t", "c", "z", "y", "x"};
   l.attributes = {{"_ARRAY_DIMENSIONS", l.dimension_names}};
+  RETURN_IF_ERROR(CheckExtent(l));
   const std::vector<uint64_t> grid = l.GridShape();
   for (uint64_t t = 0; t < T; ++t) {
     for (uint64_t c = 0; c < C; ++c) {
-      DatasetPlan& p = plans[t][c];
-      const std::vector<uint64_t> src_grid = p.array.GridShape();
-      auto map = [&](uint64_t index) -> std::optional<uint64_t> {
+      auto p = std::make_shared<DatasetPlan>(std::move(plans[t][c]));
+      const std::vector<uint64_t> src_grid = p->array.GridShape();
+      for (auto& [index, bytes] : p->inline_chunks) {
         std::vector<uint64_t> cc = ChunkCoords(src_grid, index);
-        for (int i = 0; i < 3; ++i) {
-          if (cc[i] >= grid[i + 2]) return std::nullopt;  // padding beyond the real image
-        }
-        const std::vector<uint64_t> coords = {t, c, cc[0], cc[1], cc[2]};
-        return LinearChunkIndex(grid, coords);
-      };
-      for (auto& [index, ref] : p.chunks) {
-        if (auto k = map(index)) out.chunks.push_back({*k, ref});
+        if (cc[0] >= grid[2] || cc[1] >= grid[3] || cc[2] >= grid[4]) continue;  // padding beyond the image
+        out.inline_chunks.push_back({LinearChunkIndex(grid, std::vector<uint64_t>{t, c, cc[0], cc[1], cc[2]}), bytes});
       }
-      for (auto& [index, bytes] : p.inline_chunks) {
-        if (auto k = map(index)) out.inline_chunks.push_back({*k, bytes});
-      }
+      out.stacked_parts.push_back({std::move(p), t, c});
     }
   }
   return out;
 }
 
-Status EmitImage(ScanSink& sink, const std::string& path, const ImageDesc& image, std::vector<DatasetPlan>& levels) {
+Status EmitImage(const Hdf5FileContext& ctx, ScanSink& sink, const std::string& path, const ImageDesc& image,
+                 std::vector<DatasetPlan>& levels) {
   RETURN_IF_ERROR(sink.AddImage(path, image));
-  for (size_t r = 0; r < levels.size(); ++r) RETURN_IF_ERROR(EmitPlan(sink, path + "/" + std::to_string(r), levels[r]));
+  for (size_t r = 0; r < levels.size(); ++r) {
+    RETURN_IF_ERROR(EmitPlan(ctx, sink, path + "/" + std::to_string(r), levels[r]));
+  }
   return OkStatus();
 }
 
@@ -232,7 +231,7 @@ Result<bool> DescribeImaris(const Hdf5FileContext& ctx, ScanSink& sink) {
     }
     image.channels.push_back(desc);
   }
-  RETURN_IF_ERROR(EmitImage(sink, "0", image, levels));
+  RETURN_IF_ERROR(EmitImage(ctx, sink, "0", image, levels));
   return true;
 }
 
@@ -422,7 +421,7 @@ Result<bool> DescribeBdv(const Hdf5FileContext& ctx, ScanSink& sink) {
       image.scales.push_back({1, 1, s0.voxel[2] * res[2], s0.voxel[1] * res[1], s0.voxel[0] * res[0]});
     }
     for (int id : ids) image.channels.push_back({setups[id].name, std::nullopt, std::nullopt});
-    RETURN_IF_ERROR(EmitImage(sink, std::to_string(image_index), image, levels));
+    RETURN_IF_ERROR(EmitImage(ctx, sink, std::to_string(image_index), image, levels));
     ++image_index;
   }
   return image_index > 0;

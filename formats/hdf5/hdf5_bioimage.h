@@ -12,7 +12,4 @@ namespace refzarr::internal {
 /// Only sink errors are returned.
 Result<bool> DescribeBioimage(const Hdf5FileContext& ctx, ScanSink& sink);
 
-/// Emits `plan` as an array at `path`, registering its external sources.
-Status EmitPlan(ScanSink& sink, std::string_view path, DatasetPlan& plan);
-
 }  // namespace refzarr::internal

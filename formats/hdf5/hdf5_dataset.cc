@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "formats/hdf5/hdf5_util.h"
 
@@ -10,6 +11,40 @@ namespace refzarr::internal {
 namespace {
 
 using nlohmann::json;
+
+// Compact data lives in the object header, whose messages hold at most 64 KiB.
+constexpr uint64_t kMaxCompactBytes = 64ull << 10;
+// Variable-length strings are kept in the index: at most this many bytes per dataset.
+constexpr uint64_t kMaxVlenBytes = 64ull << 20;
+
+std::optional<uint64_t> Mul(uint64_t a, uint64_t b) {
+  uint64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+std::string DimsText(const std::vector<uint64_t>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+  return out + "]";
+}
+
+std::string CoordsText(const std::vector<uint64_t>& v) {
+  std::string out = "(";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+  return out + ")";
+}
+
+// Bytes of `shape` elements of `element_size` bytes, or kUnsupported when that overflows.
+Result<uint64_t> ByteCount(const std::vector<uint64_t>& shape, uint64_t element_size) {
+  std::optional<uint64_t> n = element_size;
+  for (uint64_t d : shape) n = n ? Mul(*n, d) : std::nullopt;
+  if (!n) {
+    return UnsupportedError("shape " + DimsText(shape) + " of " + std::to_string(element_size) +
+                            "-byte elements: its byte count overflows 64 bits");
+  }
+  return *n;
+}
 
 std::string BaseName(const std::string& path) {
   auto pos = path.rfind('/');
@@ -78,20 +113,18 @@ SlabSplit SplitOf(const std::vector<uint64_t>& shape, const std::vector<uint64_t
   return s;
 }
 
-Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, DatasetPlan& plan) {
+// Contiguous data, in the file or in external raw files, must lie inside its file: the plan keeps
+// the byte segments, the virtual chunks are cut from them when the plan is emitted.
+Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, uint64_t total, DatasetPlan& plan) {
   ArrayDesc& a = plan.array;
-  uint64_t total = a.dtype.size;
-  for (uint64_t d : a.shape) total *= d;
+  a.chunks = a.shape.empty() ? std::vector<uint64_t>{} : ContiguousChunks(a.shape, a.dtype.size);
   const int nexternal = H5Pget_external_count(dcpl);
-  struct Segment {
-    uint32_t source;
-    uint64_t offset, size, start;
-  };
-  std::vector<Segment> segments;
+  if (nexternal < 0) return FromHdf5(StatusCode::kCorrupt, "external file list");
+  std::vector<ContiguousSegment>& segments = plan.segments;
   if (nexternal > 0) {
     std::map<std::filesystem::path, uint32_t> ids;
     uint64_t start = 0;
-    for (int i = 0; i < nexternal; ++i) {
+    for (int i = 0; i < nexternal && start < total; ++i) {
       char name[4096] = {};
       off_t offset = 0;
       hsize_t size = 0;
@@ -103,36 +136,44 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, Datase
       }
       std::error_code ec;
       if (!std::filesystem::is_regular_file(p, ec)) return UnsupportedError("external raw data file " + p.string() + " is missing");
+      const uint64_t file_size = std::filesystem::file_size(p, ec);
+      if (ec) return UnsupportedError("external raw data file " + p.string() + ": " + ec.message());
+      // The segment's bytes the dataset uses (an unlimited segment runs to the end of the data).
+      const uint64_t used = std::min<uint64_t>(size, total - start);
+      if (offset < 0 || used > file_size || static_cast<uint64_t>(offset) > file_size - used) {
+        return CorruptError("external raw data file " + p.string() + " holds " + std::to_string(file_size) +
+                            " bytes; segment " + std::to_string(i) + " needs " + std::to_string(used) +
+                            " bytes at byte " + std::to_string(offset));
+      }
       auto [it, added] = ids.emplace(p, static_cast<uint32_t>(plan.sources.size() + 1));
       if (added) plan.sources.push_back(p);
-      const uint64_t seg_size = size == H5F_UNLIMITED ? UINT64_MAX - start : size;
-      segments.push_back({it->second, static_cast<uint64_t>(offset), seg_size, start});
-      start += seg_size;
-      if (start >= total) break;
+      if (used > 0) segments.push_back({it->second, static_cast<uint64_t>(offset), used, start});
+      start += used;
+    }
+    if (start < total) {
+      return CorruptError("external raw data files hold " + std::to_string(start) + " of the dataset's " +
+                          std::to_string(total) + " bytes");
     }
   } else {
     const haddr_t offset = H5Dget_offset(dset);
     H5Eclear2(H5E_DEFAULT);
-    if (offset == HADDR_UNDEF) {
-      a.chunks = a.shape.empty() ? std::vector<uint64_t>{} : ContiguousChunks(a.shape, a.dtype.size);
-      return OkStatus();  // never written: every element is the fill value
-    }
+    if (offset == HADDR_UNDEF) return OkStatus();  // never written: every element is the fill value
     if (H5Dget_storage_size(dset) < total) return CorruptError("contiguous storage smaller than the dataset");
     // Unlike stored addresses and H5Dget_chunk_info, H5Dget_offset includes the base address
     // (userblock) already.
-    segments.push_back({0, offset, total, 0});
+    ASSIGN_OR_RETURN(const uint64_t file_size, ctx.source->Size());
+    if (total > file_size || offset > file_size - total) {
+      return CorruptError("contiguous data at byte " + std::to_string(offset) + ", " + std::to_string(total) +
+                          " bytes long, ends past the end of the file (" + std::to_string(file_size) + " bytes)");
+    }
+    if (total > 0) segments.push_back({0, offset, total, 0});
   }
-  if (a.shape.empty()) {
-    a.chunks = {};
-    const Segment& s = segments.front();
-    plan.chunks.push_back({0, ChunkRef{s.source, s.offset, total, 0}});
-    return OkStatus();
-  }
-  a.chunks = ContiguousChunks(a.shape, a.dtype.size);
-  if (total == 0) return OkStatus();
-  SlabSplit split = SplitOf(a.shape, a.chunks, a.dtype.size);
+  if (segments.empty()) return OkStatus();
+  plan.storage = DatasetPlan::Storage::kContiguous;
+  if (a.shape.empty()) return OkStatus();
   if (segments.size() > 1) {
     // Every chunk must lie inside one external segment: cut the slabs at the segment boundaries.
+    SlabSplit split = SplitOf(a.shape, a.chunks, a.dtype.size);
     if (split.k != 0) return UnsupportedError("external storage segments smaller than one row");
     uint64_t rows = split.rows;
     for (size_t i = 0; i + 1 < segments.size(); ++i) {
@@ -144,8 +185,18 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, Datase
       rows = std::gcd(rows, boundary / split.slab);
     }
     a.chunks[0] = rows;
-    split = SplitOf(a.shape, a.chunks, a.dtype.size);
   }
+  return OkStatus();
+}
+
+Status VisitContiguous(const DatasetPlan& plan, const StoredChunkVisitor& visit) {
+  const ArrayDesc& a = plan.array;
+  const std::vector<ContiguousSegment>& segments = plan.segments;
+  if (a.shape.empty()) {
+    const ContiguousSegment& s = segments.front();
+    return visit(0, ChunkRef{s.source, s.offset, s.size, 0});
+  }
+  const SlabSplit split = SplitOf(a.shape, a.chunks, a.dtype.size);
   const uint64_t dim = a.shape[split.k];
   for (uint64_t outer = 0; outer < split.outer; ++outer) {
     for (uint64_t ck = 0; ck < split.per_outer; ++ck) {
@@ -153,28 +204,31 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, Datase
       const uint64_t rows = std::min(split.rows, dim - ck * split.rows);
       const uint64_t length = rows * split.slab;
       auto seg = std::find_if(segments.begin(), segments.end(),
-                              [&](const Segment& s) { return start >= s.start && start - s.start < s.size; });
+                              [&](const ContiguousSegment& s) { return start >= s.start && start - s.start < s.size; });
       if (seg == segments.end() || start + length - seg->start > seg->size) {
         return CorruptError("contiguous chunk at byte " + std::to_string(start) + " is not inside one storage segment");
       }
       ChunkRef ref{seg->source, seg->offset + (start - seg->start), length, rows < split.rows ? kChunkShort : 0u};
-      plan.chunks.push_back({outer * split.per_outer + ck, ref});
+      RETURN_IF_ERROR(visit(outer * split.per_outer + ck, ref));
     }
   }
   return OkStatus();
 }
 
-Status PlanCompact(hid_t dset, DatasetPlan& plan) {
+Status PlanCompact(hid_t dset, uint64_t total, DatasetPlan& plan) {
   ArrayDesc& a = plan.array;
-  uint64_t total = a.dtype.size;
-  for (uint64_t d : a.shape) total *= d;
   a.chunks = a.shape;
   for (auto& c : a.chunks) c = std::max<uint64_t>(c, 1);
   if (total == 0) return OkStatus();
+  if (total > kMaxCompactBytes) {
+    return CorruptError("compact data of " + std::to_string(total) + " bytes (the format holds at most " +
+                        std::to_string(kMaxCompactBytes) + ")");
+  }
   std::vector<std::byte> bytes(total);
   H5Id type(H5Dget_type(dset));
   RETURN_IF_ERROR(CheckErr(H5Dread(dset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()), "read compact data"));
   plan.inline_chunks.push_back({0, std::move(bytes)});
+  plan.storage = DatasetPlan::Storage::kInline;
   return OkStatus();
 }
 
@@ -188,7 +242,6 @@ void AppendLe32(std::vector<std::byte>& out, uint32_t v) {
 // at: they are read through the library and kept in the index, one VLenUTF8 chunk per chunk of
 // the dataset's own grid (or one for the whole dataset), edge chunks padded with empty strings.
 Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetPlan& plan) {
-  constexpr uint64_t kMaxBytes = 64ull << 20;
   ArrayDesc& a = plan.array;
   const size_t rank = a.shape.size();
   a.chunks = a.shape;
@@ -202,12 +255,16 @@ Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetP
   a.encoding = ChunkEncoding{};
   a.encoding.filters = json::array({{{"id", "vlen-utf8"}}});
   a.fill_value = nullptr;
-  uint64_t total = 1;
-  for (uint64_t d : a.shape) total *= d;
+  RETURN_IF_ERROR(CheckExtent(a));
+  ASSIGN_OR_RETURN(const uint64_t total, ByteCount(a.shape, 1));
   if (total == 0) return OkStatus();
-  if (total > kMaxBytes / 8) {
-    return UnsupportedError("variable-length strings: " + std::to_string(total) +
-                            " of them are too many to keep in the index");
+  // Every string, padding included, costs at least its 4-byte length in the chunks kept.
+  uint64_t per_chunk = 1;
+  for (uint64_t c : a.chunks) per_chunk *= c;  // CheckExtent: no overflow
+  const std::optional<uint64_t> padded = Mul(per_chunk, a.ChunkCount());
+  if (total > kMaxVlenBytes / 8 || !padded || *padded > kMaxVlenBytes / 4) {
+    return UnsupportedError("variable-length strings: " + std::to_string(total) + " of them in chunks " +
+                            DimsText(a.chunks) + " are too many to keep in the index");
   }
   H5Id mem(H5Tcopy(H5T_C_S1));
   H5Tset_size(mem.get(), H5T_VARIABLE);
@@ -223,13 +280,11 @@ Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetP
     bytes += strings.back().size() + 4;
   }
   H5Dvlen_reclaim(mem.get(), space, H5P_DEFAULT, raw.data());
-  if (bytes > kMaxBytes) {
+  if (bytes > kMaxVlenBytes) {
     return UnsupportedError("variable-length strings: " + std::to_string(bytes) +
                             " bytes are too many to keep in the index");
   }
   const std::vector<uint64_t> grid = a.GridShape();
-  uint64_t per_chunk = 1;
-  for (uint64_t c : a.chunks) per_chunk *= c;
   std::vector<uint64_t> chunk(rank, 0), local(rank, 0);
   for (uint64_t linear = 0; linear < a.ChunkCount(); ++linear) {
     std::vector<std::byte> out;
@@ -260,92 +315,182 @@ Status PlanVlenStrings(hid_t dset, hid_t type, hid_t space, hid_t dcpl, DatasetP
       chunk[d] = 0;
     }
   }
+  plan.storage = DatasetPlan::Storage::kInline;
   return OkStatus();
 }
 
-Status PlanChunked(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, const std::vector<uint64_t>& max_dims,
-                   ChunkListing listing, DatasetPlan& plan) {
+Status PlanChunked(hid_t dset, hid_t dcpl, DatasetPlan& plan) {
   ArrayDesc& a = plan.array;
   const int rank = static_cast<int>(a.shape.size());
   std::vector<hsize_t> cdims(rank);
   if (H5Pget_chunk(dcpl, rank, cdims.data()) != rank) return FromHdf5(StatusCode::kCorrupt, "read chunk shape");
   a.chunks.assign(cdims.begin(), cdims.end());
-  plan.is_chunked = true;
-  const std::vector<uint64_t> grid = a.GridShape();
-  const uint32_t all_filters = plan.filters.empty() ? 0 : ((1u << plan.filters.size()) - 1) & kChunkFilterMask;
+  for (uint64_t c : a.chunks) {
+    if (c == 0) return CorruptError("chunk shape " + DimsText(a.chunks) + " has a zero dimension");
+  }
   H5O_info_t oinfo;
-  Status parsed = listing == ChunkListing::kLibrary ? UnsupportedError("library listing requested")
-                                                    : CheckErr(H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC), "object info");
+  if (H5Oget_info2(dset, &oinfo, H5O_INFO_BASIC) >= 0) {
+    plan.object_header = oinfo.addr;
+  } else {
+    H5Eclear2(H5E_DEFAULT);
+    plan.object_header = HADDR_UNDEF;  // listed through the library
+  }
+  plan.storage = DatasetPlan::Storage::kChunked;
+  plan.is_chunked = true;
+  return OkStatus();
+}
+
+// Checks one stored chunk of a chunked dataset before it is given: inside the file, and when
+// unfiltered, exactly one chunk's bytes.
+struct ChunkCheck {
+  std::vector<uint64_t> grid;
+  uint64_t file_size = 0;
+  uint64_t chunk_bytes = 0;
+  uint32_t all_filters = 0;
+
+  Status operator()(const std::vector<uint64_t>& coords, const ChunkRef& ref) const {
+    for (size_t d = 0; d < grid.size(); ++d) {
+      if (coords[d] >= grid[d]) {
+        return CorruptError("the chunk index lists chunk " + CoordsText(coords) + " outside the grid " +
+                            DimsText(grid));
+      }
+    }
+    if (ref.length > file_size || ref.offset > file_size - ref.length) {
+      return CorruptError("chunk " + CoordsText(coords) + " at byte " + std::to_string(ref.offset) + ", " +
+                          std::to_string(ref.length) + " bytes long, ends past the end of the file (" +
+                          std::to_string(file_size) + " bytes)");
+    }
+    const bool unfiltered = all_filters == 0 || (ref.flags & all_filters) == all_filters;
+    if (unfiltered && ref.length != chunk_bytes) {
+      return CorruptError("chunk " + CoordsText(coords) + " is stored unfiltered in " + std::to_string(ref.length) +
+                          " bytes; a chunk holds " + std::to_string(chunk_bytes));
+    }
+    if (ref.length == 0) return CorruptError("chunk " + CoordsText(coords) + " is stored in 0 bytes");
+    return OkStatus();
+  }
+};
+
+Status VisitChunked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const StoredChunkVisitor& visit,
+                    std::vector<std::string>* notes) {
+  const ArrayDesc& a = plan.array;
+  ASSIGN_OR_RETURN(const uint64_t file_size, ctx.source->Size());
+  const uint32_t all_filters = plan.filters.empty() ? 0 : ((1u << plan.filters.size()) - 1) & kChunkFilterMask;
+  const ChunkCheck check{a.GridShape(), file_size, a.ChunkBytes(), all_filters};
+  uint64_t given = 0;
+  Status visit_error;  // a refused chunk or the visitor's own error: returned as it is
+  auto give = [&](const std::vector<uint64_t>& coords, const ChunkRef& ref) -> Status {
+    Status s = check(coords, ref);
+    if (s.ok()) s = visit(LinearChunkIndex(check.grid, coords), ref);
+    if (!s.ok()) {
+      visit_error = s;
+      return s;
+    }
+    ++given;
+    return OkStatus();
+  };
+  Status parsed = plan.listing == ChunkListing::kLibrary ? UnsupportedError("library listing requested")
+                  : plan.object_header == HADDR_UNDEF    ? UnsupportedError("no object header address")
+                                                         : OkStatus();
   if (parsed.ok()) {
-    auto layout = ReadHdf5DataLayout(*ctx.source, ctx.info, oinfo.addr);
-    if (layout.ok()) {
-      parsed = ForEachHdf5Chunk(*ctx.source, ctx.info, *layout, a.shape, max_dims, [&](const Hdf5StoredChunk& c) {
-        const uint32_t flags = c.unfiltered_edge ? all_filters : (c.filter_mask & kChunkFilterMask);
-        plan.chunks.push_back({LinearChunkIndex(grid, c.coords), ChunkRef{0, c.address, c.size, flags}});
-        return OkStatus();
-      });
-    } else {
+    auto layout = ReadHdf5DataLayout(*ctx.source, ctx.info, plan.object_header);
+    if (!layout.ok()) {
       parsed = layout.status();
+    } else if (layout->layout_class != Hdf5DataLayout::kChunked || layout->chunk_dims != a.chunks) {
+      parsed = CorruptError("the data layout message disagrees with the library's chunk shape " + DimsText(a.chunks));
+    } else {
+      parsed = ForEachHdf5Chunk(*ctx.source, ctx.info, *layout, a.shape, plan.max_dims, [&](const Hdf5StoredChunk& c) {
+        const uint32_t flags = c.unfiltered_edge ? all_filters : (c.filter_mask & kChunkFilterMask);
+        return give(c.coords, ChunkRef{0, c.address, c.size, flags});
+      });
     }
   }
+  if (!visit_error.ok()) return visit_error;
   if (parsed.ok()) return OkStatus();
-  plan.chunks.clear();
+  // Chunks were given already: the library's listing would give them again.
+  if (given > 0) return CorruptError("chunk index: " + parsed.message());
+  H5Id dset(H5Dopen2(ctx.file, plan.h5path.c_str(), H5P_DEFAULT));
+  if (!dset.valid()) return FromHdf5(StatusCode::kCorrupt, "open dataset to list its chunks");
+  const size_t rank = a.shape.size();
 #if H5_VERSION_GE(1, 14, 0)
   // Newer libraries iterate the index in one pass (addresses relative to the base address).
   struct IterState {
-    DatasetPlan* plan;
-    const std::vector<uint64_t>* grid;
+    const std::function<Status(const std::vector<uint64_t>&, const ChunkRef&)>* give;
     const std::vector<uint64_t>* chunks;
     uint64_t base;
-  } state{&plan, &grid, &a.chunks, ctx.info.base_address};
+  };
+  const std::function<Status(const std::vector<uint64_t>&, const ChunkRef&)> give_fn = give;
+  IterState state{&give_fn, &a.chunks, ctx.info.base_address};
   const herr_t iterated = H5Dchunk_iter(
-      dset, H5P_DEFAULT,
+      dset.get(), H5P_DEFAULT,
       [](const hsize_t* offset, unsigned mask, haddr_t addr, hsize_t size, void* data) -> int {
         auto* st = static_cast<IterState*>(data);
-        std::vector<uint64_t> coords(st->grid->size());
-        for (size_t d = 0; d < coords.size(); ++d) {
-          coords[d] = offset[d] / (*st->chunks)[d];
-          if (coords[d] >= (*st->grid)[d]) return H5_ITER_CONT;
-        }
-        st->plan->chunks.push_back(
-            {LinearChunkIndex(*st->grid, coords), ChunkRef{0, st->base + addr, size, mask & kChunkFilterMask}});
-        return H5_ITER_CONT;
+        std::vector<uint64_t> coords(st->chunks->size());
+        for (size_t d = 0; d < coords.size(); ++d) coords[d] = offset[d] / (*st->chunks)[d];
+        Status s = (*st->give)(coords, ChunkRef{0, st->base + addr, size, mask & kChunkFilterMask});
+        return s.ok() ? H5_ITER_CONT : H5_ITER_ERROR;
       },
       &state);
+  if (!visit_error.ok()) return visit_error;
   if (iterated >= 0) {
-    plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
-                            "); listed through H5Dchunk_iter instead");
+    if (notes) {
+      notes->push_back("chunk index not readable from the file format (" + parsed.message() +
+                       "); listed through H5Dchunk_iter instead");
+    }
     return OkStatus();
   }
   H5Eclear2(H5E_DEFAULT);
-  plan.chunks.clear();
+  if (given > 0) return CorruptError("chunk index: " + parsed.message());
 #endif
   // HDF5 1.10's only listing costs O(chunks) per chunk: a last resort.
-  if (listing == ChunkListing::kFileFormat) {
-    plan.warnings.push_back("chunk index not readable from the file format (" + parsed.message() +
-                            "); listed through H5Dget_chunk_info instead (slow for many chunks)");
-  }
   hsize_t n = 0;
-  H5Id space(H5Dget_space(dset));
-  RETURN_IF_ERROR(CheckErr(H5Dget_num_chunks(dset, space.get(), &n), "count chunks"));
+  H5Id space(H5Dget_space(dset.get()));
+  if (H5Dget_num_chunks(dset.get(), space.get(), &n) < 0) {
+    return FromHdf5(StatusCode::kCorrupt, parsed.message() + "; the library cannot list the chunks either");
+  }
   std::vector<hsize_t> off(rank);
   std::vector<uint64_t> coords(rank);
+  const std::vector<uint64_t>& grid = check.grid;
   for (hsize_t i = 0; i < n; ++i) {
     unsigned mask = 0;
     haddr_t addr = 0;
     hsize_t size = 0;
-    RETURN_IF_ERROR(CheckErr(H5Dget_chunk_info(dset, space.get(), i, off.data(), &mask, &addr, &size), "chunk info"));
+    if (H5Dget_chunk_info(dset.get(), space.get(), i, off.data(), &mask, &addr, &size) < 0) {
+      return FromHdf5(StatusCode::kCorrupt, parsed.message() + "; the library cannot list chunk " +
+                                                std::to_string(i) + " either");
+    }
     bool inside = true;
-    for (int d = 0; d < rank; ++d) {
+    for (size_t d = 0; d < rank; ++d) {
       coords[d] = off[d] / a.chunks[d];
       inside = inside && coords[d] < grid[d];
     }
-    if (!inside) continue;
-    plan.chunks.push_back({LinearChunkIndex(grid, coords), ChunkRef{0, ctx.info.base_address + addr, size, mask & kChunkFilterMask}});
+    if (!inside) continue;  // left beyond the extent after shrinking: holds no data
+    const Status s = give(coords, ChunkRef{0, ctx.info.base_address + addr, size, mask & kChunkFilterMask});
+    if (!s.ok()) return s;
+  }
+  if (plan.listing == ChunkListing::kFileFormat && notes) {
+    notes->push_back("chunk index not readable from the file format (" + parsed.message() +
+                     "); listed through H5Dget_chunk_info instead (slow for many chunks)");
   }
   return OkStatus();
 }
 
+// Opens the source file of a virtual mapping and plans its dataset, as planning and emitting
+// the virtual dataset both need.
+struct OpenedSource {
+  std::unique_ptr<ByteSource> bytes;
+  H5Id file;
+  Hdf5FileContext ctx;
+};
+
+Result<OpenedSource> OpenSource(const std::filesystem::path& path) {
+  OpenedSource out;
+  ASSIGN_OR_RETURN(out.bytes, OpenLocalFile(path));
+  ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(*out.bytes));
+  ASSIGN_OR_RETURN(out.file, OpenHdf5File(path.string()));
+  // The virtual dataset itself is judged by the decoder (it takes its sources' encoding).
+  out.ctx = Hdf5FileContext{out.file.get(), out.bytes.get(), info, path, out.bytes->Describe(), nullptr};
+  return out;
+}
 
 // A virtual dataset whose mappings each place a whole chunked source dataset at a chunk-aligned
 // block becomes an array over the sources' own chunks. Anything else is refused with the reason.
@@ -374,6 +519,7 @@ Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
       if (block[d] == H5S_UNLIMITED) return UnsupportedError(which + ": unlimited block");
       if (cnt[d] == H5S_UNLIMITED) {
         if (unlimited >= 0) return UnsupportedError(which + ": several unlimited dimensions");
+        if (stride[d] == 0) return CorruptError(which + ": zero stride");
         unlimited = static_cast<int>(d);
         cnt[d] = start[d] >= a.shape[d] ? 0 : (a.shape[d] - start[d] + stride[d] - 1) / stride[d];
       } else if (cnt[d] != 1) {
@@ -410,82 +556,134 @@ Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
     if (instances > 100000) return UnsupportedError(which + ": too many source blocks");
     const std::vector<hsize_t> base_start = start;
     for (uint64_t k = 0; k < instances; ++k) {
-    if (unlimited >= 0) start[unlimited] = base_start[unlimited] + k * stride[unlimited];
-    ASSIGN_OR_RETURN(std::string fname, expand(fname_pattern, k));
-    ASSIGN_OR_RETURN(std::string dname, expand(dname_pattern, k));
-    std::filesystem::path src_path = fname == "." ? ctx.path : std::filesystem::path(fname);
-    if (src_path.is_relative()) {
-      if (ctx.path.empty()) return UnsupportedError(which + ": source files need a local HDF5 path");
-      src_path = ctx.path.parent_path() / src_path;
-    }
-    // A missing source file reads as the fill value, like a missing chunk.
-    if (unlimited >= 0 && !std::filesystem::exists(src_path)) continue;
-    // Plan the source dataset with its own file.
-    auto src_bytes = OpenLocalFile(src_path);
-    if (!src_bytes.ok()) return UnsupportedError(which + ": source " + src_path.string() + ": " + src_bytes.status().message());
-    ASSIGN_OR_RETURN(Hdf5FileInfo src_info, ReadHdf5Superblock(**src_bytes));
-    H5Id src_file(H5Fopen(src_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!src_file.valid()) return FromHdf5(StatusCode::kUnsupported, which + ": open source " + src_path.string());
-    Hdf5FileContext src_ctx{src_file.get(), src_bytes->get(), src_info, src_path, (*src_bytes)->Describe()};
-    auto src = PlanDataset(src_ctx, dname[0] == '/' ? dname : "/" + dname);
-    if (!src.ok()) return UnsupportedError(which + ": source " + src_path.string() + ":" + dname + ": " + src.status().message());
-    const ArrayDesc& sa = src->array;
-    if (!src->is_chunked || !src->sources.empty() || !src->inline_chunks.empty()) {
-      return UnsupportedError(which + ": source dataset is not chunked");
-    }
-    if (H5Sget_select_type(sspace.get()) != H5S_SEL_ALL) {
-      hssize_t npoints = H5Sget_select_npoints(sspace.get());
-      uint64_t total = 1;
-      for (uint64_t v : sa.shape) total *= v;
-      if (npoints < 0 || static_cast<uint64_t>(npoints) != total) {
-        return UnsupportedError(which + ": only part of the source dataset is mapped");
+      if (unlimited >= 0) start[unlimited] = base_start[unlimited] + k * stride[unlimited];
+      ASSIGN_OR_RETURN(std::string fname, expand(fname_pattern, k));
+      ASSIGN_OR_RETURN(std::string dname, expand(dname_pattern, k));
+      if (dname.empty()) return UnsupportedError(which + ": empty source dataset name");
+      std::filesystem::path src_path = fname == "." ? ctx.path : std::filesystem::path(fname);
+      if (src_path.is_relative()) {
+        if (ctx.path.empty()) return UnsupportedError(which + ": source files need a local HDF5 path");
+        src_path = ctx.path.parent_path() / src_path;
       }
-    }
-    if (sa.shape.size() != rank) return UnsupportedError(which + ": source rank differs");
-    if (first) {
-      a.chunks = sa.chunks;
-      a.encoding = sa.encoding;
-      plan.filters = src->filters;
-      if (!(sa.dtype == a.dtype)) return UnsupportedError(which + ": source datatype differs from the virtual one");
-      first = false;
-    } else if (sa.chunks != a.chunks || sa.encoding.filters != a.encoding.filters ||
-               sa.encoding.compressor != a.encoding.compressor || !(sa.dtype == a.dtype)) {
-      return UnsupportedError(which + ": sources differ in chunk shape, datatype or filters");
-    }
-    // Unwritten source chunks read as the source's fill value, which the array cannot express
-    // unless it is the virtual dataset's own.
-    if (sa.fill_value != a.fill_value && src->chunks.size() < sa.ChunkCount()) {
-      return UnsupportedError(which + ": source has unwritten chunks and a fill value unlike the virtual dataset's");
-    }
-    std::vector<uint64_t> offset(rank);
-    for (size_t d = 0; d < rank; ++d) {
-      if (block[d] != sa.shape[d]) return UnsupportedError(which + ": mapped block is not the whole source");
-      if (start[d] % a.chunks[d] != 0) return UnsupportedError(which + ": block is not aligned to the source chunks");
-      if (sa.shape[d] % a.chunks[d] != 0 && start[d] + block[d] != a.shape[d]) {
-        return UnsupportedError(which + ": source has partial edge chunks inside the virtual array");
+      // A missing source file reads as the fill value, like a missing chunk.
+      if (unlimited >= 0 && !std::filesystem::exists(src_path)) continue;
+      auto opened = OpenSource(src_path);
+      if (!opened.ok()) return UnsupportedError(which + ": source " + src_path.string() + ": " + opened.status().message());
+      const std::string src_dataset = dname[0] == '/' ? dname : "/" + dname;
+      auto src = PlanDataset(opened->ctx, src_dataset);
+      if (!src.ok()) return UnsupportedError(which + ": source " + src_path.string() + ":" + dname + ": " + src.status().message());
+      const ArrayDesc& sa = src->array;
+      if (src->storage != DatasetPlan::Storage::kChunked) return UnsupportedError(which + ": source dataset is not chunked");
+      if (H5Sget_select_type(sspace.get()) != H5S_SEL_ALL) {
+        hssize_t npoints = H5Sget_select_npoints(sspace.get());
+        ASSIGN_OR_RETURN(const uint64_t total, ByteCount(sa.shape, 1));
+        if (npoints < 0 || static_cast<uint64_t>(npoints) != total) {
+          return UnsupportedError(which + ": only part of the source dataset is mapped");
+        }
       }
-      offset[d] = start[d] / a.chunks[d];
-    }
-    uint32_t id = 0;
-    if (src_path != ctx.path) {
-      auto [it, added] = ids.emplace(src_path, static_cast<uint32_t>(plan.sources.size() + 1));
-      if (added) plan.sources.push_back(src_path);
-      id = it->second;
-    }
-    const std::vector<uint64_t> src_grid = sa.GridShape();
-    const std::vector<uint64_t> grid = a.GridShape();
-    for (auto& [index, ref] : src->chunks) {
-      std::vector<uint64_t> cc = ChunkCoords(src_grid, index);
-      for (size_t d = 0; d < rank; ++d) cc[d] += offset[d];
-      ChunkRef r = ref;
-      r.source = id;
-      plan.chunks.push_back({LinearChunkIndex(grid, cc), r});
-    }
-    for (auto& w : src->warnings) plan.warnings.push_back(which + ": " + w);
+      if (sa.shape.size() != rank) return UnsupportedError(which + ": source rank differs");
+      if (first) {
+        a.chunks = sa.chunks;
+        a.encoding = sa.encoding;
+        plan.filters = src->filters;
+        if (!(sa.dtype == a.dtype)) return UnsupportedError(which + ": source datatype differs from the virtual one");
+        first = false;
+      } else if (sa.chunks != a.chunks || sa.encoding.filters != a.encoding.filters ||
+                 sa.encoding.compressor != a.encoding.compressor || !(sa.dtype == a.dtype)) {
+        return UnsupportedError(which + ": sources differ in chunk shape, datatype or filters");
+      }
+      // Unwritten source chunks read as the source's fill value, which the array cannot express
+      // unless it is the virtual dataset's own.
+      if (sa.fill_value != a.fill_value) {
+        ASSIGN_OR_RETURN(const uint64_t stored, CountStoredChunks(opened->ctx, *src));
+        if (stored < sa.ChunkCount()) {
+          return UnsupportedError(which + ": source has unwritten chunks and a fill value unlike the virtual dataset's");
+        }
+      }
+      std::vector<uint64_t> offset(rank);
+      for (size_t d = 0; d < rank; ++d) {
+        if (block[d] != sa.shape[d]) return UnsupportedError(which + ": mapped block is not the whole source");
+        if (start[d] % a.chunks[d] != 0) return UnsupportedError(which + ": block is not aligned to the source chunks");
+        if (start[d] > a.shape[d] || block[d] > a.shape[d] - start[d]) {
+          return UnsupportedError(which + ": block reaches past the virtual dataset's extent");
+        }
+        if (sa.shape[d] % a.chunks[d] != 0 && start[d] + block[d] != a.shape[d]) {
+          return UnsupportedError(which + ": source has partial edge chunks inside the virtual array");
+        }
+        offset[d] = start[d] / a.chunks[d];
+      }
+      uint32_t id = 0;
+      if (src_path != ctx.path) {
+        auto [it, added] = ids.emplace(src_path, static_cast<uint32_t>(plan.sources.size() + 1));
+        if (added) plan.sources.push_back(src_path);
+        id = it->second;
+      }
+      plan.virtual_parts.push_back({src_path, src_dataset, id, offset});
+      for (auto& w : src->warnings) plan.warnings.push_back(which + ": " + w);
     }
   }
+  plan.storage = DatasetPlan::Storage::kVirtual;
   plan.is_chunked = true;
   return OkStatus();
+}
+
+Status VisitVirtual(const Hdf5FileContext& ctx, const DatasetPlan& plan, const StoredChunkVisitor& visit,
+                    std::vector<std::string>* notes) {
+  const std::vector<uint64_t> grid = plan.array.GridShape();
+  for (const VirtualPart& part : plan.virtual_parts) {
+    const std::string which = "virtual source " + part.file.string() + ":" + part.dataset;
+    auto opened = OpenSource(part.file);
+    if (!opened.ok()) return opened.status().WithContext(which);
+    auto src = PlanDataset(opened->ctx, part.dataset);
+    if (!src.ok()) return src.status().WithContext(which);
+    const std::vector<uint64_t> src_grid = src->array.GridShape();
+    std::vector<std::string> src_notes;
+    RETURN_IF_ERROR(VisitStoredChunks(opened->ctx, *src, [&](uint64_t index, const ChunkRef& ref) -> Status {
+      std::vector<uint64_t> cc = ChunkCoords(src_grid, index);
+      for (size_t d = 0; d < cc.size(); ++d) cc[d] += part.chunk_offset[d];
+      ChunkRef r = ref;
+      r.source = part.source;
+      return visit(LinearChunkIndex(grid, cc), r);
+    }, &src_notes));
+    if (notes) {
+      for (auto& n : src_notes) notes->push_back(which + ": " + n);
+    }
+  }
+  return OkStatus();
+}
+
+Status VisitStacked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const StoredChunkVisitor& visit,
+                    std::vector<std::string>* notes) {
+  const std::vector<uint64_t> grid = plan.array.GridShape();
+  for (const StackedPart& part : plan.stacked_parts) {
+    const std::vector<uint64_t> src_grid = part.plan->array.GridShape();
+    RETURN_IF_ERROR(VisitStoredChunks(ctx, *part.plan, [&](uint64_t index, const ChunkRef& ref) -> Status {
+      const std::vector<uint64_t> cc = ChunkCoords(src_grid, index);
+      for (size_t i = 0; i < cc.size(); ++i) {
+        if (cc[i] >= grid[i + 2]) return OkStatus();  // padding beyond the real image
+      }
+      const std::vector<uint64_t> coords = {part.t, part.c, cc[0], cc[1], cc[2]};
+      return visit(LinearChunkIndex(grid, coords), ref);
+    }, notes));
+  }
+  return OkStatus();
+}
+
+// HDF5 integers of reduced precision (the N-bit filter's "17-bit signed integer in 4 bytes") are
+// read, as h5py reads them, converted to their container: the full-width integer of the same
+// size, sign and byte order. Invalid when `type` needs no conversion.
+H5Id ContainerIntegerType(hid_t type) {
+  if (H5Tget_class(type) != H5T_INTEGER) return H5Id();
+  const size_t size = H5Tget_size(type);
+  if (size != 1 && size != 2 && size != 4 && size != 8) return H5Id();
+  if (H5Tget_precision(type) == size * 8 && H5Tget_offset(type) == 0) return H5Id();
+  H5Id container(H5Tcopy(type));
+  if (!container.valid() || H5Tset_offset(container.get(), 0) < 0 ||
+      H5Tset_precision(container.get(), size * 8) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return H5Id();
+  }
+  return container;
 }
 
 }  // namespace
@@ -516,6 +714,26 @@ std::vector<uint64_t> ContiguousChunks(const std::vector<uint64_t>& shape, uint6
   return chunks;
 }
 
+Status CheckExtent(const ArrayDesc& a) {
+  auto overflow = [&](const char* what) {
+    return UnsupportedError("shape " + DimsText(a.shape) + " with chunks " + DimsText(a.chunks) + " of " +
+                            std::to_string(a.dtype.size) + "-byte elements: its " + what + " overflows 64 bits");
+  };
+  if (a.chunks.size() != a.shape.size()) return InternalError("chunk rank differs from the shape's");
+  std::optional<uint64_t> elements = a.dtype.size, grid = 1, chunk = a.dtype.size;
+  for (size_t i = 0; i < a.shape.size(); ++i) {
+    if (a.chunks[i] == 0) return CorruptError("chunk shape " + DimsText(a.chunks) + " has a zero dimension");
+    if (a.shape[i] > UINT64_MAX - (a.chunks[i] - 1)) return overflow("chunk grid");
+    elements = elements ? Mul(*elements, a.shape[i]) : std::nullopt;
+    grid = grid ? Mul(*grid, (a.shape[i] + a.chunks[i] - 1) / a.chunks[i]) : std::nullopt;
+    chunk = chunk ? Mul(*chunk, a.chunks[i]) : std::nullopt;
+  }
+  if (!elements) return overflow("byte count");
+  if (!grid) return overflow("chunk count");
+  if (!chunk) return overflow("chunk byte count");
+  return OkStatus();
+}
+
 Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& path, ChunkListing listing) {
   H5Id dset(H5Dopen2(ctx.file, path.c_str(), H5P_DEFAULT));
   if (!dset.valid()) return FromHdf5(StatusCode::kCorrupt, "open dataset");
@@ -524,26 +742,33 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
   H5Id dcpl(H5Dget_create_plist(dset.get()));
   if (!type.valid() || !space.valid() || !dcpl.valid()) return FromHdf5(StatusCode::kCorrupt, "read dataset header");
   DatasetPlan plan;
+  plan.h5path = path;
+  plan.listing = listing;
   ArrayDesc& a = plan.array;
   const bool vlen_strings =
       H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) > 0;
+  // Reduced-precision integers are served converted to their container type (read_type).
+  H5Id read_type = ContainerIntegerType(type.get());
   if (vlen_strings) {
     a.dtype = DType::Make('O', 8, '|');
   } else {
-    ASSIGN_OR_RETURN(a.dtype, DTypeFromHdf5(type.get()));
+    ASSIGN_OR_RETURN(a.dtype, DTypeFromHdf5(read_type.valid() ? read_type.get() : type.get()));
   }
   const H5S_class_t sclass = H5Sget_simple_extent_type(space.get());
   if (sclass == H5S_NULL) return UnsupportedError("null dataspace (a dataset without elements)");
-  std::vector<uint64_t> max_dims;
+  if (sclass == H5S_NO_CLASS) return FromHdf5(StatusCode::kCorrupt, "read dataspace");
   if (sclass == H5S_SIMPLE) {
     const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 0) return FromHdf5(StatusCode::kCorrupt, "read dataspace");
     std::vector<hsize_t> d(rank), m(rank);
-    H5Sget_simple_extent_dims(space.get(), d.data(), m.data());
+    if (H5Sget_simple_extent_dims(space.get(), d.data(), m.data()) < 0) return FromHdf5(StatusCode::kCorrupt, "read dataspace");
     for (int i = 0; i < rank; ++i) {
       a.shape.push_back(d[i]);
-      max_dims.push_back(m[i] == H5S_UNLIMITED ? UINT64_MAX : m[i]);
+      plan.max_dims.push_back(m[i] == H5S_UNLIMITED ? UINT64_MAX : m[i]);
     }
   }
+  // Element and byte counts must fit in 64 bits before anything is computed from them.
+  ASSIGN_OR_RETURN(const uint64_t total, ByteCount(a.shape, vlen_strings ? 1 : a.dtype.size));
   json skipped = json::object();
   a.attributes = ReadAttributes(dset.get(), skipped);
   if (!skipped.empty()) a.attributes["_refzarr_skipped_attributes"] = skipped;
@@ -553,25 +778,32 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
     RETURN_IF_ERROR(PlanVlenStrings(dset.get(), type.get(), space.get(), dcpl.get(), plan));
     return plan;
   }
-  // Fill value in the file's own datatype, hence in the dtype's byte order.
+  // Fill value in the file's own datatype (what the decoder's pipeline needs), and as the array
+  // serves it (the container type of a reduced-precision integer).
   std::vector<std::byte> fill(H5Tget_size(type.get()));
-  if (H5Pget_fill_value(dcpl.get(), type.get(), fill.data()) >= 0) {
-    a.fill_value = FillValueJson(a.dtype, fill);
-  } else {
+  if (H5Pget_fill_value(dcpl.get(), type.get(), fill.data()) < 0) {
     H5Eclear2(H5E_DEFAULT);
     std::fill(fill.begin(), fill.end(), std::byte{0});
-    a.fill_value = FillValueJson(a.dtype, fill);
   }
+  std::vector<std::byte> served_fill = fill;
+  if (read_type.valid() && H5Pget_fill_value(dcpl.get(), read_type.get(), served_fill.data()) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    std::fill(served_fill.begin(), served_fill.end(), std::byte{0});
+  }
+  a.fill_value = FillValueJson(a.dtype, served_fill);
   ASSIGN_OR_RETURN(plan.filters, ReadFilters(dcpl.get()));
   std::string note;
-  ASSIGN_OR_RETURN(a.encoding, EncodingFromFilters(plan.filters, type.get(), a.dtype, &note));
+  ASSIGN_OR_RETURN(a.encoding, EncodingFromFilters(plan.filters, type.get(), a.dtype, &note, read_type.get()));
+  // Chunks of a pipeline refzarr does not decode in process go through the library; a filter it
+  // cannot load would fail each read, which zarr-python turns into fill values.
+  if (!a.encoding.native) RETURN_IF_ERROR(CheckFiltersAvailable(plan.filters));
   if (!note.empty()) plan.warnings.push_back(note);
   // The decoder recreates the pipeline; scale-offset's parameters depend on the fill value.
   a.encoding.params["fill"] = Base64(fill);
   switch (H5Pget_layout(dcpl.get())) {
-    case H5D_COMPACT: RETURN_IF_ERROR(PlanCompact(dset.get(), plan)); break;
-    case H5D_CONTIGUOUS: RETURN_IF_ERROR(PlanContiguous(ctx, dset.get(), dcpl.get(), plan)); break;
-    case H5D_CHUNKED: RETURN_IF_ERROR(PlanChunked(ctx, dset.get(), dcpl.get(), max_dims, listing, plan)); break;
+    case H5D_COMPACT: RETURN_IF_ERROR(PlanCompact(dset.get(), total, plan)); break;
+    case H5D_CONTIGUOUS: RETURN_IF_ERROR(PlanContiguous(ctx, dset.get(), dcpl.get(), total, plan)); break;
+    case H5D_CHUNKED: RETURN_IF_ERROR(PlanChunked(dset.get(), dcpl.get(), plan)); break;
     case H5D_VIRTUAL: {
       // Sources may be virtual themselves; a cycle must not recurse forever.
       static thread_local int depth = 0;
@@ -584,7 +816,57 @@ Result<DatasetPlan> PlanDataset(const Hdf5FileContext& ctx, const std::string& p
     }
     default: return FromHdf5(StatusCode::kCorrupt, "unknown storage layout");
   }
+  RETURN_IF_ERROR(CheckExtent(a));
+  // What the decoder cannot decode would be served as errors, which zarr-python reads as fill.
+  if (!a.encoding.native && ctx.decoder != nullptr) RETURN_IF_ERROR(ctx.decoder->CheckArray(a));
   return plan;
+}
+
+Status VisitStoredChunks(const Hdf5FileContext& ctx, const DatasetPlan& plan, const StoredChunkVisitor& visit,
+                         std::vector<std::string>* notes) {
+  switch (plan.storage) {
+    case DatasetPlan::Storage::kNone:
+    case DatasetPlan::Storage::kInline: return OkStatus();
+    case DatasetPlan::Storage::kContiguous: return VisitContiguous(plan, visit);
+    case DatasetPlan::Storage::kChunked: return VisitChunked(ctx, plan, visit, notes);
+    case DatasetPlan::Storage::kVirtual: return VisitVirtual(ctx, plan, visit, notes);
+    case DatasetPlan::Storage::kStacked: return VisitStacked(ctx, plan, visit, notes);
+  }
+  return InternalError("unknown dataset storage");
+}
+
+Result<uint64_t> CountStoredChunks(const Hdf5FileContext& ctx, const DatasetPlan& plan) {
+  uint64_t n = 0;
+  RETURN_IF_ERROR(VisitStoredChunks(ctx, plan, [&](uint64_t, const ChunkRef&) {
+    ++n;
+    return OkStatus();
+  }));
+  return n;
+}
+
+Status EmitPlan(const Hdf5FileContext& ctx, ScanSink& sink, std::string_view path, const DatasetPlan& plan) {
+  const std::string where = plan.h5path.empty() ? "array " + std::string(path) : "dataset " + plan.h5path;
+  for (const std::string& w : plan.warnings) sink.Warn(where + ": " + w);
+  std::vector<uint32_t> ids(plan.sources.size() + 1, 0);
+  for (size_t i = 0; i < plan.sources.size(); ++i) {
+    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(plan.sources[i]));
+  }
+  ASSIGN_OR_RETURN(ArrayHandle handle, sink.AddArray(path, plan.array));
+  for (auto& [index, bytes] : plan.inline_chunks) RETURN_IF_ERROR(sink.AddInlineChunk(handle, index, bytes));
+  Status sink_error;
+  std::vector<std::string> notes;
+  const Status walked = VisitStoredChunks(ctx, plan, [&](uint64_t index, const ChunkRef& ref) {
+    if (ref.source >= ids.size()) return InternalError("chunk of unknown source " + std::to_string(ref.source));
+    ChunkRef r = ref;
+    r.source = ids[ref.source];
+    sink_error = sink.AddChunk(handle, index, r);
+    return sink_error;
+  }, &notes);
+  for (const std::string& n : notes) sink.Warn(where + ": " + n);
+  RETURN_IF_ERROR(sink_error);
+  // A chunk that cannot be served takes back the whole array, with the chunks given before it.
+  if (!walked.ok()) return sink.RefuseArray(path, walked.message());
+  return OkStatus();
 }
 
 }  // namespace refzarr::internal

@@ -8,6 +8,7 @@
 #include "formats/hdf5/chunk_index.h"
 #include "formats/hdf5/hdf5_bioimage.h"
 #include "formats/hdf5/hdf5_dataset.h"
+#include "formats/hdf5/hdf5_decoder.h"
 #include "formats/hdf5/hdf5_types.h"
 #include "formats/hdf5/hdf5_util.h"
 
@@ -22,9 +23,11 @@ struct Object {
   H5O_type_t type;
 };
 
-std::vector<Object> ListObjects(hid_t file) {
+// Every object of the file. A visit aborted by a corrupt object keeps what it found (the rest of
+// the file is still indexed); `error` says why it stopped.
+std::vector<Object> ListObjects(hid_t file, Status& error) {
   std::vector<Object> out;
-  H5Ovisit2(
+  const herr_t visited = H5Ovisit2(
       file, H5_INDEX_NAME, H5_ITER_INC,
       [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
         std::string path = std::strcmp(name, ".") == 0 ? "" : name;
@@ -32,13 +35,15 @@ std::vector<Object> ListObjects(hid_t file) {
         return 0;
       },
       &out, H5O_INFO_BASIC);
-  // A visit aborted by a corrupt object keeps what it found; the rest of the file is still indexed.
+  error = visited < 0 ? internal::FromHdf5(StatusCode::kCorrupt, "visit the file's objects") : OkStatus();
   H5Eclear2(H5E_DEFAULT);
   return out;
 }
 
 class Hdf5Scanner final : public Scanner {
  public:
+  explicit Hdf5Scanner(std::unique_ptr<ChunkDecoder> decoder) : decoder_(std::move(decoder)) {}
+
   std::string_view Name() const override { return "hdf5"; }
 
   bool Sniff(std::span<const std::byte> head) const override {
@@ -59,19 +64,15 @@ class Hdf5Scanner final : public Scanner {
     std::lock_guard lock(internal::Hdf5Mutex());
     internal::Hdf5ErrorSilencer quiet;
     ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(source));
-    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS));
-    H5Id file(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-    if (!file.valid()) {
-      // A file whose writer crashed keeps its "open for writing" flag; SWMR-read mode reads it.
-      H5Eclear2(H5E_DEFAULT);
-      file = H5Id(H5Fopen(context.path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
+    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5File(context.path.string()));
+    internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe(), decoder_.get()};
+    Status visit_error;
+    const std::vector<Object> objects = ListObjects(file.get(), visit_error);
+    if (objects.empty()) {
+      return CorruptError("the root group cannot be read" +
+                          (visit_error.ok() ? std::string() : " (" + visit_error.message() + ")"));
     }
-    if (!file.valid()) {
-      return internal::FromHdf5(StatusCode::kCorrupt, "open with the HDF5 library");
-    }
-    internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe()};
-    const std::vector<Object> objects = ListObjects(file.get());
-    if (objects.empty()) return CorruptError("the root group cannot be read");
+    if (!visit_error.ok()) out.Warn(visit_error.message() + "; the objects found before are indexed");
 
     ASSIGN_OR_RETURN(bool bioimage, internal::DescribeBioimage(ctx, out));
     for (const Object& obj : objects) {
@@ -91,38 +92,24 @@ class Hdf5Scanner final : public Scanner {
         auto plan = internal::PlanDataset(ctx, h5path);
         H5Eclear2(H5E_DEFAULT);
         if (!plan.ok()) {
-          out.Warn("dataset " + h5path + " skipped: " + plan.status().message());
+          RETURN_IF_ERROR(out.RefuseArray(obj.path, plan.status().message()));
           continue;
         }
-        for (const std::string& w : plan->warnings) out.Warn("dataset " + h5path + ": " + w);
-        RETURN_IF_ERROR(internal::EmitPlan(out, obj.path, *plan));
+        RETURN_IF_ERROR(internal::EmitPlan(ctx, out, obj.path, *plan));
+        H5Eclear2(H5E_DEFAULT);
       }
     }
     return OkStatus();
   }
+
+ private:
+  // Judges non-native arrays (CheckArray) as the indexer's "hdf5" decoder will; thread-safe.
+  std::unique_ptr<ChunkDecoder> decoder_;
 };
 
 }  // namespace
 
-namespace internal {
 
-Status EmitPlan(ScanSink& sink, std::string_view path, DatasetPlan& plan) {
-  std::vector<uint32_t> ids(plan.sources.size() + 1, 0);
-  for (size_t i = 0; i < plan.sources.size(); ++i) {
-    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(plan.sources[i]));
-  }
-  ASSIGN_OR_RETURN(ArrayHandle handle, sink.AddArray(path, plan.array));
-  for (auto& [index, ref] : plan.chunks) {
-    ChunkRef r = ref;
-    r.source = ids.at(ref.source);
-    RETURN_IF_ERROR(sink.AddChunk(handle, index, r));
-  }
-  for (auto& [index, bytes] : plan.inline_chunks) RETURN_IF_ERROR(sink.AddInlineChunk(handle, index, bytes));
-  return OkStatus();
-}
-
-}  // namespace internal
-
-std::unique_ptr<Scanner> MakeHdf5Scanner() { return std::make_unique<Hdf5Scanner>(); }
+std::unique_ptr<Scanner> MakeHdf5Scanner() { return std::make_unique<Hdf5Scanner>(MakeHdf5ChunkDecoder()); }
 
 }  // namespace refzarr

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "formats/hdf5/hdf5_util.h"
+#include "formats/hdf5/lzf_filter.h"
 #include "formats/core/base64.h"
 
 namespace refzarr::internal {
@@ -371,8 +372,30 @@ Result<std::vector<Hdf5Filter>> ReadFilters(hid_t dcpl) {
   return out;
 }
 
+Result<std::vector<std::byte>> EncodeType(hid_t type) {
+  size_t encoded_size = 0;
+  H5Tencode(type, nullptr, &encoded_size);
+  std::vector<std::byte> encoded(encoded_size);
+  if (encoded_size == 0 || H5Tencode(type, encoded.data(), &encoded_size) < 0) {
+    return FromHdf5(StatusCode::kInternal, "encode datatype");
+  }
+  return encoded;
+}
+
+Status CheckFiltersAvailable(const std::vector<Hdf5Filter>& filters) {
+  RegisterLzfFilter();
+  for (const Hdf5Filter& f : filters) {
+    if (H5Zfilter_avail(f.id) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return UnsupportedError("HDF5 filter " + std::to_string(f.id) + " (\"" + f.name +
+                              "\") is not available to the HDF5 library (no plugin loaded)");
+    }
+  }
+  return OkStatus();
+}
+
 Result<ChunkEncoding> EncodingFromFilters(const std::vector<Hdf5Filter>& filters, hid_t type, const DType& dtype,
-                                          std::string* note) {
+                                          std::string* note, hid_t read_type) {
   ChunkEncoding enc;
   std::vector<json> codecs;
   std::vector<std::string> foreign;
@@ -416,17 +439,22 @@ Result<ChunkEncoding> EncodingFromFilters(const std::vector<Hdf5Filter>& filters
     if (!codecs.empty()) enc.filters = codecs;
   }
   enc.decoder = "hdf5";
-  size_t encoded_size = 0;
-  H5Tencode(type, nullptr, &encoded_size);
-  std::vector<std::byte> encoded(encoded_size);
-  if (encoded_size == 0 || H5Tencode(type, encoded.data(), &encoded_size) < 0) {
-    return FromHdf5(StatusCode::kInternal, "encode datatype");
-  }
+  ASSIGN_OR_RETURN(const std::vector<std::byte> encoded, EncodeType(type));
   enc.params = {{"filters", described}, {"type", Base64(encoded)}, {"dtype", dtype.ToV2()}};
+  std::string converted;
+  if (read_type >= 0) {
+    ASSIGN_OR_RETURN(const std::vector<std::byte> container, EncodeType(read_type));
+    enc.params["read_type"] = Base64(container);
+    enc.native = false;
+    converted = std::to_string(H5Tget_precision(type)) + "-bit integers at bit offset " +
+                std::to_string(H5Tget_offset(type)) + " are converted to " + dtype.ToV2().dump() +
+                " through the HDF5 library";
+  }
   if (note && !foreign.empty()) {
     *note = "stored with codecs that standard Zarr v2 readers lack, decoded through the HDF5 library: ";
     for (size_t i = 0; i < foreign.size(); ++i) *note += (i ? ", " : "") + foreign[i];
   }
+  if (note && !converted.empty()) *note += (note->empty() ? "" : "; ") + converted;
   return enc;
 }
 

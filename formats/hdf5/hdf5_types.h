@@ -56,13 +56,24 @@ struct Hdf5Filter {
 /// Reads the filter pipeline of a dataset creation property list.
 Result<std::vector<Hdf5Filter>> ReadFilters(hid_t dcpl);
 
+/// OK when the HDF5 library can apply every filter of `filters` (built in, a plugin it loads, or
+/// refzarr's own LZF); kUnsupported "HDF5 filter <id> ("<name>") is not available to the HDF5
+/// library (no plugin loaded)" for the first it cannot. Call with Hdf5Mutex() held.
+Status CheckFiltersAvailable(const std::vector<Hdf5Filter>& filters);
+
 /// Maps a pipeline to a ChunkEncoding. Native Zarr v2 codecs: deflate -> zlib, shuffle, blosc,
 /// zstd (filters in pipeline order, the last codec as the compressor). Anything else makes the
 /// encoding non-native (fletcher32, szip, nbit, scaleoffset, lzf, lz4, bitshuffle, unknown ids),
 /// named with the ids other tools use, and `note` says so. Always sets decoder "hdf5" with `params`
 /// {"filters": [...], "type": base64 H5Tencode of `type`, "dtype": typestr} so that chunks with a
-/// filter mask or a short extent can be decoded through the HDF5 library.
+/// filter mask or a short extent can be decoded through the HDF5 library. A valid `read_type`
+/// (the container of a reduced-precision integer) is the type elements are served in: it goes to
+/// params "read_type" and makes the encoding non-native (the stored bits are not the values).
 Result<ChunkEncoding> EncodingFromFilters(const std::vector<Hdf5Filter>& filters, hid_t type,
-                                          const DType& dtype, std::string* note);
+                                          const DType& dtype, std::string* note,
+                                          hid_t read_type = H5I_INVALID_HID);
+
+/// H5Tencode of `type` (kInternal when the library cannot encode it).
+Result<std::vector<std::byte>> EncodeType(hid_t type);
 
 }  // namespace refzarr::internal

@@ -32,8 +32,13 @@ Status FromHdf5(StatusCode code, std::string_view what) {
   if (parts.empty()) {
     message += ": HDF5 library call failed";
   } else {
+    // Outermost first; a deep stack keeps its first and its innermost (most specific) reasons.
+    if (parts.size() > 8) {
+      parts.erase(parts.begin() + 3, parts.end() - 4);
+      parts.insert(parts.begin() + 3, "...");
+    }
     message += ": ";
-    for (size_t i = 0; i < parts.size() && i < 8; ++i) {
+    for (size_t i = 0; i < parts.size(); ++i) {
       if (i) message += "; ";
       message += parts[i];
     }
@@ -57,6 +62,20 @@ Hdf5ErrorSilencer::Hdf5ErrorSilencer() {
 }
 
 Hdf5ErrorSilencer::~Hdf5ErrorSilencer() { H5Eset_auto2(H5E_DEFAULT, old_func_, old_data_); }
+
+Result<H5Id> OpenHdf5File(const std::string& path) {
+  ASSIGN_OR_RETURN(H5Id fapl, CheckId(H5Pcreate(H5P_FILE_ACCESS), "file access properties", StatusCode::kInternal));
+  RETURN_IF_ERROR(CheckErr(H5Pset_metadata_read_attempts(fapl.get(), kHdf5MetadataReadAttempts),
+                           "metadata read attempts", StatusCode::kInternal));
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  if (!file.valid()) {
+    // A file whose writer crashed keeps its "open for writing" flag; SWMR-read mode reads it.
+    H5Eclear2(H5E_DEFAULT);
+    file = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
+  }
+  if (!file.valid()) return FromHdf5(StatusCode::kCorrupt, "open with the HDF5 library");
+  return file;
+}
 
 std::recursive_mutex& Hdf5Mutex() {
   static std::recursive_mutex mutex;

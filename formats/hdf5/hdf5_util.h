@@ -66,4 +66,15 @@ class Hdf5ErrorSilencer {
 /// The lock serialising HDF5 library calls (builds without thread safety corrupt shared state).
 std::recursive_mutex& Hdf5Mutex();
 
+/// How often the library reads a piece of checksummed metadata before it gives up. In SWMR-read
+/// mode its default is 100 tries with a doubling sleep between them (a wait without end on a file
+/// whose checksum is simply wrong); a file that is not being written gains nothing from a retry.
+inline constexpr unsigned kHdf5MetadataReadAttempts = 4;
+
+/// Opens `path` read-only with a bounded number of metadata read attempts; a file whose
+/// "open for writing" flag was left set (its writer crashed) is retried in SWMR-read mode.
+/// kCorrupt "open with the HDF5 library: <the library's reasons>" when neither open works.
+/// Call with Hdf5Mutex() held.
+Result<H5Id> OpenHdf5File(const std::string& path);
+
 }  // namespace refzarr::internal

@@ -46,23 +46,24 @@ Result<std::vector<std::byte>> ApplyDecode(const nlohmann::json& codec, std::vec
 
 }  // namespace
 
-Result<std::vector<std::byte>> DecodeChunk(const RecordingSink& sink, const RecordingSink::Array& array,
-                                           const std::filesystem::path& file, uint64_t index,
-                                           std::span<const std::byte> fill, const ChunkDecoder& decoder) {
+Result<std::vector<std::byte>> DecodeChunk(const ScannedFile& scan, const ScannedFile::Array& array,
+                                           const RecordedChunks& chunks, const std::filesystem::path& file,
+                                           uint64_t index, std::span<const std::byte> fill,
+                                           const ChunkDecoder& decoder) {
   const ArrayDesc& d = array.desc;
   const uint64_t chunk_bytes = d.ChunkBytes();
   std::vector<std::byte> out(chunk_bytes);
   for (uint64_t i = 0; i + fill.size() <= chunk_bytes && !fill.empty(); i += fill.size()) {
     std::memcpy(out.data() + i, fill.data(), fill.size());
   }
-  if (auto it = array.inline_chunks.find(index); it != array.inline_chunks.end()) {
+  if (auto it = chunks.inlined.find(index); it != chunks.inlined.end()) {
     if (it->second.size() != chunk_bytes) return CorruptError("inline chunk of wrong size");
     return it->second;
   }
-  auto it = array.chunks.find(index);
-  if (it == array.chunks.end()) return out;
+  auto it = chunks.stored.find(index);
+  if (it == chunks.stored.end()) return out;
   const ChunkRef& ref = it->second;
-  std::filesystem::path path = ref.source == 0 ? file : sink.sources.at(ref.source - 1);
+  std::filesystem::path path = ref.source == 0 ? file : scan.companions.at(ref.source - 1);
   ASSIGN_OR_RETURN(auto src, OpenLocalFile(path));
   ASSIGN_OR_RETURN(auto stored, ReadRange(*src, {ref.offset, ref.length}));
   if (d.encoding.native && ref.flags == 0 && d.encoding.stored_order.empty()) {
@@ -83,9 +84,10 @@ Result<std::vector<std::byte>> DecodeChunk(const RecordingSink& sink, const Reco
   return out;
 }
 
-Result<std::vector<std::byte>> Reassemble(const RecordingSink& sink, const RecordingSink::Array& array,
+Result<std::vector<std::byte>> Reassemble(const ScannedFile& scan, const ScannedFile::Array& array,
                                           const std::filesystem::path& file, std::span<const std::byte> fill,
                                           const ChunkDecoder& decoder) {
+  const RecordedChunks chunks = ChunksOf(array);
   const ArrayDesc& d = array.desc;
   const size_t rank = d.shape.size();
   const uint64_t es = d.dtype.size;
@@ -96,7 +98,7 @@ Result<std::vector<std::byte>> Reassemble(const RecordingSink& sink, const Recor
   const std::vector<uint64_t> grid = d.GridShape();
   const uint64_t nchunks = d.ChunkCount();
   for (uint64_t index = 0; index < nchunks; ++index) {
-    ASSIGN_OR_RETURN(auto chunk, DecodeChunk(sink, array, file, index, fill, decoder));
+    ASSIGN_OR_RETURN(auto chunk, DecodeChunk(scan, array, chunks, file, index, fill, decoder));
     std::vector<uint64_t> cc = ChunkCoords(grid, index);
     // Copy the part of the chunk inside the array, one innermost row at a time.
     std::vector<uint64_t> extent(rank);
