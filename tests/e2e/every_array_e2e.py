@@ -303,7 +303,7 @@ class SourceBytes:
 def check_chunks(view, arrays, zarr_format, codecs, refs, sources, failures):
     """Fetches every listed chunk of every array: 200, the size the listing states, the index's
     chunk set; in passthrough the source's bytes at the range `refzarr refs` gives. Returns the
-    number of chunks fetched."""
+    numbers of chunks fetched and compared with the source."""
     order = []
     for array in sorted(arrays):
         info = arrays[array]
@@ -332,7 +332,7 @@ def check_chunks(view, arrays, zarr_format, codecs, refs, sources, failures):
                 failures.add(view.name, array, f"listing lacks {len(missing)} chunks the index "
                                                f"has, e.g. {chunk_key(missing[0], zarr_format)}")
         order += [(array, coords, rel) for coords, rel in sorted(by_coords.items())]
-    errors = {}
+    errors, compared = {}, 0
     keys = [f"{array}/{rel}" for array, _, rel in order]
     for (array, coords, rel), (key, status, headers, body) in zip(order, view.fetch(keys)):
         listed, index_refs = arrays[array]["chunks"][rel], arrays[array]["refs"]
@@ -343,9 +343,11 @@ def check_chunks(view, arrays, zarr_format, codecs, refs, sources, failures):
             problem = f"GET {rel}: size {len(body)} but the listing says {listed}"
         elif codecs == "passthrough" and index_refs and coords in index_refs:
             uri, offset, length = index_refs[coords]
-            if uri != "inline" and body != sources.read(uri, offset, length):
-                problem = (f"GET {rel}: {len(body)} bytes, not the source bytes at "
-                           f"{uri}:{offset}+{length}")
+            if uri != "inline":
+                compared += 1
+                if body != sources.read(uri, offset, length):
+                    problem = (f"GET {rel}: {len(body)} bytes, not the source bytes at "
+                               f"{uri}:{offset}+{length}")
         if problem:
             errors.setdefault(array, []).append(problem)
     for array, problems in errors.items():
@@ -355,7 +357,7 @@ def check_chunks(view, arrays, zarr_format, codecs, refs, sources, failures):
             shown[-1] += f" (and {len(problems) - 3} more chunks of this array alike)"
         for problem in shown:
             failures.add(view.name, array, problem)
-    return len(order)
+    return len(order), compared
 
 
 # --- oracles -----------------------------------------------------------------------------------
@@ -762,8 +764,10 @@ def main():
             if args.clients == "http":
                 if refs is None:
                     refs = read_refs(refzarr, index, arrays)
-                count = check_chunks(view, arrays, zarr_format, codecs, refs, sources, failures)
-                print(f"{view.name}: {len(arrays)} arrays listed, {count} chunks fetched "
+                count, compared = check_chunks(view, arrays, zarr_format, codecs, refs, sources,
+                                               failures)
+                same = f", {compared} compared with the source" if codecs == "passthrough" else ""
+                print(f"{view.name}: {len(arrays)} arrays listed, {count} chunks fetched{same} "
                       f"({time.time() - t0:.1f} s)", flush=True)
             else:
                 print(f"{view.name}: {len(arrays)} arrays listed", flush=True)
