@@ -8,7 +8,7 @@ APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nloh
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-filter-plugin-zfp-serial \
   python3 python3-numpy python3-zarr python3-numcodecs python3-fsspec python3-tifffile python3-h5py \
   python3-aiohttp python3-requests python3-jsonschema python3-gdal gdal-bin libtiff-tools \
-  python3-xarray
+  python3-xarray nodejs
 
 .PHONY: deps build demo test bench clean
 
@@ -18,6 +18,9 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# npm for the zarrita.js test: Debian's package, unless Node.js came with its own (NodeSource).
+	@command -v npm >/dev/null || { echo "installing: npm"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

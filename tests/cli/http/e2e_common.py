@@ -94,26 +94,37 @@ def compare_array(z, samples, key, allow_widening=False):
     if expected is None:
         return f"{key}: tifffile has no level {level}"
     got = z[...]
-    want = as_tczyx(expected, axes)
-    if want is None or want.shape != got.shape:
-        if np.squeeze(expected).shape == np.squeeze(got).shape:
-            want, got = np.squeeze(expected), np.squeeze(got)
-        else:
-            return f"{key}: shape {got.shape} but tifffile {expected.shape} ({axes})"
-    if want.dtype == np.bool_ and got.dtype == np.uint8:
-        # 1-bit samples: tifffile reads them as bool, refzarr serves them unpacked as uint8 0/1.
-        want = want.astype(np.uint8)
-    if got.dtype.newbyteorder("=") != want.dtype.newbyteorder("="):
-        # GDAL before 3.7 has no Int8 and reads int8 arrays as int16: compare the values then.
-        widened = (allow_widening and got.dtype.kind == want.dtype.kind
-                   and np.can_cast(want.dtype, got.dtype, "safe"))
-        if not widened:
-            return f"{key}: dtype {got.dtype} but tifffile {want.dtype}"
-        want = want.astype(got.dtype)
+    want, problem = as_served(expected, axes, got.shape, got.dtype, "tifffile", allow_widening)
+    if problem:
+        return f"{key}: {problem}"
     if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
         bad = int(np.count_nonzero(got != want))
         return f"{key}: {bad} of {got.size} pixels differ from tifffile"
     return None
+
+
+def as_served(expected, axes, shape, dtype, oracle="tifffile", allow_widening=False):
+    """An oracle's pixels (axes as tifffile letters, or None for HDF5: as stored) in the served
+    array's shape and dtype, where the difference is one of layout only. Returns (array, None), or
+    (None, why not). Axes of length 1 may differ (tifffile drops some a refzarr view keeps)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    want = np.asarray(expected) if axes is None else as_tczyx(expected, axes)
+    if want is None or want.shape != shape:
+        if np.squeeze(expected).shape == tuple(n for n in shape if n != 1):
+            want = np.squeeze(expected).reshape(shape)
+        else:
+            return None, f"shape {shape} but {oracle} {np.shape(expected)} ({axes})"
+    if want.dtype == np.bool_ and dtype in (np.uint8, np.int8):
+        # 1-bit TIFF samples are served unpacked as uint8 0/1; HDF5 bools are int8 enums.
+        want = want.astype(dtype)
+    if dtype.newbyteorder("=") != want.dtype.newbyteorder("="):
+        # GDAL before 3.7 has no Int8 and reads int8 arrays as int16: compare the values then.
+        widened = (allow_widening and dtype.kind == want.dtype.kind
+                   and np.can_cast(want.dtype, dtype, "safe"))
+        if not widened:
+            return None, f"dtype {dtype} but {oracle} {want.dtype}"
+        want = want.astype(dtype)
+    return want, None
 
 
 def walk_arrays(group, prefix=""):
@@ -262,3 +273,323 @@ def h5_stored_chunk_names(path, dataset):
             return []
         return sorted((str(d.id.get_chunk_info(i).chunk_offset[0] // d.chunks[0])
                        for i in range(d.id.get_num_chunks())), key=int)
+
+
+# --- Every array of a served view (every_array_e2e.py) --------------------------------------
+
+class OracleUnavailable(Exception):
+    """No independent reader can produce the pixels of an array (the reason is the message)."""
+
+
+def tiff_oracle(path, series, level):
+    """(pixels, tifffile axes, oracle name) of one series level of a TIFF: tifffile, libtiff through
+    tiffcp where tifffile lacks the codec, else GDAL's decoding of the level's IFD (a single page of
+    the main IFD chain). Raises OracleUnavailable with every reader's reason."""
+    reasons = []
+    try:
+        pixels, axes = expected_pixels(os.path.dirname(path), os.path.basename(path), series, level)
+        if pixels is None:
+            raise OracleUnavailable(f"tifffile has no level {level} of series {series}")
+        return pixels, axes, "tifffile"
+    except OracleUnavailable:
+        raise
+    except Exception as e:
+        reasons.append(f"tifffile/tiffcp: {type(e).__name__}: {str(e)[:160]}")
+    try:
+        from osgeo import gdal
+        with tifffile.TiffFile(path) as tif:
+            lv = tif.series[series].levels[level]
+            page = lv.keyframe
+            if len(lv.pages) != 1 or not isinstance(page.index, int):
+                raise OracleUnavailable("GDAL: not a single page of the main IFD chain")
+            index = page.index
+        gdal.UseExceptions()
+        data = gdal.Open(f"GTIFF_DIR:{index + 1}:{path}").ReadAsArray()
+        return data, ("YX" if data.ndim == 2 else "CYX"), "GDAL"
+    except Exception as e:
+        reasons.append(f"GDAL: {type(e).__name__}: {str(e)[:160]}")
+    raise OracleUnavailable("; ".join(reasons))
+
+
+def _h5py():
+    """h5py, with the HDF5 library told to find external raw files next to the HDF5 file
+    (as h5dump does), not in our working directory. The library reads HDF5_EXTFILE_PREFIX once,
+    when it starts, so the variable is set only around the first import: the refzarr processes
+    this test starts later must not inherit it."""
+    import importlib
+    if "h5py" not in sys.modules:
+        saved = os.environ.get("HDF5_EXTFILE_PREFIX")
+        os.environ["HDF5_EXTFILE_PREFIX"] = "${ORIGIN}"
+        try:
+            importlib.import_module("h5py")
+        finally:
+            if saved is None:
+                del os.environ["HDF5_EXTFILE_PREFIX"]
+            else:
+                os.environ["HDF5_EXTFILE_PREFIX"] = saved
+    return sys.modules["h5py"]
+
+
+def hdf5_oracle(path, name):
+    """A dataset's values read by h5py (variable-length strings as str objects, as zarr's VLenUTF8
+    gives them). Raises OracleUnavailable when h5py cannot open or read it."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as h5:
+            ds = h5[name]
+            values = ds[()]
+            strings = h5py.check_string_dtype(ds.dtype)
+    except Exception as e:
+        raise OracleUnavailable(f"h5py: {type(e).__name__}: {str(e)[:160]}")
+    if isinstance(values, h5py.Empty):
+        raise OracleUnavailable("h5py: the dataset has a null dataspace")
+    values = np.asarray(values)
+    if strings is not None and strings.length is None:
+        values = np.vectorize(lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b,
+                              otypes=[object])(values).reshape(values.shape)
+    return values
+
+
+def _ims_size(attrs, names):
+    """Imaris keeps numbers as arrays of one-character strings."""
+    try:
+        return [int(b"".join(attrs[n]).decode()) for n in names]
+    except (KeyError, ValueError):
+        return None
+
+
+def hdf5_image_oracle(path, image, level):
+    """The 5-D (t, c, z, y, x) level `level` of OME image `image` of an Imaris or BigDataViewer
+    file, assembled with h5py from the datasets each format's layout names (docs/hdf5.md): Imaris
+    `DataSet/ResolutionLevel r/TimePoint t/Channel c/Data` cropped to the image size its
+    attributes give; BigDataViewer `tNNNNN/sNN/<level>/cells` of the setups whose levels agree,
+    signed 16-bit read as unsigned as BigDataViewer does. Raises OracleUnavailable otherwise."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if "DataSet/ResolutionLevel 0/TimePoint 0/Channel 0/Data" in f and image == 0:
+                res = f[f"DataSet/ResolutionLevel {level}"]
+                times = sorted((k for k in res if k.startswith("TimePoint ")),
+                               key=lambda k: int(k.split()[1]))
+                chans = sorted((k for k in res[times[0]] if k.startswith("Channel ")),
+                               key=lambda k: int(k.split()[1]))
+                first = res[times[0]][chans[0]]
+                size = (_ims_size(f["DataSetInfo/Image"].attrs, "ZYX") if level == 0 else
+                        _ims_size(first.attrs, ("ImageSizeZ", "ImageSizeY", "ImageSizeX")))
+                if size is None:
+                    raise OracleUnavailable(f"Imaris level {level} states no image size")
+                z, y, x = size
+                return np.stack([np.stack([res[t][ch]["Data"][:z, :y, :x] for ch in chans])
+                                 for t in times])
+            setups = sorted(k for k in f if re.fullmatch(r"s\d\d", k))
+            times = sorted(k for k in f if re.fullmatch(r"t\d{5}", k))
+            if not setups or not times:
+                raise OracleUnavailable("neither an Imaris nor a BigDataViewer layout")
+            groups = {}
+            for sname in setups:
+                levels = sorted(f[f"{times[0]}/{sname}"], key=int)
+                cells = [f[f"{times[0]}/{sname}/{lv}/cells"] for lv in levels]
+                sig = tuple((d.shape, d.chunks, d.dtype.str) for d in cells)
+                groups.setdefault(sig, []).append(sname)
+            members = list(groups.values())[image]
+            data = np.stack([np.stack([f[f"{t}/{sname}/{level}/cells"][()] for sname in members])
+                             for t in times])
+            return data.view(np.uint16) if data.dtype == np.int16 else data
+    except OracleUnavailable:
+        raise
+    except Exception as e:
+        raise OracleUnavailable(f"h5py: {type(e).__name__}: {str(e)[:160]}")
+
+
+def equal_values(got, want):
+    """Whether a served array equals the oracle's (compound types field by field: refzarr spells
+    padding as explicit void fields; NaNs equal)."""
+    if want.dtype.names:
+        return (got.dtype.names is not None and got.shape == want.shape and
+                all(n in got.dtype.names and np.array_equal(got[n], want[n])
+                    for n in want.dtype.names))
+    if got.shape != want.shape:
+        return False
+    if got.dtype.kind in "fc":
+        return np.array_equal(got, want, equal_nan=True)
+    return np.array_equal(got, want)
+
+
+def values_digest(values):
+    """SHA-256 of an array's values as little-endian C-order bytes; object arrays (strings) as
+    the compact JSON list of their values in C order, as read_arrays.mjs computes it."""
+    import hashlib
+    values = np.asarray(values)
+    if values.dtype == object:
+        text = json.dumps([str(v) for v in values.ravel()], ensure_ascii=False,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+    little = values.dtype.newbyteorder("<") if values.dtype.byteorder == ">" else values.dtype
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=little).tobytes()).hexdigest()
+
+
+class HttpClient:
+    """Plain GETs against one server with one keep-alive connection per thread. `port` may be
+    changed (a restarted server): connections to the old port are dropped."""
+
+    def __init__(self, port):
+        import threading
+        self.port, self.local = port, threading.local()
+
+    def get(self, key, timeout=60):
+        """(status, headers with lower-case names, body) of GET /key (key not yet %-encoded).
+        Raises TimeoutError when the server does not answer within `timeout` seconds."""
+        import http.client
+        import urllib.parse
+        path = "/" + urllib.parse.quote(key)
+        for attempt in (0, 1):
+            conn = getattr(self.local, "conn", None)
+            if conn is None or conn.port != self.port:
+                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port)
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request("GET", path)
+                r = conn.getresponse()
+                body = r.read()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ConnectionRefusedError):
+                # An idle keep-alive connection the server closed: once more on a new one.
+                conn.close()
+                self.local.conn = None
+                if attempt:
+                    raise
+            except TimeoutError:
+                conn.close()
+                self.local.conn = None
+                raise
+
+
+class PipelinedClient:
+    """Many GETs over one connection with up to `depth` requests in flight (HTTP/1.1
+    pipelining): ten times the rate of one request per round trip, so a test can afford to fetch
+    every chunk of every array. Answers come back in request order."""
+
+    def __init__(self, port, depth=64):
+        self.port, self.depth, self.sock, self.reader = port, depth, None, None
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.reader = None
+
+    def _read_response(self):
+        """(status, headers, body, closes) of the next answer; raises ConnectionError when the
+        connection ends first."""
+        line = self.reader.readline()
+        if not line:
+            raise ConnectionError("connection closed before an answer")
+        status = int(line.split()[1])
+        headers = {}
+        while True:
+            h = self.reader.readline()
+            if not h:
+                raise ConnectionError("connection closed in the headers")
+            if h in (b"\r\n", b"\n"):
+                break
+            name, _, value = h.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = self.reader.read(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.reader.readline().split(b";")[0], 16)
+                parts.append(self.reader.read(size))
+                self.reader.readline()
+                if size == 0:
+                    break
+            body = b"".join(parts)
+        else:
+            body = self.reader.read()
+        closes = headers.get("connection", "").lower() == "close"
+        return status, headers, body, closes
+
+    def fetch(self, keys, timeout, on_hang=None):
+        """Yields (key, status, headers, body) for every key, in order. A key answered neither
+        within `timeout` seconds nor on a second connection yields status None and a body saying
+        why; `on_hang()` (which may restart the server and change `port`) runs first, then the
+        remaining keys go out on a new connection."""
+        import socket
+        import urllib.parse
+        keys, i, retried = list(keys), 0, set()
+        while i < len(keys):
+            batch = keys[i:i + self.depth]
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+                self.reader = self.sock.makefile("rb")
+            self.sock.settimeout(timeout)
+            self.sock.sendall(b"".join(
+                b"GET /" + urllib.parse.quote(k).encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                for k in batch))
+            for key in batch:
+                try:
+                    status, headers, body, closes = self._read_response()
+                except (TimeoutError, ConnectionError, OSError) as e:
+                    self.close()
+                    if isinstance(e, TimeoutError) or key in retried:
+                        why = (f"no answer within {timeout} s" if isinstance(e, TimeoutError)
+                               else f"no answer: {e}")
+                        if on_hang:
+                            why += on_hang()
+                        yield key, None, {}, why.encode()
+                        i += 1
+                    else:
+                        retried.add(key)  # a connection the server closed: once more
+                    break
+                yield key, status, headers, body
+                i += 1
+                if closes:
+                    self.close()
+                    break
+
+
+def parse_listing(html_text):
+    """(name, is_directory, size or None) of every entry of a `refzarr serve` HTML listing; the
+    size is the one the listing states ("N bytes")."""
+    import html as html_lib
+    import urllib.parse
+    out = []
+    for href, size in re.findall(r'<a href="\./([^"]+)">[^<]*</a>(?: (\d+) bytes)?', html_text):
+        name = urllib.parse.unquote(html_lib.unescape(href))
+        is_dir = name.endswith("/")
+        out.append((name.rstrip("/"), is_dir, int(size) if size else None))
+    return out
+
+
+class Failures:
+    """Failures of the every-array suite as (view, array, error), printed as one table grouped
+    by cause. The cause is the error with numbers, keys and paths taken out, unless a rule of
+    `causes` ((regex, label) pairs, first match wins) names it."""
+
+    def __init__(self, causes=()):
+        self.rows, self.causes = [], list(causes)
+
+    def add(self, view, array, error):
+        self.rows.append((view, array, " ".join(str(error).split())))
+
+    def cause(self, error):
+        for pattern, label in self.causes:
+            if re.search(pattern, error):
+                return label
+        generic = re.sub(r"'[^']*'|\"[^\"]*\"|\S*/\S*", "<…>", error)
+        return re.sub(r"\d+", "N", generic)[:140]
+
+    def print_table(self, title):
+        groups = {}
+        for view, array, error in self.rows:
+            groups.setdefault(self.cause(error), []).append((view, array, error))
+        print(f"\n=== {title}: {len(self.rows)} failures, {len(groups)} causes ===")
+        for cause, rows in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            arrays = {a for _, a, _ in rows}
+            print(f"\n--- {cause}  [{len(rows)} failures, {len(arrays)} arrays]")
+            width = max(len(v) for v, _, _ in rows)
+            for view, array, error in sorted(rows):
+                print(f"  {view:<{width}}  {array}\n  {'':<{width}}    -> {error[:400]}")
