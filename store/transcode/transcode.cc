@@ -441,11 +441,14 @@ bool NeedsTranscode(const ArrayDesc& array, CodecPolicy policy, bool any_chunk_h
   if (array.dtype.kind == 'O') return false;  // vlen-utf8 strings: no other encoding holds them
   const ChunkEncoding& e = array.encoding;
   if (!e.native || !e.stored_order.empty() || any_chunk_has_flags) return true;
-  if (zarr_format != 3) return false;
-  // Zarr v3 clients know the core codecs by their v3 names; numcodecs' others they refuse.
+  // What every client reads: in Zarr v3 the core codecs by their v3 names (numcodecs' others are
+  // refused); in Zarr v2 the compressors every v2 client has (zarrita.js 0.5 lacks numcodecs'
+  // shuffle filter and lzma). zlib in v3 is re-framed as gzip (CompatCodecOf).
   for (const json& stage : Stages(e)) {
     std::string id = CodecId(stage);
-    if (id != "gzip" && id != "zstd" && id != "blosc") return true;
+    const bool everywhere = id == "gzip" || id == "zstd" || id == "blosc" ||
+                            (zarr_format != 3 && id == "zlib");
+    if (!everywhere) return true;
   }
   return false;
 }
