@@ -200,14 +200,7 @@ def check_huge_sparse_listings(refzarr, work, shared):
     stored) list through the mount in little time and memory, only their stored chunks (h5py is
     the oracle)."""
     failures = []
-    realdata = os.path.join(shared, "realdata", "hdf5", "vchoi-hdfgroup+hdf5")
-    cases = [(os.path.join(realdata, "test", "testfiles", "tlayouto.h5"), "Dataset"),
-             (os.path.join(realdata, "tools", "test", "h5dump", "testfiles", "tbigdims.h5"),
-              "dset4gb")]
-    for path, dataset in cases:
-        if not os.path.exists(path):
-            print(f"huge listings: skip, no {path}")
-            return failures
+    for path, dataset in c.huge_sparse_cases(shared):
         name = os.path.basename(path)
         index = os.path.join(work, name + ".refs.db")
         subprocess.run([refzarr, "index", "-o", index, path], check=True,

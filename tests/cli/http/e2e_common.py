@@ -593,3 +593,17 @@ class Failures:
             width = max(len(v) for v, _, _ in rows)
             for view, array, error in sorted(rows):
                 print(f"  {view:<{width}}  {array}\n  {'':<{width}}    -> {error[:400]}")
+
+
+def huge_sparse_cases(shared):
+    """(path, dataset) of the realdata HDF5 files with huge, almost empty chunk grids: tlayouto.h5
+    (2^33 x 257 chunk positions, none stored) and tbigdims.h5 (4 194 305 positions, 2 stored).
+    A missing file is a failure (CI always has realdata), never a skip."""
+    realdata = os.path.join(shared, "realdata", "hdf5", "vchoi-hdfgroup+hdf5")
+    cases = [(os.path.join(realdata, "test", "testfiles", "tlayouto.h5"), "Dataset"),
+             (os.path.join(realdata, "tools", "test", "h5dump", "testfiles", "tbigdims.h5"),
+              "dset4gb")]
+    for path, _ in cases:
+        if not os.path.exists(path):
+            sys.exit(f"huge listings: missing realdata file {path}")
+    return cases

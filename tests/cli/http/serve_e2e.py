@@ -281,14 +281,7 @@ def check_huge_sparse_listings(refzarr, work, shared, failures):
     """tlayouto.h5 (2^33 x 257 chunk positions, none stored) and tbigdims.h5 (4 194 305
     positions, 2 stored): their listings name the stored chunks only (h5py is the oracle), start
     at once and stay small in the server's memory."""
-    realdata = os.path.join(shared, "realdata", "hdf5", "vchoi-hdfgroup+hdf5")
-    cases = [(os.path.join(realdata, "test", "testfiles", "tlayouto.h5"), "Dataset"),
-             (os.path.join(realdata, "tools", "test", "h5dump", "testfiles", "tbigdims.h5"),
-              "dset4gb")]
-    for path, dataset in cases:
-        if not os.path.exists(path):
-            print(f"huge listings: skip, no {path}")
-            return
+    for path, dataset in c.huge_sparse_cases(shared):
         name = os.path.basename(path)
         index = os.path.join(work, name + ".refs.db")
         subprocess.run([refzarr, "index", "-o", index, path], check=True,

@@ -11,6 +11,7 @@
 #include "formats/core/base64.h"
 #include "formats/core/recording_sink.h"
 #include "tests/formats/tiff/decoder/tiff_test_util.h"
+#include "tests/formats/tiff/scan_tiff_file.h"
 
 namespace refzarr {
 namespace {
@@ -157,16 +158,6 @@ TEST_F(TiffScannerTest, DamagedFilesFailWithTheReason) {
   }
 }
 
-// Scans one file outside the samples folder.
-ScannedFile ScanFile(const fs::path& path) {
-  auto source = OpenLocalFile(path);
-  EXPECT_TRUE(source.ok()) << source.status().ToString();
-  RecordingSink sink;
-  Status s = MakeTiffScanner()->Scan(**source, {path}, sink);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_TRUE(sink.Finish().ok());
-  return std::move(sink).result();
-}
 
 fs::path TempFile(const std::string& name) {
   return fs::temp_directory_path() / ("refzarr_tiff_scan_" + std::to_string(getpid()) + "_" + name);
@@ -207,7 +198,7 @@ TEST(TiffScannerDamage, ShortUncompressedStripRefusesItsArray) {
   // RowsPerStrip larger than the image: the one strip must hold 103 rows of 1009 bytes.
   fs::path path = TempFile("short_strip.tif");
   WriteRawStrips(path, 1009, 103, 0xFFFFFFFFu, {8062});
-  ScannedFile scan = ScanFile(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   EXPECT_EQ(scan.FindArray("0/0"), nullptr) << "a short strip must not be served";
   ASSERT_EQ(scan.refused.size(), 1u);
   EXPECT_EQ(scan.refused[0].path, "0/0");
@@ -224,7 +215,7 @@ TEST(TiffScannerDamage, ShortUncompressedStripRefusesItsArray) {
 TEST(TiffScannerDamage, OnlyTheLastStripMayCoverFewerRows) {
   fs::path path = TempFile("last_strip.tif");
   WriteRawStrips(path, 10, 25, 10, {100, 100, 50});
-  ScannedFile scan = ScanFile(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   const auto* a = scan.FindArray("0/0");
   ASSERT_NE(a, nullptr);
   EXPECT_TRUE(scan.refused.empty());
@@ -234,12 +225,12 @@ TEST(TiffScannerDamage, OnlyTheLastStripMayCoverFewerRows) {
     EXPECT_EQ(ref.length, index == 2 ? 50u : 100u) << index;
   }
   WriteRawStrips(path, 10, 25, 10, {100, 60, 50});
-  scan = ScanFile(path);
+  scan = testing::ScanTiffFile(path);
   EXPECT_EQ(scan.FindArray("0/0"), nullptr);
   ASSERT_EQ(scan.refused.size(), 1u);
   EXPECT_EQ(scan.refused[0].reason, "IFD 0: strip 1 holds 60 bytes, its 10 rows need 100");
   WriteRawStrips(path, 10, 25, 10, {100, 100, 49});
-  scan = ScanFile(path);
+  scan = testing::ScanTiffFile(path);
   ASSERT_EQ(scan.refused.size(), 1u);
   EXPECT_EQ(scan.refused[0].reason, "IFD 0: strip 2 holds 49 bytes, its 5 rows need 50");
   fs::remove(path);
@@ -264,7 +255,7 @@ TEST(TiffScannerDamage, UnsupportedSamplesRefuseTheirArrayOnly) {
       ASSERT_TRUE(TIFFWriteDirectory(t.get()));
     }
   }
-  ScannedFile scan = ScanFile(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   ASSERT_EQ(scan.refused.size(), 1u);
   EXPECT_EQ(scan.refused[0].path, "0/0");
   EXPECT_NE(scan.refused[0].reason.find("SampleFormat 5"), std::string::npos) << scan.refused[0].reason;
@@ -278,7 +269,7 @@ TEST(TiffScannerDamage, UnsupportedSamplesRefuseTheirArrayOnly) {
 TEST(TiffScannerDamage, ChunkPastTheEndRefusesOnlyItsLevel) {
   const fs::path path = REFZARR_SHARED_DIR "/realdata/tiff/rasterio+rasterio/tests/data/corrupt.tif";
   if (!fs::exists(path)) GTEST_SKIP() << "no realdata";
-  ScannedFile scan = ScanFile(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   ASSERT_EQ(scan.refused.size(), 1u);
   EXPECT_EQ(scan.refused[0].path, "0/0");
   EXPECT_EQ(scan.refused[0].reason,
@@ -305,7 +296,7 @@ TEST(TiffScannerOldJpeg, RecordsTheJpegHeaderAndTables) {
   spec.rows_per_strip = 24;
   spec.tables = testing::OjpegTables::kHeaderInInterchange;
   ASSERT_TRUE(testing::WriteOjpegTiff(path.string(), spec));
-  ScannedFile scan = ScanFile(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   const auto* a = scan.FindArray("0/0");
   ASSERT_NE(a, nullptr);
   const nlohmann::json& p = a->desc.encoding.params;
@@ -329,7 +320,7 @@ TEST(TiffScannerOldJpeg, RecordsTheJpegHeaderAndTables) {
   // Tables in tags: one per component, the chroma components sharing theirs (null).
   spec.tables = testing::OjpegTables::kTags;
   ASSERT_TRUE(testing::WriteOjpegTiff(path.string(), spec));
-  scan = ScanFile(path);
+  scan = testing::ScanTiffFile(path);
   a = scan.FindArray("0/0");
   ASSERT_NE(a, nullptr);
   const nlohmann::json& q = a->desc.encoding.params;

@@ -12,6 +12,7 @@
 #include "formats/core/recording_sink.h"
 #include "formats/tiff/tiff_scanner.h"
 #include "tests/formats/tiff/decoder/tiff_test_util.h"
+#include "tests/formats/tiff/scan_tiff_file.h"
 
 namespace refzarr {
 namespace {
@@ -449,16 +450,6 @@ TEST(TiffDecoder, RefusesOldStyleJpegWithoutItsHeader) {
   EXPECT_FALSE(decoder->Decode(a, coords, {}, stored, out).ok());
 }
 
-// The scan of `path` (one file), finished.
-ScannedFile ScanTiff(const std::string& path) {
-  auto source = OpenLocalFile(path);
-  EXPECT_TRUE(source.ok()) << source.status().ToString();
-  RecordingSink sink;
-  Status s = MakeTiffScanner()->Scan(**source, {path}, sink);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_TRUE(sink.Finish().ok());
-  return std::move(sink).result();
-}
 
 std::vector<std::byte> ReadRange(const std::string& path, uint64_t offset, uint64_t length) {
   std::ifstream in(path, std::ios::binary);
@@ -473,7 +464,7 @@ std::vector<std::byte> ReadRange(const std::string& path, uint64_t offset, uint6
 // serves; by default the file itself). Returns the number of chunks equal; failures are reported.
 int CompareOldJpegWithRgba(const std::string& path, std::string oracle = {}) {
   if (oracle.empty()) oracle = path;
-  ScannedFile scan = ScanTiff(path);
+  ScannedFile scan = testing::ScanTiffFile(path);
   for (const auto& r : scan.refused) ADD_FAILURE() << "refused " << r.path << ": " << r.reason;
   const ScannedFile::Array* a = scan.FindArray("0/0");
   if (a == nullptr) {
