@@ -50,6 +50,15 @@ class BoundedQueue {
     items_.push_back(std::move(item));
     not_empty_.notify_one();
   }
+  /// The next item if one is queued now, without waiting.
+  std::optional<T> TryPop() {
+    std::lock_guard lock(mu_);
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
   std::optional<T> Pop() {
     std::unique_lock lock(mu_);
     not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
@@ -169,7 +178,7 @@ std::string DescribeHead(std::span<const std::byte> head) {
   return out;
 }
 
-// What ScanOne needs besides the job.
+// What preparing, scanning and completing a file need besides the job.
 struct ScanTools {
   RefStore& store;
   const std::vector<std::unique_ptr<Scanner>>& scanners;
@@ -178,25 +187,28 @@ struct ScanTools {
   uint64_t refs_in_memory = 0;
 };
 
-Scanned ScanOne(Job queued, const ScanTools& tools) {
-  RefStore& store = tools.store;
-  const auto& scanners = tools.scanners;
+void Fail(Scanned& r, const Status& st) {
+  r.outcome = "failed";
+  r.error = st.message();
+  r.scan.reset();
+}
+
+// Everything before the scan: the fingerprint, the sniff, whether the file changed. Leaves
+// r.outcome empty when the file is to be scanned with r.scanner.
+Scanned Prepare(Job queued, const ScanTools& tools) {
   Scanned r;
   r.job = std::move(queued);
   const Job& job = r.job;
-  auto fail = [&](const Status& st) {
-    r.outcome = "failed";
-    r.error = st.message();
-    r.scan.reset();
-    return std::move(r);
-  };
   // One open and one read give the fingerprint and the bytes to sniff.
   std::vector<std::byte> head;
   auto probed = ProbeSource(job.path, &head, kSniffBytes);
-  if (!probed.ok()) return fail(probed.status());
+  if (!probed.ok()) {
+    Fail(r, probed.status());
+    return r;
+  }
   r.source = *probed;
   const Scanner* scanner = nullptr;
-  for (const auto& s : scanners) {
+  for (const auto& s : tools.scanners) {
     if (s->Sniff(head)) {
       scanner = s.get();
       break;
@@ -206,34 +218,78 @@ Scanned ScanOne(Job queued, const ScanTools& tools) {
     // A file the user named, or one that looks like an image by its name, is an error: saying
     // nothing would look like success.
     if (job.named || ImageExtension(job.path)) {
-      return fail(UnsupportedError("not a TIFF or HDF5 file (" + DescribeHead(head) + ")"));
+      Fail(r, UnsupportedError("not a TIFF or HDF5 file (" + DescribeHead(head) + ")"));
+    } else {
+      r.outcome = "skipped";
     }
-    r.outcome = "skipped";
     return r;
   }
   r.scanner = std::string(scanner->Name());
   if (!tools.force) {
-    auto old = store.FindSource(r.source.path);
+    auto old = tools.store.FindSource(r.source.path);
     if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group &&
         DescribeChange(**old, r.source).empty()) {
       r.outcome = "unchanged";
-      return r;
     }
   }
-  // The scan opens the file itself, perhaps in another process.
-  RecordingSink sink(tools.refs_in_memory);
-  Status st = tools.runner.Scan(scanner->Name(), job.path, sink);
-  if (st.ok()) st = sink.Finish();
-  if (!st.ok()) return fail(st);
+  return r;
+}
+
+// Everything after the scan into `sink` that ended with `scanned`.
+void Complete(Scanned& r, RecordingSink& sink, Status scanned) {
+  if (scanned.ok()) scanned = sink.Finish();
+  if (!scanned.ok()) return Fail(r, scanned);
   r.scan = std::move(sink).result();
   for (const fs::path& c : r.scan->companions) {
     auto info = ProbeSource(c);
-    if (!info.ok()) return fail(info.status().WithContext("companion file"));
+    if (!info.ok()) return Fail(r, info.status().WithContext("companion file"));
     info->status = "companion";
     r.companions.push_back(*info);
   }
   r.outcome = "indexed";
-  return r;
+}
+
+// Files scanned together in one ScanRunner::ScanAll call at most, and the largest that joins a
+// batch: small files share the runner's round trips (a worker process scans one while the next
+// is on its way); a large file's scan, with its references held in memory, runs alone.
+constexpr size_t kScanBatch = 16;
+constexpr uint64_t kBatchedFileBytes = 16ull << 20;
+
+// Scans `jobs` (prepared, in order) and returns their outcomes in the same order.
+std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
+  std::vector<Scanned> out;
+  out.reserve(jobs.size());
+  for (Job& job : jobs) out.push_back(Prepare(std::move(job), tools));
+  size_t i = 0;
+  while (i < out.size()) {
+    // The files to scan from i on, up to the first large one (which goes alone).
+    std::vector<size_t> members;
+    size_t end = i;
+    for (; end < out.size(); ++end) {
+      if (!out[end].outcome.empty()) continue;
+      const bool large = out[end].source.size > kBatchedFileBytes;
+      if (large && !members.empty()) break;
+      members.push_back(end);
+      if (large) {
+        ++end;
+        break;
+      }
+    }
+    if (!members.empty()) {
+      std::vector<std::unique_ptr<RecordingSink>> sinks;
+      std::vector<ScanRequest> requests;
+      for (size_t m : members) {
+        sinks.push_back(std::make_unique<RecordingSink>(tools.refs_in_memory));
+        requests.push_back({out[m].scanner, out[m].job.path, sinks.back().get()});
+      }
+      std::vector<Status> statuses = tools.runner.ScanAll(requests);
+      for (size_t k = 0; k < members.size(); ++k) {
+        Complete(out[members[k]], *sinks[k], statuses[k]);
+      }
+    }
+    i = end;
+  }
+  return out;
 }
 
 // Files indexed earlier under an input folder that are no longer on disk are removed, so the
@@ -300,9 +356,9 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
   // walker -> jobs -> scanning workers -> results -> this thread, which commits. Both queues are
-  // bounded, so the walk runs at most a few files ahead of the scans, and the scans at most 2x
-  // threads files ahead of the commits: memory does not grow with the archive.
-  BoundedQueue<Job> jobs(4 * threads);
+  // bounded, so the walk runs at most a batch per thread ahead of the scans, and the scans a
+  // batch ahead of the commits: memory does not grow with the archive.
+  BoundedQueue<Job> jobs(kScanBatch * threads);
   BoundedQueue<Scanned> results(2 * threads);
   Status walk_status;
   std::thread walker([&] {
@@ -315,7 +371,14 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
       while (std::optional<Job> job = jobs.Pop()) {
-        results.Push(ScanOne(std::move(*job), tools));
+        std::vector<Job> batch;
+        batch.push_back(std::move(*job));
+        while (batch.size() < kScanBatch) {
+          std::optional<Job> more = jobs.TryPop();
+          if (!more) break;
+          batch.push_back(std::move(*more));
+        }
+        for (Scanned& s : ScanBatch(std::move(batch), tools)) results.Push(std::move(s));
       }
       if (--running == 0) results.Close();
     });

@@ -14,10 +14,25 @@
 
 namespace refzarr {
 
+/// One file to scan: the scanner's name (Scanner::Name()), the local path, where results go.
+struct ScanRequest {
+  std::string_view scanner;
+  std::filesystem::path path;
+  ScanSink* sink = nullptr;
+};
+
 /// Scans files into sinks. Implementations are safe to call from several threads at once.
 class ScanRunner {
  public:
   virtual ~ScanRunner() = default;
+  /// Scans every request in order, as Scan does one, and returns their statuses in the same
+  /// order. An isolated runner sends them to one worker at once, so small files do not each pay
+  /// a round trip; one whose scan kills the worker fails alone and the rest go to a fresh one.
+  virtual std::vector<Status> ScanAll(std::span<const ScanRequest> requests) {
+    std::vector<Status> out;
+    for (const ScanRequest& r : requests) out.push_back(Scan(r.scanner, r.path, *r.sink));
+    return out;
+  }
   /// Scans the local file at `path` with the scanner named `scanner` (Scanner::Name()) into
   /// `sink`. Arrays that cannot be served are refused on the sink (ScanFileInto). The status is
   /// the scan's own (its message names the place in the file, not the file), or, for an isolated

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -79,6 +80,37 @@ class Fields {
     pos_ = data_.size();
     return s;
   }
+  double F64() { return std::bit_cast<double>(U64()); }
+  std::optional<double> OptF64() {
+    if (U8() == 0) return std::nullopt;
+    return F64();
+  }
+  nlohmann::json Json();
+  std::vector<uint64_t> U64s() {
+    std::vector<uint64_t> v(Count(8));
+    for (uint64_t& x : v) x = U64();
+    return v;
+  }
+  std::vector<double> F64s() {
+    std::vector<double> v(Count(8));
+    for (double& x : v) x = F64();
+    return v;
+  }
+  std::vector<std::string> Strs() {
+    std::vector<std::string> v(Count(4));
+    for (std::string& x : v) x = Str();
+    return v;
+  }
+  /// A count of items of at least `min_bytes` each, bounded by what is left (so a corrupt count
+  /// marks the record malformed instead of allocating).
+  size_t Count(size_t min_bytes) {
+    uint32_t n = U32();
+    if (n > (data_.size() - pos_) / min_bytes) {
+      bad_ = true;
+      return 0;
+    }
+    return n;
+  }
   bool ok() const { return !bad_; }
 
  private:
@@ -96,6 +128,148 @@ class Fields {
   size_t pos_ = 0;
   bool bad_ = false;
 };
+
+// A JSON value: the common null and {} as one byte, anything else as CBOR.
+void PutJson(std::string& out, const nlohmann::json& j) {
+  if (j.is_null()) {
+    out.push_back(0);
+  } else if (j.is_object() && j.empty()) {
+    out.push_back(1);
+  } else {
+    out.push_back(2);
+    std::string cbor;
+    nlohmann::json::to_cbor(j, cbor);
+    PutStr(out, cbor);
+  }
+}
+
+nlohmann::json Fields::Json() {
+  switch (U8()) {
+    case 0:
+      return nullptr;
+    case 1:
+      return nlohmann::json::object();
+    case 2: {
+      nlohmann::json j = nlohmann::json::from_cbor(Str(), /*strict=*/true,
+                                                   /*allow_exceptions=*/false);
+      if (!j.is_discarded()) return j;
+      [[fallthrough]];
+    }
+    default:
+      bad_ = true;
+      return nullptr;
+  }
+}
+
+void PutF64(std::string& out, double v) { PutU64(out, std::bit_cast<uint64_t>(v)); }
+void PutOptF64(std::string& out, std::optional<double> v) {
+  out.push_back(v ? 1 : 0);
+  if (v) PutF64(out, *v);
+}
+void PutU64s(std::string& out, std::span<const uint64_t> v) {
+  PutU32(out, static_cast<uint32_t>(v.size()));
+  for (uint64_t x : v) PutU64(out, x);
+}
+void PutF64s(std::string& out, std::span<const double> v) {
+  PutU32(out, static_cast<uint32_t>(v.size()));
+  for (double x : v) PutF64(out, x);
+}
+void PutStrs(std::string& out, std::span<const std::string> v) {
+  PutU32(out, static_cast<uint32_t>(v.size()));
+  for (const std::string& x : v) PutStr(out, x);
+}
+
+// ArrayDesc and ImageDesc field by field: a scan of many small files sends one of each per file,
+// and their JSON documents cost more to build and parse than the scan itself. Every field is
+// here; ScanWorker.IsolatedScansIndexExactlyLikeInProcessOnes and
+// ScanWorker.DescriptionsCrossTheProcessBoundaryWhole hold them to ToJson's view of them.
+void PutArray(std::string& out, const ArrayDesc& a) {
+  PutU64s(out, a.shape);
+  PutU64s(out, a.chunks);
+  out.push_back(a.dtype.kind);
+  PutU32(out, a.dtype.size);
+  out.push_back(a.dtype.byte_order);
+  PutJson(out, a.dtype.fields);
+  PutJson(out, a.fill_value);
+  PutJson(out, a.encoding.filters);
+  PutJson(out, a.encoding.compressor);
+  out.push_back(a.encoding.native ? 1 : 0);
+  PutStr(out, a.encoding.decoder);
+  PutJson(out, a.encoding.params);
+  PutU32(out, static_cast<uint32_t>(a.encoding.stored_order.size()));
+  for (int axis : a.encoding.stored_order) PutU32(out, static_cast<uint32_t>(axis));
+  PutStrs(out, a.dimension_names);
+  PutJson(out, a.attributes);
+}
+
+std::optional<ArrayDesc> ReadArray(Fields& f) {
+  ArrayDesc a;
+  a.shape = f.U64s();
+  a.chunks = f.U64s();
+  a.dtype.kind = static_cast<char>(f.U8());
+  a.dtype.size = f.U32();
+  a.dtype.byte_order = static_cast<char>(f.U8());
+  a.dtype.fields = f.Json();
+  a.fill_value = f.Json();
+  a.encoding.filters = f.Json();
+  a.encoding.compressor = f.Json();
+  a.encoding.native = f.U8() != 0;
+  a.encoding.decoder = f.Str();
+  a.encoding.params = f.Json();
+  a.encoding.stored_order.resize(f.Count(4));
+  for (int& axis : a.encoding.stored_order) axis = static_cast<int>(f.U32());
+  a.dimension_names = f.Strs();
+  a.attributes = f.Json();
+  if (!f.ok() || !f.Rest().empty()) return std::nullopt;
+  return a;
+}
+
+void PutImage(std::string& out, const ImageDesc& image) {
+  PutStr(out, image.name);
+  PutU32(out, static_cast<uint32_t>(image.axes.size()));
+  for (const Axis& axis : image.axes) {
+    PutStr(out, axis.name);
+    PutStr(out, axis.type);
+    PutStr(out, axis.unit);
+  }
+  PutStrs(out, image.levels);
+  PutU32(out, static_cast<uint32_t>(image.scales.size()));
+  for (const auto& v : image.scales) PutF64s(out, v);
+  PutU32(out, static_cast<uint32_t>(image.translations.size()));
+  for (const auto& v : image.translations) PutF64s(out, v);
+  PutU32(out, static_cast<uint32_t>(image.channels.size()));
+  for (const ChannelDesc& c : image.channels) {
+    PutStr(out, c.label);
+    out.push_back(c.color ? 1 : 0);
+    if (c.color) PutU32(out, *c.color);
+    PutOptF64(out, c.window ? std::optional(c.window->first) : std::nullopt);
+    if (c.window) PutF64(out, c.window->second);
+  }
+}
+
+std::optional<ImageDesc> ReadImage(Fields& f) {
+  ImageDesc image;
+  image.name = f.Str();
+  image.axes.resize(f.Count(12));
+  for (Axis& axis : image.axes) {
+    axis.name = f.Str();
+    axis.type = f.Str();
+    axis.unit = f.Str();
+  }
+  image.levels = f.Strs();
+  image.scales.resize(f.Count(4));
+  for (auto& v : image.scales) v = f.F64s();
+  image.translations.resize(f.Count(4));
+  for (auto& v : image.translations) v = f.F64s();
+  image.channels.resize(f.Count(7));
+  for (ChannelDesc& c : image.channels) {
+    c.label = f.Str();
+    if (f.U8() != 0) c.color = f.U32();
+    if (std::optional<double> lo = f.OptF64()) c.window = std::pair(*lo, f.F64());
+  }
+  if (!f.ok() || !f.Rest().empty()) return std::nullopt;
+  return image;
+}
 
 // Whole writes to a socket; MSG_NOSIGNAL so a dead peer is an error, not a SIGPIPE.
 bool SendAll(int fd, std::string_view data) {
@@ -160,12 +334,6 @@ class Reader {
 
 // ---- the worker's side ----
 
-// A document as CBOR (cheaper to write and read than text, and any byte string survives).
-std::string Dump(const json& j) {
-  std::string out;
-  json::to_cbor(j, out);
-  return out;
-}
 
 // A job: the scanner's name, the file's path, the CPU seconds the scan may use (0: no limit).
 struct Job {
@@ -212,21 +380,21 @@ class RecordWriter final : public ScanSink {
   Status AddGroup(std::string_view path, const json& attributes) override {
     std::string p;
     PutStr(p, path);
-    PutStr(p, Dump(attributes));
+    PutJson(p, attributes);
     Emit(kGroup, p);
     return Check();
   }
   Status AddImage(std::string_view path, const ImageDesc& image) override {
     std::string p;
     PutStr(p, path);
-    PutStr(p, Dump(image.ToJson()));
+    PutImage(p, image);
     Emit(kImage, p);
     return Check();
   }
   Result<ArrayHandle> AddArray(std::string_view path, const ArrayDesc& array) override {
     std::string p;
     PutStr(p, path);
-    PutStr(p, Dump(array.ToJson()));
+    PutArray(p, array);
     Emit(kArray, p);
     RETURN_IF_ERROR(Check());
     return next_handle_++;
@@ -343,28 +511,21 @@ class Replayer {
         return true;
       }
       case kGroup: {
-        std::string_view path = f.Str(), attrs = f.Str();
+        std::string_view path = f.Str();
+        json attributes = f.Json();
         if (!f.ok()) return false;
-        auto j = ParseJson(attrs);
-        if (!j) return false;
-        return Keep(sink_.AddGroup(path, *j));
+        return Keep(sink_.AddGroup(path, attributes));
       }
       case kImage: {
-        std::string_view path = f.Str(), doc = f.Str();
-        if (!f.ok()) return false;
-        auto j = ParseJson(doc);
-        if (!j) return false;
-        auto image = ImageDesc::FromJson(*j);
-        if (!image.ok()) return false;
+        std::string_view path = f.Str();
+        std::optional<ImageDesc> image = ReadImage(f);
+        if (!image) return false;
         return Keep(sink_.AddImage(path, *image));
       }
       case kArray: {
-        std::string_view path = f.Str(), doc = f.Str();
-        if (!f.ok()) return false;
-        auto j = ParseJson(doc);
-        if (!j) return false;
-        auto array = ArrayDesc::FromJson(*j);
-        if (!array.ok()) return false;
+        std::string_view path = f.Str();
+        std::optional<ArrayDesc> array = ReadArray(f);
+        if (!array) return false;
         auto h = sink_.AddArray(path, *array);
         if (!h.ok()) return Fail(h.status());
         handles_.push_back(*h);
@@ -414,11 +575,6 @@ class Replayer {
   const Status& error() const { return error_; }
 
  private:
-  static std::optional<json> ParseJson(std::string_view cbor) {
-    json j = json::from_cbor(cbor, /*strict=*/true, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return std::nullopt;
-    return j;
-  }
   bool Keep(const Status& s) {
     if (!s.ok()) error_ = s;
     return true;
@@ -490,58 +646,110 @@ class IsolatedScanRunner final : public ScanRunner {
   }
 
   Status Start() {
-    ASSIGN_OR_RETURN(auto w, Spawn());
-    Release(std::move(w));
+    {
+      std::lock_guard lock(mu_);
+      ++live_;
+    }
+    auto w = Spawn();
+    if (!w.ok()) {
+      Discard();
+      return w.status();
+    }
+    Release(std::move(*w));
     return OkStatus();
   }
 
   Status Scan(std::string_view scanner, const std::filesystem::path& path,
               ScanSink& sink) override {
-    ASSIGN_OR_RETURN(std::unique_ptr<Worker> w, Acquire());
-    const std::string msg =
-        EncodeJob({std::string(scanner), path.string(), options_.timeout_seconds});
+    const ScanRequest one{scanner, path, &sink};
+    return ScanAll(std::span(&one, 1)).front();
+  }
+
+  std::vector<Status> ScanAll(std::span<const ScanRequest> requests) override {
+    std::vector<Status> out(requests.size());
+    size_t next = 0;
+    while (next < requests.size()) {
+      auto acquired = Acquire();
+      if (!acquired.ok()) {
+        for (; next < requests.size(); ++next) out[next] = acquired.status();
+        break;
+      }
+      std::unique_ptr<Worker> w = std::move(*acquired);
+      // Every job at once: the worker reads the next while the last one's records replay here.
+      std::string jobs;
+      for (size_t i = next; i < requests.size(); ++i) {
+        jobs += EncodeJob({std::string(requests[i].scanner), requests[i].path.string(),
+                           options_.timeout_seconds});
+      }
+      if (!SendAll(w->fd, jobs)) {
+        out[next++] = CorruptError(Lost(std::move(w)));
+        continue;
+      }
+      // Until the worker ends: the jobs it has not scanned go to a fresh one.
+      while (w && next < requests.size()) {
+        Outcome o = ReadOne(*w, *requests[next].sink);
+        out[next++] = std::move(o.status);
+        if (o.worker_ends) w.reset();
+      }
+      if (w) Release(std::move(w));
+    }
+    return out;
+  }
+
+ private:
+  struct Outcome {
+    Status status;
+    bool worker_ends = false;  // The worker is gone (reaped or killed and discarded).
+  };
+
+  // Replays one scan's records into `sink`, until its status, the worker's death or the time
+  // limit (counted from now: the previous scan's end).
+  Outcome ReadOne(Worker& w, ScanSink& sink) {
     std::optional<Clock::time_point> deadline;
     if (options_.timeout_seconds > 0) {
       deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(options_.timeout_seconds));
     }
-    if (!SendAll(w->fd, msg)) return Lost(std::move(w));
     Replayer replay(sink);
     std::string head, payload;
     while (true) {
-      Reader::Got g = w->reader.Exact(5, head, deadline);
+      Reader::Got g = w.reader.Exact(5, head, deadline);
       if (g == Reader::Got::kOk) {
         Fields f(head);
         const uint8_t type = f.U8();
         const uint32_t len = f.U32();
-        if (len > kMaxRecord) return Broken(std::move(w), "oversized record");
-        g = w->reader.Exact(len, payload, deadline);
+        if (len > kMaxRecord) return Broken(w, "oversized record");
+        g = w.reader.Exact(len, payload, deadline);
         if (g == Reader::Got::kOk) {
           if (type == kDone) {
-            if (payload.size() < 2) return Broken(std::move(w), "short status");
+            if (payload.size() < 2) return Broken(w, "short status");
+            Outcome o;
             if (payload[1] != 0) {
-              w->Reap();  // It ends after this scan: a fresh one takes its place.
-              w.reset();
+              w.Reap();  // It ends after this scan: a fresh one takes its place.
               Discard();
-            } else {
-              Release(std::move(w));
+              o.worker_ends = true;
             }
-            if (!replay.error().ok()) return replay.error();
-            return Status(static_cast<StatusCode>(static_cast<uint8_t>(payload[0])),
-                          payload.substr(2));
+            o.status = !replay.error().ok()
+                           ? replay.error()
+                           : Status(static_cast<StatusCode>(static_cast<uint8_t>(payload[0])),
+                                    payload.substr(2));
+            return o;
           }
-          if (!replay.Apply(type, payload)) return Broken(std::move(w), "malformed record");
+          if (!replay.Apply(type, payload)) return Broken(w, "malformed record");
           continue;
         }
       }
       if (g == Reader::Got::kTimeout) {
-        w->Kill();
+        w.Kill();
         Discard();
         char secs[32];
         std::snprintf(secs, sizeof secs, "%g", options_.timeout_seconds);
-        return CorruptError(std::string("scan timed out after ") + secs + " s (--scan-timeout)");
+        return {CorruptError(std::string("scan timed out after ") + secs + " s (--scan-timeout)"),
+                true};
       }
-      return Lost(std::move(w));
+      std::string why = w.Reap();
+      Discard();
+      return {CorruptError(why), true};
     }
   }
 
@@ -627,19 +835,18 @@ class IsolatedScanRunner final : public ScanRunner {
     idle_cv_.notify_one();
   }
 
-  // The worker closed the connection before its status: it died. Says how.
-  Status Lost(std::unique_ptr<Worker> w) {
+  // The worker closed the connection: it died. Says how, and frees its place in the pool.
+  std::string Lost(std::unique_ptr<Worker> w) {
     std::string why = w->Reap();
     w.reset();
     Discard();
-    return CorruptError(why);
+    return why;
   }
 
-  Status Broken(std::unique_ptr<Worker> w, const char* what) {
-    w->Kill();
-    w.reset();
+  Outcome Broken(Worker& w, const char* what) {
+    w.Kill();
     Discard();
-    return InternalError(std::string("scan worker protocol error: ") + what);
+    return {InternalError(std::string("scan worker protocol error: ") + what), true};
   }
 
   IsolationOptions options_;

@@ -10,7 +10,8 @@
 
 namespace refzarr::testing {
 
-/// DefaultScanners() followed by the hostile ones (crash, hang, spin, hog, abort).
+/// DefaultScanners() followed by the hostile ones (crash, hang, spin, hog, abort) and FULL, which
+/// emits descriptions with every field set.
 std::vector<std::unique_ptr<Scanner>> ScannersWithHostileOnes();
 
 }  // namespace refzarr::testing

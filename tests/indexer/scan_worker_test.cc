@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "indexer/indexer.h"
+#include "formats/core/recording_sink.h"
 #include "indexer/registry.h"
 #include "store/ref_store.h"
 #include "store/zarr_view.h"
@@ -141,6 +142,82 @@ TEST(ScanWorker, IsolatedScansIndexExactlyLikeInProcessOnes) {
   auto a = AllKeys(dir.path() / "i.refs.db"), b = AllKeys(dir.path() / "p.refs.db");
   EXPECT_GT(a.size(), 500u);
   EXPECT_TRUE(a == b) << a.size() << " keys against " << b.size();
+}
+
+// A batch goes to one worker at once; a file that kills it fails alone, and the files after it
+// are scanned by a fresh worker.
+TEST(ScanWorker, ABatchSurvivesTheFilesThatKillItsWorker) {
+  testing::TempDir dir("batch");
+  testing::WriteSamples(dir.path() / "in");
+  const fs::path good = dir.path() / "in" / "tiled" / "u32_none.tif";
+  WriteFile(dir.path() / "crash.tif", "REFZARR-CRASH");
+  WriteFile(dir.path() / "hang.tif", "REFZARR-HANG");
+  IsolationOptions o = TestIsolation();
+  o.workers = 1;
+  o.timeout_seconds = 2;
+  auto runner = MakeIsolatedScanRunner(o);
+  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  std::vector<RecordingSink> sinks(5);
+  const std::vector<fs::path> paths = {good, dir.path() / "crash.tif", good,
+                                       dir.path() / "hang.tif", good};
+  const std::vector<std::string_view> scanners = {"tiff", "CRASH", "tiff", "HANG", "tiff"};
+  std::vector<ScanRequest> requests;
+  for (size_t i = 0; i < paths.size(); ++i) requests.push_back({scanners[i], paths[i], &sinks[i]});
+  std::vector<Status> statuses = (*runner)->ScanAll(requests);
+  ASSERT_EQ(statuses.size(), 5u);
+  // What the good file gives when scanned in this process.
+  auto local_scanners = DefaultScanners();
+  auto decoders = DefaultDecoders();
+  std::vector<const ChunkDecoder*> decoder_ptrs;
+  for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
+  RecordingSink expected;
+  ASSERT_TRUE(MakeInProcessScanRunner(local_scanners, decoder_ptrs)->Scan("tiff", good, expected).ok());
+  ASSERT_TRUE(expected.Finish().ok());
+  ASSERT_GT(expected.result().ChunkCount(), 0u);
+  for (size_t i : {0u, 2u, 4u}) {
+    EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].message();
+    ASSERT_TRUE(sinks[i].Finish().ok());
+    EXPECT_EQ(sinks[i].result().ChunkCount(), expected.result().ChunkCount()) << i;
+  }
+  EXPECT_NE(statuses[1].message().find("scan killed by SIGSEGV"), std::string::npos)
+      << statuses[1].message();
+  EXPECT_NE(statuses[3].message().find("scan timed out after 2 s"), std::string::npos)
+      << statuses[3].message();
+}
+
+// Everything a scan describes, as JSON, to compare two recordings of it.
+nlohmann::json Describe(const ScannedFile& f) {
+  nlohmann::json j;
+  for (const auto& g : f.groups) {
+    j["groups"].push_back({g.path, g.attributes, g.image ? g.image->ToJson() : nullptr});
+  }
+  for (const auto& a : f.arrays) {
+    nlohmann::json inl;
+    for (const auto& [i, bytes] : a.inline_chunks) inl.push_back({i, bytes.size()});
+    j["arrays"].push_back({a.path, a.desc.ToJson(), a.StoredCount(), inl});
+  }
+  for (const auto& r : f.refused) j["refused"].push_back({r.path, r.reason});
+  return j;
+}
+
+TEST(ScanWorker, DescriptionsCrossTheProcessBoundaryWhole) {
+  testing::TempDir dir("full");
+  const fs::path file = dir.path() / "full.bin";
+  WriteFile(file, "REFZARR-FULL");
+  auto runner = MakeIsolatedScanRunner(TestIsolation());
+  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  RecordingSink isolated, local;
+  ASSERT_TRUE((*runner)->Scan("FULL", file, isolated).ok());
+  const auto scanners = testing::ScannersWithHostileOnes();
+  auto decoders = DefaultDecoders();
+  std::vector<const ChunkDecoder*> decoder_ptrs;
+  for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
+  ASSERT_TRUE(MakeInProcessScanRunner(scanners, decoder_ptrs)->Scan("FULL", file, local).ok());
+  ASSERT_TRUE(isolated.Finish().ok());
+  ASSERT_TRUE(local.Finish().ok());
+  const nlohmann::json a = Describe(isolated.result()), b = Describe(local.result());
+  EXPECT_EQ(a["arrays"].size(), 2u) << b.dump(1);
+  EXPECT_EQ(a, b) << a.dump(1) << "\n" << b.dump(1);
 }
 
 TEST(ScanWorker, ACommandThatIsNotAWorkerIsAnErrorAtOnce) {
