@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "indexer/indexer.h"
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "indexer/scan_worker.h"
 
 namespace refzarr {

@@ -1,7 +1,7 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 
 namespace refzarr {
 

@@ -12,7 +12,7 @@
 
 #include "formats/core/byte_source.h"
 #include "formats/core/recording_sink.h"
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "store/ref_store.h"
 
 namespace refzarr {

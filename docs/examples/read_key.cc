@@ -2,7 +2,7 @@
 // Build: link refzarr_store and refzarr_indexer (see docs/api.md); run: read_key INDEX KEY...
 #include <iostream>
 
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "store/zarr_view.h"
 
 int main(int argc, char** argv) {

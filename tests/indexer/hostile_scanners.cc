@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 
 namespace refzarr::testing {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "indexer/indexer.h"
 #include "formats/core/recording_sink.h"
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "store/ref_store.h"
 #include "store/zarr_view.h"
 #include "tests/indexer/hostile_scanners.h"

@@ -1,7 +1,7 @@
 // A scan worker for the isolation tests: refzarr's scanners plus the hostile ones.
 #include <cstdlib>
 
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "indexer/scan_worker.h"
 #include "tests/indexer/hostile_scanners.h"
 

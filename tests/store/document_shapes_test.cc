@@ -19,7 +19,7 @@
 #include <set>
 #include <sstream>
 
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 #include "store/kerchunk_export.h"
 #include "store/ref_store.h"
 #include "store/transcode/transcode.h"

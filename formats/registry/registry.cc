@@ -1,4 +1,4 @@
-#include "indexer/registry.h"
+#include "formats/registry/registry.h"
 
 #include "formats/hdf5/hdf5_decoder.h"
 #include "formats/hdf5/hdf5_scanner.h"
