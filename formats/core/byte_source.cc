@@ -10,6 +10,21 @@
 #include <sstream>
 
 namespace refzarr {
+
+SourceStat LocalFileStat(const struct stat& st) {
+  auto ns = [](const timespec& t) {
+    return std::to_string(static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec);
+  };
+  SourceStat out;
+  out.size = static_cast<uint64_t>(st.st_size);
+  // Device and inode: which file; size and both times: which bytes. The change time cannot be set
+  // back by a copy that restores the mtime (cp -p, rsync -a), so a rewrite in place shows too.
+  out.generation.value = "f1:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) +
+                         ":" + std::to_string(st.st_size) + ":" + ns(st.st_mtim) + ":" +
+                         ns(st.st_ctim);
+  return out;
+}
+
 namespace {
 
 class LocalFileSource final : public ByteSource {
@@ -19,11 +34,12 @@ class LocalFileSource final : public ByteSource {
   LocalFileSource(const LocalFileSource&) = delete;
   LocalFileSource& operator=(const LocalFileSource&) = delete;
 
-  Result<uint64_t> Size() override {
+  Result<SourceStat> Stat() override {
     struct stat st;
     if (::fstat(fd_, &st) != 0) return IoError(Describe() + ": stat: " + std::strerror(errno));
-    return static_cast<uint64_t>(st.st_size);
+    return LocalFileStat(st);
   }
+  int LocalDescriptor() const override { return fd_; }
 
   Status ReadInto(ByteRange range, std::span<std::byte> out) override {
     if (out.size() < range.length) return InternalError(Describe() + ": read buffer too small");
@@ -57,7 +73,10 @@ class MemorySource final : public ByteSource {
  public:
   MemorySource(std::vector<std::byte> bytes, std::string name)
       : bytes_(std::move(bytes)), name_(std::move(name)) {}
-  Result<uint64_t> Size() override { return static_cast<uint64_t>(bytes_.size()); }
+  Result<SourceStat> Stat() override {
+    // Its bytes never change: the size is generation enough.
+    return SourceStat{bytes_.size(), Generation{"m" + std::to_string(bytes_.size())}};
+  }
   Status ReadInto(ByteRange range, std::span<std::byte> out) override {
     if (range.offset > bytes_.size() || range.length > bytes_.size() - range.offset) {
       return CorruptError(Describe() + ": truncated: wanted " + std::to_string(range.length) +

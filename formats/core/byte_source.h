@@ -4,12 +4,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <string_view>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "formats/core/status.h"
+
+struct stat;
 
 namespace refzarr {
 
@@ -20,18 +23,45 @@ struct ByteRange {
   friend bool operator==(const ByteRange&, const ByteRange&) = default;
 };
 
+/// An opaque version of a source's bytes, made by its opener (TensorStore's StorageGeneration is
+/// the model): a source whose generation is unchanged holds the bytes it held. Compared, stored,
+/// never interpreted outside its opener. Empty: unknown.
+struct Generation {
+  std::string value;
+  bool unknown() const { return value.empty(); }
+  friend bool operator==(const Generation&, const Generation&) = default;
+};
+
+/// What a source is now: its size and generation.
+struct SourceStat {
+  uint64_t size = 0;
+  Generation generation;
+};
+
 /// Random-access, read-only bytes. Implementations are safe to call from several threads at once.
 class ByteSource {
  public:
   virtual ~ByteSource() = default;
+  /// Size and generation of the bytes this source reads (for a local file, of the open file, not
+  /// of whatever its path names now).
+  virtual Result<SourceStat> Stat() = 0;
   /// Total size in bytes.
-  virtual Result<uint64_t> Size() = 0;
+  Result<uint64_t> Size() {
+    ASSIGN_OR_RETURN(SourceStat st, Stat());
+    return st.size;
+  }
+  /// A local descriptor the bytes can be sent from without copying (sendfile, splice), valid while
+  /// this source lives; -1 when there is none.
+  virtual int LocalDescriptor() const { return -1; }
   /// Fills `out` (exactly range.length bytes) from range.offset. A read past the end is kCorrupt
   /// ("truncated"), an OS failure kIo; both name the source.
   virtual Status ReadInto(ByteRange range, std::span<std::byte> out) = 0;
   /// "file:/data/a.tif", "memory:name": used in every message about this source.
   virtual std::string Describe() const = 0;
 };
+
+/// The size and generation of a local file from its stat(2): device, inode, size, mtime, ctime.
+SourceStat LocalFileStat(const struct stat& st);
 
 /// Opens a local file for positional reads (pread). Errors: kNotFound, kIo.
 Result<std::unique_ptr<ByteSource>> OpenLocalFile(const std::filesystem::path& path);
