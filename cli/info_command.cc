@@ -17,7 +17,7 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
     if (s.status != "failed") {
       // A stat per source by default: an archive of millions of files is checked in seconds.
       // --verify also reads the fingerprint span (up to 128 KiB a file), as serving does once.
-      auto now = verify ? ProbeSource(s.path) : StatSource(s.path);
+      auto now = verify ? ProbeSource(s.uri) : StatSource(s.uri);
       std::string change = now.ok() ? DescribeChange(s, *now) : now.status().message();
       if (!change.empty()) {
         state = "stale";
@@ -25,7 +25,7 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
         ++stale;
       }
     }
-    files.push_back({{"path", s.path}, {"group", s.group}, {"status", state}, {"size", s.size},
+    files.push_back({{"path", DisplaySource(s.uri)}, {"uri", s.uri}, {"group", s.group}, {"status", state}, {"size", s.size},
                      {"detail", detail}});
   }
   // Every refusal is listed in JSON; the human summary names the first few.

@@ -16,7 +16,7 @@ Status PrintRefs(const std::filesystem::path& index, std::string_view array, std
   std::vector<std::string> uris;
   for (int64_t id : sources) {
     ASSIGN_OR_RETURN(SourceInfo s, store->GetSource(id));
-    uris.push_back(s.path);
+    uris.push_back(DisplaySource(s.uri));
   }
   auto grid = desc.GridShape();
   ASSIGN_OR_RETURN(auto blocks, store->BlockNumbers(node->id));

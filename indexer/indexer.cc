@@ -199,9 +199,26 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   Scanned r;
   r.job = std::move(queued);
   const Job& job = r.job;
-  // One open and one read give the fingerprint and the bytes to sniff.
+  const std::string uri = FileUri(job.path);
+  // An unchanged file is decided by one stat: same generation (device, inode, size, times) as
+  // indexed, in the same place of the tree. Nothing is opened.
+  if (!tools.force) {
+    auto now = StatSource(uri);
+    if (!now.ok()) {
+      Fail(r, now.status());
+      return r;
+    }
+    auto old = tools.store.FindSource(uri);
+    if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group &&
+        DescribeChange(**old, *now).empty()) {
+      r.source = **old;
+      r.outcome = "unchanged";
+      return r;
+    }
+  }
+  // A new or changed one is opened once: one read gives the fingerprint and the bytes to sniff.
   std::vector<std::byte> head;
-  auto probed = ProbeSource(job.path, &head, kSniffBytes);
+  auto probed = ProbeSource(uri, &head, kSniffBytes);
   if (!probed.ok()) {
     Fail(r, probed.status());
     return r;
@@ -225,13 +242,6 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
     return r;
   }
   r.scanner = std::string(scanner->Name());
-  if (!tools.force) {
-    auto old = tools.store.FindSource(r.source.path);
-    if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group &&
-        DescribeChange(**old, r.source).empty()) {
-      r.outcome = "unchanged";
-    }
-  }
   return r;
 }
 
@@ -241,7 +251,7 @@ void Complete(Scanned& r, RecordingSink& sink, Status scanned) {
   if (!scanned.ok()) return Fail(r, scanned);
   r.scan = std::move(sink).result();
   for (const fs::path& c : r.scan->companions) {
-    auto info = ProbeSource(c);
+    auto info = ProbeSource(FileUri(c));
     if (!info.ok()) return Fail(r, info.status().WithContext("companion file"));
     info->status = "companion";
     r.companions.push_back(*info);
@@ -301,15 +311,16 @@ Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, Index
     std::error_code ec;
     fs::path abs = fs::absolute(input, ec).lexically_normal();
     if (!fs::is_directory(abs, ec)) continue;
-    std::string prefix = abs.string();
+    std::string prefix = FileUri(abs);
     if (!prefix.ends_with('/')) prefix += '/';
     std::string after = prefix;
     while (true) {
       ASSIGN_OR_RETURN(std::vector<std::string> indexed, store.SourcesUnder(prefix, after, kPage));
-      for (const std::string& path : indexed) {
-        if (fs::exists(path, ec)) continue;
-        RETURN_IF_ERROR(store.RemoveSource(path));
-        log << "refzarr: removed " << path << " from the index (no longer on disk)\n";
+      for (const std::string& uri : indexed) {
+        auto path = LocalPathOfUri(uri);
+        if (path.ok() && fs::exists(*path, ec)) continue;
+        RETURN_IF_ERROR(store.RemoveSource(uri));
+        log << "refzarr: removed " << DisplaySource(uri) << " from the index (no longer on disk)\n";
         ++report.removed;
       }
       if (indexed.size() < kPage) break;
@@ -427,7 +438,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     }
     if (f.outcome == "failed") {
       log << "refzarr: index " << job.path.string() << ": " << f.error << "\n";
-      if (s.source.path.empty()) s.source.path = job.path.string();
+      if (s.source.uri.empty()) s.source.uri = FileUri(job.path);
       Status st = store->PutFailure(s.source, job.group, f.error);
       if (!st.ok()) fatal = st.WithContext("index " + index.string());
     }

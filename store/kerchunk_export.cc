@@ -80,13 +80,14 @@ Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ost
   std::unordered_map<int64_t, std::string> paths;
   for (const SourceInfo& s : sources) {
     if (s.status == "failed") continue;
-    ASSIGN_OR_RETURN(SourceInfo now, ProbeSource(s.path));
+    ASSIGN_OR_RETURN(SourceInfo now, ProbeSource(s.uri));
     std::string change = DescribeChange(s, now);
     if (!change.empty()) {
-      return StaleError("source " + s.path + " changed since it was indexed (" + change +
-                        "); re-index it before exporting");
+      return StaleError("source " + DisplaySource(s.uri) + " changed since it was indexed (" +
+                        change + "); re-index it before exporting");
     }
-    paths[s.id] = s.path;
+    // fsspec reads local paths and URLs alike; a local source is written as its path.
+    paths[s.id] = DisplaySource(s.uri);
   }
 
   ExportReport report;

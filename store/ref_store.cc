@@ -1,7 +1,6 @@
 #include "store/ref_store.h"
 
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,23 +21,22 @@ using internal::Statement;
 using internal::Transaction;
 using nlohmann::json;
 
-constexpr uint64_t kFingerprintSpan = 64 * 1024;
 constexpr std::string_view kRootParent = "/";  // parent of the root node "": matches no real path
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sources(
   id INTEGER PRIMARY KEY,
-  path TEXT NOT NULL,
+  uri TEXT NOT NULL,              -- file:///abs/path (later https://, s3://)
   owner INTEGER NOT NULL,         -- 0 for a scanned file, else the id of the file it serves
   size INTEGER NOT NULL,
-  mtime_ns INTEGER NOT NULL,
+  generation TEXT NOT NULL,       -- the opener's opaque version of the bytes
   fingerprint TEXT NOT NULL,
   status TEXT NOT NULL,           -- ok | failed | companion
   error TEXT NOT NULL DEFAULT '',
   grp TEXT NOT NULL DEFAULT '',
   scanner TEXT NOT NULL DEFAULT '',
-  UNIQUE(path, owner));
+  UNIQUE(uri, owner));
 CREATE INDEX IF NOT EXISTS sources_by_owner ON sources(owner);
 CREATE TABLE IF NOT EXISTS nodes(
   id INTEGER PRIMARY KEY,
@@ -77,27 +75,21 @@ std::string Join(std::string_view a, std::string_view b) {
   return std::string(a) + "/" + std::string(b);
 }
 
-std::string Hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+constexpr const char* kSourceColumns = "id, uri, size, generation, fingerprint, status, error, grp";
 
 SourceInfo ReadSourceRow(const Statement& s) {
-  // Columns: id, path, size, mtime_ns, fingerprint, status, error, grp
+  // Columns: kSourceColumns
   SourceInfo i;
   i.id = s.ColumnInt(0);
-  i.path = s.ColumnText(1);
+  i.uri = s.ColumnText(1);
   i.size = static_cast<uint64_t>(s.ColumnInt(2));
-  i.mtime_ns = s.ColumnInt(3);
+  i.generation.value = s.ColumnText(3);
   i.fingerprint = s.ColumnText(4);
   i.status = s.ColumnText(5);
   i.error = s.ColumnText(6);
   i.group = s.ColumnText(7);
   return i;
 }
-
-constexpr const char* kSourceColumns = "id, path, size, mtime_ns, fingerprint, status, error, grp";
 
 constexpr const char* kNodeColumns = "id, path, kind, meta, owner";
 
@@ -177,7 +169,7 @@ class SqliteRefStore final : public RefStore {
     }
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
-    RETURN_IF_ERROR(RemoveFile(main.path));
+    RETURN_IF_ERROR(RemoveFile(main.uri));
     ASSIGN_OR_RETURN(int64_t file_id, InsertSource(main, 0, "ok", "", group, scanner));
     std::vector<int64_t> global_ids = {file_id};
     for (const SourceInfo& c : companions) {
@@ -238,7 +230,7 @@ class SqliteRefStore final : public RefStore {
     writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
-    RETURN_IF_ERROR(RemoveFile(main.path));
+    RETURN_IF_ERROR(RemoveFile(main.uri));
     RETURN_IF_ERROR(InsertSource(main, 0, "failed", error, group, "").status());
     return t.Commit();
   }
@@ -271,7 +263,7 @@ class SqliteRefStore final : public RefStore {
     upper.back() = '0';
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-        "SELECT path FROM sources WHERE path > ?1 AND path < ?2 AND owner = 0 ORDER BY path "
+        "SELECT uri FROM sources WHERE uri > ?1 AND uri < ?2 AND owner = 0 ORDER BY uri "
         "LIMIT ?3"));
     s->Bind(1, std::max(after, prefix)).Bind(2, upper).Bind(3, static_cast<int64_t>(limit));
     std::vector<std::string> out;
@@ -285,7 +277,7 @@ class SqliteRefStore final : public RefStore {
   Result<std::optional<SourceInfo>> FindSource(std::string_view path) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +
-                                                   " FROM sources WHERE path = ? AND owner = 0"));
+                                                   " FROM sources WHERE uri = ? AND owner = 0"));
     s->Bind(1, path);
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return std::optional<SourceInfo>();
@@ -430,7 +422,7 @@ class SqliteRefStore final : public RefStore {
   Result<std::vector<SourceInfo>> Sources() override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(std::string("SELECT ") + kSourceColumns +
-                                                   " FROM sources ORDER BY path, owner"));
+                                                   " FROM sources ORDER BY uri, owner"));
     std::vector<SourceInfo> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, s->Step());
@@ -443,14 +435,14 @@ class SqliteRefStore final : public RefStore {
   Result<std::vector<RefusedArray>> RefusedArrays(size_t limit) override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
-        "SELECT r.path, s.path, r.reason FROM refusals AS r JOIN sources AS s ON s.id = r.source "
+        "SELECT r.path, s.uri, r.reason FROM refusals AS r JOIN sources AS s ON s.id = r.source "
         "ORDER BY r.path LIMIT ?"));
     s->Bind(1, static_cast<int64_t>(limit));
     std::vector<RefusedArray> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, s->Step());
       if (!row) return out;
-      out.push_back({s->ColumnText(0), s->ColumnText(1), s->ColumnText(2)});
+      out.push_back({s->ColumnText(0), DisplaySource(s->ColumnText(1)), s->ColumnText(2)});
     }
   }
 
@@ -530,9 +522,9 @@ class SqliteRefStore final : public RefStore {
                                std::string_view error, std::string_view group,
                                std::string_view scanner) {
     ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
-        "INSERT INTO sources(path, owner, size, mtime_ns, fingerprint, status, error, grp, scanner)"
+        "INSERT INTO sources(uri, owner, size, generation, fingerprint, status, error, grp, scanner)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    s->Bind(1, i.path).Bind(2, owner).Bind(3, static_cast<int64_t>(i.size)).Bind(4, i.mtime_ns)
+    s->Bind(1, i.uri).Bind(2, owner).Bind(3, static_cast<int64_t>(i.size)).Bind(4, i.generation.value)
         .Bind(5, i.fingerprint).Bind(6, status).Bind(7, error).Bind(8, group).Bind(9, scanner);
     RETURN_IF_ERROR(s->Run());
     return sqlite3_last_insert_rowid(writer_->handle());
@@ -541,7 +533,7 @@ class SqliteRefStore final : public RefStore {
   // Removes a scanned file, its companions and its nodes (not the folder groups around it).
   Status RemoveFile(std::string_view path) {
     ASSIGN_OR_RETURN(Statement * find,
-                     writer_->Prepare("SELECT id FROM sources WHERE path = ? AND owner = 0"));
+                     writer_->Prepare("SELECT id FROM sources WHERE uri = ? AND owner = 0"));
     find->Bind(1, path);
     ASSIGN_OR_RETURN(bool row, find->Step());
     if (!row) return OkStatus();
@@ -664,44 +656,24 @@ class SqliteRefStore final : public RefStore {
 
 }  // namespace
 
-Result<SourceInfo> StatSource(const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
-  if (ec) abs = path;
-  struct stat st;
-  if (::stat(abs.c_str(), &st) != 0) {
-    int err = errno;
-    std::string m = abs.string() + ": " + std::strerror(err);
-    return err == ENOENT ? NotFoundError(m) : IoError(m);
-  }
+Result<SourceInfo> StatSource(std::string_view uri, const SourceOpeners& openers) {
+  ASSIGN_OR_RETURN(SourceStat st, openers.Stat(uri));
   SourceInfo info;
-  info.path = abs.string();
-  info.size = static_cast<uint64_t>(st.st_size);
-  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  info.uri = std::string(uri);
+  info.size = st.size;
+  info.generation = std::move(st.generation);
   return info;
 }
 
-Result<SourceInfo> ProbeSource(const std::filesystem::path& path, std::vector<std::byte>* head_out,
-                               size_t head_bytes) {
-  ASSIGN_OR_RETURN(SourceInfo info, StatSource(path));
-  ASSIGN_OR_RETURN(auto source, OpenLocalFile(info.path));
-  XXH3_state_t* state = XXH3_createState();
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, XXH3_freeState);
-  XXH3_64bits_reset(state);
-  XXH3_64bits_update(state, &info.size, sizeof info.size);
-  uint64_t head = std::min(info.size, kFingerprintSpan);
-  ASSIGN_OR_RETURN(auto first, ReadRange(*source, {0, head}));
-  XXH3_64bits_update(state, first.data(), first.size());
-  if (head_out) {
-    head_out->assign(first.begin(),
-                     first.begin() + static_cast<ptrdiff_t>(std::min<size_t>(head_bytes, first.size())));
-  }
-  if (info.size > head) {
-    uint64_t tail = std::min(info.size - head, kFingerprintSpan);
-    ASSIGN_OR_RETURN(auto last, ReadRange(*source, {info.size - tail, tail}));
-    XXH3_64bits_update(state, last.data(), last.size());
-  }
-  info.fingerprint = Hex64(XXH3_64bits_digest(state));
+Result<SourceInfo> ProbeSource(std::string_view uri, std::vector<std::byte>* head,
+                               size_t head_bytes, const SourceOpeners& openers) {
+  ASSIGN_OR_RETURN(auto source, openers.Open(uri));
+  ASSIGN_OR_RETURN(SourceStat st, source->Stat());
+  SourceInfo info;
+  info.uri = std::string(uri);
+  info.size = st.size;
+  info.generation = std::move(st.generation);
+  ASSIGN_OR_RETURN(info.fingerprint, ContentFingerprint(*source, info.size, head, head_bytes));
   return info;
 }
 
@@ -710,7 +682,7 @@ std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now) {
     return "size changed from " + std::to_string(indexed.size) + " to " + std::to_string(now.size) +
            " bytes";
   }
-  if (indexed.mtime_ns != now.mtime_ns) return "modification time changed";
+  if (indexed.generation != now.generation) return "modified or replaced";
   if (!now.fingerprint.empty() && indexed.fingerprint != now.fingerprint) return "content changed";
   return "";
 }

@@ -13,38 +13,41 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/core/recording_sink.h"
+#include "formats/core/source.h"
 #include "formats/core/status.h"
 #include "store/chunk_block.h"
 
 namespace refzarr {
 
 /// Schema version written to and required from every index.
-inline constexpr int kIndexSchemaVersion = 2;
+inline constexpr int kIndexSchemaVersion = 3;
 
 /// Identity of a source file at indexing time; a source whose identity changed is stale.
 struct SourceInfo {
   int64_t id = 0;
-  std::string path;         ///< Absolute local path.
+  std::string uri;          ///< Where the bytes are: file:///abs/path (FileUri), later https://, s3://.
   uint64_t size = 0;        ///< Bytes.
-  int64_t mtime_ns = 0;     ///< Modification time, nanoseconds since the epoch.
-  std::string fingerprint;  ///< xxh3-64 of size + first and last 64 KiB, hex.
+  Generation generation;    ///< The opener's version of the bytes at index time (SourceStat).
+  std::string fingerprint;  ///< xxh3-64 of size + first and last 64 KiB, hex (ContentFingerprint).
   std::string status;       ///< "ok", "failed", or "companion".
   std::string error;        ///< Why indexing failed (status "failed").
   std::string group;        ///< Group path of the file in the tree (scanned files only).
 };
 
-/// Stats a local file now: path (absolute), size and mtime; no fingerprint, nothing read.
-/// kNotFound / kIo on failure.
-Result<SourceInfo> StatSource(const std::filesystem::path& path);
+/// The source at `uri` now: its size and generation (a stat; nothing opened, nothing read).
+/// kNotFound / kIo on failure, kUnsupported for a scheme `openers` lacks.
+Result<SourceInfo> StatSource(std::string_view uri,
+                              const SourceOpeners& openers = LocalSourceOpeners());
 
-/// StatSource plus the content fingerprint (reads up to 128 KiB). With `head`, also returns the
-/// file's first min(size, head_bytes <= 64 KiB) bytes from the same read (for sniffing), so the
-/// file is opened and read once. kNotFound / kIo on failure.
-Result<SourceInfo> ProbeSource(const std::filesystem::path& path,
-                               std::vector<std::byte>* head = nullptr, size_t head_bytes = 0);
+/// StatSource plus the content fingerprint, from one open of the source and the same read (up to
+/// 128 KiB). With `head`, also returns the source's first min(size, head_bytes <= 64 KiB) bytes
+/// for sniffing. The size and generation are the open source's own. kNotFound / kIo on failure.
+Result<SourceInfo> ProbeSource(std::string_view uri, std::vector<std::byte>* head = nullptr,
+                               size_t head_bytes = 0,
+                               const SourceOpeners& openers = LocalSourceOpeners());
 
-/// Why `now` differs from `indexed` ("size 10 -> 12"), or empty when it does not. An empty
-/// `now.fingerprint` (StatSource) compares size and mtime only.
+/// Why `now` differs from `indexed` ("size changed from 10 to 12 bytes"), or empty when it does
+/// not. An empty `now.fingerprint` (StatSource) compares size and generation only.
 std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now);
 
 enum class NodeKind { kGroup = 0, kArray = 1, kFile = 2 };
@@ -66,7 +69,7 @@ struct NodeRecord {
 /// An array a scan refused (ScannedFile::Refusal): where it would have been and why it is not.
 struct RefusedArray {
   std::string path;    ///< Tree path the array would have had.
-  std::string source;  ///< Path of the scanned file.
+  std::string source;  ///< The scanned file, as DisplaySource shows it.
   std::string reason;
 };
 

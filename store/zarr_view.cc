@@ -11,6 +11,7 @@
 #include "formats/core/byte_source.h"
 #include "store/metadata.h"
 #include "store/ref_store.h"
+#include "store/source_pool.h"
 #include "store/transcode/transcode.h"
 #include "store/view_internal.h"
 
@@ -95,7 +96,9 @@ class RefZarrView final : public ZarrView {
  public:
   RefZarrView(std::unique_ptr<RefStore> store, ViewOptions options)
       : store_(std::move(store)), options_(std::move(options)),
-        transcoder_(internal::MakeViewTranscoder(options_)) {}
+        transcoder_(internal::MakeViewTranscoder(options_)),
+        sources_(*store_, SourcePoolOptions{options_.openers, options_.revalidate_seconds,
+                                             options_.max_open_sources}) {}
 
   const ViewOptions& options() const override { return options_; }
 
@@ -136,9 +139,8 @@ class RefZarrView final : public ZarrView {
 
   Result<std::string> Materialize(const Value& value) override {
     if (!value.slice) return value.bytes;
-    ASSIGN_OR_RETURN(auto source, OpenLocalFile(value.slice->path));
     std::string out(value.slice->length, '\0');
-    RETURN_IF_ERROR(source->ReadInto({value.slice->offset, value.slice->length},
+    RETURN_IF_ERROR(value.slice->source->ReadInto({value.slice->offset, value.slice->length},
                                      std::as_writable_bytes(std::span(out))));
     return out;
   }
@@ -602,64 +604,26 @@ class RefZarrView final : public ZarrView {
   }
 
   // Whether the node still describes its sources: its file is not known stale and each source it
-  // depends on has the size and mtime it was indexed with (one stat each; the fingerprint is left
-  // to chunk reads, which check it once per view).
+  // depends on has the generation it was indexed with (a stat each; the fingerprint is left to
+  // chunk reads, which check it once per view).
   Status CheckNode(const NodeInfo& n) {
     RETURN_IF_ERROR(KnownStale(n.record.owner));
     for (int64_t id : n.depends) {
-      RETURN_IF_ERROR(CheckedSource(id, n.record.owner, /*verify_content=*/false).status());
+      RETURN_IF_ERROR(Checked(id, n.record.owner, /*open=*/false).status());
     }
     return OkStatus();
   }
 
-  // The source `id` as indexed, after checking it now: size and mtime on every call, the content
-  // fingerprint once per view when `verify_content`. A changed source makes its file (`file`, the
+  // The source `id` from the pool, checked (SourcePool::Get); with `open`, its open handle and
+  // the content fingerprint checked once per view. A changed source makes its file (`file`, the
   // owner of the node being served) known stale.
-  Result<SourceInfo> CheckedSource(int64_t id, const std::optional<int64_t>& file,
-                                   bool verify_content) {
-    SourceInfo indexed;
-    bool verified = false;
-    {
-      std::lock_guard lock(mu_);
-      auto it = sources_.find(id);
-      if (it != sources_.end()) {
-        indexed = it->second.first;
-        verified = it->second.second;
-      }
-    }
-    if (indexed.id == 0) {
-      ASSIGN_OR_RETURN(indexed, store_->GetSource(id));
-    }
-    std::string stale;
-    struct stat st;
-    if (::stat(indexed.path.c_str(), &st) != 0) {
-      stale = "source " + indexed.path + " is missing (indexed " + std::to_string(indexed.size) +
-              " bytes); re-index it";
-    } else {
-      SourceInfo now = indexed;
-      now.size = static_cast<uint64_t>(st.st_size);
-      now.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-      now.fingerprint.clear();
-      std::string change = DescribeChange(indexed, now);
-      if (change.empty() && verify_content && !verified) {
-        ASSIGN_OR_RETURN(SourceInfo probed, ProbeSource(indexed.path));
-        change = DescribeChange(indexed, probed);
-        verified = change.empty();
-      }
-      if (!change.empty()) {
-        stale = "source " + indexed.path + " changed since it was indexed (" + change +
-                "); re-index it";
-      }
-    }
+  Result<CheckedSource> Checked(int64_t id, const std::optional<int64_t>& file, bool open) {
+    Result<CheckedSource> got = sources_.Get(id, open, /*verify_content=*/open);
+    if (got.ok() || got.status().code() != StatusCode::kStale) return got;
+    if (!file) return got.status();
     std::lock_guard lock(mu_);
-    if (!stale.empty()) {
-      // The first message found stays the file's: every key then fails with the same one.
-      if (file) stale = stale_files_.emplace(*file, stale).first->second;
-      return StaleError(stale);
-    }
-    if (sources_.size() > 100000) sources_.clear();  // bound memory; reloaded on demand
-    sources_[id] = {indexed, verified};
-    return indexed;
+    // The first message found stays the file's: every key then fails with the same one.
+    return StaleError(stale_files_.emplace(*file, got.status().message()).first->second);
   }
 
   Result<std::optional<Value>> GetChunk(const NodeInfo& n, const std::vector<uint64_t>& coords) {
@@ -678,12 +642,12 @@ class RefZarrView final : public ZarrView {
       if (e.ref.source >= n.sources.size()) {
         return CorruptError(store_->path().string() + ": " + where + ": bad source id");
       }
-      ASSIGN_OR_RETURN(SourceInfo src,
-                       CheckedSource(n.sources[e.ref.source], n.record.owner, true));
-      if (e.ref.offset + e.ref.length > src.size) {
-        return CorruptError(src.path + ": " + where + " lies past the end of the file");
+      ASSIGN_OR_RETURN(CheckedSource src, Checked(n.sources[e.ref.source], n.record.owner, true));
+      if (e.ref.offset + e.ref.length > src.indexed.size) {
+        return CorruptError(DisplaySource(src.indexed.uri) + ": " + where +
+                            " lies past the end of the file");
       }
-      v.slice = FileSlice{src.path, e.ref.offset, e.ref.length};
+      v.slice = FileSlice{std::move(src.open), e.ref.offset, e.ref.length};
     }
     if (!n.transcoded) return std::optional<Value>(std::move(v));
     auto out = transcoder_(n.record.id, *n.array, coords, e.ref, [&] { return Materialize(v); });
@@ -710,7 +674,7 @@ class RefZarrView final : public ZarrView {
       std::list<std::pair<std::pair<int64_t, uint64_t>, std::shared_ptr<const std::vector<BlockEntry>>>>;
   BlockList blocks_lru_;
   std::unordered_map<std::pair<int64_t, uint64_t>, BlockList::iterator, PairHash> block_index_;
-  std::unordered_map<int64_t, std::pair<SourceInfo, bool>> sources_;
+  SourcePool sources_;
   std::unordered_map<int64_t, std::vector<int64_t>> file_sources_;
   // Scanned files with a source known to have changed -> the message that found it. Never
   // cleared: a changed source stays changed until re-indexed into a new index.

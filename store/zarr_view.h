@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/core/source.h"
 #include "formats/core/scanner.h"
 #include "formats/core/status.h"
 
@@ -30,12 +31,20 @@ struct ViewOptions {
   uint64_t cache_bytes = 256ull << 20;  ///< Bound of the transcoded-chunk cache.
   /// Decoders for non-native chunks, by family; not owned, must outlive the view.
   std::vector<const ChunkDecoder*> decoders;
+  /// Openers of the sources' URIs; not owned, must outlive the view. Null: local files only.
+  const SourceOpeners* openers = nullptr;
+  /// A source checked this many seconds ago or less is served without checking it again (no
+  /// stat); 0 checks its generation on every read (SourcePoolOptions).
+  double revalidate_seconds = 0;
+  /// Most sources held open at once (SourcePoolOptions::max_open).
+  size_t max_open_sources = 256;
 };
 
-/// A part of a local source file that is served as is (a pass-through chunk): front ends may send
-/// it with sendfile/splice instead of copying.
+/// A part of a source that is served as is (a pass-through chunk). `source` is the view's open,
+/// validated handle (SourcePool): front ends read it, or send it with sendfile/splice from its
+/// LocalDescriptor(), and never open the source themselves.
 struct FileSlice {
-  std::filesystem::path path;
+  std::shared_ptr<ByteSource> source;
   uint64_t offset = 0;
   uint64_t length = 0;
 };

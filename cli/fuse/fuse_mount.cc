@@ -37,60 +37,11 @@ extern char** environ;
 namespace refzarr {
 namespace {
 
-// A source file held open for splicing chunks out of it.
-struct SourceFd {
-  int fd = -1;
-  SourceFd() = default;
-  SourceFd(const SourceFd&) = delete;
-  SourceFd& operator=(const SourceFd&) = delete;
-  ~SourceFd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// Descriptors of source files, opened once and shared by the reads of all their chunks, so a read
-// costs no open/close pair. The table is bounded; a dropped descriptor is closed when the last read
-// holding it lets go (see t_splicing).
-class SourceFiles {
- public:
-  explicit SourceFiles(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
-
-  Result<std::shared_ptr<const SourceFd>> Open(const std::string& path) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = index_.find(path);
-      if (it != index_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->second;
-      }
-    }
-    auto file = std::make_shared<SourceFd>();
-    file->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (file->fd < 0) return IoError("open source " + path + ": " + std::strerror(errno));
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = index_.find(path);
-    if (it != index_.end()) return it->second->second;  // Another thread won; ours closes.
-    lru_.emplace_front(path, file);
-    index_[path] = lru_.begin();
-    if (lru_.size() > capacity_) {
-      index_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-    return std::shared_ptr<const SourceFd>(file);
-  }
-
- private:
-  const size_t capacity_;
-  std::mutex mu_;
-  std::list<std::pair<std::string, std::shared_ptr<const SourceFd>>> lru_;
-  std::unordered_map<std::string, decltype(lru_)::iterator> index_;
-};
-
-// libfuse splices a slice out of its descriptor after read_buf returns, on the same worker thread
-// and before that thread takes another request. The descriptor is held here until then, so a
-// descriptor dropped from SourceFiles meanwhile is not closed (and its number reused for another
-// file) under the splice.
-thread_local std::shared_ptr<const SourceFd> t_splicing;
+// libfuse splices a slice out of its source's descriptor after read_buf returns, on the same worker
+// thread and before that thread takes another request. The view's handle is held here until then,
+// so a handle the view's SourcePool drops meanwhile is not closed (and its descriptor number reused
+// for another file) under the splice.
+thread_local std::shared_ptr<ByteSource> t_splicing;
 
 // In-memory values (metadata, transcoded chunks) larger than one kernel read, kept for a short time
 // so that a value read in several requests is fetched from the view, and copied, once. Bounded in
@@ -149,14 +100,12 @@ struct FsContext {
   FsContext(ZarrView& v, const MountOptions& o)
       : view(&v),
         options(o),
-        files(o.source_descriptors),
         recent(o.value_cache_bytes,
                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                    std::chrono::duration<double>(o.revalidate_seconds))) {}
 
   ZarrView* view;
   MountOptions options;
-  SourceFiles files;
   RecentValues recent;
   std::time_t mount_time = std::time(nullptr);
   uid_t uid = ::getuid();
@@ -397,15 +346,17 @@ int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fus
         rc = -ENOENT;
       } else if ((*value)->slice) {
         const FileSlice& slice = *(*value)->slice;
-        Result<std::shared_ptr<const SourceFd>> file = ctx.files.Open(slice.path.string());
-        if (!file.ok()) {
-          rc = Fail(file.status(), "read " + key);
-        } else {
-          const uint64_t start = clip(slice.length);
-          t_splicing = *file;
+        const int local = slice.source ? slice.source->LocalDescriptor() : -1;
+        const uint64_t start = clip(slice.length);
+        if (local >= 0) {
+          t_splicing = slice.source;
           vec->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-          vec->buf[0].fd = t_splicing->fd;
+          vec->buf[0].fd = local;
           vec->buf[0].pos = static_cast<off_t>(slice.offset + start);
+        } else {
+          Result<std::string> bytes = ctx.view->Materialize(**value);
+          rc = bytes.ok() ? ReplyFromMemory(vec, *bytes, start, vec->buf[0].size)
+                          : Fail(bytes.status(), "read " + key);
         }
       } else {
         auto bytes = std::make_shared<const std::string>(std::move((*value)->bytes));

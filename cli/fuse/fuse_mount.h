@@ -32,8 +32,6 @@ struct MountOptions {
   double revalidate_seconds = 5;
   /// Seconds the kernel may remember that a key does not exist (the index is read-only).
   double negative_seconds = 3600;
-  /// Most source files held open at once for splicing chunks out of them.
-  size_t source_descriptors = 256;
   /// Bound in bytes of the in-memory values (metadata, transcoded chunks) kept between the kernel
   /// requests that read one value in pieces.
   uint64_t value_cache_bytes = 64ull << 20;

@@ -443,17 +443,24 @@ class MhdServer final : public HttpServer {
 
     Reply reply;
     if (value.slice) {
-      // Zero-copy: libmicrohttpd sendfile()s from the source file. The view checked the source
-      // against the index when it made the value.
+      // Zero-copy: libmicrohttpd sendfile()s from the view's own validated descriptor of the
+      // source (a duplicate, which the response closes), never from a file opened by name here.
       const FileSlice& slice = *value.slice;
-      FileDescriptor fd(::open(slice.path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (fd.get() < 0) {
-        return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR,
-                          "open source " + slice.path.string() + ": " + std::strerror(errno));
+      const int local = slice.source ? slice.source->LocalDescriptor() : -1;
+      if (local >= 0) {
+        FileDescriptor fd(::fcntl(local, F_DUPFD_CLOEXEC, 0));
+        if (fd.get() < 0) {
+          return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "duplicate source descriptor: " + std::string(std::strerror(errno)));
+        }
+        reply.response.reset(
+            MHD_create_response_from_fd_at_offset64(length, fd.get(), slice.offset + offset));
+        if (reply.response) fd.release();
+      } else {
+        Result<std::string> bytes = view_.Materialize(value);
+        if (!bytes.ok()) return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, bytes.status().message());
+        reply.response = BufferResponse(std::move(*bytes), offset, length);
       }
-      reply.response.reset(
-          MHD_create_response_from_fd_at_offset64(length, fd.get(), slice.offset + offset));
-      if (reply.response) fd.release();
     } else {
       reply.response = BufferResponse(std::move(value.bytes), offset, length);
     }

@@ -131,8 +131,9 @@ TEST_F(TiffRoundTrip, EveryChunkIsALibtiffTileAndDecodesLikeLibtiff) {
     ASSERT_TRUE(sources.ok());
     std::map<std::string, fs::path> owner_of;  // raw bytes of companions
     for (const SourceInfo& s : *sources) {
-      if (s.status != "companion" || s.path == f.path) continue;
-      for (auto& [bytes, seg] : RawSegments(s.path)) owner_of.emplace(bytes, s.path);
+      const fs::path local = DisplaySource(s.uri);
+      if (s.status != "companion" || local == f.path) continue;
+      for (auto& [bytes, seg] : RawSegments(local)) owner_of.emplace(bytes, local);
     }
     size_t own_segments = raw.size();
     size_t served_own = 0;

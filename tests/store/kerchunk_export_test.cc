@@ -40,7 +40,7 @@ TEST(KerchunkExport, NamesAndReportsTheInterleavedFilterAndKeepsBinaryFilesIntac
     a.chunks.emplace_back(0, ChunkRef{0, 0, 96, 0});
     f.arrays.push_back(a);
     f.files.push_back({"blob.bin", std::string("\xff\xfe\x00\x01", 4)});
-    auto src = ProbeSource(data);
+    auto src = ProbeSource(FileUri(data));
     ASSERT_TRUE(src.ok());
     ASSERT_TRUE((*store)->PutFile(*src, "", "test", f, {}).ok());
   }

@@ -73,7 +73,7 @@ TEST_F(RefStoreTest, PutFileStoresNodesAndBlocksAndReplacesOnReindex) {
   fs::path index = dir_ / "i.db";
   auto store = OpenRefStore(index, OpenMode::kReadWrite);
   ASSERT_TRUE(store.ok());
-  auto src = ProbeSource(data_);
+  auto src = ProbeSource(FileUri(data_));
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*store)->PutFile(*src, "dir/data.bin", "test", OneArray(5000), {}).ok());
 
@@ -115,7 +115,7 @@ TEST_F(RefStoreTest, OutOfOrderAndInlineReferencesLandAtTheirChunks) {
   }
   auto store = OpenRefStore(dir_ / "i.db", OpenMode::kReadWrite);
   ASSERT_TRUE(store.ok());
-  auto src = ProbeSource(data_);
+  auto src = ProbeSource(FileUri(data_));
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*store)->PutFile(*src, "d", "test", f, {}).ok());
   auto node = (*store)->GetNode("d/0/0");
@@ -155,7 +155,7 @@ TEST_F(RefStoreTest, AChunkGivenTwiceAcrossSpilledRunsFailsTheFileAndLeavesNothi
   ASSERT_TRUE(sink.Finish().ok()) << "spilled arrays are checked while merged";
   auto store = OpenRefStore(dir_ / "i.db", OpenMode::kReadWrite);
   ASSERT_TRUE(store.ok());
-  auto src = ProbeSource(data_);
+  auto src = ProbeSource(FileUri(data_));
   ASSERT_TRUE(src.ok());
   Status put = (*store)->PutFile(*src, "d", "test", sink.result(), {});
   ASSERT_FALSE(put.ok());
@@ -172,15 +172,16 @@ TEST_F(RefStoreTest, SourcesUnderAFolderComePageByPageAndOnlyFromThatFolder) {
   for (const char* path : {"/x/a/1.tif", "/x/a/2.tif", "/x/a/b/3.tif", "/x/a/b/c/4.tif",
                            "/x/a/z.tif", "/x/a-b/5.tif", "/x/a0/6.tif", "/x/a.tif", "/x/ab/7.tif"}) {
     SourceInfo s;
-    s.path = path;
+    s.uri = FileUri(path);
     ASSERT_TRUE((*store)->PutFailure(s, path, "test").ok());
-    if (std::string(path).starts_with("/x/a/")) inside.push_back(path);
+    if (std::string(path).starts_with("/x/a/")) inside.push_back(s.uri);
   }
   std::sort(inside.begin(), inside.end());
   std::vector<std::string> paged;
-  std::string after = "/x/a/";
+  const std::string folder = FileUri("/x/a") + "/";
+  std::string after = folder;
   while (true) {
-    auto page = (*store)->SourcesUnder("/x/a/", after, 2);
+    auto page = (*store)->SourcesUnder(folder, after, 2);
     ASSERT_TRUE(page.ok()) << page.status().message();
     paged.insert(paged.end(), page->begin(), page->end());
     if (page->size() < 2) break;
@@ -194,13 +195,13 @@ TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
   fs::path index = dir_ / "i.db";
   auto store = OpenRefStore(index, OpenMode::kReadWrite);
   ASSERT_TRUE(store.ok());
-  auto src = ProbeSource(data_);
+  auto src = ProbeSource(FileUri(data_));
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*store)->PutFile(*src, "a", "test", OneArray(4), {}).ok());
   // A second file placed inside the first file's group: refused, and nothing of it remains.
   fs::path other = dir_ / "other.bin";
   std::ofstream(other) << "yy";
-  auto src2 = ProbeSource(other);
+  auto src2 = ProbeSource(FileUri(other));
   ASSERT_TRUE(src2.ok());
   Status st = (*store)->PutFile(*src2, "a/0/x", "test", OneArray(2), {});
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
@@ -208,17 +209,17 @@ TEST_F(RefStoreTest, AConflictingFileRollsBackCompletely) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->chunk_refs, 4u);
   EXPECT_EQ(stats->sources, 1u);
-  auto found = (*store)->FindSource(src2->path);
+  auto found = (*store)->FindSource(src2->uri);
   ASSERT_TRUE(found.ok());
   EXPECT_FALSE(found->has_value());
 }
 
 TEST_F(RefStoreTest, ChangesToASourceAreDescribed) {
-  auto before = ProbeSource(data_);
+  auto before = ProbeSource(FileUri(data_));
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(DescribeChange(*before, *before), "");
   { std::ofstream(data_, std::ios::app) << "more"; }
-  auto after = ProbeSource(data_);
+  auto after = ProbeSource(FileUri(data_));
   ASSERT_TRUE(after.ok());
   EXPECT_NE(DescribeChange(*before, *after).find("size changed"), std::string::npos);
   SourceInfo same_size = *before;
@@ -230,7 +231,7 @@ TEST_F(RefStoreTest, ReadersOnManyThreadsSeeTheSameData) {
   fs::path index = dir_ / "i.db";
   auto store = OpenRefStore(index, OpenMode::kReadWrite);
   ASSERT_TRUE(store.ok());
-  auto src = ProbeSource(data_);
+  auto src = ProbeSource(FileUri(data_));
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*store)->PutFile(*src, "", "test", OneArray(100), {}).ok());
   auto node = (*store)->GetNode("0/0");

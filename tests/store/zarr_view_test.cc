@@ -1,5 +1,8 @@
 #include "store/zarr_view.h"
 
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <chrono>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -46,7 +49,7 @@ class ZarrViewTest : public ::testing::Test {
     for (uint64_t i : {0, 1, 2}) a.chunks.emplace_back(i, ChunkRef{0, 4 + i * 12, 12, 0});
     f.arrays.push_back(a);
     f.files.push_back({"OME/notes.xml", "<x/>"});
-    auto src = ProbeSource(data_);
+    auto src = ProbeSource(FileUri(data_));
     ASSERT_TRUE(src.ok());
     ASSERT_TRUE((*store)->PutFile(*src, "", "test", f, {}).ok());
   }
@@ -237,6 +240,59 @@ TEST_F(ZarrViewTest, MetadataOfAChangedSourceFailsBeforeAnyChunkIsRead) {
   }
 }
 
+// A server running while sources change: a file replaced by another of the same size, its mtime
+// set back (cp -p, rsync -a), is never served, not even for chunks no one read before, and a
+// chunk read once is not served from the old descriptor after the replacement.
+TEST_F(ZarrViewTest, AFileReplacedBySameSizeBytesWithItsMtimeRestoredIsStale) {
+  for (bool by_rename : {false, true}) {
+    SCOPED_TRACE(by_rename ? "replaced by rename (rsync -a)" : "rewritten in place (cp -p)");
+    SetUp();
+    auto view = Open(2);
+    auto first = view->Get("img/0/0/0");
+    ASSERT_TRUE(first.ok() && *first && (*first)->slice) << first.status().message();
+    struct stat before {};
+    ASSERT_EQ(::stat(data_.c_str(), &before), 0);
+    std::string other(64, '\x7f');
+    if (by_rename) {
+      const fs::path tmp = dir_ / ".data.bin.tmp";
+      std::ofstream(tmp, std::ios::binary) << other;
+      fs::rename(tmp, data_);
+    } else {
+      std::ofstream(data_, std::ios::binary | std::ios::trunc) << other;
+    }
+    const timespec times[2] = {before.st_atim, before.st_mtim};
+    ASSERT_EQ(::utimensat(AT_FDCWD, data_.c_str(), times, 0), 0);
+    struct stat after {};
+    ASSERT_EQ(::stat(data_.c_str(), &after), 0);
+    ASSERT_EQ(after.st_size, before.st_size);
+    ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    for (const char* key : {"img/0/0/0", "img/0/0/1", "img/0/.zarray"}) {
+      auto v = view->Get(key);
+      ASSERT_FALSE(v.ok()) << key << " was served from the replaced file";
+      EXPECT_EQ(v.status().code(), StatusCode::kStale) << key;
+      EXPECT_NE(v.status().message().find(data_.string()), std::string::npos) << v.status().message();
+    }
+    // A fresh view, as a restarted server, refuses it too.
+    auto fresh = Open(2);
+    EXPECT_FALSE(fresh->Get("img/0/1/0").ok());
+  }
+}
+
+// A view that revalidates on a time bound serves from its validated handle without a stat in
+// between, and notices the change once the bound has passed.
+TEST_F(ZarrViewTest, RevalidationOnATimeBoundStillNoticesAChange) {
+  ViewOptions o;
+  o.revalidate_seconds = 0.2;
+  auto view = OpenZarrView(index_, o);
+  ASSERT_TRUE(view.ok());
+  ASSERT_TRUE((*view)->Get("img/0/0/0").ok());
+  std::ofstream(data_, std::ios::binary | std::ios::app) << "more";
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  auto v = (*view)->Get("img/0/0/0");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), StatusCode::kStale);
+}
+
 TEST_F(ZarrViewTest, AMissingSourceIsStale) {
   auto v = Open(2);
   fs::remove(data_);
@@ -274,9 +330,9 @@ class TwoFilesTest : public ::testing::Test {
       std::vector<SourceInfo> companions;
       if (with_companion) {
         f.companions.push_back(companion_);
-        companions.push_back(*ProbeSource(companion_));
+        companions.push_back(*ProbeSource(FileUri(companion_)));
       }
-      ASSERT_TRUE((*store)->PutFile(*ProbeSource(main), group, "test", f, companions).ok());
+      ASSERT_TRUE((*store)->PutFile(*ProbeSource(FileUri(main)), group, "test", f, companions).ok());
     };
     put(x_, "a/x.bin", true);
     put(y_, "b/y.bin", false);
@@ -359,7 +415,7 @@ class HugeGridTest : public ::testing::Test {
       a.chunks.emplace_back(row * grid[1] + col, ChunkRef{0, 0, 16, 0});
     }
     f.arrays.push_back(a);
-    ASSERT_TRUE((*store)->PutFile(*ProbeSource(data), "", "test", f, {}).ok());
+    ASSERT_TRUE((*store)->PutFile(*ProbeSource(FileUri(data)), "", "test", f, {}).ok());
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -119,7 +119,7 @@ class FuseMountTest : public ::testing::Test {
     view_.AddBytes("img/.zattrs", R"({"multiscales":[]})", true);
     view_.AddBytes("img/0/.zarray", R"({"zarr_format":2,"shape":[1]})", true);
     view_.AddBytes("img/0/0.0", memory_chunk_);
-    view_.AddSlice("img/0/0.1", FileSlice{source_, kSliceOffset, kSliceLength});
+    view_.AddSlice("img/0/0.1", FakeZarrView::LocalSlice(source_, kSliceOffset, kSliceLength));
     view_.AddError("bad/0.0",
                    StaleError("source " + source_.string() + " changed since it was indexed"), 77);
     view_.AddBytes("img/0/empty", "");
@@ -243,7 +243,9 @@ TEST_F(FuseMountTest, AValueLargerThanOneKernelReadIsFetchedOnce) {
   EXPECT_EQ(view_.get_calls("img/0/big"), 1);
 }
 
-TEST_F(FuseMountTest, SlicesOfManySourcesAreRightWhileDescriptorsAreRecycled) {
+// Each slice holds its own handle of its source (as a view's SourcePool hands them out, dropping
+// its own reference when it closes the least recently used; SourcePoolTest covers that).
+TEST_F(FuseMountTest, SlicesOfManySourcesAreRightUnderConcurrentReads) {
   constexpr int kSources = 8, kSlicesPerSource = 6, kThreads = 4;
   std::vector<std::pair<std::string, std::string>> expected;  // key, bytes
   for (int s = 0; s < kSources; ++s) {
@@ -251,13 +253,11 @@ TEST_F(FuseMountTest, SlicesOfManySourcesAreRightWhileDescriptorsAreRecycled) {
     std::ofstream(source, std::ios::binary) << RandomBytes(200000, 100 + s);
     for (int i = 0; i < kSlicesPerSource; ++i) {
       std::string key = "many/" + std::to_string(s) + "." + std::to_string(i);
-      view_.AddSlice(key, FileSlice{source, 1000u + 30000u * i, 25000});
+      view_.AddSlice(key, FakeZarrView::LocalSlice(source, 1000u + 30000u * i, 25000));
       expected.emplace_back(key, FileBytes(source, 1000u + 30000u * i, 25000));
     }
   }
-  MountOptions options;
-  options.source_descriptors = 2;  // Far fewer than the sources: descriptors are dropped often.
-  ASSERT_TRUE(Mount(options));
+  ASSERT_TRUE(Mount(MountOptions{}));
   std::atomic<int> wrong{0};
   std::vector<std::thread> readers;
   for (int t = 0; t < kThreads; ++t) {
@@ -425,7 +425,7 @@ TEST_F(FuseMountTest, AStaleSourceFailsMetadataListingsAndChunksWithEIO) {
     a.desc.dtype = DType::Make('u', 1, '|');
     for (uint64_t i : {0, 1, 2, 3}) a.chunks.emplace_back(i, ChunkRef{0, i * 6, 6, 0});
     f.arrays.push_back(a);
-    auto source = ProbeSource(data);
+    auto source = ProbeSource(FileUri(data));
     ASSERT_TRUE(source.ok());
     ASSERT_TRUE((*store)->PutFile(*source, "f.bin", "test", f, {}).ok());
   }

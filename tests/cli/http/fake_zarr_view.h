@@ -26,6 +26,12 @@ class FakeZarrView final : public ZarrView {
     e.value.is_metadata = is_metadata;
   }
   void AddSlice(const std::string& key, FileSlice slice) { entries_[key].value.slice = slice; }
+  /// A slice of the local file at `path`, opened as a view's SourcePool would hand it out.
+  static FileSlice LocalSlice(const std::filesystem::path& path, uint64_t offset, uint64_t length) {
+    auto source = OpenLocalFile(path);
+    if (!source.ok()) throw std::runtime_error(source.status().message());
+    return FileSlice{std::shared_ptr<ByteSource>(std::move(*source)), offset, length};
+  }
   /// Get() of `key` fails with `status`; Stat() still reports a file of `size` bytes, as an index
   /// knows sizes without touching the source.
   void AddError(const std::string& key, Status status, uint64_t size) {
@@ -49,11 +55,9 @@ class FakeZarrView final : public ZarrView {
   Result<std::string> Materialize(const Value& value) override {
     ++materialize_calls_;
     if (!value.slice) return value.bytes;
-    std::ifstream in(value.slice->path, std::ios::binary);
     std::string out(value.slice->length, '\0');
-    in.seekg(static_cast<std::streamoff>(value.slice->offset));
-    in.read(out.data(), static_cast<std::streamsize>(out.size()));
-    if (!in) return IoError("read " + value.slice->path.string());
+    RETURN_IF_ERROR(value.slice->source->ReadInto({value.slice->offset, value.slice->length},
+                                                  std::as_writable_bytes(std::span(out))));
     return out;
   }
 
