@@ -1,7 +1,8 @@
-// The index walk's inputs: --files-from lists (lines or NUL-separated), --exclude globs, and
-// hidden files and folders; checked in the index the run wrote.
+// The index walk's inputs: --files-from lists (lines or NUL-separated, stdin through the binary),
+// --exclude globs, and hidden files and folders; checked in the index the run wrote.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -311,6 +312,56 @@ TEST_F(WalkHiddenTest, AHiddenFileOrFolderNamedExplicitlyIsIndexed) {
                                    {Abs(hidden_tiff_), {".hidden.tif", "ok"}},
                                    {Abs(snapshot_), {".snapshot/hourly.0/plain.tif", "ok"}},
                                }));
+}
+
+// Through the binary: the list on standard input, NUL-separated, an --exclude before the paths.
+TEST_F(WalkTest, CliReadsTheListFromStandardInput) {
+  const fs::path a = Tiff("a.tif"), b = Tiff("in/b.tif", "tiled/u16_zstd.tif");
+  const fs::path given = Tiff("given/g.tif", "tiled/u8_packbits.tif");
+  Tiff("in/b.tmp.tif");
+  Tiff("given/g.tmp.tif");
+  const fs::path list = dir_.path() / "list";
+  {
+    std::ofstream out(list, std::ios::binary);
+    out << a.string() << '\0' << (dir_.path() / "in").string() << '\0';
+  }
+  const fs::path json = dir_.path() / "out.json", err = dir_.path() / "err";
+  const std::string cmd = std::string(REFZARR_BIN) + " index -o '" + index_.string() +
+                          "' --files-from - -0 --exclude '*.tmp.tif' --json '" +
+                          (dir_.path() / "given").string() + "' < '" + list.string() + "' > '" +
+                          json.string() + "' 2> '" + err.string() + "'";
+  const int status = std::system(cmd.c_str());
+  std::ifstream err_in(err);
+  const std::string err_text((std::istreambuf_iterator<char>(err_in)), {});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cmd << "\n" << err_text;
+  std::ifstream json_in(json);
+  const nlohmann::json report = nlohmann::json::parse(json_in);
+  EXPECT_EQ(report["indexed"], 3);
+  EXPECT_EQ(report["skipped"], 2);
+  EXPECT_EQ(SourcesOf(index_), (std::map<std::string, Indexed>{
+                                   {Abs(a), {"a.tif", "ok"}},
+                                   {Abs(b), {"in/b.tif", "ok"}},
+                                   {Abs(given), {"given/g.tif", "ok"}},
+                               }));
+}
+
+TEST_F(WalkTest, CliRequiresPathsOrAList) {
+  const std::string cmd = std::string(REFZARR_BIN) + " index -o '" + index_.string() + "' 2> '" +
+                          (dir_.path() / "err").string() + "'";
+  const int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  std::ifstream err_in(dir_.path() / "err");
+  const std::string err((std::istreambuf_iterator<char>(err_in)), {});
+  EXPECT_NE(err.find("--files-from"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(index_));
+  const std::string missing = std::string(REFZARR_BIN) + " index -o '" + index_.string() +
+                              "' --files-from '" + (dir_.path() / "no-list").string() + "' 2> '" +
+                              (dir_.path() / "err").string() + "'";
+  const int missing_status = std::system(missing.c_str());
+  EXPECT_TRUE(WIFEXITED(missing_status) && WEXITSTATUS(missing_status) == 1) << missing_status;
+  std::ifstream err2(dir_.path() / "err");
+  const std::string err2_text((std::istreambuf_iterator<char>(err2)), {});
+  EXPECT_NE(err2_text.find("cannot read the list"), std::string::npos) << err2_text;
 }
 
 }  // namespace
