@@ -1,6 +1,10 @@
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -23,11 +27,33 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     uint64_t scan_memory = 4ull << 30;
     double scan_timeout = 600;
     bool in_process = false;
+    std::string files_from;
+    bool null = false;
+    std::vector<std::string> exclude;
+    bool hidden = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
   cmd->add_option("-o,--output", args->output, "The index file (created if missing)")->required();
-  cmd->add_option("paths", args->inputs, "Files and folders (recursively)")->required();
+  cmd->add_option("paths", args->inputs,
+                  "Files and folders (recursively); may be left out with --files-from");
+  CLI::Option* files_from =
+      cmd->add_option("--files-from", args->files_from,
+                      "Also index the files and folders listed in FILE ('-': standard input), one "
+                      "a line, read as the walk goes; with a list every input is placed under its "
+                      "base name, as when several paths are given")
+          ->type_name("FILE");
+  cmd->add_flag("-0,--null", args->null, "The --files-from list is NUL-separated (find -print0)")
+      ->needs(files_from);
+  cmd->add_option("--exclude", args->exclude,
+                  "Skip files and folders (an excluded folder is not read) whose base name, or "
+                  "for a GLOB with a '/' whose path relative to its input, matches GLOB "
+                  "(fnmatch); repeatable")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
+  cmd->add_flag("--hidden", args->hidden,
+                "Also index hidden files and folders (names starting with '.': .snapshot, "
+                ".DS_Store, ._x.tif) found in folders; named inputs are always indexed");
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
@@ -48,7 +74,27 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
                 "Scan in this process instead of crash-isolated worker processes (for debugging: "
                 "a file that crashes a library then ends the run)");
   cmd->callback([&ctx, args] {
+    if (args->inputs.empty() && args->files_from.empty()) {
+      throw CLI::RequiredError("paths or --files-from");
+    }
     IndexOptions options;
+    // The list is read as a stream while the walk runs, never loaded whole.
+    std::ifstream list_file;
+    if (args->files_from == "-") {
+      options.files_from = &std::cin;
+    } else if (!args->files_from.empty()) {
+      list_file.open(args->files_from, std::ios::binary);
+      if (!list_file) {
+        ctx.err << "refzarr: index: cannot read the list " << args->files_from << ": "
+                << std::strerror(errno) << "\n";
+        ctx.exit_code = 1;
+        return;
+      }
+      options.files_from = &list_file;
+    }
+    options.files_from_null = args->null;
+    options.exclude = args->exclude;
+    options.hidden = args->hidden;
     options.threads = args->threads;
     const unsigned threads =
         args->threads ? args->threads : std::max(1u, std::thread::hardware_concurrency());

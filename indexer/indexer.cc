@@ -1,14 +1,18 @@
 #include "indexer/indexer.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <istream>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "formats/core/byte_source.h"
 #include "formats/core/recording_sink.h"
@@ -93,32 +97,92 @@ Status CheckInputs(const std::vector<fs::path>& inputs) {
   return OkStatus();
 }
 
+// The paths of an input list (IndexOptions::files_from), read one at a time as the walk reaches
+// them: a list of millions of paths is never held in memory.
+class ListReader {
+ public:
+  ListReader(std::istream* in, bool null) : in_(in), delim_(null ? '\0' : '\n') {}
+
+  /// The next path of the list, or nullopt at its end (or without a list). kIo when the list
+  /// cannot be read.
+  Result<std::optional<fs::path>> Next() {
+    if (peeked_) return std::exchange(peeked_, std::nullopt);
+    std::string entry;
+    while (in_ && std::getline(*in_, entry, delim_)) {
+      // A list written on Windows ends its lines with "\r\n"; NUL-separated names are exact.
+      if (delim_ == '\n' && entry.ends_with('\r')) entry.pop_back();
+      if (!entry.empty()) return std::optional<fs::path>(std::move(entry));
+    }
+    if (in_ && in_->bad()) return IoError("the list of inputs could not be read");
+    return std::optional<fs::path>();
+  }
+
+  /// Whether no path is left to read (reads up to the next one, which Next() then returns).
+  Result<bool> Empty() {
+    if (!peeked_) {
+      ASSIGN_OR_RETURN(peeked_, Next());
+    }
+    return !peeked_.has_value();
+  }
+
+ private:
+  std::istream* in_;
+  char delim_;
+  std::optional<fs::path> peeked_;
+};
+
 // Walks the inputs depth first, each folder's entries in name order, and hands every file to
 // `emit` as it is found: memory holds the folders on the current path, not the archive's file
-// list. kIo when a folder cannot be read.
+// list (nor the input list's paths). Files it passes over (excluded, hidden) are counted, and
+// listed when options.file_list. kIo when a folder or the input list cannot be read.
 class Walker {
  public:
-  Walker(const fs::path& index, std::function<void(Job)> emit) : emit_(std::move(emit)) {
+  /// `several`: each input is placed under its base name (else a single one maps to the root).
+  Walker(const fs::path& index, const IndexOptions& options, bool several,
+         std::function<void(Job)> emit)
+      : emit_(std::move(emit)), options_(options), several_(several) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
 
-  Status Walk(const std::vector<fs::path>& inputs) {
-    std::error_code ec;
-    for (const fs::path& input : inputs) {
-      fs::path abs = fs::absolute(input, ec).lexically_normal();
-      std::string prefix = inputs.size() > 1 ? GenericPath(abs.filename()) : "";
-      if (!fs::is_directory(abs, ec)) {
-        emit_({abs, prefix, true});
-        continue;
-      }
-      RETURN_IF_ERROR(Folder(abs, prefix));
+  Status Walk(const std::vector<fs::path>& inputs, ListReader& list) {
+    for (const fs::path& input : inputs) RETURN_IF_ERROR(Input(input));
+    while (true) {
+      ASSIGN_OR_RETURN(std::optional<fs::path> input, list.Next());
+      if (!input) return OkStatus();
+      RETURN_IF_ERROR(Input(*input));
     }
-    return OkStatus();
   }
 
+  uint64_t skipped() const { return skipped_; }
+  /// The files passed over (with options.file_list), in walk order.
+  std::vector<IndexedFile> TakeSkipped() { return std::move(skipped_files_); }
+
  private:
-  Status Folder(const fs::path& dir, const std::string& group) {
+  Status Input(const fs::path& input) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(input, ec).lexically_normal();
+    // "dir/" names the folder dir, whose base name places it.
+    if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();
+    const std::string name = GenericPath(abs.filename());
+    const std::string prefix = several_ ? name : "";
+    const bool folder = fs::is_directory(abs, ec);
+    // An input is excluded by its base name; being hidden does not pass over a named input.
+    if (Excluded("", name)) {
+      if (!folder) Skip(abs, prefix);
+      return OkStatus();
+    }
+    // A path that is not a folder goes to the scan as named, a missing one too (a listed path
+    // may be gone by now): its open fails it alone, named.
+    if (!folder) {
+      emit_({abs, prefix, true});
+      return OkStatus();
+    }
+    return Folder(abs, prefix, "");
+  }
+
+  // `rel`: the folder's path relative to its input ("" for the input itself).
+  Status Folder(const fs::path& dir, const std::string& group, const std::string& rel) {
     std::vector<std::pair<std::string, bool>> entries;  // name, is a folder
     std::error_code ec;
     for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
@@ -133,18 +197,54 @@ class Walker {
     for (const auto& [name, folder] : entries) {
       fs::path p = dir / name;
       std::string child = group.empty() ? name : group + "/" + name;
-      if (folder) {
-        RETURN_IF_ERROR(Folder(p, child));
+      if (!folder &&
+          (p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm"))) {
         continue;
       }
-      if (p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm")) continue;
+      // Hidden and excluded entries are passed over before a folder is opened: a .snapshot
+      // folder (a file server's view of past states) or an excluded mount is never read.
+      const std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      if ((!options_.hidden && name.starts_with('.')) || Excluded(child_rel, name)) {
+        if (!folder) Skip(p, child);
+        continue;
+      }
+      if (folder) {
+        RETURN_IF_ERROR(Folder(p, child, child_rel));
+        continue;
+      }
       emit_({p, child, false});
     }
     return OkStatus();
   }
 
+  // Whether a --exclude glob matches: one with a '/' the path relative to the input, one
+  // without the base name (so "*.tmp" matches at any depth, "raw/*.tif" only there).
+  bool Excluded(const std::string& rel, const std::string& name) const {
+    for (const std::string& glob : options_.exclude) {
+      const bool match = glob.find('/') != std::string::npos
+                             ? !rel.empty() && fnmatch(glob.c_str(), rel.c_str(), FNM_PATHNAME) == 0
+                             : fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+      if (match) return true;
+    }
+    return false;
+  }
+
+  void Skip(const fs::path& path, const std::string& group) {
+    ++skipped_;
+    if (!options_.file_list) return;
+    IndexedFile f;
+    f.path = path.string();
+    f.group = group;
+    f.outcome = "skipped";
+    skipped_files_.push_back(std::move(f));
+  }
+
   std::function<void(Job)> emit_;
+  const IndexOptions& options_;
+  const bool several_;
   fs::path index_abs_;
+  uint64_t skipped_ = 0;
+  std::vector<IndexedFile> skipped_files_;
 };
 
 constexpr size_t kSniffBytes = 4096;
@@ -344,8 +444,16 @@ bool ImageExtension(const fs::path& path) {
 Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::path& index,
                                const IndexOptions& options, std::ostream& log) {
   auto start = std::chrono::steady_clock::now();
-  if (inputs.empty()) return InvalidArgumentError("nothing to index: give files or folders");
   RETURN_IF_ERROR(CheckInputs(inputs));
+  ListReader list(options.files_from, options.files_from_null);
+  if (inputs.empty()) {
+    ASSIGN_OR_RETURN(const bool none, list.Empty());
+    if (none) {
+      return InvalidArgumentError(options.files_from
+                                      ? "nothing to index: the list of inputs names no path"
+                                      : "nothing to index: give files or folders");
+    }
+  }
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadWrite));
   std::vector<std::unique_ptr<Scanner>> default_scanners;
   if (!options.scanners) default_scanners = DefaultScanners();
@@ -372,9 +480,11 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   BoundedQueue<Job> jobs(kScanBatch * threads);
   BoundedQueue<Scanned> results(2 * threads);
   Status walk_status;
+  // With a list the number of inputs is not known up front: each is placed as one of several.
+  Walker walk(index, options, inputs.size() > 1 || options.files_from,
+              [&](Job job) { jobs.Push(std::move(job)); });
   std::thread walker([&] {
-    Walker walk(index, [&](Job job) { jobs.Push(std::move(job)); });
-    walk_status = walk.Walk(inputs);
+    walk_status = walk.Walk(inputs, list);
     jobs.Close();
   });
   std::atomic<unsigned> running{threads};
@@ -455,6 +565,8 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   }
   walker.join();
   for (auto& w : workers) w.join();
+  report.skipped += walk.skipped();
+  for (IndexedFile& f : walk.TakeSkipped()) report.files.push_back(std::move(f));
   if (options.progress) log << "\n";
   if (!fatal.ok()) return fatal;
   // A walk that stopped early saw only part of the folders: nothing is pruned after it.

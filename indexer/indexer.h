@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -26,6 +27,25 @@ struct IndexOptions {
   /// report); false keeps counts only (failures and warnings still go to `log`), so a run over
   /// millions of files holds no per-file state.
   bool file_list = true;
+  /// More inputs, read from this stream as the walk reaches them (never held in memory, so a
+  /// list of millions of paths costs no more than one): one path a line (a trailing '\r' is
+  /// stripped, empty lines are ignored), or NUL-separated with `files_from_null`. Listed paths are
+  /// inputs like the given ones (files, or folders walked recursively), relative to the working
+  /// directory, read after them. With a list every input, given or listed, is placed under its
+  /// base name, as when several are given (how many there are is not known up front). Unlike a
+  /// given path, a listed one that does not exist fails alone instead of stopping the run, and
+  /// files gone from a listed folder are not removed from the index. Not owned; null: no list.
+  std::istream* files_from = nullptr;
+  bool files_from_null = false;  ///< The `files_from` list is NUL-separated (find -print0).
+  /// Files and folders not indexed, as fnmatch(3) globs: a glob with a '/' is matched against the
+  /// path relative to its input (FNM_PATHNAME: '*' stops at '/'), one without against the base
+  /// name, inputs' own included. An excluded folder is not read; an excluded file is counted as
+  /// skipped.
+  std::vector<std::string> exclude;
+  /// Also index hidden files and folders (names starting with '.': .snapshot, .DS_Store, ._x.tif
+  /// AppleDouble files) found in folders. Without it they are passed over (a hidden file is
+  /// counted as skipped, a hidden folder is not read); an input named explicitly is always indexed.
+  bool hidden = false;
   /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
@@ -58,14 +78,16 @@ struct IndexReport {
   std::vector<std::string> warnings;
 };
 
-/// Indexes `inputs` (files, and folders recursively) into the index at `index` (created if
-/// missing). A single folder maps its files to their relative paths, a single file to the root,
-/// several inputs each to their base name first. Files indexed earlier under an input folder that
-/// are gone from it are removed from the index. Each failure is written to `log` as
-/// "index <file>: <reason>" and recorded in the index; the rest is indexed. A file no scanner
+/// Indexes `inputs` (files, and folders recursively), then those of `options.files_from`, into the
+/// index at `index` (created if missing). A single folder maps its files to their relative paths,
+/// a single file to the root, several inputs (or any with a list) each to their base name first.
+/// Files indexed earlier under a given input folder that are gone from it are removed from the
+/// index. Each failure is written to `log` as "index <file>: <reason>" and recorded in the index;
+/// the rest is indexed. A file no scanner
 /// recognises fails when it was named as an input or has an image file extension
 /// (ImageExtension); other such files found in folders are skipped and counted. Errors only for
-/// what stops the whole run (the index cannot be opened or written, an input does not exist).
+/// what stops the whole run (the index cannot be opened or written, a given input does not exist,
+/// no input was given or listed, the list cannot be read).
 Result<IndexReport> IndexPaths(const std::vector<std::filesystem::path>& inputs,
                                const std::filesystem::path& index, const IndexOptions& options,
                                std::ostream& log);
