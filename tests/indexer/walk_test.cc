@@ -35,13 +35,14 @@ std::map<std::string, Indexed> SourcesOf(const fs::path& index) {
   auto store = OpenRefStore(index, OpenMode::kReadOnly);
   EXPECT_TRUE(store.ok()) << store.status().message();
   if (!store.ok()) return out;
-  auto paths = (*store)->SourcesUnder("/", "/", 1u << 20);
-  EXPECT_TRUE(paths.ok()) << paths.status().message();
-  if (!paths.ok()) return out;
-  for (const std::string& p : *paths) {
-    auto found = (*store)->FindSource(p);
-    EXPECT_TRUE(found.ok() && *found) << p;
-    if (found.ok() && *found) out[p] = {(*found)->group, (*found)->status};
+  const std::string root = FileUri("/");
+  auto uris = (*store)->SourcesUnder(root, root, 1u << 20);
+  EXPECT_TRUE(uris.ok()) << uris.status().message();
+  if (!uris.ok()) return out;
+  for (const std::string& uri : *uris) {
+    auto found = (*store)->FindSource(uri);
+    EXPECT_TRUE(found.ok() && *found) << uri;
+    if (found.ok() && *found) out[DisplaySource(uri)] = {(*found)->group, (*found)->status};
   }
   return out;
 }
