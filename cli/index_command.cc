@@ -31,6 +31,8 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     bool null = false;
     std::vector<std::string> exclude;
     bool hidden = false;
+    std::string root;
+    std::string as;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -40,8 +42,8 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   CLI::Option* files_from =
       cmd->add_option("--files-from", args->files_from,
                       "Also index the files and folders listed in FILE ('-': standard input), one "
-                      "a line, read as the walk goes; with a list every input is placed under its "
-                      "base name, as when several paths are given")
+                      "a line, read as the walk goes, placed under the root like given paths (a new "
+                      "index given only a list needs --root)")
           ->type_name("FILE");
   cmd->add_flag("-0,--null", args->null, "The --files-from list is NUL-separated (find -print0)")
       ->needs(files_from);
@@ -54,6 +56,14 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--hidden", args->hidden,
                 "Also index hidden files and folders (names starting with '.': .snapshot, "
                 ".DS_Store, ._x.tif) found in folders; named inputs are always indexed");
+  cmd->add_option("--root", args->root,
+                  "The folder tree paths are relative to, fixed by the index's first run "
+                  "(default: the single folder given, the single file given as the root, else "
+                  "the deepest folder holding every input)")
+      ->type_name("DIR");
+  cmd->add_option("--as", args->as,
+                  "Place the one input given at this tree path (for files outside the root)")
+      ->type_name("PATH");
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
@@ -95,6 +105,8 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.files_from_null = args->null;
     options.exclude = args->exclude;
     options.hidden = args->hidden;
+    options.root = args->root;
+    options.as = args->as;
     options.threads = args->threads;
     const unsigned threads =
         args->threads ? args->threads : std::max(1u, std::thread::hardware_concurrency());

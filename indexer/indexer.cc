@@ -28,6 +28,111 @@ struct Job {
   fs::path path;
   std::string group;
   bool named = false;  // given as an input itself, not found in a folder
+  std::string refused;  // why the input cannot be placed in the tree; empty: it can
+};
+
+// Where inputs go in the tree: every source at its path relative to the index's root folder
+// (recorded in the index on its first run), so the placement does not depend on the order of
+// arguments or runs. A single file indexed alone into a new index is its root group.
+class Placement {
+ public:
+  // The root for this run: `given` (--root), else the one recorded in the index, else one chosen
+  // from the positional inputs (none with a list only: --root is then required).
+  static Result<Placement> Choose(RefStore& store, const std::vector<fs::path>& inputs,
+                                  const IndexOptions& options) {
+    std::error_code ec;
+    Placement p;
+    p.as_ = options.as;
+    if (!options.as.empty() && (inputs.size() != 1 || options.files_from)) {
+      return InvalidArgumentError("--as places one input: give exactly one file or folder");
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> recorded, store.GetMeta("root"));
+    ASSIGN_OR_RETURN(std::optional<std::string> recorded_kind, store.GetMeta("root_kind"));
+    if (!options.root.empty()) {
+      fs::path root = fs::absolute(options.root, ec).lexically_normal();
+      if (!fs::is_directory(root, ec)) {
+        return InvalidArgumentError("--root " + options.root.string() + " is not a folder");
+      }
+      p.root_ = FileUri(Trimmed(root));
+      if (recorded && (*recorded != p.root_ || recorded_kind.value_or("folder") != "folder")) {
+        return InvalidArgumentError("the index's root is " + DisplaySource(*recorded) +
+                                    ", not " + root.string() +
+                                    " (a root is fixed by the first run; use a new index)");
+      }
+    } else if (recorded) {
+      p.root_ = *recorded;
+      p.single_file_ = recorded_kind.value_or("folder") == "file";
+    } else if (inputs.empty()) {
+      return InvalidArgumentError(
+          "a new index given only --files-from needs --root DIR: the folder tree paths are "
+          "relative to");
+    } else if (!options.as.empty()) {
+      // Placed explicitly: the root is the input's folder, as for any single input.
+      fs::path abs = fs::absolute(inputs[0], ec).lexically_normal();
+      p.root_ = FileUri(Trimmed(fs::is_directory(abs, ec) ? abs : abs.parent_path()));
+    } else if (inputs.size() == 1 && !options.files_from) {
+      fs::path abs = fs::absolute(inputs[0], ec).lexically_normal();
+      p.single_file_ = !fs::is_directory(abs, ec);
+      p.root_ = FileUri(Trimmed(abs));
+    } else {
+      // The deepest folder that holds every input.
+      std::optional<fs::path> common;
+      for (const fs::path& input : inputs) {
+        fs::path abs = Trimmed(fs::absolute(input, ec).lexically_normal());
+        fs::path folder = fs::is_directory(abs, ec) ? abs.parent_path() : abs.parent_path();
+        if (!common) {
+          common = folder;
+          continue;
+        }
+        fs::path shared;
+        auto a = common->begin(), b = folder.begin();
+        for (; a != common->end() && b != folder.end() && *a == *b; ++a, ++b) shared /= *a;
+        common = shared;
+      }
+      p.root_ = FileUri(*common);
+    }
+    p.record_ = !recorded;
+    return p;
+  }
+
+  // Records the root in the index on its first run.
+  Status Record(RefStore& store) const {
+    if (!record_) return OkStatus();
+    RETURN_IF_ERROR(store.SetMeta("root", root_));
+    return store.SetMeta("root_kind", single_file_ ? "file" : "folder");
+  }
+
+  // The tree path of the input at `abs` (absolute, normalised), or why it has none.
+  Result<std::string> Group(const fs::path& abs) const {
+    if (!as_.empty()) return as_;
+    const fs::path root = *LocalPathOfUri(root_);
+    if (single_file_) {
+      if (abs == root) return std::string();
+      return InvalidArgumentError(
+          "this index serves the single file " + root.string() +
+          " as its root; index " + abs.string() + " into a new index, or give --as PATH to "
+          "place it");
+    }
+    const fs::path rel = Trimmed(abs).lexically_relative(root);
+    if (rel.empty() || *rel.begin() == "..") {
+      return InvalidArgumentError("outside the index's root " + root.string() +
+                                  ": give --as PATH to place it in the tree, or `refzarr "
+                                  "relocate` the index if its files moved");
+    }
+    return rel == "." ? std::string() : rel.generic_string();
+  }
+
+ private:
+  // Without a trailing separator ("dir/" names dir).
+  static fs::path Trimmed(fs::path p) {
+    if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
+    return p;
+  }
+
+  std::string root_;  // file:// URI of the root folder, or of the single file
+  bool single_file_ = false;
+  bool record_ = false;
+  std::string as_;
 };
 
 // What a worker hands to the committing thread.
@@ -137,10 +242,9 @@ class ListReader {
 // listed when options.file_list. kIo when a folder or the input list cannot be read.
 class Walker {
  public:
-  /// `several`: each input is placed under its base name (else a single one maps to the root).
-  Walker(const fs::path& index, const IndexOptions& options, bool several,
+  Walker(const fs::path& index, const IndexOptions& options, const Placement& placement,
          std::function<void(Job)> emit)
-      : emit_(std::move(emit)), options_(options), several_(several) {
+      : emit_(std::move(emit)), options_(options), placement_(placement) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
@@ -165,8 +269,14 @@ class Walker {
     // "dir/" names the folder dir, whose base name places it.
     if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();
     const std::string name = GenericPath(abs.filename());
-    const std::string prefix = several_ ? name : "";
+    Result<std::string> placed = placement_.Group(abs);
+    const std::string prefix = placed.ok() ? *placed : name;
     const bool folder = fs::is_directory(abs, ec);
+    if (!placed.ok()) {
+      // Failed alone, named; the rest of the run goes on.
+      emit_({abs, prefix, true, placed.status().message()});
+      return OkStatus();
+    }
     // An input is excluded by its base name; being hidden does not pass over a named input.
     if (Excluded("", name)) {
       if (!folder) Skip(abs, prefix);
@@ -241,7 +351,7 @@ class Walker {
 
   std::function<void(Job)> emit_;
   const IndexOptions& options_;
-  const bool several_;
+  const Placement& placement_;
   fs::path index_abs_;
   uint64_t skipped_ = 0;
   std::vector<IndexedFile> skipped_files_;
@@ -299,6 +409,10 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   Scanned r;
   r.job = std::move(queued);
   const Job& job = r.job;
+  if (!job.refused.empty()) {
+    Fail(r, InvalidArgumentError(job.refused));
+    return r;
+  }
   const std::string uri = FileUri(job.path);
   // An unchanged file is decided by one stat: same generation (device, inode, size, times) as
   // indexed, in the same place of the tree. Nothing is opened.
@@ -480,9 +594,9 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   BoundedQueue<Job> jobs(kScanBatch * threads);
   BoundedQueue<Scanned> results(2 * threads);
   Status walk_status;
-  // With a list the number of inputs is not known up front: each is placed as one of several.
-  Walker walk(index, options, inputs.size() > 1 || options.files_from,
-              [&](Job job) { jobs.Push(std::move(job)); });
+  ASSIGN_OR_RETURN(const Placement placement, Placement::Choose(*store, inputs, options));
+  RETURN_IF_ERROR(placement.Record(*store));
+  Walker walk(index, options, placement, [&](Job job) { jobs.Push(std::move(job)); });
   std::thread walker([&] {
     walk_status = walk.Walk(inputs, list);
     jobs.Close();

@@ -31,8 +31,8 @@ struct IndexOptions {
   /// list of millions of paths costs no more than one): one path a line (a trailing '\r' is
   /// stripped, empty lines are ignored), or NUL-separated with `files_from_null`. Listed paths are
   /// inputs like the given ones (files, or folders walked recursively), relative to the working
-  /// directory, read after them. With a list every input, given or listed, is placed under its
-  /// base name, as when several are given (how many there are is not known up front). Unlike a
+  /// directory, read after them, and placed like them under the root (`root`, which a new index
+  /// given only a list must name). Unlike a
   /// given path, a listed one that does not exist fails alone instead of stopping the run, and
   /// files gone from a listed folder are not removed from the index. Not owned; null: no list.
   std::istream* files_from = nullptr;
@@ -46,6 +46,14 @@ struct IndexOptions {
   /// AppleDouble files) found in folders. Without it they are passed over (a hidden file is
   /// counted as skipped, a hidden folder is not read); an input named explicitly is always indexed.
   bool hidden = false;
+  /// The folder every tree path is relative to, recorded in the index on its first run (meta
+  /// "root"). Empty: the recorded one; on a new index the single folder given, the single file
+  /// given (served as the root), else the deepest common folder of the inputs. A later run with
+  /// another root is an error; inputs outside the root are failed with a message naming --as.
+  std::filesystem::path root;
+  /// Place the single input at this tree path instead of its path relative to the root (a folder:
+  /// its files under it). For sources outside the root (another disk, a mirror).
+  std::string as;
   /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
@@ -79,8 +87,8 @@ struct IndexReport {
 };
 
 /// Indexes `inputs` (files, and folders recursively), then those of `options.files_from`, into the
-/// index at `index` (created if missing). A single folder maps its files to their relative paths,
-/// a single file to the root, several inputs (or any with a list) each to their base name first.
+/// index at `index` (created if missing). Every file goes to its path relative to the index's
+/// root (IndexOptions::root; recorded by the first run); an input outside it fails, named.
 /// Files indexed earlier under a given input folder that are gone from it are removed from the
 /// index. Each failure is written to `log` as "index <file>: <reason>" and recorded in the index;
 /// the rest is indexed. A file no scanner

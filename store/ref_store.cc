@@ -446,6 +446,25 @@ class SqliteRefStore final : public RefStore {
     }
   }
 
+  Result<std::optional<std::string>> GetMeta(std::string_view key) override {
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare("SELECT value FROM meta WHERE key = ?"));
+    s->Bind(1, key);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(s->ColumnText(0));
+  }
+
+  Status SetMeta(std::string_view key, std::string_view value) override {
+    std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
+    ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    RETURN_IF_ERROR(s->Bind(1, key).Bind(2, value).Run());
+    return OkStatus();
+  }
+
   Result<StoreStats> Stats() override {
     ASSIGN_OR_RETURN(auto lease, Lease());
     StoreStats st;

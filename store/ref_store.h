@@ -134,6 +134,11 @@ class RefStore {
   /// Refused arrays in path order, at most `limit` of them.
   virtual Result<std::vector<RefusedArray>> RefusedArrays(size_t limit) = 0;
   virtual Result<StoreStats> Stats() = 0;
+  /// A value of the index's `meta` table ("root": the folder URI tree paths are relative to), or
+  /// nullopt when unset.
+  virtual Result<std::optional<std::string>> GetMeta(std::string_view key) = 0;
+  /// Sets a `meta` value, in its own transaction.
+  virtual Status SetMeta(std::string_view key, std::string_view value) = 0;
   virtual const std::filesystem::path& path() const = 0;
 };
 

@@ -109,8 +109,11 @@ def build_index(refzarr, work, shared):
     index = os.path.join(work, "all.refs.db")
     start = time.time()
     try:
+        # Tree paths are relative to the deepest folder holding every input: the realdata joins
+        # the samples' folder through a link, so file groups start with the three names.
+        os.symlink(os.path.join(shared, "realdata"), os.path.join(tree, "realdata"))
         roots = [os.path.join(tree, "tiff-samples"), os.path.join(tree, "hdf5-samples"),
-                 os.path.join(shared, "realdata")]
+                 os.path.join(tree, "realdata")]
         done = subprocess.run([refzarr, "index", "--json", "-o", index] + roots,
                               capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:

@@ -213,7 +213,10 @@ def main():
     os.makedirs(work)
     samples = os.path.join(work, "samples")
     subprocess.run([samples_bin, samples], check=True, stdout=subprocess.DEVNULL)
-    real = os.path.join(c.env("REFZARR_SHARED_DIR"), "realdata", "hdf5")
+    # Tree paths are relative to the deepest folder holding every input: the realdata joins the
+    # samples' folder through a link, so file groups start with "samples/" and "hdf5/".
+    real = os.path.join(work, "hdf5")
+    os.symlink(os.path.join(c.env("REFZARR_SHARED_DIR"), "realdata", "hdf5"), real)
     index = os.path.join(work, "h5.refs.db")
     done = subprocess.run([refzarr, "index", "--json", "-o", index, samples, real],
                           capture_output=True, text=True, timeout=300)

@@ -74,7 +74,10 @@ TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
   WriteFile(hostile / "abort.tif", "REFZARR-ABORT at once");
 
   const auto scanners = testing::ScannersWithHostileOnes();
-  auto runner = MakeIsolatedScanRunner(TestIsolation());
+  // Long enough for the hog to reach its memory limit on a loaded machine (a 1 GiB memset).
+  IsolationOptions isolation = TestIsolation();
+  isolation.timeout_seconds = 6;
+  auto runner = MakeIsolatedScanRunner(isolation);
   ASSERT_TRUE(runner.ok()) << runner.status().message();
   IndexOptions options;
   options.scanners = &scanners;
@@ -86,7 +89,7 @@ TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(report.ok()) << report.status().message();
-  // Two timeouts of 3 s on two workers, plus the scans: far less than the 5 hostile files in a row.
+  // Two timeouts of 6 s, plus the scans: far less than the 5 hostile files each timing out.
   EXPECT_LT(seconds, 30) << log.str();
 
   std::map<std::string, std::string> errors;
@@ -97,9 +100,9 @@ TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
       << errors["hostile/crash.tif"];
   EXPECT_NE(errors["hostile/abort.tif"].find("scan killed by SIGABRT"), std::string::npos)
       << errors["hostile/abort.tif"];
-  EXPECT_NE(errors["hostile/hang.tif"].find("scan timed out after 3 s"), std::string::npos)
+  EXPECT_NE(errors["hostile/hang.tif"].find("scan timed out after 6 s"), std::string::npos)
       << errors["hostile/hang.tif"];
-  EXPECT_NE(errors["hostile/spin.tif"].find("scan timed out after 3 s"), std::string::npos)
+  EXPECT_NE(errors["hostile/spin.tif"].find("scan timed out after 6 s"), std::string::npos)
       << errors["hostile/spin.tif"];
   EXPECT_NE(errors["hostile/hog.tif"].find("out of memory"), std::string::npos)
       << errors["hostile/hog.tif"];

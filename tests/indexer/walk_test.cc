@@ -85,7 +85,8 @@ class WalkTest : public ::testing::Test {
 };
 testing::TempDir* WalkTest::samples_ = nullptr;
 
-TEST_F(WalkTest, ListOfThreeFilesAndAFolderPlacesEachUnderItsBaseName) {
+// A list on a new index needs the root its paths are placed under.
+TEST_F(WalkTest, ListOfThreeFilesAndAFolderPlacesEachAtItsPathUnderTheRoot) {
   const fs::path a = Tiff("x/a.tif"), b = Tiff("y/b.tif", "tiled/u16_zstd.tif"),
                  c = Tiff("c.tif", "tiled/u8_packbits.tif");
   const fs::path f1 = Tiff("folder/f1.tif"), f2 = Tiff("folder/sub/f2.tif", "tiled/u16_zstd.tif");
@@ -94,13 +95,21 @@ TEST_F(WalkTest, ListOfThreeFilesAndAFolderPlacesEachUnderItsBaseName) {
                           (dir_.path() / "folder/").string() + "\n");
   IndexOptions options;
   options.files_from = &list;
+  {
+    auto refused = Index({}, options);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("--root"), std::string::npos);
+  }
+  list.clear();
+  list.seekg(0);
+  options.root = dir_.path();
   auto report = Index({}, options);
   ASSERT_TRUE(report.ok()) << report.status().message();
   EXPECT_EQ(report->indexed, 5u) << log_.str();
   EXPECT_EQ(report->failed, 0u) << log_.str();
   EXPECT_EQ(SourcesOf(index_), (std::map<std::string, Indexed>{
-                                   {Abs(a), {"a.tif", "ok"}},
-                                   {Abs(b), {"b.tif", "ok"}},
+                                   {Abs(a), {"x/a.tif", "ok"}},
+                                   {Abs(b), {"y/b.tif", "ok"}},
                                    {Abs(c), {"c.tif", "ok"}},
                                    {Abs(f1), {"folder/f1.tif", "ok"}},
                                    {Abs(f2), {"folder/sub/f2.tif", "ok"}},
@@ -129,6 +138,7 @@ TEST_F(WalkTest, NulSeparatedListKeepsANewlineAndACarriageReturnInNames) {
   IndexOptions options;
   options.files_from = &list;
   options.files_from_null = true;
+  options.root = dir_.path();
   auto report = Index({}, options);
   ASSERT_TRUE(report.ok()) << report.status().message();
   EXPECT_EQ(report->failed, 0u) << log_.str();
@@ -144,6 +154,7 @@ TEST_F(WalkTest, AListedPathThatIsMissingFailsAloneNamed) {
   std::istringstream list(gone.string() + "\n" + good.string() + "\n");
   IndexOptions options;
   options.files_from = &list;
+  options.root = dir_.path();
   auto report = Index({}, options);
   ASSERT_TRUE(report.ok()) << report.status().message();
   EXPECT_EQ(report->indexed, 1u);
@@ -227,6 +238,7 @@ TEST_F(WalkTest, ExcludeAppliesToListedInputsByBaseName) {
   std::istringstream list(keep.string() + "\n" + drop.string() + "\n");
   IndexOptions options;
   options.files_from = &list;
+  options.root = dir_.path();
   options.exclude = {"*.tmp.*"};
   auto report = Index({}, options);
   ASSERT_TRUE(report.ok()) << report.status().message();
@@ -307,12 +319,73 @@ TEST_F(WalkHiddenTest, AHiddenFileOrFolderNamedExplicitlyIsIndexed) {
   std::istringstream list(hidden_tiff_.string() + "\n" + (dir_.path() / "d/.snapshot").string());
   IndexOptions options;
   options.files_from = &list;
+  options.root = dir_.path();
   auto listed = Index({}, options);
   ASSERT_TRUE(listed.ok()) << listed.status().message();
   EXPECT_EQ(SourcesOf(index_), (std::map<std::string, Indexed>{
-                                   {Abs(hidden_tiff_), {".hidden.tif", "ok"}},
-                                   {Abs(snapshot_), {".snapshot/hourly.0/plain.tif", "ok"}},
+                                   {Abs(hidden_tiff_), {"d/.hidden.tif", "ok"}},
+                                   {Abs(snapshot_), {"d/.snapshot/hourly.0/plain.tif", "ok"}},
                                }));
+}
+
+// Placement: every source at its path relative to the index's root, whatever the order of the
+// arguments and runs.
+TEST_F(WalkTest, AFileOfAnIndexedFolderIndexedAgainAloneIsReplacedInPlace) {
+  const fs::path a = Tiff("src/a.tif"), b = Tiff("src/sub/b.tif", "tiled/u16_zstd.tif");
+  ASSERT_TRUE(Index({dir_.path() / "src"}, {}).ok());
+  IndexOptions force;
+  force.force = true;
+  auto again = Index({a}, force);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->indexed, 1u) << log_.str();
+  EXPECT_EQ(again->failed, 0u) << log_.str();
+  EXPECT_EQ(SourcesOf(index_), (std::map<std::string, Indexed>{
+                                   {Abs(a), {"a.tif", "ok"}},
+                                   {Abs(b), {"sub/b.tif", "ok"}},
+                               }));
+}
+
+TEST_F(WalkTest, FilesOfTheSameNameInTwoFoldersNeverCollide) {
+  const fs::path f0 = Tiff("d0/f.tif"), f1 = Tiff("d1/f.tif", "tiled/u16_zstd.tif");
+  auto report = Index({f1, f0}, {});
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(report->failed, 0u) << log_.str();
+  const auto first = SourcesOf(index_);
+  EXPECT_EQ(first, (std::map<std::string, Indexed>{
+                       {Abs(f0), {"d0/f.tif", "ok"}},
+                       {Abs(f1), {"d1/f.tif", "ok"}},
+                   }));
+  // The other order, into a new index: the same tree.
+  fs::remove(index_);
+  ASSERT_TRUE(Index({f0, f1}, {}).ok());
+  EXPECT_EQ(SourcesOf(index_), first);
+}
+
+TEST_F(WalkTest, AMovedFolderIsRefusedNamingTheRootAndHowToMapIt) {
+  Tiff("A/x.tif");
+  ASSERT_TRUE(Index({dir_.path() / "A"}, {}).ok());
+  fs::rename(dir_.path() / "A", dir_.path() / "B");
+  auto moved = Index({dir_.path() / "B"}, {});
+  ASSERT_TRUE(moved.ok()) << moved.status().message();
+  EXPECT_EQ(moved->failed, 1u) << log_.str();
+  EXPECT_NE(log_.str().find("outside the index's root " + Abs(dir_.path() / "A")),
+            std::string::npos) << log_.str();
+  EXPECT_NE(log_.str().find("--as"), std::string::npos) << log_.str();
+  EXPECT_NE(log_.str().find("relocate"), std::string::npos) << log_.str();
+  // --as places it explicitly.
+  IndexOptions as;
+  as.as = "mirror";
+  auto placed = Index({dir_.path() / "B"}, as);
+  ASSERT_TRUE(placed.ok()) << placed.status().message();
+  EXPECT_EQ(placed->failed, 0u) << log_.str();
+  EXPECT_EQ(SourcesOf(index_)[Abs(dir_.path() / "B/x.tif")], (Indexed{"mirror/x.tif", "ok"}));
+  // Another root than the recorded one is an error before anything is indexed.
+  IndexOptions other;
+  other.root = dir_.path();
+  auto refused = Index({dir_.path() / "B"}, other);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("the index's root is " + Abs(dir_.path() / "A")),
+            std::string::npos) << refused.status().message();
 }
 
 // Through the binary: the list on standard input, NUL-separated, an --exclude before the paths.
