@@ -702,7 +702,8 @@ class SqliteRefStore final : public RefStore {
     for (std::string p = tp; !p.empty(); p = ParentOf(p)) {
       up->Reset();
       RETURN_IF_ERROR(up->Bind(1, p).Run());
-      if (sqlite3_changes(writer_->handle()) == 0) break;
+      // The path itself may have been a file's group, already gone with the file.
+      if (sqlite3_changes(writer_->handle()) == 0 && p != tp) break;
     }
     RETURN_IF_ERROR(t.Commit());
     return removed;

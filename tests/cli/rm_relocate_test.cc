@@ -227,12 +227,17 @@ TEST_F(RmRelocateTest, RelocateLeavesAFileModifiedAfterTheMoveStaleNamedAndMoves
   const nlohmann::json f = FileAt(info, "tiled/u16_zstd.tif");
   EXPECT_EQ(f["status"], "stale");
   EXPECT_EQ(f["uri"], FileUri(dir_.path() / "A" / "tiled" / "u16_zstd.tif"));
+  // The stale file's keys fail (its listing too); every other key serves what it served.
   const KeyBytes after = ReadAllKeys(index_);
-  ASSERT_EQ(after.size(), before.size());
+  EXPECT_EQ(after.at("tiled/u16_zstd.tif/").substr(0, 7), "error: ");
+  size_t kept = 0;
   for (const auto& [key, bytes] : before) {
     if (Under(key, "tiled/u16_zstd.tif")) continue;
+    ASSERT_TRUE(after.count(key)) << key;
     EXPECT_TRUE(after.at(key) == bytes) << key << " serves other bytes after relocate";
+    ++kept;
   }
+  EXPECT_GT(kept, 100u);
 }
 
 TEST(RmRelocate, RelocateMatchesWholePathComponentsOnly) {
