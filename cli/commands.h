@@ -58,4 +58,21 @@ Status PrintInfo(const std::filesystem::path& index, bool json, bool verify, std
 /// Prints "key<TAB>uri<TAB>offset<TAB>length" for every stored chunk of `array`.
 Status PrintRefs(const std::filesystem::path& index, std::string_view array, std::ostream& out);
 
+void AddRmCommand(CLI::App& app, CommandContext& ctx);
+/// Removes the files whose group is each of `paths` (tree paths) or lies under it, one
+/// transaction per path, printing what each removed; a path that names no file or folder is
+/// reported on `err` and the others are still removed (the result is then an error).
+Status RemoveTreePaths(const std::filesystem::path& index, const std::vector<std::string>& paths,
+                       std::ostream& out, std::ostream& err);
+
+void AddRelocateCommand(CLI::App& app, CommandContext& ctx);
+/// Rewrites the URI of every source at or under `old_prefix` (a local path or a URI; whole path
+/// components) to lie under `new_prefix`, each after ProbeSource at the new URI gives the indexed
+/// size and fingerprint; its generation becomes the new one. A source failing the check stays at
+/// its old URI, named on `err` with the reason (the result is then an error). Pages and commits
+/// in batches.
+Status RelocateSources(const std::filesystem::path& index, std::string_view old_prefix,
+                       std::string_view new_prefix, std::ostream& out, std::ostream& err,
+                       const SourceOpeners& openers);
+
 }  // namespace refzarr

@@ -671,6 +671,110 @@ class SqliteRefStore final : public RefStore {
   std::unique_ptr<Connection> writer_;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> pool_;
+
+  // ---- rm and relocate ----
+ public:
+  Result<uint64_t> RemoveTree(std::string_view tree_path) override {
+    std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
+    // Created on first use rather than in kSchema, so indexes made before it get it too.
+    RETURN_IF_ERROR(writer_->Exec("CREATE INDEX IF NOT EXISTS sources_by_group ON sources(grp)"));
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
+    // Groups at or under "p" are "p" and ["p/", "p0"): '0' follows '/'. Rows leave the range as
+    // they are removed, so every page starts at the front; a page is collected before removing.
+    const std::string tp(tree_path), lo = tp + "/", hi = tp + "0";
+    ASSIGN_OR_RETURN(Statement * page, writer_->Prepare(
+        tp.empty() ? "SELECT uri FROM sources WHERE owner = 0 LIMIT 256"
+                   : "SELECT uri FROM sources WHERE owner = 0 AND (grp = ?1 OR "
+                     "(grp >= ?2 AND grp < ?3)) LIMIT 256"));
+    uint64_t removed = 0;
+    while (true) {
+      page->Reset();
+      if (!tp.empty()) page->Bind(1, tp).Bind(2, lo).Bind(3, hi);
+      std::vector<std::string> uris;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, page->Step());
+        if (!row) break;
+        uris.push_back(page->ColumnText(0));
+      }
+      page->Reset();
+      if (uris.empty()) break;
+      for (const std::string& uri : uris) RETURN_IF_ERROR(RemoveFile(uri));
+      removed += uris.size();
+    }
+    if (removed == 0) return uint64_t{0};
+    // Folder groups left empty: those under the path, deepest first (each pass removes the
+    // leaves), then the path and its ancestors while they are empty. Never the root.
+    ASSIGN_OR_RETURN(Statement * below, writer_->Prepare(
+        "DELETE FROM nodes WHERE path >= ?1 AND path < ?2 AND path <> '' AND owner IS NULL AND "
+        "kind = 0 AND NOT EXISTS (SELECT 1 FROM nodes AS c WHERE c.parent = nodes.path)"));
+    do {
+      below->Reset();
+      RETURN_IF_ERROR(below->Bind(1, tp.empty() ? std::string() : lo)
+                          .Bind(2, tp.empty() ? std::string("\xff") : hi)
+                          .Run());
+    } while (sqlite3_changes(writer_->handle()) > 0);
+    ASSIGN_OR_RETURN(Statement * up, writer_->Prepare(
+        "DELETE FROM nodes WHERE path = ?1 AND owner IS NULL AND kind = 0 AND NOT EXISTS "
+        "(SELECT 1 FROM nodes AS c WHERE c.parent = ?1)"));
+    for (std::string p = tp; !p.empty(); p = ParentOf(p)) {
+      up->Reset();
+      RETURN_IF_ERROR(up->Bind(1, p).Run());
+      // The path itself may have been a file's group, already gone with the file.
+      if (sqlite3_changes(writer_->handle()) == 0 && p != tp) break;
+    }
+    RETURN_IF_ERROR(t.Commit());
+    return removed;
+  }
+
+  Result<std::vector<OwnedSource>> SourcesAtOrUnder(std::string_view base,
+                                                    std::string_view after_uri,
+                                                    int64_t after_owner, size_t limit) override {
+    // "base" and ["base/", "base0") on the (uri, owner) index; names such as "base-1" sort between
+    // the two and are filtered out, so "/data/a" never matches "/data/ab/x.tif".
+    const std::string b(base), lo = b + "/", hi = b + "0";
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    ASSIGN_OR_RETURN(Statement * s, lease->Prepare(
+        std::string("SELECT ") + kSourceColumns + ", owner FROM sources WHERE uri >= ?1 AND "
+        "uri < ?3 AND (uri = ?1 OR uri >= ?2) AND (uri, owner) > (?4, ?5) ORDER BY uri, owner "
+        "LIMIT ?6"));
+    s->Bind(1, b).Bind(2, lo).Bind(3, hi).Bind(4, after_uri).Bind(5, after_owner)
+        .Bind(6, static_cast<int64_t>(limit));
+    std::vector<OwnedSource> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) return out;
+      out.push_back({ReadSourceRow(*s), s->ColumnInt(8)});
+    }
+  }
+
+  Result<std::vector<size_t>> MoveSources(const std::vector<SourceMove>& moves) override {
+    std::lock_guard lock(write_mu_);
+    writer_->ResetAll();
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
+    ASSIGN_OR_RETURN(Statement * taken, writer_->Prepare(
+        "SELECT 1 FROM sources WHERE uri = ?1 AND owner = (SELECT owner FROM sources WHERE id = ?2)"));
+    ASSIGN_OR_RETURN(Statement * move, writer_->Prepare(
+        "UPDATE sources SET uri = ?1, generation = ?2 WHERE id = ?3"));
+    std::vector<size_t> refused;
+    for (size_t i = 0; i < moves.size(); ++i) {
+      const SourceMove& m = moves[i];
+      taken->Reset();
+      taken->Bind(1, m.uri).Bind(2, m.id);
+      ASSIGN_OR_RETURN(bool exists, taken->Step());
+      taken->Reset();
+      if (exists) {
+        refused.push_back(i);
+        continue;
+      }
+      move->Reset();
+      RETURN_IF_ERROR(move->Bind(1, m.uri).Bind(2, m.generation.value).Bind(3, m.id).Run());
+    }
+    RETURN_IF_ERROR(t.Commit());
+    return refused;
+  }
 };
 
 }  // namespace

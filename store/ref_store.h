@@ -140,6 +140,36 @@ class RefStore {
   /// Sets a `meta` value, in its own transaction.
   virtual Status SetMeta(std::string_view key, std::string_view value) = 0;
   virtual const std::filesystem::path& path() const = 0;
+
+  // ---- rm and relocate (cli/rm_command.cc, cli/relocate_command.cc) ----
+
+  /// Removes every scanned file (indexed or failed) whose group is `tree_path` or lies under it
+  /// ("" = all), with everything indexed for them, and the folder groups left empty, in one
+  /// transaction. Returns how many scanned files were removed (0: `tree_path` names none).
+  /// Pages through the files by group on the `sources_by_group` index.
+  virtual Result<uint64_t> RemoveTree(std::string_view tree_path) = 0;
+  /// A source row with its owner (0 for a scanned file, else the file it serves).
+  struct OwnedSource {
+    SourceInfo info;
+    int64_t owner = 0;
+  };
+  /// At most `limit` sources (scanned files and companions) whose URI is `base` or lies under it
+  /// as a folder (`base` + "/"...; `base` without a trailing '/'), that sort after
+  /// (`after_uri`, `after_owner`), in (uri, owner) order: page through with the last row seen
+  /// (start with "", 0). An indexed range scan per page.
+  virtual Result<std::vector<OwnedSource>> SourcesAtOrUnder(std::string_view base,
+                                                            std::string_view after_uri,
+                                                            int64_t after_owner, size_t limit) = 0;
+  /// A new URI and generation for the source `id`.
+  struct SourceMove {
+    int64_t id = 0;
+    std::string uri;
+    Generation generation;
+  };
+  /// Rewrites the URI and generation of each source of `moves`, in one transaction. A move whose
+  /// new URI the index already holds for the same owner is not made: the positions of those in
+  /// `moves` are returned.
+  virtual Result<std::vector<size_t>> MoveSources(const std::vector<SourceMove>& moves) = 0;
 };
 
 enum class OpenMode { kReadOnly, kReadWrite };
