@@ -84,6 +84,14 @@ Status RelocateSources(const std::filesystem::path& index, std::string_view old_
       ++(moved[i]->owner == 0 ? files : companions);
     }
   }
+  // The index's root moves with them when it was at or under OLD, so the next `index` of the new
+  // location places its files where they were.
+  ASSIGN_OR_RETURN(std::optional<std::string> root, store->GetMeta("root"));
+  if (root && files > 0 &&
+      (*root == from || root->compare(0, from.size() + 1, from + "/") == 0)) {
+    RETURN_IF_ERROR(store->SetMeta("root", to + root->substr(from.size())));
+    out << "the index's root is now " << DisplaySource(to + root->substr(from.size())) << "\n";
+  }
   out << "relocated " << files << (files == 1 ? " file" : " files") << " and " << companions
       << (companions == 1 ? " companion" : " companions") << " from " << DisplaySource(from)
       << " to " << DisplaySource(to);

@@ -201,6 +201,14 @@ TEST_F(RmRelocateTest, RelocateAfterAMoveServesEveryKeyWithIdenticalBytes) {
   }
   EXPECT_EQ(info["files"].size(), stale["files"].size());
   EXPECT_TRUE(ReadAllKeys(index_) == before) << "keys or bytes differ after relocate";
+  // The root moved with the files: indexing the new location finds every file unchanged.
+  CommandRun reindex = RunCommand({"index", "--json", "-o", index_.string(),
+                                   (dir_.path() / "B").string()});
+  EXPECT_LE(reindex.exit_code, 1) << reindex.err;
+  const nlohmann::json report = nlohmann::json::parse(reindex.out);
+  EXPECT_EQ(report["indexed"], 0) << reindex.err;
+  EXPECT_GT(report["unchanged"].get<int>(), 10) << reindex.err;
+  EXPECT_TRUE(ReadAllKeys(index_) == before) << "keys or bytes differ after re-indexing";
 }
 
 TEST_F(RmRelocateTest, RelocateLeavesAFileModifiedAfterTheMoveStaleNamedAndMovesTheRest) {
