@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   refzarr::AddInfoCommand(app, ctx);
   refzarr::AddRefsCommand(app, ctx);
   refzarr::AddExportCommand(app, ctx);
+  refzarr::AddMergeCommand(app, ctx);
 #ifdef REFZARR_HAVE_serve
   refzarr::AddServeCommand(app, ctx);
 #endif
