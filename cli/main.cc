@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   refzarr::AddExportCommand(app, ctx);
   refzarr::AddRmCommand(app, ctx);
   refzarr::AddRelocateCommand(app, ctx);
+  refzarr::AddMergeCommand(app, ctx);
 #ifdef REFZARR_HAVE_serve
   refzarr::AddServeCommand(app, ctx);
 #endif

@@ -1,0 +1,251 @@
+// `refzarr merge`: the samples indexed in shards and merged equal one index of the same inputs,
+// key by key through the view (Zarr v2 and v3); conflicts are refused naming both sides.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "store/zarr_view.h"
+
+namespace refzarr {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandRun {
+  int exit_code = 0;
+  std::string out, err;
+};
+
+CommandRun RunCommand(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  CommandContext ctx{out, err, 0, {REFZARR_BIN, "scan-worker"}};
+  CLI::App app;
+  app.require_subcommand(1);
+  AddIndexCommand(app, ctx);
+  AddInfoCommand(app, ctx);
+  AddMergeCommand(app, ctx);
+  std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
+  CommandRun r;
+  try {
+    app.parse(args);
+    r.exit_code = ctx.exit_code;
+  } catch (const CLI::ParseError&) {
+    r.exit_code = 2;
+  }
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every key of the view with its bytes ("key/" for directories), walked from the root.
+void Walk(ZarrView& view, const std::string& dir, std::map<std::string, std::string>& out) {
+  auto entries = view.List(dir);
+  ASSERT_TRUE(entries.ok()) << dir << ": " << entries.status().message();
+  ASSERT_TRUE(entries->has_value()) << dir;
+  for (const DirEntry& e : **entries) {
+    std::string key = dir.empty() ? e.name : dir + "/" + e.name;
+    if (e.is_directory) {
+      out[key + "/"] = "";
+      Walk(view, key, out);
+      continue;
+    }
+    auto v = view.Get(key);
+    ASSERT_TRUE(v.ok()) << key << ": " << v.status().message();
+    ASSERT_TRUE(v->has_value()) << key;
+    auto bytes = view.Materialize(**v);
+    ASSERT_TRUE(bytes.ok()) << key << ": " << bytes.status().message();
+    out[key] = std::move(*bytes);
+  }
+}
+
+std::map<std::string, std::string> Keys(const fs::path& index, int zarr_format) {
+  ViewFlags flags;
+  flags.zarr_format = zarr_format;
+  auto options = flags.ToOptions();
+  EXPECT_TRUE(options.ok());
+  auto view = OpenZarrView(index, *options);
+  EXPECT_TRUE(view.ok()) << view.status().message();
+  std::map<std::string, std::string> out;
+  if (view.ok()) Walk(**view, "", out);
+  return out;
+}
+
+// `info --json` without what names the index file itself or measures its size on disk.
+nlohmann::json Info(const fs::path& index) {
+  CommandRun r = RunCommand({"info", "--json", index.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  j.erase("index");
+  j.erase("index_bytes");
+  return j;
+}
+
+void ExpectSameIndex(const fs::path& expected, const fs::path& actual) {
+  for (int format : {2, 3}) {
+    auto want = Keys(expected, format), got = Keys(actual, format);
+    ASSERT_GT(want.size(), 10u);
+    EXPECT_EQ(want.size(), got.size()) << "zarr v" << format;
+    for (const auto& [key, bytes] : want) {
+      auto it = got.find(key);
+      ASSERT_NE(it, got.end()) << "zarr v" << format << ": " << key << " missing after merge";
+      EXPECT_TRUE(it->second == bytes) << "zarr v" << format << ": " << key << " differs";
+    }
+  }
+  EXPECT_EQ(Info(expected), Info(actual));
+}
+
+class MergeTest : public ::testing::Test {
+ protected:
+  // The samples' files dealt round-robin into three shard folders with the same layout, so every
+  // sample folder exists in each shard (shared folder groups); each shard is indexed from a list
+  // (inputs placed at their base names), and so is their union.
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("refzarr_merge_" + std::to_string(getpid())));
+    fs::remove_all(*dir_);
+    fs::path samples = *dir_ / "samples";
+    std::string cmd = std::string(REFZARR_SAMPLES_BIN) + " " + samples.string() + " -q";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::recursive_directory_iterator(samples)) {
+      if (e.is_regular_file()) files.push_back(fs::relative(e.path(), samples));
+    }
+    std::sort(files.begin(), files.end());
+    ASSERT_GT(files.size(), 6u);
+    std::set<std::string> inputs[kShards];
+    for (size_t i = 0; i < files.size(); ++i) {
+      fs::path to = *dir_ / ("part" + std::to_string(i % kShards)) / files[i];
+      fs::create_directories(to.parent_path());
+      fs::copy_file(samples / files[i], to);
+      inputs[i % kShards].insert((*dir_ / ("part" + std::to_string(i % kShards)) /
+                                  *files[i].begin()).string());
+    }
+    std::ofstream all(*dir_ / "all.list");
+    for (int k = 0; k < kShards; ++k) {
+      std::ofstream list(*dir_ / ("shard" + std::to_string(k) + ".list"));
+      for (const std::string& in : inputs[k]) {
+        list << in << "\n";
+        all << in << "\n";
+      }
+    }
+    all.close();
+    full_run_ = new CommandRun(RunCommand({"index", "-o", Db("full"), "--files-from",
+                                    (*dir_ / "all.list").string()}));
+    for (int k = 0; k < kShards; ++k) {
+      std::string name = "shard" + std::to_string(k);
+      CommandRun r = RunCommand({"index", "-o", Db(name), "--files-from", (*dir_ / (name + ".list")).string()});
+      ASSERT_LE(r.exit_code, 1) << r.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete full_run_;
+  }
+  static std::string Db(const std::string& name) { return (*dir_ / (name + ".refs.db")).string(); }
+  static std::vector<std::string> Shards() {
+    std::vector<std::string> out;
+    for (int k = 0; k < kShards; ++k) out.push_back(Db("shard" + std::to_string(k)));
+    return out;
+  }
+
+  static constexpr int kShards = 3;
+  static fs::path* dir_;
+  static CommandRun* full_run_;
+};
+fs::path* MergeTest::dir_ = nullptr;
+CommandRun* MergeTest::full_run_ = nullptr;
+
+TEST_F(MergeTest, ShardsMergeIntoTheIndexOfTheirUnion) {
+  ASSERT_LE(full_run_->exit_code, 1) << full_run_->err;
+  std::vector<std::string> args = {"merge", "-o", Db("merged")};
+  for (const std::string& s : Shards()) args.push_back(s);
+  CommandRun r = RunCommand(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("merged 3 indexes"), std::string::npos) << r.out;
+  ExpectSameIndex(Db("full"), Db("merged"));
+}
+
+TEST_F(MergeTest, MergedIndexIsTheSameWhateverTheOrderOfInputs) {
+  std::vector<std::string> shards = Shards();
+  CommandRun r = RunCommand({"merge", "-o", Db("reversed"), shards[2], shards[0], shards[1]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameIndex(Db("full"), Db("reversed"));
+}
+
+TEST_F(MergeTest, OneInputMergesIntoAnEqualIndex) {
+  CommandRun r = RunCommand({"merge", "-o", Db("one"), Shards()[1]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameIndex(Shards()[1], Db("one"));
+}
+
+TEST_F(MergeTest, SameSourceInTwoInputsIsRefusedNamingBoth) {
+  std::string copy = Db("shard0_copy");
+  fs::copy_file(Shards()[0], copy);
+  std::string before = ReadAll(copy);
+  CommandRun r = RunCommand({"merge", "-o", Db("dup"), Shards()[0], Shards()[1], copy});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("merge conflict"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(Shards()[0]), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(copy), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((*dir_ / "part0").string()), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(Db("dup")));
+  EXPECT_TRUE(ReadAll(copy) == before) << "an input was modified";
+  for (const auto& e : fs::directory_iterator(*dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".merging"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(MergeTest, SamePathFromOtherSourcesIsRefusedNamingBothSources) {
+  // A copy of part0 elsewhere, indexed with the same placement: other sources, same tree paths.
+  fs::path other = *dir_ / "elsewhere" / "part0";
+  fs::create_directories(other.parent_path());
+  fs::copy(*dir_ / "part0", other, fs::copy_options::recursive);
+  std::ofstream list(*dir_ / "other.list");
+  for (const auto& e : fs::directory_iterator(other)) list << e.path().string() << "\n";
+  list.close();
+  CommandRun idx = RunCommand({"index", "-o", Db("other"), "--files-from", (*dir_ / "other.list").string()});
+  ASSERT_LE(idx.exit_code, 1) << idx.err;
+  std::string before = ReadAll(Shards()[0]);
+  CommandRun r = RunCommand({"merge", "-o", Db("clash"), Shards()[0], Db("other")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("tree path"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(Shards()[0]), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(Db("other")), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((*dir_ / "part0").string() + "/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(other.string() + "/"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(Db("clash")));
+  EXPECT_TRUE(ReadAll(Shards()[0]) == before) << "an input was modified";
+}
+
+TEST_F(MergeTest, ExistingOutputIsNeverOverwritten) {
+  std::string out = Db("exists");
+  std::ofstream(out) << "keep me";
+  CommandRun r = RunCommand({"merge", "-o", out, Shards()[0]});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadAll(out), "keep me");
+}
+
+TEST_F(MergeTest, InputThatIsNotAnIndexIsNamed) {
+  std::string bogus = (*dir_ / "bogus.db").string();
+  std::ofstream(bogus) << "not sqlite";
+  CommandRun r = RunCommand({"merge", "-o", Db("bogus_out"), Shards()[0], bogus});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(bogus), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(Db("bogus_out")));
+}
+
+}  // namespace
+}  // namespace refzarr
