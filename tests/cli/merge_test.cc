@@ -108,43 +108,36 @@ void ExpectSameIndex(const fs::path& expected, const fs::path& actual) {
 
 class MergeTest : public ::testing::Test {
  protected:
-  // The samples' files dealt round-robin into three shard folders with the same layout, so every
-  // sample folder exists in each shard (shared folder groups); each shard is indexed from a list
-  // (inputs placed at their base names), and so is their union.
+  // The samples' files dealt round-robin into three shards of one archive folder, so every
+  // sample folder has files in each shard (shared folder groups); each shard is indexed from a
+  // list of its files with the archive as the root, and so is their union.
   static void SetUpTestSuite() {
     dir_ = new fs::path(fs::temp_directory_path() / ("refzarr_merge_" + std::to_string(getpid())));
     fs::remove_all(*dir_);
-    fs::path samples = *dir_ / "samples";
+    fs::path samples = *dir_ / "archive";
     std::string cmd = std::string(REFZARR_SAMPLES_BIN) + " " + samples.string() + " -q";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::vector<fs::path> files;
     for (const auto& e : fs::recursive_directory_iterator(samples)) {
-      if (e.is_regular_file()) files.push_back(fs::relative(e.path(), samples));
+      if (e.is_regular_file()) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     ASSERT_GT(files.size(), 6u);
-    std::set<std::string> inputs[kShards];
-    for (size_t i = 0; i < files.size(); ++i) {
-      fs::path to = *dir_ / ("part" + std::to_string(i % kShards)) / files[i];
-      fs::create_directories(to.parent_path());
-      fs::copy_file(samples / files[i], to);
-      inputs[i % kShards].insert((*dir_ / ("part" + std::to_string(i % kShards)) /
-                                  *files[i].begin()).string());
-    }
     std::ofstream all(*dir_ / "all.list");
-    for (int k = 0; k < kShards; ++k) {
-      std::ofstream list(*dir_ / ("shard" + std::to_string(k) + ".list"));
-      for (const std::string& in : inputs[k]) {
-        list << in << "\n";
-        all << in << "\n";
-      }
+    std::ofstream lists[kShards];
+    for (int k = 0; k < kShards; ++k) lists[k].open(*dir_ / ("shard" + std::to_string(k) + ".list"));
+    for (size_t i = 0; i < files.size(); ++i) {
+      lists[i % kShards] << files[i].string() << "\n";
+      all << files[i].string() << "\n";
     }
+    for (auto& l : lists) l.close();
     all.close();
-    full_run_ = new CommandRun(RunCommand({"index", "-o", Db("full"), "--files-from",
-                                    (*dir_ / "all.list").string()}));
+    full_run_ = new CommandRun(RunCommand({"index", "-o", Db("full"), "--root", samples.string(),
+                                           "--files-from", (*dir_ / "all.list").string()}));
     for (int k = 0; k < kShards; ++k) {
       std::string name = "shard" + std::to_string(k);
-      CommandRun r = RunCommand({"index", "-o", Db(name), "--files-from", (*dir_ / (name + ".list")).string()});
+      CommandRun r = RunCommand({"index", "-o", Db(name), "--root", (*dir_ / "archive").string(),
+                                 "--files-from", (*dir_ / (name + ".list")).string()});
       ASSERT_LE(r.exit_code, 1) << r.err;
     }
   }
@@ -199,7 +192,7 @@ TEST_F(MergeTest, SameSourceInTwoInputsIsRefusedNamingBoth) {
   EXPECT_NE(r.err.find("merge conflict"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(Shards()[0]), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(copy), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find((*dir_ / "part0").string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((*dir_ / "archive").string()), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(Db("dup")));
   EXPECT_TRUE(ReadAll(copy) == before) << "an input was modified";
   for (const auto& e : fs::directory_iterator(*dir_)) {
@@ -208,14 +201,10 @@ TEST_F(MergeTest, SameSourceInTwoInputsIsRefusedNamingBoth) {
 }
 
 TEST_F(MergeTest, SamePathFromOtherSourcesIsRefusedNamingBothSources) {
-  // A copy of part0 elsewhere, indexed with the same placement: other sources, same tree paths.
-  fs::path other = *dir_ / "elsewhere" / "part0";
-  fs::create_directories(other.parent_path());
-  fs::copy(*dir_ / "part0", other, fs::copy_options::recursive);
-  std::ofstream list(*dir_ / "other.list");
-  for (const auto& e : fs::directory_iterator(other)) list << e.path().string() << "\n";
-  list.close();
-  CommandRun idx = RunCommand({"index", "-o", Db("other"), "--files-from", (*dir_ / "other.list").string()});
+  // A copy of the archive elsewhere, indexed with the same placement: other sources, same paths.
+  fs::path other = *dir_ / "elsewhere";
+  fs::copy(*dir_ / "archive", other, fs::copy_options::recursive);
+  CommandRun idx = RunCommand({"index", "-o", Db("other"), other.string()});
   ASSERT_LE(idx.exit_code, 1) << idx.err;
   std::string before = ReadAll(Shards()[0]);
   CommandRun r = RunCommand({"merge", "-o", Db("clash"), Shards()[0], Db("other")});
@@ -223,7 +212,7 @@ TEST_F(MergeTest, SamePathFromOtherSourcesIsRefusedNamingBothSources) {
   EXPECT_NE(r.err.find("tree path"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(Shards()[0]), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(Db("other")), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find((*dir_ / "part0").string() + "/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((*dir_ / "archive").string() + "/"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(other.string() + "/"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(Db("clash")));
   EXPECT_TRUE(ReadAll(Shards()[0]) == before) << "an input was modified";
