@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "formats/core/source.h"
+
 namespace refzarr::internal {
 namespace {
 
@@ -135,22 +137,7 @@ RangeRequest ParseRange(std::string_view header, uint64_t size) {
   return r;
 }
 
-std::string EscapeUrlPath(std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : path) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '_' || c == '.' || c == '~' || c == '/';
-    if (plain) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string EscapeUrlPath(std::string_view path) { return PercentEncodePath(path); }
 
 std::string RenderListingHead(std::string_view key) {
   std::string title = "Index of /" + EscapeHtml(key) + (key.empty() ? "" : "/");

@@ -74,14 +74,10 @@ const SourceOpeners& LocalSourceOpeners() {
   return *table;
 }
 
-std::string FileUri(const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  if (ec) abs = path;
-  const std::string p = abs.lexically_normal().generic_string();
+std::string PercentEncodePath(std::string_view path) {
   static const char kHex[] = "0123456789ABCDEF";
-  std::string out(kFilePrefix);
-  for (unsigned char c : p) {
+  std::string out;
+  for (unsigned char c : path) {
     const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                       c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
     if (keep) {
@@ -93,6 +89,13 @@ std::string FileUri(const std::filesystem::path& path) {
     }
   }
   return out;
+}
+
+std::string FileUri(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) abs = path;
+  return std::string(kFilePrefix) + PercentEncodePath(abs.lexically_normal().generic_string());
 }
 
 std::string_view UriScheme(std::string_view uri) {

@@ -54,6 +54,10 @@ const SourceOpeners& LocalSourceOpeners();
 /// other than unreserved characters and "/" become %XX.
 std::string FileUri(const std::filesystem::path& path);
 
+/// `path` with every byte other than an unreserved character (RFC 3986) or '/' as %XX: the one
+/// percent-encoder (file URIs, URL paths of the HTTP front end).
+std::string PercentEncodePath(std::string_view path);
+
 /// The URI's scheme ("file", "https"), or empty when `uri` has none.
 std::string_view UriScheme(std::string_view uri);
 

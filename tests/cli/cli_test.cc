@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "tests/cli/run_command.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -24,37 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CommandRun {
-  int exit_code = 0;
-  std::string out, err;
-};
-
-CommandRun RunCommand(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  CommandContext ctx{out, err, 0, {REFZARR_BIN, "scan-worker"}};
-  CLI::App app;
-  app.require_subcommand(1);
-  AddIndexCommand(app, ctx);
-  AddLsCommand(app, ctx);
-  AddCatCommand(app, ctx);
-  AddInfoCommand(app, ctx);
-  AddRefsCommand(app, ctx);
-  AddExportCommand(app, ctx);
-  std::vector<std::string> argv = {"refzarr"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::reverse(argv.begin() + 1, argv.end());  // CLI11 parses a reversed vector
-  std::vector<std::string> rest(argv.begin() + 1, argv.end());
-  CommandRun r;
-  try {
-    app.parse(rest);
-    r.exit_code = ctx.exit_code;
-  } catch (const CLI::ParseError& e) {
-    r.exit_code = 2;
-  }
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
+using testing::CommandRun;
+using testing::RunCommand;
 
 class CliTest : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "tests/cli/run_command.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -18,31 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CommandRun {
-  int exit_code = 0;
-  std::string out, err;
-};
-
-CommandRun RunCommand(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  CommandContext ctx{out, err, 0, {REFZARR_BIN, "scan-worker"}};
-  CLI::App app;
-  app.require_subcommand(1);
-  AddIndexCommand(app, ctx);
-  AddInfoCommand(app, ctx);
-  AddMergeCommand(app, ctx);
-  std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
-  CommandRun r;
-  try {
-    app.parse(args);
-    r.exit_code = ctx.exit_code;
-  } catch (const CLI::ParseError&) {
-    r.exit_code = 2;
-  }
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
+using testing::CommandRun;
+using testing::RunCommand;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
