@@ -79,7 +79,9 @@ class Placement {
       std::optional<fs::path> common;
       for (const fs::path& input : inputs) {
         fs::path abs = Trimmed(fs::absolute(input, ec).lexically_normal());
-        fs::path folder = fs::is_directory(abs, ec) ? abs.parent_path() : abs.parent_path();
+        // A folder input keeps its own name in the tree, as a file does: both count from the
+        // folder that holds them.
+        const fs::path folder = abs.parent_path();
         if (!common) {
           common = folder;
           continue;

@@ -1,7 +1,5 @@
 #include "store/zarr_view.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <charconv>
 #include <list>
