@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "cli/commands.h"
 #include "tests/cli/run_command.h"
 #include "store/zarr_view.h"
+#include "tests/support/view_keys.h"
 
 namespace refzarr {
 namespace {
@@ -27,37 +27,14 @@ std::string ReadAll(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Every key of the view with its bytes ("key/" for directories), walked from the root.
-void Walk(ZarrView& view, const std::string& dir, std::map<std::string, std::string>& out) {
-  auto entries = view.List(dir);
-  ASSERT_TRUE(entries.ok()) << dir << ": " << entries.status().message();
-  ASSERT_TRUE(entries->has_value()) << dir;
-  for (const DirEntry& e : **entries) {
-    std::string key = dir.empty() ? e.name : dir + "/" + e.name;
-    if (e.is_directory) {
-      out[key + "/"] = "";
-      Walk(view, key, out);
-      continue;
-    }
-    auto v = view.Get(key);
-    ASSERT_TRUE(v.ok()) << key << ": " << v.status().message();
-    ASSERT_TRUE(v->has_value()) << key;
-    auto bytes = view.Materialize(**v);
-    ASSERT_TRUE(bytes.ok()) << key << ": " << bytes.status().message();
-    out[key] = std::move(*bytes);
-  }
-}
-
-std::map<std::string, std::string> Keys(const fs::path& index, int zarr_format) {
+// Every key of the index's view in Zarr v`zarr_format`, with the CLI's default codecs.
+testing::KeyBytes Keys(const fs::path& index, int zarr_format) {
   ViewFlags flags;
   flags.zarr_format = zarr_format;
   auto options = flags.ToOptions();
   EXPECT_TRUE(options.ok());
-  auto view = OpenZarrView(index, *options);
-  EXPECT_TRUE(view.ok()) << view.status().message();
-  std::map<std::string, std::string> out;
-  if (view.ok()) Walk(**view, "", out);
-  return out;
+  if (!options.ok()) return {};
+  return testing::ReadAllKeys(index, *options);
 }
 
 // `info --json` without what names the index file itself or measures its size on disk.
@@ -74,6 +51,7 @@ void ExpectSameIndex(const fs::path& expected, const fs::path& actual) {
   for (int format : {2, 3}) {
     auto want = Keys(expected, format), got = Keys(actual, format);
     ASSERT_GT(want.size(), 10u);
+    EXPECT_EQ(testing::FailedKeys(want), std::vector<std::string>{}) << "zarr v" << format;
     EXPECT_EQ(want.size(), got.size()) << "zarr v" << format;
     for (const auto& [key, bytes] : want) {
       auto it = got.find(key);

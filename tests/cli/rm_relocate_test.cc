@@ -4,15 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "tests/cli/run_command.h"
 #include "store/ref_store.h"
-#include "store/zarr_view.h"
 #include "tests/indexer/test_support.h"
+#include "tests/support/view_keys.h"
 
 namespace refzarr {
 namespace {
@@ -22,43 +21,8 @@ namespace fs = std::filesystem;
 using testing::CommandRun;
 using testing::RunCommand;
 
-using KeyBytes = std::map<std::string, std::string>;
-
-// Every key of the index's view with its bytes (pass-through: the stored bytes, read from the
-// sources). A key that fails to read is recorded as "error: <message>".
-KeyBytes ReadAllKeys(const fs::path& index) {
-  ViewOptions options;
-  options.codecs = CodecPolicy::kPassthrough;
-  auto view = OpenZarrView(index, options);
-  EXPECT_TRUE(view.ok()) << view.status().message();
-  KeyBytes out;
-  if (!view.ok()) return out;
-  std::vector<std::string> dirs = {""};
-  while (!dirs.empty()) {
-    std::string dir = dirs.back();
-    dirs.pop_back();
-    auto entries = (*view)->List(dir);
-    if (!entries.ok() || !*entries) {
-      out[dir + "/"] = "error: " + (entries.ok() ? "not a directory" : entries.status().message());
-      continue;
-    }
-    for (const DirEntry& e : **entries) {
-      std::string key = dir.empty() ? e.name : dir + "/" + e.name;
-      if (e.is_directory) {
-        dirs.push_back(key);
-        continue;
-      }
-      auto value = (*view)->Get(key);
-      if (!value.ok() || !*value) {
-        out[key] = "error: " + (value.ok() ? "missing" : value.status().message());
-        continue;
-      }
-      auto bytes = (*view)->Materialize(**value);
-      out[key] = bytes.ok() ? *bytes : "error: " + bytes.status().message();
-    }
-  }
-  return out;
-}
+using testing::KeyBytes;
+using testing::ReadAllKeys;
 
 nlohmann::json Info(const fs::path& index) {
   CommandRun r = RunCommand({"info", "--json", index.string()});

@@ -10,9 +10,9 @@
 #include "formats/core/recording_sink.h"
 #include "formats/registry/registry.h"
 #include "store/ref_store.h"
-#include "store/zarr_view.h"
 #include "tests/indexer/hostile_scanners.h"
 #include "tests/indexer/test_support.h"
+#include "tests/support/view_keys.h"
 
 namespace refzarr {
 namespace {
@@ -30,35 +30,6 @@ IsolationOptions TestIsolation() {
   o.memory_bytes = 1ull << 30;
   o.timeout_seconds = 3;
   return o;
-}
-
-// Every key of the view under `prefix` with its value (directories end in '/').
-void CollectKeys(ZarrView& view, const std::string& prefix, std::map<std::string, std::string>& out) {
-  auto list = view.List(prefix);
-  ASSERT_TRUE(list.ok() && list->has_value()) << prefix;
-  for (const DirEntry& e : **list) {
-    std::string key = prefix.empty() ? e.name : prefix + "/" + e.name;
-    if (e.is_directory) {
-      out[key + "/"] = "";
-      CollectKeys(view, key, out);
-      continue;
-    }
-    auto value = view.Get(key);
-    ASSERT_TRUE(value.ok() && value->has_value()) << key;
-    auto bytes = view.Materialize(**value);
-    ASSERT_TRUE(bytes.ok()) << key;
-    out[key] = *bytes;
-  }
-}
-
-std::map<std::string, std::string> AllKeys(const fs::path& index) {
-  ViewOptions passthrough;
-  passthrough.codecs = CodecPolicy::kPassthrough;
-  auto view = OpenZarrView(index, passthrough);
-  EXPECT_TRUE(view.ok()) << view.status().message();
-  std::map<std::string, std::string> keys;
-  if (view.ok()) CollectKeys(**view, "", keys);
-  return keys;
 }
 
 TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
@@ -142,8 +113,10 @@ TEST(ScanWorker, IsolatedScansIndexExactlyLikeInProcessOnes) {
   std::ostringstream log;
   ASSERT_TRUE(IndexPaths({samples}, dir.path() / "i.refs.db", isolated, log).ok());
   ASSERT_TRUE(IndexPaths({samples}, dir.path() / "p.refs.db", IndexOptions{}, log).ok());
-  auto a = AllKeys(dir.path() / "i.refs.db"), b = AllKeys(dir.path() / "p.refs.db");
+  auto a = testing::ReadAllKeys(dir.path() / "i.refs.db");
+  auto b = testing::ReadAllKeys(dir.path() / "p.refs.db");
   EXPECT_GT(a.size(), 500u);
+  EXPECT_EQ(testing::FailedKeys(a), std::vector<std::string>{});
   EXPECT_TRUE(a == b) << a.size() << " keys against " << b.size();
 }
 
