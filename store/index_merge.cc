@@ -234,6 +234,38 @@ class Merger {
     return db_.Exec("COMMIT");
   }
 
+  // The attached input's placement as the indexer records it: its root (a URI; empty when it
+  // records none) and the root's kind ("folder", or "file" for a single file served as the root).
+  Result<std::pair<std::string, std::string>> PlacementOfAttached() {
+    std::pair<std::string, std::string> out;
+    for (auto [key, value] : {std::pair{"root", &out.first}, {"root_kind", &out.second}}) {
+      ASSIGN_OR_RETURN(auto s, db_.Prepare("SELECT value FROM inp.meta WHERE key = ?1"));
+      s->Bind(1, std::string_view(key));
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (row) *value = s->ColumnText(0);
+    }
+    return out;
+  }
+
+  // Every input must be placed under the same root: tree paths are relative to it. The merged
+  // index records it, so that indexing into it later places files as its inputs did.
+  Status CheckAndCopyPlacement(const fs::path& in) {
+    ASSIGN_OR_RETURN(auto placement, PlacementOfAttached());
+    if (done_.size() == 1) {
+      placement_ = placement;
+      return db_.Copy("INSERT OR REPLACE INTO main.meta(key, value) SELECT key, value FROM "
+                      "inp.meta WHERE key IN ('root', 'root_kind')", 0, 0).status();
+    }
+    if (placement == placement_) return OkStatus();
+    auto show = [](const std::pair<std::string, std::string>& p) {
+      if (p.first.empty()) return std::string("records no root");
+      return "has the root " + DisplaySource(p.first) + (p.second == "file" ? " (a file)" : "");
+    };
+    return InvalidArgumentError("merge conflict: " + done_.front().path.string() + " " +
+                                show(placement_) + ", " + in.string() + " " + show(placement) +
+                                "; merge indexes made with the same --root");
+  }
+
   Status CopyAttached(const fs::path& in, MergeReport& report) {
     RETURN_IF_ERROR(CheckConflicts(in));
     // Ids of this input move past everything already merged; ids are never reused, so every
@@ -242,6 +274,7 @@ class Merger {
     ASSIGN_OR_RETURN(int64_t node, db_.Scalar("SELECT coalesce(max(id), 0) FROM main.nodes"));
     ASSIGN_OR_RETURN(int64_t in_last, db_.Scalar("SELECT coalesce(max(id), 0) FROM inp.sources"));
     done_.push_back({in, src, src + in_last});
+    RETURN_IF_ERROR(CheckAndCopyPlacement(in));
 
     ASSIGN_OR_RETURN(uint64_t files, db_.Scalar("SELECT count(*) FROM inp.sources WHERE owner = 0"));
     ASSIGN_OR_RETURN(uint64_t failed, db_.Scalar("SELECT count(*) FROM inp.sources WHERE status = 'failed'"));
@@ -277,6 +310,7 @@ class Merger {
 
   MergeDb& db_;
   std::vector<InputRange>& done_;
+  std::pair<std::string, std::string> placement_;  // the first input's (PlacementOfAttached)
 };
 
 }  // namespace

@@ -24,7 +24,9 @@ struct MergeReport {
 /// node and chunk reference of `inputs`, equal to one index of the union of their sources. Folder
 /// groups present in several inputs are shared. Two inputs with the same scanned file, or with a
 /// node at the same tree path that a scanned file owns, are a conflict: kInvalidArgument naming
-/// both inputs and both sources. Inputs are opened read-only and never modified; on any failure
+/// both inputs and both sources. Every input must record the same root (tree paths count from
+/// it), which `out` records too; inputs with other roots are a conflict naming both roots.
+/// Inputs are opened read-only and never modified; on any failure
 /// `out` is not created. Streams: memory does not grow with the inputs' sizes.
 Result<MergeReport> MergeIndexes(const std::vector<std::filesystem::path>& inputs,
                                  const std::filesystem::path& out);

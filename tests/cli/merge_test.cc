@@ -174,6 +174,45 @@ TEST_F(MergeTest, SamePathFromOtherSourcesIsRefusedNamingBothSources) {
   EXPECT_TRUE(ReadAll(Shards()[0]) == before) << "an input was modified";
 }
 
+// Tree paths are relative to the root: the merged index records its inputs' root, so indexing a
+// folder into it later (no --root) places its files where they are, found unchanged.
+TEST_F(MergeTest, MergedIndexKeepsItsInputsRootForLaterRuns) {
+  std::vector<std::string> args = {"merge", "-o", Db("kept_root")};
+  for (const std::string& s : Shards()) args.push_back(s);
+  ASSERT_EQ(RunCommand(args).exit_code, 0);
+  fs::path folder;
+  for (const auto& e : fs::directory_iterator(*dir_ / "archive")) {
+    if (e.is_directory()) folder = e.path();
+  }
+  ASSERT_FALSE(folder.empty());
+  CommandRun again = RunCommand({"index", "--json", "-o", Db("kept_root"), folder.string()});
+  ASSERT_LE(again.exit_code, 1) << again.err;
+  const nlohmann::json report = nlohmann::json::parse(again.out);
+  EXPECT_EQ(report["indexed"], 0) << again.err;
+  EXPECT_GT(report["unchanged"].get<int>(), 0) << again.err;
+  ExpectSameIndex(Db("full"), Db("kept_root"));
+}
+
+TEST_F(MergeTest, InputsWithOtherRootsAreRefusedNamingBothRoots) {
+  // One more file in a folder of its own, indexed with that folder as the root: no source and no
+  // tree path in common with a shard, but its paths count from another folder.
+  const fs::path other = *dir_ / "other_root";
+  fs::create_directories(other);
+  for (const auto& e : fs::recursive_directory_iterator(*dir_ / "archive")) {
+    if (e.is_regular_file() && e.path().extension() == ".tif") {
+      fs::copy_file(e.path(), other / "lone.tif");
+      break;
+    }
+  }
+  ASSERT_LE(RunCommand({"index", "-o", Db("other_root"), other.string()}).exit_code, 1);
+  CommandRun r = RunCommand({"merge", "-o", Db("two_roots"), Shards()[0], Db("other_root")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("has the root " + (*dir_ / "archive").string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has the root " + other.string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(Db("other_root")), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(Db("two_roots")));
+}
+
 TEST_F(MergeTest, ExistingOutputIsNeverOverwritten) {
   std::string out = Db("exists");
   std::ofstream(out) << "keep me";
