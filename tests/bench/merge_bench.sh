@@ -24,10 +24,13 @@ for k in range(shards):
         os.makedirs(sub, exist_ok=True)
         os.link(one, os.path.join(sub, f"f{i}.tif"))
 PY
-# Each shard from a list, so its folder keeps its name in the tree (shardNN/dM/fI.tif).
+# Each shard with the archive as its root, so its folder keeps its name in the tree
+# (shardNN/dM/fI.tif) and the shards are placed alike, as merge expects.
+start=$(date +%s%N)
 for k in $(seq -f %02g 0 $((SHARDS - 1))); do
-  echo "$WORK/src/shard$k" | "$REFZARR" index -o "$WORK/shard$k.refs.db" --files-from - >/dev/null
+  "$REFZARR" index -o "$WORK/shard$k.refs.db" --root "$WORK/src" "$WORK/src/shard$k" >/dev/null
 done
+echo "indexed $SHARDS shards in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 for round in $(seq 1 "$ROUNDS"); do
   rm -f "$WORK/merged.refs.db"
   /usr/bin/time -o "$WORK/time.txt" -f "%e %M" \
