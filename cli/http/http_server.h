@@ -32,7 +32,7 @@ struct ServeOptions {
   /// Seconds of inactivity after which a connection is closed (slow or idle clients).
   unsigned connection_timeout_seconds = 30;
   /// Bytes of request/header buffer per connection.
-  size_t connection_memory_limit_bytes = 64 * 1024;
+  size_t connection_memory_limit_bytes = 32 * 1024;
   /// When set, one Common Log Format line per request (not owned; must outlive the server).
   std::ostream* access_log = nullptr;
   /// When set, libmicrohttpd's own error messages (not owned; must outlive the server).
