@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "formats/core/byte_source.h"
 #include "store/sqlite.h"
@@ -113,7 +115,7 @@ class SqliteRefStore final : public RefStore {
   SqliteRefStore(std::filesystem::path path, OpenMode mode) : path_(std::move(path)), mode_(mode) {}
 
   Status Init() {
-    bool read_only = mode_ == OpenMode::kReadOnly;
+    bool read_only = mode_ != OpenMode::kReadWrite;
     if (read_only && !std::filesystem::exists(path_)) {
       return NotFoundError(path_.string() + ": no such index");
     }
@@ -135,7 +137,52 @@ class SqliteRefStore final : public RefStore {
     }
     Status st = CheckSchema().WithContext(path_.string());
     writer_->ResetAll();
-    return st;
+    RETURN_IF_ERROR(st);
+    if (mode_ == OpenMode::kSnapshot) RETURN_IF_ERROR(PinReaders());
+    return OkStatus();
+  }
+
+  // kSnapshot: opens the store's reader connections at once, each in a read transaction it keeps
+  // for its life (the pool's statement resets do not end it), all of one generation: equal
+  // generations are equal states. A write landing between two opens starts them again; under a
+  // writer that never pauses, fewer connections (at least one) are kept rather than waiting.
+  Status PinReaders() {
+    const size_t want = std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 8);
+    for (int attempt = 0;; ++attempt) {
+      std::vector<std::unique_ptr<Connection>> readers;
+      uint64_t generation = 0;
+      while (readers.size() < want) {
+        ASSIGN_OR_RETURN(auto c, Connection::Open(path_, /*read_only=*/true));
+        RETURN_IF_ERROR(c->Exec("BEGIN"));
+        ASSIGN_OR_RETURN(uint64_t g, ReadGeneration(*c));  // the read that fixes its snapshot
+        if (readers.empty()) generation = g;
+        if (g != generation) break;
+        readers.push_back(std::move(c));
+      }
+      if (readers.size() == want || attempt == 8) {
+        pinned_generation_ = generation;
+        pool_ = std::move(readers);
+        return OkStatus();
+      }
+    }
+  }
+
+  // The generation as `c` sees it now (inside its transaction, if one is open).
+  static Result<uint64_t> ReadGeneration(Connection& c) {
+    ASSIGN_OR_RETURN(Statement * s, c.Prepare("SELECT value FROM meta WHERE key = 'generation'"));
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    uint64_t g = row ? static_cast<uint64_t>(s->ColumnInt(0)) : 0;
+    s->Reset();
+    return g;
+  }
+
+  // Commits a write transaction, raising the index generation in it: readers pinned to a state
+  // (kSnapshot) and servers watching the index tell states apart by it.
+  Status CommitWrite(Transaction& t) {
+    RETURN_IF_ERROR(writer_->Exec(
+        "INSERT INTO meta(key, value) VALUES ('generation', 1) ON CONFLICT(key) DO UPDATE "
+        "SET value = CAST(value AS INTEGER) + 1"));
+    return t.Commit();
   }
 
   Result<bool> IsEmptyDatabase() {
@@ -221,7 +268,7 @@ class SqliteRefStore final : public RefStore {
       ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("INSERT INTO files(node, data) VALUES (?, ?)"));
       RETURN_IF_ERROR(s->Bind(1, id).BindBlob(2, std::as_bytes(std::span(f.bytes))).Run());
     }
-    return t.Commit();
+    return CommitWrite(t);
   }
 
   Status PutFailure(const SourceInfo& main, std::string_view group,
@@ -232,7 +279,7 @@ class SqliteRefStore final : public RefStore {
     RETURN_IF_ERROR(t.Begin());
     RETURN_IF_ERROR(RemoveFile(main.uri));
     RETURN_IF_ERROR(InsertSource(main, 0, "failed", error, group, "").status());
-    return t.Commit();
+    return CommitWrite(t);
   }
 
   Status RemoveSource(std::string_view path) override {
@@ -249,7 +296,7 @@ class SqliteRefStore final : public RefStore {
       RETURN_IF_ERROR(s->Run());
       if (sqlite3_changes(writer_->handle()) == 0) break;
     }
-    return t.Commit();
+    return CommitWrite(t);
   }
 
   Result<std::vector<std::string>> SourcesUnder(std::string_view prefix, std::string_view after,
@@ -458,11 +505,19 @@ class SqliteRefStore final : public RefStore {
   Status SetMeta(std::string_view key, std::string_view value) override {
     std::lock_guard lock(write_mu_);
     writer_->ResetAll();
+    Transaction t(*writer_);
+    RETURN_IF_ERROR(t.Begin());
     ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
         "INSERT INTO meta(key, value) VALUES (?1, ?2) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     RETURN_IF_ERROR(s->Bind(1, key).Bind(2, value).Run());
-    return OkStatus();
+    return CommitWrite(t);
+  }
+
+  Result<uint64_t> IndexGeneration() override {
+    if (mode_ == OpenMode::kSnapshot) return pinned_generation_;
+    ASSIGN_OR_RETURN(auto lease, Lease());
+    return ReadGeneration(*lease);
   }
 
   Result<StoreStats> Stats() override {
@@ -502,9 +557,11 @@ class SqliteRefStore final : public RefStore {
   using LeasedConnection = std::unique_ptr<Connection, Release>;
 
   // Readers lease a connection of their own; SQLite connections are not shared between threads.
+  // A kSnapshot store has only the connections pinned at open: a reader waits for one.
   Result<LeasedConnection> Lease() {
     {
-      std::lock_guard lock(pool_mu_);
+      std::unique_lock lock(pool_mu_);
+      if (mode_ == OpenMode::kSnapshot) pool_free_.wait(lock, [&] { return !pool_.empty(); });
       if (!pool_.empty()) {
         Connection* c = pool_.back().release();
         pool_.pop_back();
@@ -516,8 +573,11 @@ class SqliteRefStore final : public RefStore {
   }
   void Return(Connection* c) {
     c->ResetAll();
-    std::lock_guard lock(pool_mu_);
-    pool_.emplace_back(c);
+    {
+      std::lock_guard lock(pool_mu_);
+      pool_.emplace_back(c);
+    }
+    pool_free_.notify_one();
   }
 
   Result<std::vector<NodeRecord>> Collect(Statement& s) {
@@ -671,6 +731,8 @@ class SqliteRefStore final : public RefStore {
   std::unique_ptr<Connection> writer_;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> pool_;
+  std::condition_variable pool_free_;  // kSnapshot: a connection came back
+  uint64_t pinned_generation_ = 0;     // kSnapshot: the generation its connections see
 
   // ---- rm and relocate ----
  public:
@@ -724,7 +786,7 @@ class SqliteRefStore final : public RefStore {
       // The path itself may have been a file's group, already gone with the file.
       if (sqlite3_changes(writer_->handle()) == 0 && p != tp) break;
     }
-    RETURN_IF_ERROR(t.Commit());
+    RETURN_IF_ERROR(CommitWrite(t));
     return removed;
   }
 
@@ -772,7 +834,7 @@ class SqliteRefStore final : public RefStore {
       move->Reset();
       RETURN_IF_ERROR(move->Bind(1, m.uri).Bind(2, m.generation.value).Bind(3, m.id).Run());
     }
-    RETURN_IF_ERROR(t.Commit());
+    RETURN_IF_ERROR(CommitWrite(t));
     return refused;
   }
 };

@@ -139,6 +139,11 @@ class RefStore {
   virtual Result<std::optional<std::string>> GetMeta(std::string_view key) = 0;
   /// Sets a `meta` value, in its own transaction.
   virtual Status SetMeta(std::string_view key, std::string_view value) = 0;
+  /// The index's generation: a counter every write transaction of a RefStore raises, so two
+  /// states of an index with the same generation hold the same rows. A kSnapshot store answers
+  /// the generation it is pinned to; the others the latest committed one. 0 for an index never
+  /// written since generations were kept.
+  virtual Result<uint64_t> IndexGeneration() = 0;
   virtual const std::filesystem::path& path() const = 0;
 
   // ---- rm and relocate (cli/rm_command.cc, cli/relocate_command.cc) ----
@@ -172,10 +177,19 @@ class RefStore {
   virtual Result<std::vector<size_t>> MoveSources(const std::vector<SourceMove>& moves) = 0;
 };
 
-enum class OpenMode { kReadOnly, kReadWrite };
+enum class OpenMode {
+  kReadOnly,   ///< Each read sees the latest committed state.
+  kReadWrite,  ///< Creates the index if missing.
+  /// Read-only, and every read sees one state of the index, the one at open, from however many
+  /// threads: the store holds a few connections, each in a read transaction pinned to that
+  /// state's generation (a thread waits for a free one). What a server answers from while the
+  /// index is re-indexed (store/zarr_view.cc). Needs the WAL journal, which every refzarr index
+  /// has, so the pinned reads never hold up a writer.
+  kSnapshot,
+};
 
-/// Opens (kReadWrite: creates if missing) the index at `path`. kNotFound when reading a missing
-/// index; kCorrupt when the file is not a refzarr index or has another schema version.
+/// Opens the index at `path`. kNotFound when reading a missing index; kCorrupt when the file is
+/// not a refzarr index or has another schema version.
 Result<std::unique_ptr<RefStore>> OpenRefStore(const std::filesystem::path& path, OpenMode mode);
 
 }  // namespace refzarr

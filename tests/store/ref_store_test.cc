@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "store/chunk_block.h"
 
@@ -248,6 +250,61 @@ TEST_F(RefStoreTest, ReadersOnManyThreadsSeeTheSameData) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// Every write raises the generation; a kSnapshot store keeps answering from the state it opened
+// on (nodes and blocks of the replaced file), while a kReadOnly store sees each commit.
+TEST_F(RefStoreTest, ASnapshotStoreReadsTheStateItOpenedOnWhileTheIndexIsRewritten) {
+  fs::path index = dir_ / "i.db";
+  auto writer = OpenRefStore(index, OpenMode::kReadWrite);
+  ASSERT_TRUE(writer.ok());
+  auto src = ProbeSource(FileUri(data_));
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*writer)->PutFile(*src, "", "test", OneArray(100), {}).ok());
+  auto g1 = (*writer)->IndexGeneration();
+  ASSERT_TRUE(g1.ok());
+
+  auto snapshot = OpenRefStore(index, OpenMode::kSnapshot);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status().message();
+  auto latest = OpenRefStore(index, OpenMode::kReadOnly);
+  ASSERT_TRUE(latest.ok());
+  auto old_node = (*snapshot)->GetNode("0/0");
+  ASSERT_TRUE(old_node.ok() && *old_node);
+
+  // The file indexed again with another layout (new node ids, 3 chunks), then a meta write.
+  ASSERT_TRUE((*writer)->PutFile(*src, "", "test", OneArray(3), {}).ok());
+  ASSERT_TRUE((*writer)->SetMeta("note", "x").ok());
+  auto g3 = (*writer)->IndexGeneration();
+  ASSERT_TRUE(g3.ok());
+  EXPECT_EQ(*g3, *g1 + 2);
+  EXPECT_EQ(*(*latest)->IndexGeneration(), *g3);
+  EXPECT_EQ(*(*snapshot)->IndexGeneration(), *g1);
+
+  // The snapshot still holds the old node and its blocks, on this thread and on others.
+  auto b = (*snapshot)->GetBlock((*old_node)->id, 0);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->size(), 100u);
+  auto again = (*snapshot)->GetNode("0/0");
+  ASSERT_TRUE(again.ok() && *again);
+  EXPECT_EQ((*again)->id, (*old_node)->id);
+  EXPECT_EQ((*again)->meta["array"]["shape"], nlohmann::json({1000}));
+  auto now = (*latest)->GetNode("0/0");
+  ASSERT_TRUE(now.ok() && *now);
+  EXPECT_EQ((*now)->meta["array"]["shape"], nlohmann::json({30}));
+
+  // Reads on several threads at once (each on a connection of its own) all see the old state.
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto n = (*snapshot)->GetNode("0/0");
+        if (!n.ok() || !*n || (*n)->id != (*old_node)->id) wrong++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace
