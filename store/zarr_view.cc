@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <list>
 #include <mutex>
 #include <unordered_map>
+
+#include <sys/stat.h>
 
 #include "formats/core/byte_source.h"
 #include "store/metadata.h"
@@ -90,15 +93,19 @@ Result<std::optional<std::vector<DirEntry>>> ZarrView::List(std::string_view pre
 
 namespace {
 
-class RefZarrView final : public ZarrView {
+// The view of one state of the index: `store_` is a kSnapshot store, so the caches below (nodes,
+// blocks, sources, transcoded chunks) and every query agree on one generation. LiveZarrView moves
+// to a new one when the index changes.
+class SnapshotView final : public ZarrView {
  public:
-  RefZarrView(std::unique_ptr<RefStore> store, ViewOptions options)
+  SnapshotView(std::unique_ptr<RefStore> store, ViewOptions options)
       : store_(std::move(store)), options_(std::move(options)),
         transcoder_(internal::MakeViewTranscoder(options_)),
         sources_(*store_, SourcePoolOptions{options_.openers, options_.revalidate_seconds,
                                              options_.max_open_sources}) {}
 
   const ViewOptions& options() const override { return options_; }
+  IndexVersion version() override { return {}; }  // LiveZarrView's to tell
 
   Result<std::optional<Value>> Get(std::string_view key) override {
     if (!ValidKey(key)) return std::optional<Value>();
@@ -679,6 +686,141 @@ class RefZarrView final : public ZarrView {
   std::unordered_map<int64_t, std::string> stale_files_;
 };
 
+// The identity of the index file (a merge or a copy moved into its place is another index).
+struct IndexFile {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const IndexFile&) const = default;
+};
+
+std::optional<IndexFile> IdentifyIndex(const std::filesystem::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return IndexFile{st.st_dev, st.st_ino};
+}
+
+int64_t RealtimeNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The view the API hands out: the current SnapshotView, replaced by one of the new state when a
+// look (at most every index_check_seconds) finds the index changed. A call takes the current
+// snapshot once and answers from it alone; the old one goes when its last call has ended.
+class LiveZarrView final : public ZarrView {
+ public:
+  LiveZarrView(std::filesystem::path path, ViewOptions options)
+      : path_(std::move(path)), options_(std::move(options)) {}
+
+  // Opens the first state.
+  Status Init() {
+    ASSIGN_OR_RETURN(auto first, OpenState(/*serial=*/1));
+    state_ = std::move(first);
+    Schedule(std::chrono::steady_clock::now());
+    return OkStatus();
+  }
+
+  const ViewOptions& options() const override { return options_; }
+  IndexVersion version() override { return Current()->version; }
+
+  Result<std::optional<Value>> Get(std::string_view key) override {
+    return Call([&](ZarrView& v) { return v.Get(key); });
+  }
+  Result<std::string> Materialize(const Value& value) override {
+    return Current()->view->Materialize(value);  // reads the slice's own source only
+  }
+  Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) override {
+    return Call([&](ZarrView& v) { return v.Stat(key); });
+  }
+  Result<std::optional<std::vector<DirEntry>>> ListPage(std::string_view prefix,
+                                                        std::string_view after,
+                                                        size_t limit) override {
+    return Call([&](ZarrView& v) { return v.ListPage(prefix, after, limit); });
+  }
+
+ private:
+  struct State {
+    std::unique_ptr<ZarrView> view;
+    IndexVersion version;
+    uint64_t generation = 0;
+    std::optional<IndexFile> file;
+  };
+
+  template <typename F>
+  auto Call(F&& f) -> decltype(f(std::declval<ZarrView&>())) {
+    std::shared_ptr<const State> state = Current();  // held to the end: one state per call
+    return f(*state->view);
+  }
+
+  Result<std::shared_ptr<const State>> OpenState(uint64_t serial) {
+    auto state = std::make_shared<State>();
+    state->file = IdentifyIndex(path_);  // before the open: a later replacement is seen next time
+    ASSIGN_OR_RETURN(auto store, OpenRefStore(path_, OpenMode::kSnapshot));
+    ASSIGN_OR_RETURN(state->generation, store->IndexGeneration());
+    state->version = {serial, RealtimeNs()};
+    state->view = std::make_unique<SnapshotView>(std::move(store), options_);
+    return std::shared_ptr<const State>(std::move(state));
+  }
+
+  void Schedule(std::chrono::steady_clock::time_point now) {  // under mu_
+    next_look_ = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(std::max(0.0, options_.index_check_seconds)));
+  }
+
+  // The state to answer from: looks for a change when one is due, one thread at a time; the
+  // others go on with the state they have meanwhile.
+  std::shared_ptr<const State> Current() {
+    std::shared_ptr<const State> state;
+    {
+      std::lock_guard lock(mu_);
+      state = state_;
+      const auto now = std::chrono::steady_clock::now();
+      if (options_.index_check_seconds < 0 || now < next_look_ || looking_) {
+        return state;
+      }
+      looking_ = true;
+      Schedule(now);
+    }
+    std::shared_ptr<const State> fresh = Look(*state);
+    std::lock_guard lock(mu_);
+    looking_ = false;
+    if (fresh && fresh->version.serial > state_->version.serial) state_ = fresh;
+    return state_;
+  }
+
+  // A new state when the index changed since `state` (another file in its place, or a higher
+  // generation), else null. An index that cannot be read now (gone, half-copied) leaves the view
+  // answering from the state it has: that state stays consistent, and its open connections keep
+  // their file.
+  std::shared_ptr<const State> Look(const State& state) {
+    std::optional<IndexFile> file = IdentifyIndex(path_);
+    if (!file) return nullptr;
+    if (file == state.file) {
+      if (!watcher_ || watcher_file_ != file) {
+        auto opened = OpenRefStore(path_, OpenMode::kSnapshot);
+        if (!opened.ok()) return nullptr;
+        watcher_ = std::move(*opened);
+        watcher_file_ = file;
+      }
+      Result<uint64_t> generation = watcher_->IndexGeneration();
+      if (!generation.ok() || *generation == state.generation) return nullptr;
+    }
+    auto fresh = OpenState(state.version.serial + 1);
+    return fresh.ok() ? std::move(*fresh) : nullptr;
+  }
+
+  const std::filesystem::path path_;
+  const ViewOptions options_;
+  std::mutex mu_;
+  std::shared_ptr<const State> state_;
+  std::chrono::steady_clock::time_point next_look_;
+  bool looking_ = false;
+  // Read by the one thread looking (looking_): the latest committed generation.
+  std::unique_ptr<RefStore> watcher_;
+  std::optional<IndexFile> watcher_file_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<ZarrView>> OpenZarrView(const std::filesystem::path& index_path,
@@ -687,8 +829,9 @@ Result<std::unique_ptr<ZarrView>> OpenZarrView(const std::filesystem::path& inde
     return InvalidArgumentError("zarr format must be 2 or 3, not " +
                                 std::to_string(options.zarr_format));
   }
-  ASSIGN_OR_RETURN(auto store, OpenRefStore(index_path, OpenMode::kReadOnly));
-  return std::unique_ptr<ZarrView>(new RefZarrView(std::move(store), std::move(options)));
+  auto view = std::make_unique<LiveZarrView>(index_path, std::move(options));
+  RETURN_IF_ERROR(view->Init());
+  return std::unique_ptr<ZarrView>(std::move(view));
 }
 
 }  // namespace refzarr

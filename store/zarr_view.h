@@ -38,6 +38,16 @@ struct ViewOptions {
   double revalidate_seconds = 0;
   /// Most sources held open at once (SourcePoolOptions::max_open).
   size_t max_open_sources = 256;
+  /// How often, at most, the view looks whether the index changed (a re-index, rm, relocate, or
+  /// another index file moved into its place) and moves to its new state; negative: never.
+  double index_check_seconds = 1;
+};
+
+/// Which state of the index a view answers from (ZarrView::version).
+struct IndexVersion {
+  uint64_t serial = 0;  ///< Grows by one each time the view moves to a newer state of the index.
+  int64_t loaded_ns = 0;  ///< When the view moved to it (CLOCK_REALTIME, ns): a time for mtimes.
+  bool operator==(const IndexVersion&) const = default;
 };
 
 /// A part of a source that is served as is (a pass-through chunk). `source` is the view's open,
@@ -78,6 +88,11 @@ struct DirEntry {
 /// file. A chunk checks its own source (size and mtime on every read, the content fingerprint once
 /// per view). Folder groups above the files, other files and Stat("") never fail for a stale file
 /// (the root of a one-file index is that file's group: its listing does).
+///
+/// Index changes: the view answers from one state of the index at a time (RefStore kSnapshot):
+/// every call sees the metadata and the chunk references of the same state, never a mix. At most
+/// every ViewOptions::index_check_seconds it looks whether the index changed, and the calls after
+/// that answer from the new state; a call under way finishes in the state it began in.
 class ZarrView {
  public:
   virtual ~ZarrView() = default;
@@ -104,6 +119,9 @@ class ZarrView {
   Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix);
   /// The options this view was opened with.
   virtual const ViewOptions& options() const = 0;
+  /// The state of the index the view answers from now (after looking for a change, at most every
+  /// index_check_seconds). Front ends that keep values compare it to drop what they kept.
+  virtual IndexVersion version() = 0;
 };
 
 /// Opens the index at `index_path` read-only as a view. kNotFound when there is no index there;

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "store/ref_store.h"
@@ -31,6 +33,10 @@ class ZarrViewTest : public ::testing::Test {
     for (int i = 0; i < 64; ++i) bytes += static_cast<char>(i);
     std::ofstream(data_, std::ios::binary) << bytes;
     index_ = dir_ / "v.refs.db";
+    PutFixtureFile();
+  }
+  // Indexes the data file as the fixture describes (again, when called again).
+  void PutFixtureFile() {
     auto store = OpenRefStore(index_, OpenMode::kReadWrite);
     ASSERT_TRUE(store.ok());
     ScannedFile f;
@@ -485,6 +491,135 @@ TEST_F(ZarrViewTest, ListPagesResumeAfterTheLastNameInListingOrder) {
   ASSERT_TRUE(rest.ok() && *rest);
   ASSERT_EQ((*rest)->size(), 1u);
   EXPECT_EQ((*rest)->front().name, "1");
+}
+
+// ---- the index changing under a running view ----
+
+// The fixture's file indexed again as another array: shape (2, 3), one chunk at offset 40.
+void ReindexAsOneChunk(const fs::path& index, const fs::path& data) {
+  auto store = OpenRefStore(index, OpenMode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  ScannedFile f;
+  f.groups.push_back({"", json::object(), std::nullopt});
+  ScannedFile::Array a;
+  a.path = "img/0";
+  a.desc.shape = {2, 3};
+  a.desc.chunks = {2, 3};
+  a.desc.dtype = DType::Make('u', 2, '<');
+  a.chunks.emplace_back(0, ChunkRef{0, 40, 12, 0});
+  f.arrays.push_back(a);
+  auto src = ProbeSource(FileUri(data));
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*store)->PutFile(*src, "", "test", f, {}).ok());
+}
+
+std::string Bytes(ZarrView& v, const std::string& key) {
+  auto value = v.Get(key);
+  if (!value.ok()) return "error: " + value.status().message();
+  if (!*value) return "missing";
+  auto bytes = v.Materialize(**value);
+  return bytes.ok() ? *bytes : "error: " + bytes.status().message();
+}
+
+std::string Range(uint8_t from, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += static_cast<char>(from + i);
+  return s;
+}
+
+// A view that is not told to look keeps answering from the state it opened on, whole: a chunk
+// never read before comes from the old references of the array whose metadata it served, not
+// from the new index (whose node ids and blocks differ), and not as a missing chunk.
+TEST_F(ZarrViewTest, AViewNeverMixesTheMetadataOfOneIndexStateWithTheReferencesOfAnother) {
+  ViewOptions o;
+  o.index_check_seconds = -1;  // never look: the old state only
+  auto view = OpenZarrView(index_, o);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(Json(**view, "img/0/.zarray")["shape"], json({4, 6}));
+  ReindexAsOneChunk(index_, data_);
+  EXPECT_EQ(Json(**view, "img/0/.zarray")["shape"], json({4, 6}));
+  EXPECT_EQ(Bytes(**view, "img/0/0/1"), Range(16, 12));  // the old chunk (0, 1) at offset 16
+  EXPECT_EQ(Bytes(**view, "img/0/1/0"), Range(28, 12));
+  EXPECT_EQ((*view)->version().serial, 1u);
+}
+
+// A running view moves to the new state of a re-indexed index by itself, on its time bound: new
+// metadata, new references, keys that went away gone; its version says so.
+TEST_F(ZarrViewTest, ARunningViewAnswersFromTheReindexedStateWithoutARestart) {
+  ViewOptions o;
+  o.index_check_seconds = 0.2;
+  auto view = OpenZarrView(index_, o);
+  ASSERT_TRUE(view.ok());
+  const IndexVersion before = (*view)->version();
+  EXPECT_EQ(Bytes(**view, "img/0/0/1"), Range(16, 12));
+  ReindexAsOneChunk(index_, data_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Json(**view, "img/0/.zarray")["shape"], json({2, 3}));
+  EXPECT_EQ(Bytes(**view, "img/0/0/0"), Range(40, 12));
+  EXPECT_EQ(Bytes(**view, "img/0/0/1"), "missing");
+  EXPECT_EQ(Bytes(**view, "OME/notes.xml"), "missing");
+  const IndexVersion after = (*view)->version();
+  EXPECT_EQ(after.serial, before.serial + 1);
+  EXPECT_GE(after.loaded_ns, before.loaded_ns);
+  // Nothing changed since: no new state.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ((*view)->version().serial, after.serial);
+}
+
+// Another index moved into the index's place (a merge's output, a copy) is a change too, even
+// with the same generation.
+TEST_F(ZarrViewTest, AnotherIndexRenamedIntoPlaceIsServed) {
+  ViewOptions o;
+  o.index_check_seconds = 0;
+  auto view = OpenZarrView(index_, o);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(Json(**view, "img/0/.zarray")["shape"], json({4, 6}));
+  const fs::path other = dir_ / "other.refs.db";
+  ReindexAsOneChunk(other, data_);  // a fresh index: generation 1, as the fixture's
+  fs::rename(other, index_);
+  EXPECT_EQ(Json(**view, "img/0/.zarray")["shape"], json({2, 3}));
+  EXPECT_EQ(Bytes(**view, "img/0/0/0"), Range(40, 12));
+}
+
+// Readers on several threads while the index is re-indexed again and again between two layouts:
+// every chunk read is one of the two layouts' bytes for that key, never a chunk lost between the
+// metadata of one state and the blocks of another, never an error.
+TEST_F(ZarrViewTest, ReadsDuringRepeatedReindexingAreEachFromOneState) {
+  ViewOptions o;
+  o.index_check_seconds = 0;  // look on every call: the most state changes under the readers
+  auto view = OpenZarrView(index_, o);
+  ASSERT_TRUE(view.ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, reads{0};
+  std::mutex mu;
+  std::string first_wrong;
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      while (!done) {
+        // Chunk (0, 0): offset 4 in the fixture's layout, 40 in the other; never missing.
+        std::string got = Bytes(**view, "img/0/0/0");
+        reads++;
+        if (got != Range(4, 12) && got != Range(40, 12)) {
+          wrong++;
+          std::lock_guard lock(mu);
+          if (first_wrong.empty()) first_wrong = got;
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 40; ++round) {
+    if (round % 2 == 0) {
+      ReindexAsOneChunk(index_, data_);
+    } else {
+      PutFixtureFile();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(wrong.load(), 0) << "first wrong read: " << first_wrong;
 }
 
 }  // namespace

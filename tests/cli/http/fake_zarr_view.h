@@ -118,6 +118,15 @@ class FakeZarrView final : public ZarrView {
   int list_pages() const { return list_pages_; }
 
   const ViewOptions& options() const override { return options_; }
+  IndexVersion version() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return version_;
+  }
+  /// What version() answers from now on (a view that moved to a new state of its index).
+  void set_version(IndexVersion v) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    version_ = v;
+  }
 
   /// Every key passed to Get/Stat/List so far.
   std::set<std::string> keys_asked() const {
@@ -157,6 +166,7 @@ class FakeZarrView final : public ZarrView {
   }
 
   ViewOptions options_;
+  IndexVersion version_{1, 0};
   std::map<std::string, Entry> entries_;  // Filled before the front end starts; read-only after.
   mutable std::mutex mutex_;
   std::set<std::string> asked_;
