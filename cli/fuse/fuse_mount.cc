@@ -45,17 +45,19 @@ thread_local std::shared_ptr<ByteSource> t_splicing;
 
 // In-memory values (metadata, transcoded chunks) larger than one kernel read, kept for a short time
 // so that a value read in several requests is fetched from the view, and copied, once. Bounded in
-// bytes; an entry older than `max_age` is fetched again (and its source checked again).
+// bytes; an entry older than `max_age`, or of another state of the index than the view's now
+// (IndexVersion::serial), is fetched again (and its source checked again).
 class RecentValues {
  public:
   RecentValues(uint64_t max_bytes, std::chrono::steady_clock::duration max_age)
       : max_bytes_(max_bytes), max_age_(max_age) {}
 
-  std::shared_ptr<const std::string> Find(const std::string& key) {
+  std::shared_ptr<const std::string> Find(const std::string& key, uint64_t serial) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(key);
     if (it == index_.end()) return nullptr;
-    if (std::chrono::steady_clock::now() - it->second->fetched > max_age_) {
+    if (it->second->serial != serial ||
+        std::chrono::steady_clock::now() - it->second->fetched > max_age_) {
       Drop(it->second);
       return nullptr;
     }
@@ -63,12 +65,12 @@ class RecentValues {
     return it->second->bytes;
   }
 
-  void Put(const std::string& key, std::shared_ptr<const std::string> bytes) {
+  void Put(const std::string& key, uint64_t serial, std::shared_ptr<const std::string> bytes) {
     if (bytes->size() > max_bytes_) return;
     std::lock_guard<std::mutex> lock(mu_);
     auto it = index_.find(key);
     if (it != index_.end()) Drop(it->second);
-    lru_.push_front({key, bytes, std::chrono::steady_clock::now()});
+    lru_.push_front({key, bytes, std::chrono::steady_clock::now(), serial});
     index_[key] = lru_.begin();
     bytes_ += bytes->size();
     while (bytes_ > max_bytes_) Drop(std::prev(lru_.end()));
@@ -79,6 +81,7 @@ class RecentValues {
     std::string key;
     std::shared_ptr<const std::string> bytes;
     std::chrono::steady_clock::time_point fetched;
+    uint64_t serial = 0;  // the index state it was read from
   };
 
   void Drop(std::list<Entry>::iterator it) {
@@ -107,7 +110,6 @@ struct FsContext {
   ZarrView* view;
   MountOptions options;
   RecentValues recent;
-  std::time_t mount_time = std::time(nullptr);
   uid_t uid = ::getuid();
   gid_t gid = ::getgid();
   // The kernel handles opens itself once `open` answers ENOSYS. Set while INIT is answered, read
@@ -184,12 +186,18 @@ void FillStat(struct stat* st, bool is_directory, uint64_t size) {
   st->st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
   st->st_uid = ctx.uid;
   st->st_gid = ctx.gid;
-  st->st_atime = st->st_mtime = st->st_ctime = ctx.mount_time;
+  // Every entry's times are those of the index state the view answers from: when the view moves
+  // to a new state (a re-index), the kernel sees new mtimes as attributes expire and drops the
+  // pages and directory listings it cached (auto_inval_data, below).
+  const int64_t ns = ctx.view->version().loaded_ns;
+  st->st_mtim = st->st_ctim = st->st_atim = timespec{static_cast<time_t>(ns / 1000000000),
+                                                     static_cast<long>(ns % 1000000000)};
 }
 
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   FsContext& ctx = Context();
-  // Pages stay cached across opens: a value changes only when its source does, and then reads fail.
+  // Pages stay cached across opens: a value changes only when its source does (then reads fail)
+  // or when the index does (then its mtime does).
   cfg->kernel_cache = 1;
   cfg->entry_timeout = ctx.options.revalidate_seconds;
   cfg->attr_timeout = ctx.options.revalidate_seconds;
@@ -197,9 +205,10 @@ void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   cfg->nullpath_ok = 0;  // Reads carry no handle (no-open mode): they are served by path.
   cfg->use_ino = 0;
   ctx.no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
-  // Sizes and mtimes never change while mounted, so the per-read attribute check of
-  // auto_inval_data could only cost time (and, once attributes expire, a request per read).
-  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // A re-indexed archive changes what keys hold without changing their sources: the mtimes of
+  // the new state tell the kernel to drop what it cached (one getattr per file per
+  // revalidate_seconds of reading, when the attributes expire).
+  if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
   // Let fuse_reply_data splice slice bytes from the source file into /dev/fuse.
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
@@ -335,7 +344,8 @@ int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fus
       return start;
     };
     int rc = 0;
-    if (std::shared_ptr<const std::string> recent = ctx.recent.Find(key)) {
+    const uint64_t serial = ctx.view->version().serial;
+    if (std::shared_ptr<const std::string> recent = ctx.recent.Find(key, serial)) {
       const uint64_t start = clip(recent->size());
       rc = ReplyFromMemory(vec, *recent, start, vec->buf[0].size);
     } else {
@@ -363,7 +373,7 @@ int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fus
         const uint64_t start = clip(bytes->size());
         rc = ReplyFromMemory(vec, *bytes, start, vec->buf[0].size);
         // Worth keeping only when the kernel will come back for the rest.
-        if (bytes->size() > start + vec->buf[0].size) ctx.recent.Put(key, std::move(bytes));
+        if (bytes->size() > start + vec->buf[0].size) ctx.recent.Put(key, serial, std::move(bytes));
       }
     }
     if (rc != 0) {

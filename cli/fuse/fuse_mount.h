@@ -30,8 +30,9 @@ struct MountOptions {
   /// before asking the view again: the longest a file of a source changed since indexing can still
   /// be opened. Reads that miss the kernel's page cache always check the source.
   double revalidate_seconds = 5;
-  /// Seconds the kernel may remember that a key does not exist (the index is read-only).
-  double negative_seconds = 3600;
+  /// Seconds the kernel may remember that a key does not exist: also how long a key that a
+  /// re-index adds can stay unseen by a process that looked for it before.
+  double negative_seconds = 5;
   /// Bound in bytes of the in-memory values (metadata, transcoded chunks) kept between the kernel
   /// requests that read one value in pieces.
   uint64_t value_cache_bytes = 64ull << 20;

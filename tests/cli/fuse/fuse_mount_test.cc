@@ -243,6 +243,29 @@ TEST_F(FuseMountTest, AValueLargerThanOneKernelReadIsFetchedOnce) {
   EXPECT_EQ(view_.get_calls("img/0/big"), 1);
 }
 
+// A view that moved to a new state of its index (a re-index) changes what a key holds without
+// any source changing: once the attributes expire, the kernel sees the new state's mtime and drops
+// the pages it cached, and the mount drops the values it kept, so the new bytes are read.
+TEST_F(FuseMountTest, AValueChangedByAReindexIsReadAnewOnceAttributesExpire) {
+  const std::string before = RandomBytes(3 << 20, 21), after = RandomBytes(3 << 20, 22);
+  view_.AddBytes("img/0/re", before);
+  view_.set_version({1, 1'000'000'000'000'000'000});
+  MountOptions options;
+  options.revalidate_seconds = 0.2;
+  ASSERT_TRUE(Mount(options));
+  ASSERT_TRUE(ReadWhole(mnt_ / "img/0/re") == before);
+  ASSERT_TRUE(ReadWhole(mnt_ / "img/0/re") == before);  // now from the page cache
+  struct stat st {};
+  ASSERT_EQ(::stat((mnt_ / "img/0/re").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1'000'000'000);
+  view_.AddBytes("img/0/re", after);  // same size: only the mtime tells
+  view_.set_version({2, 1'000'000'005'000'000'000});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(ReadWhole(mnt_ / "img/0/re") == after) << "the mount served the old state's bytes";
+  ASSERT_EQ(::stat((mnt_ / "img/0/re").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1'000'000'005);
+}
+
 // Each slice holds its own handle of its source (as a view's SourcePool hands them out, dropping
 // its own reference when it closes the least recently used; SourcePoolTest covers that).
 TEST_F(FuseMountTest, SlicesOfManySourcesAreRightUnderConcurrentReads) {
