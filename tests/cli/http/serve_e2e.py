@@ -268,6 +268,30 @@ def check_stale_source(refzarr, work, failures):
         for server in (v2, v3):
             status, _, _ = server.request("GET", "")
             expect(failures, status == 200, f"stale: the root listing answers {status}")
+
+        # Re-indexed while both servers run, with a new file beside it: within the servers'
+        # look at the index (at most once a second) they answer from the new state, no restart.
+        # tifffile reads the rewritten file independently.
+        import tifffile
+        import time
+        added = os.path.join(folder, "added.tif")
+        added_pixels = c.write_tiled_tiff(added)
+        subprocess.run([refzarr, "index", "-o", index, folder], check=True,
+                       stdout=subprocess.DEVNULL)
+        rewritten = tifffile.imread(tif)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if v2.request("GET", "added.tif/.zattrs")[0] == 200:
+                break
+            time.sleep(0.2)
+        for name, want in (("stale.tif", rewritten), ("added.tif", added_pixels)):
+            arr = zarr.open(fsspec.get_mapper(v2.url(name)), mode="r")["0/0"]
+            got = arr[0, 0, 0]
+            expect(failures, got.shape == want.shape and (got == want).all(),
+                   f"re-index: {name} through the running v2 server differs from tifffile")
+            status, _, _ = v3.request("GET", name + "/0/0/zarr.json")
+            expect(failures, status == 200,
+                   f"re-index: {name}/0/0/zarr.json answers {status} on the running v3 server")
         v2.stop()
         v3.stop()
     log = open(v2.log_path).read()
