@@ -138,33 +138,22 @@ class SqliteRefStore final : public RefStore {
     Status st = CheckSchema().WithContext(path_.string());
     writer_->ResetAll();
     RETURN_IF_ERROR(st);
-    if (mode_ == OpenMode::kSnapshot) RETURN_IF_ERROR(PinReaders());
+    if (mode_ == OpenMode::kSnapshot) {
+      // The connection that checked the schema becomes the first pinned reader: its read
+      // transaction fixes the generation every later reader must see.
+      RETURN_IF_ERROR(writer_->Exec("BEGIN"));
+      ASSIGN_OR_RETURN(pinned_generation_, ReadGeneration(*writer_));
+      pool_.push_back(std::move(writer_));
+      pinned_readers_ = 1;
+    }
     return OkStatus();
   }
 
-  // kSnapshot: opens the store's reader connections at once, each in a read transaction it keeps
-  // for its life (the pool's statement resets do not end it), all of one generation: equal
-  // generations are equal states. A write landing between two opens starts them again; under a
-  // writer that never pauses, fewer connections (at least one) are kept rather than waiting.
-  Status PinReaders() {
-    const size_t want = std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 8);
-    for (int attempt = 0;; ++attempt) {
-      std::vector<std::unique_ptr<Connection>> readers;
-      uint64_t generation = 0;
-      while (readers.size() < want) {
-        ASSIGN_OR_RETURN(auto c, Connection::Open(path_, /*read_only=*/true));
-        RETURN_IF_ERROR(c->Exec("BEGIN"));
-        ASSIGN_OR_RETURN(uint64_t g, ReadGeneration(*c));  // the read that fixes its snapshot
-        if (readers.empty()) generation = g;
-        if (g != generation) break;
-        readers.push_back(std::move(c));
-      }
-      if (readers.size() == want || attempt == 8) {
-        pinned_generation_ = generation;
-        pool_ = std::move(readers);
-        return OkStatus();
-      }
-    }
+  // Writes need the writer connection, which a read-only store opens read-only and a kSnapshot
+  // store has made its first reader.
+  Status CheckWritable() const {
+    if (mode_ == OpenMode::kReadWrite) return OkStatus();
+    return InvalidArgumentError(path_.string() + ": the index was opened read-only");
   }
 
   // The generation as `c` sees it now (inside its transaction, if one is open).
@@ -210,6 +199,7 @@ class SqliteRefStore final : public RefStore {
   Status PutFile(const SourceInfo& main, std::string_view group, std::string_view scanner,
                  const ScannedFile& scan, const std::vector<SourceInfo>& companions) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     if (companions.size() != scan.companions.size()) {
       return InternalError("PutFile: companion count mismatch");
@@ -274,6 +264,7 @@ class SqliteRefStore final : public RefStore {
   Status PutFailure(const SourceInfo& main, std::string_view group,
                     std::string_view error) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
@@ -284,6 +275,7 @@ class SqliteRefStore final : public RefStore {
 
   Status RemoveSource(std::string_view path) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
@@ -504,6 +496,7 @@ class SqliteRefStore final : public RefStore {
 
   Status SetMeta(std::string_view key, std::string_view value) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
@@ -557,11 +550,13 @@ class SqliteRefStore final : public RefStore {
   using LeasedConnection = std::unique_ptr<Connection, Release>;
 
   // Readers lease a connection of their own; SQLite connections are not shared between threads.
-  // A kSnapshot store has only the connections pinned at open: a reader waits for one.
+  // A kSnapshot store adds a reader only while it can pin one to its generation: a new connection
+  // that sees a later one (a write landed since the store opened) is closed, the store stops
+  // growing and its readers wait for one of the pinned connections instead.
   Result<LeasedConnection> Lease() {
+    if (mode_ == OpenMode::kSnapshot) return LeasePinned();
     {
-      std::unique_lock lock(pool_mu_);
-      if (mode_ == OpenMode::kSnapshot) pool_free_.wait(lock, [&] { return !pool_.empty(); });
+      std::lock_guard lock(pool_mu_);
       if (!pool_.empty()) {
         Connection* c = pool_.back().release();
         pool_.pop_back();
@@ -571,6 +566,43 @@ class SqliteRefStore final : public RefStore {
     ASSIGN_OR_RETURN(auto c, Connection::Open(path_, /*read_only=*/true));
     return LeasedConnection(c.release(), Release{this});
   }
+
+  Result<LeasedConnection> LeasePinned() {
+    std::unique_lock lock(pool_mu_);
+    while (pool_.empty() && (!can_grow_ || pinned_readers_ >= kMaxPinnedReaders)) {
+      pool_free_.wait(lock);
+    }
+    if (!pool_.empty()) {
+      Connection* c = pool_.back().release();
+      pool_.pop_back();
+      return LeasedConnection(c, Release{this});
+    }
+    ++pinned_readers_;  // reserved while it is opened outside the lock
+    lock.unlock();
+    Result<std::unique_ptr<Connection>> opened = OpenPinned();
+    lock.lock();
+    if (opened.ok() && *opened) return LeasedConnection(opened->release(), Release{this});
+    --pinned_readers_;
+    can_grow_ = false;
+    lock.unlock();
+    pool_free_.notify_all();  // waiters for a growth that will not come
+    if (!opened.ok()) return opened.status();
+    lock.lock();
+    pool_free_.wait(lock, [&] { return !pool_.empty(); });
+    Connection* c = pool_.back().release();
+    pool_.pop_back();
+    return LeasedConnection(c, Release{this});
+  }
+
+  // A new reader in a read transaction of the store's generation; null when it sees another.
+  Result<std::unique_ptr<Connection>> OpenPinned() {
+    ASSIGN_OR_RETURN(auto c, Connection::Open(path_, /*read_only=*/true));
+    RETURN_IF_ERROR(c->Exec("BEGIN"));
+    ASSIGN_OR_RETURN(uint64_t g, ReadGeneration(*c));  // the read that fixes its snapshot
+    if (g != pinned_generation_) return std::unique_ptr<Connection>();
+    return c;
+  }
+
   void Return(Connection* c) {
     c->ResetAll();
     {
@@ -731,13 +763,19 @@ class SqliteRefStore final : public RefStore {
   std::unique_ptr<Connection> writer_;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> pool_;
-  std::condition_variable pool_free_;  // kSnapshot: a connection came back
-  uint64_t pinned_generation_ = 0;     // kSnapshot: the generation its connections see
+  // kSnapshot: the generation its readers see, how many there are (at most kMaxPinnedReaders),
+  // whether it may still add one, and the signal that one came back.
+  static constexpr size_t kMaxPinnedReaders = 8;
+  uint64_t pinned_generation_ = 0;
+  size_t pinned_readers_ = 0;
+  bool can_grow_ = true;
+  std::condition_variable pool_free_;
 
   // ---- rm and relocate ----
  public:
   Result<uint64_t> RemoveTree(std::string_view tree_path) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     // Created on first use rather than in kSchema, so indexes made before it get it too.
     RETURN_IF_ERROR(writer_->Exec("CREATE INDEX IF NOT EXISTS sources_by_group ON sources(grp)"));
@@ -813,6 +851,7 @@ class SqliteRefStore final : public RefStore {
 
   Result<std::vector<size_t>> MoveSources(const std::vector<SourceMove>& moves) override {
     std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(CheckWritable());
     writer_->ResetAll();
     Transaction t(*writer_);
     RETURN_IF_ERROR(t.Begin());
