@@ -1,8 +1,9 @@
 // The factory of the formats module: the linked tables (registry_linked.cc) behind one C symbol.
+#include "formats/registry/formats_module.h"
+
 #include <tiffio.h>
 
 #include "formats/core/module_loader.h"
-#include "formats/registry/formats_module.h"
 #include "formats/registry/registry.h"
 
 REFZARR_MODULE_EXPORT const refzarr::FormatsModule* refzarr_formats_module() {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "formats/core/module_loader.h"
 #include "formats/registry/formats_module.h"
@@ -66,9 +67,8 @@ class ModuleDecoder final : public ChunkDecoder {
 
   std::string_view Family() const override { return family_; }
 
-  Status Decode(const ArrayDesc& array, std::span<const uint64_t> chunk_coords,
-                const ChunkRef& ref, std::span<const std::byte> stored,
-                std::span<std::byte> out) const override {
+  Status Decode(const ArrayDesc& array, std::span<const uint64_t> chunk_coords, const ChunkRef& ref,
+                std::span<const std::byte> stored, std::span<std::byte> out) const override {
     ASSIGN_OR_RETURN(const ChunkDecoder* decoder, module_->Find(family_));
     return decoder->Decode(array, chunk_coords, ref, stored, out);
   }
