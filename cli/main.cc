@@ -2,10 +2,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "cli/library_init.h"
 
 int main(int argc, char** argv) {
-  refzarr::LibraryInit init;
   refzarr::CommandContext ctx{std::cout, std::cerr, 0, {"/proc/self/exe", "scan-worker"}};
   CLI::App app{"refzarr: bioimaging archives (TIFF, OME-TIFF, HDF5) as read-only OME-Zarr, "
                "without copying a byte"};

@@ -7,7 +7,8 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "cli/fuse/fuse_mount.h"
+#include "cli/fuse/fuse_module.h"
+#include "formats/core/module_loader.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -25,6 +26,8 @@ struct MountArgs {
 };
 
 Status RunMount(const MountArgs& args, CommandContext& ctx) {
+  // libfuse3 comes with the FUSE module, loaded only by this command (before any thread starts).
+  ASSIGN_OR_RETURN(const FuseModule* fuse, LoadModule<FuseModule>(kFuseModuleFile, kFuseModuleSymbol));
   ASSIGN_OR_RETURN(ViewOptions view_options, args.view.ToOptions());
   // Absolute paths: detaching changes the working directory to "/", and the view may open the
   // index again later (a connection per thread).
@@ -46,7 +49,7 @@ Status RunMount(const MountArgs& args, CommandContext& ctx) {
     if (!log) return IoError("open log " + path.string() + ": " + std::strerror(errno));
     options.error_log = &log;
   }
-  return Mount(*view, options, ctx.err);
+  return fuse->mount(*view, options, ctx.err);
 }
 
 }  // namespace

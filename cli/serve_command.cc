@@ -8,7 +8,8 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "cli/http/http_server.h"
+#include "cli/http/http_module.h"
+#include "formats/core/module_loader.h"
 #include "store/zarr_view.h"
 
 namespace refzarr {
@@ -51,6 +52,8 @@ class ShutdownSignals {
 };
 
 Status RunServe(const ServeArgs& args, CommandContext& ctx) {
+  // libmicrohttpd comes with the HTTP module, loaded only by this command.
+  ASSIGN_OR_RETURN(const HttpModule* http, LoadModule<HttpModule>(kHttpModuleFile, kHttpModuleSymbol));
   ShutdownSignals signals;
   ASSIGN_OR_RETURN(ViewOptions view_options, args.view.ToOptions());
   ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(args.index, view_options));
@@ -72,7 +75,7 @@ Status RunServe(const ServeArgs& args, CommandContext& ctx) {
     int signal = signals.Wait();
     ctx.err << "refzarr: " << strsignal(signal) << '\n';
   };
-  return Serve(*view, options, ctx.err);
+  return http->serve(*view, options, ctx.err);
 }
 
 }  // namespace

@@ -1,4 +1,9 @@
-// The explicit tables of formats: adding a format is one line here (and its folder).
+// The explicit tables of formats: adding a format is one line in registry_linked.cc (and its
+// folder).
+//
+// Two builds of these functions (formats/registry/CMakeLists.txt): registry_linked.cc links the
+// formats in (tests, API users, the formats module itself); registry_module.cc, the refzarr
+// binary's, loads them from the formats module (formats_module.h) on first use.
 #pragma once
 
 #include <memory>
@@ -8,10 +13,13 @@
 
 namespace refzarr {
 
-/// Every scanner refzarr knows, in sniffing order.
+/// Every scanner refzarr knows, in sniffing order. The module build loads the formats module
+/// here; when it cannot, one scanner that claims every file and fails each scan with the load
+/// error (naming the module's path).
 std::vector<std::unique_ptr<Scanner>> DefaultScanners();
 
-/// Every chunk decoder refzarr knows (for views that transcode).
+/// Every chunk decoder refzarr knows (for views that transcode). The module build loads the
+/// formats module at the first Decode or CheckArray; when it cannot, those return the load error.
 std::vector<std::unique_ptr<ChunkDecoder>> DefaultDecoders();
 
 }  // namespace refzarr
