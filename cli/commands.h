@@ -36,12 +36,16 @@ void AddMergeCommand(CLI::App& app, CommandContext& ctx);
 void AddServeCommand(CLI::App& app, CommandContext& ctx);
 void AddMountCommand(CLI::App& app, CommandContext& ctx);
 
-/// Options every view-reading command takes: --zarr-format and --codecs.
+/// Options every view-reading command takes: --zarr-format and --codecs; serving ones also
+/// --revalidate.
 struct ViewFlags {
   int zarr_format = 2;
   std::string codecs = "compat";
+  double revalidate_seconds = 0;  ///< ViewOptions::revalidate_seconds
   /// Adds the two options to `cmd`.
   void AddTo(CLI::App* cmd);
+  /// Adds --revalidate (for a long-running server; a mount has its own, which it passes on).
+  void AddRevalidateTo(CLI::App* cmd);
   /// ViewOptions with the default decoders (owned by the process, never freed).
   Result<ViewOptions> ToOptions() const;
 };

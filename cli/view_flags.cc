@@ -15,11 +15,22 @@ void ViewFlags::AddTo(CLI::App* cmd) {
       ->capture_default_str();
 }
 
+void ViewFlags::AddRevalidateTo(CLI::App* cmd) {
+  cmd->add_option("--revalidate", revalidate_seconds,
+                  "Seconds a source checked against the index may be read again without checking "
+                  "it (a stat); 0 checks before every read. Above 0, a file rewritten in place can "
+                  "be served for up to that long after the change")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+}
+
 Result<ViewOptions> ViewFlags::ToOptions() const {
   // The decoders live as long as the process: views may outlive any one command's scope.
   static const auto* decoders = new std::vector<std::unique_ptr<ChunkDecoder>>(DefaultDecoders());
   ViewOptions o;
   o.zarr_format = zarr_format;
+  o.revalidate_seconds = revalidate_seconds;
+  o.openers = &DefaultSourceOpeners();
   ASSIGN_OR_RETURN(o.codecs, ParseCodecPolicy(codecs));
   for (const auto& d : *decoders) o.decoders.push_back(d.get());
   return o;

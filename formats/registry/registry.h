@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "formats/core/scanner.h"
+#include "formats/core/source.h"
 
 namespace refzarr {
 
@@ -21,5 +22,9 @@ std::vector<std::unique_ptr<Scanner>> DefaultScanners();
 /// Every chunk decoder refzarr knows (for views that transcode). The module build loads the
 /// formats module at the first Decode or CheckArray; when it cannot, those return the load error.
 std::vector<std::unique_ptr<ChunkDecoder>> DefaultDecoders();
+
+/// Every source opener refzarr knows, by URI scheme (file:// today), for the indexer and the
+/// views. Lives as long as the process.
+const SourceOpeners& DefaultSourceOpeners();
 
 }  // namespace refzarr
