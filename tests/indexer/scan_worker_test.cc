@@ -174,7 +174,7 @@ TEST(ScanWorker, ABatchSurvivesTheFilesThatKillItsWorker) {
   std::vector<const ChunkDecoder*> decoder_ptrs;
   for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
   RecordingSink expected;
-  ASSERT_TRUE(MakeInProcessScanRunner(local_scanners, decoder_ptrs)->Scan("tiff", good, expected).ok());
+  ASSERT_TRUE(MakeInProcessScanRunner(local_scanners, decoder_ptrs)->Scan("tiff", FileUri(good), expected).ok());
   ASSERT_TRUE(expected.Finish().ok());
   ASSERT_GT(expected.result().ChunkCount(), 0u);
   for (size_t i : {0u, 2u, 4u}) {
@@ -210,12 +210,12 @@ TEST(ScanWorker, DescriptionsCrossTheProcessBoundaryWhole) {
   auto runner = MakeIsolatedScanRunner(TestIsolation());
   ASSERT_TRUE(runner.ok()) << runner.status().message();
   RecordingSink isolated, local;
-  ASSERT_TRUE((*runner)->Scan("FULL", file, isolated).ok());
+  ASSERT_TRUE((*runner)->Scan("FULL", FileUri(file), isolated).ok());
   const auto scanners = testing::ScannersWithHostileOnes();
   auto decoders = DefaultDecoders();
   std::vector<const ChunkDecoder*> decoder_ptrs;
   for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
-  ASSERT_TRUE(MakeInProcessScanRunner(scanners, decoder_ptrs)->Scan("FULL", file, local).ok());
+  ASSERT_TRUE(MakeInProcessScanRunner(scanners, decoder_ptrs)->Scan("FULL", FileUri(file), local).ok());
   ASSERT_TRUE(isolated.Finish().ok());
   ASSERT_TRUE(local.Finish().ok());
   const nlohmann::json a = Describe(isolated.result()), b = Describe(local.result());
