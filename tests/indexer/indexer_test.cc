@@ -252,9 +252,15 @@ TEST_F(IndexerTest, SourcesAndCompanionsOpenThroughTheGivenOpeners) {
   EXPECT_GE(count(set / "multifile_z2.ome.tif"), 2);
   auto store = OpenRefStore(dir_.path() / "o.refs.db", OpenMode::kReadOnly);
   ASSERT_TRUE(store.ok());
-  auto member = (*store)->FindSource(FileUri(set / "multifile_z1.ome.tif"));
-  ASSERT_TRUE(member.ok() && *member);
-  EXPECT_EQ((*member)->status, "companion");
+  auto sources = (*store)->Sources();
+  ASSERT_TRUE(sources.ok());
+  std::vector<std::string> companions;
+  for (const SourceInfo& info : *sources) {
+    if (info.status == "companion") companions.push_back(info.uri);
+  }
+  std::sort(companions.begin(), companions.end());
+  EXPECT_EQ(companions, (std::vector<std::string>{FileUri(set / "multifile_z1.ome.tif"),
+                                                  FileUri(set / "multifile_z2.ome.tif")}));
 }
 
 TEST_F(IndexerTest, MissingInputIsAnError) {

@@ -165,7 +165,7 @@ TEST(ScanWorker, ABatchSurvivesTheFilesThatKillItsWorker) {
                                        dir.path() / "hang.tif", good};
   const std::vector<std::string_view> scanners = {"tiff", "CRASH", "tiff", "HANG", "tiff"};
   std::vector<ScanRequest> requests;
-  for (size_t i = 0; i < paths.size(); ++i) requests.push_back({scanners[i], paths[i], &sinks[i]});
+  for (size_t i = 0; i < paths.size(); ++i) requests.push_back({scanners[i], FileUri(paths[i]), &sinks[i]});
   std::vector<Status> statuses = (*runner)->ScanAll(requests);
   ASSERT_EQ(statuses.size(), 5u);
   // What the good file gives when scanned in this process.
@@ -200,6 +200,12 @@ nlohmann::json Describe(const ScannedFile& f) {
     j["arrays"].push_back({a.path, a.desc.ToJson(), a.StoredCount(), inl});
   }
   for (const auto& r : f.refused) j["refused"].push_back({r.path, r.reason});
+  j["companions"] = f.companions;
+  std::vector<uint32_t> sources;
+  for (const auto& a : f.arrays) {
+    for (const auto& [i, ref] : a.chunks) sources.push_back(ref.source);
+  }
+  j["chunk_sources"] = sources;
   return j;
 }
 
@@ -221,6 +227,9 @@ TEST(ScanWorker, DescriptionsCrossTheProcessBoundaryWhole) {
   const nlohmann::json a = Describe(isolated.result()), b = Describe(local.result());
   EXPECT_EQ(a["arrays"].size(), 2u) << b.dump(1);
   EXPECT_EQ(a, b) << a.dump(1) << "\n" << b.dump(1);
+  EXPECT_EQ(isolated.result().companions,
+            (std::vector<std::string>{FileUri(dir.path() / "full companion \u00e9.raw"),
+                                      "mem://bucket/full.raw"}));
 }
 
 TEST(ScanWorker, ACommandThatIsNotAWorkerIsAnErrorAtOnce) {
