@@ -395,6 +395,7 @@ struct ScanTools {
   RefStore& store;
   const std::vector<std::unique_ptr<Scanner>>& scanners;
   ScanRunner& runner;
+  const SourceOpeners& openers;
   bool force = false;
   uint64_t refs_in_memory = 0;
 };
@@ -419,7 +420,7 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   // An unchanged file is decided by one stat: same generation (device, inode, size, times) as
   // indexed, in the same place of the tree. Nothing is opened.
   if (!tools.force) {
-    auto now = StatSource(uri);
+    auto now = StatSource(uri, tools.openers);
     if (!now.ok()) {
       Fail(r, now.status());
       return r;
@@ -434,7 +435,7 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   }
   // A new or changed one is opened once: one read gives the fingerprint and the bytes to sniff.
   std::vector<std::byte> head;
-  auto probed = ProbeSource(uri, &head, kSniffBytes);
+  auto probed = ProbeSource(uri, &head, kSniffBytes, tools.openers);
   if (!probed.ok()) {
     Fail(r, probed.status());
     return r;
@@ -462,12 +463,12 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
 }
 
 // Everything after the scan into `sink` that ended with `scanned`.
-void Complete(Scanned& r, RecordingSink& sink, Status scanned) {
+void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpeners& openers) {
   if (scanned.ok()) scanned = sink.Finish();
   if (!scanned.ok()) return Fail(r, scanned);
   r.scan = std::move(sink).result();
-  for (const fs::path& c : r.scan->companions) {
-    auto info = ProbeSource(FileUri(c));
+  for (const std::string& c : r.scan->companions) {
+    auto info = ProbeSource(c, nullptr, 0, openers);
     if (!info.ok()) return Fail(r, info.status().WithContext("companion file"));
     info->status = "companion";
     r.companions.push_back(*info);
@@ -506,11 +507,11 @@ std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
       std::vector<ScanRequest> requests;
       for (size_t m : members) {
         sinks.push_back(std::make_unique<RecordingSink>(tools.refs_in_memory));
-        requests.push_back({out[m].scanner, out[m].job.path, sinks.back().get()});
+        requests.push_back({out[m].scanner, out[m].source.uri, sinks.back().get()});
       }
       std::vector<Status> statuses = tools.runner.ScanAll(requests);
       for (size_t k = 0; k < members.size(); ++k) {
-        Complete(out[members[k]], *sinks[k], statuses[k]);
+        Complete(out[members[k]], *sinks[k], statuses[k], tools.openers);
       }
     }
     i = end;
@@ -579,13 +580,14 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   std::vector<std::unique_ptr<ChunkDecoder>> default_decoders;
   if (!options.decoders && !options.runner) default_decoders = DefaultDecoders();
   const auto& decoders = options.decoders ? *options.decoders : default_decoders;
+  const SourceOpeners& openers = options.openers ? *options.openers : LocalSourceOpeners();
   std::unique_ptr<ScanRunner> in_process;
   if (!options.runner) {
     std::vector<const ChunkDecoder*> raw;
     for (const auto& d : decoders) raw.push_back(d.get());
-    in_process = MakeInProcessScanRunner(scanners, std::move(raw));
+    in_process = MakeInProcessScanRunner(scanners, std::move(raw), openers);
   }
-  const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process,
+  const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process, openers,
                         options.force, options.refs_in_memory};
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());

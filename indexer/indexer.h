@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "formats/core/scanner.h"
+#include "formats/core/source.h"
 #include "formats/core/status.h"
 #include "indexer/scan_runner.h"
 
@@ -59,8 +60,11 @@ struct IndexOptions {
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
   const std::vector<std::unique_ptr<ChunkDecoder>>* decoders = nullptr;
   /// Runs each scan (in a crash-isolated worker: MakeIsolatedScanRunner); null: scans run in the
-  /// indexing process itself with `scanners` and `decoders`. Not owned.
+  /// indexing process itself with `scanners`, `decoders` and `openers`. Not owned.
   ScanRunner* runner = nullptr;
+  /// Opens and stats the sources and their companions by URI scheme (the runner, when given,
+  /// opens them with its own); not owned. Null: LocalSourceOpeners().
+  const SourceOpeners* openers = nullptr;
 };
 
 /// One file the indexer looked at.

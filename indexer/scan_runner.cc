@@ -13,9 +13,7 @@ class ServableArraysSink final : public ScanSink {
   ServableArraysSink(ScanSink& inner, std::span<const ChunkDecoder* const> decoders)
       : inner_(inner), decoders_(decoders) {}
 
-  Result<uint32_t> AddSource(const std::filesystem::path& path) override {
-    return inner_.AddSource(path);
-  }
+  Result<uint32_t> AddSource(std::string_view uri) override { return inner_.AddSource(uri); }
   Status AddGroup(std::string_view path, const nlohmann::json& attributes) override {
     return inner_.AddGroup(path, attributes);
   }
@@ -51,27 +49,28 @@ class ServableArraysSink final : public ScanSink {
 class InProcessScanRunner final : public ScanRunner {
  public:
   InProcessScanRunner(const std::vector<std::unique_ptr<Scanner>>& scanners,
-                      std::vector<const ChunkDecoder*> decoders)
-      : scanners_(scanners), decoders_(std::move(decoders)) {}
+                      std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers)
+      : scanners_(scanners), decoders_(std::move(decoders)), openers_(openers) {}
 
-  Status Scan(std::string_view name, const std::filesystem::path& path, ScanSink& sink) override {
+  Status Scan(std::string_view name, std::string_view uri, ScanSink& sink) override {
     const Scanner* scanner = FindScanner(scanners_, name);
     if (!scanner) return InternalError("no scanner called '" + std::string(name) + "'");
-    return ScanFileInto(*scanner, path, decoders_, sink);
+    return ScanFileInto(*scanner, uri, openers_, decoders_, sink);
   }
 
  private:
   const std::vector<std::unique_ptr<Scanner>>& scanners_;
   std::vector<const ChunkDecoder*> decoders_;
+  const SourceOpeners& openers_;
 };
 
 }  // namespace
 
-Status ScanFileInto(const Scanner& scanner, const std::filesystem::path& path,
+Status ScanFileInto(const Scanner& scanner, std::string_view uri, const SourceOpeners& openers,
                     std::span<const ChunkDecoder* const> decoders, ScanSink& sink) {
-  ASSIGN_OR_RETURN(auto source, OpenLocalFile(path));
+  ASSIGN_OR_RETURN(auto source, openers.Open(uri));
   ServableArraysSink gate(sink, decoders);
-  ScanContext context{path};
+  const ScanContext context(std::string(uri), openers);
   return scanner.Scan(*source, context, gate);
 }
 
@@ -85,8 +84,8 @@ const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners
 
 std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
     const std::vector<std::unique_ptr<Scanner>>& scanners,
-    std::vector<const ChunkDecoder*> decoders) {
-  return std::make_unique<InProcessScanRunner>(scanners, std::move(decoders));
+    std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers) {
+  return std::make_unique<InProcessScanRunner>(scanners, std::move(decoders), openers);
 }
 
 }  // namespace refzarr

@@ -6,18 +6,20 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "formats/core/scanner.h"
+#include "formats/core/source.h"
 #include "formats/core/status.h"
 
 namespace refzarr {
 
-/// One file to scan: the scanner's name (Scanner::Name()), the local path, where results go.
+/// One source to scan: the scanner's name (Scanner::Name()), the source's URI, where results go.
 struct ScanRequest {
   std::string_view scanner;
-  std::filesystem::path path;
+  std::string uri;
   ScanSink* sink = nullptr;
 };
 
@@ -30,31 +32,33 @@ class ScanRunner {
   /// a round trip; one whose scan kills the worker fails alone and the rest go to a fresh one.
   virtual std::vector<Status> ScanAll(std::span<const ScanRequest> requests) {
     std::vector<Status> out;
-    for (const ScanRequest& r : requests) out.push_back(Scan(r.scanner, r.path, *r.sink));
+    for (const ScanRequest& r : requests) out.push_back(Scan(r.scanner, r.uri, *r.sink));
     return out;
   }
-  /// Scans the local file at `path` with the scanner named `scanner` (Scanner::Name()) into
-  /// `sink`. Arrays that cannot be served are refused on the sink (ScanFileInto). The status is
+  /// Scans the source `uri` (opened, and its companions resolved, through the runner's
+  /// SourceOpeners) with the scanner named `scanner` (Scanner::Name()) into `sink`. Arrays that cannot be served are refused on the sink (ScanFileInto). The status is
   /// the scan's own (its message names the place in the file, not the file), or, for an isolated
   /// scan, why it ended ("scan killed by SIGSEGV", "scan timed out after 30 s"). After an error,
   /// what reached the sink is to be discarded.
-  virtual Status Scan(std::string_view scanner, const std::filesystem::path& path,
-                      ScanSink& sink) = 0;
+  virtual Status Scan(std::string_view scanner, std::string_view uri, ScanSink& sink) = 0;
 };
 
-/// Scans `path` with `scanner` into `sink` through a gate that refuses every array CheckServable
-/// rejects with `decoders` (the array is refused on `sink` with the reason). What both the
-/// in-process runner and the scan worker run.
-Status ScanFileInto(const Scanner& scanner, const std::filesystem::path& path,
+/// Opens `uri` through `openers` and scans it with `scanner` into `sink`, with a ScanContext of
+/// that URI and those openers, through a gate that refuses every array CheckServable rejects with
+/// `decoders` (the array is refused on `sink` with the reason). What both the in-process runner
+/// and the scan worker run.
+Status ScanFileInto(const Scanner& scanner, std::string_view uri, const SourceOpeners& openers,
                     std::span<const ChunkDecoder* const> decoders, ScanSink& sink);
 
 /// The scanner of `scanners` called `name`, or nullptr.
 const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners,
                            std::string_view name);
 
-/// Runs scans in the calling thread. `scanners` and `decoders` are not owned and must outlive it.
+/// Runs scans in the calling thread, opening sources through `openers`. `scanners`, `decoders`
+/// and `openers` are not owned and must outlive it.
 std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
     const std::vector<std::unique_ptr<Scanner>>& scanners,
-    std::vector<const ChunkDecoder*> decoders);
+    std::vector<const ChunkDecoder*> decoders,
+    const SourceOpeners& openers = LocalSourceOpeners());
 
 }  // namespace refzarr

@@ -24,7 +24,7 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kProtocolVersion = 2;  // 2: jobs and sources are URIs, not paths
 // One record's payload at most: a job or record announcing more is a protocol error, not an
 // allocation (AddFile carries whole OME-XML documents, so this is generous).
 constexpr uint32_t kMaxRecord = 1u << 30;
@@ -335,17 +335,17 @@ class Reader {
 // ---- the worker's side ----
 
 
-// A job: the scanner's name, the file's path, the CPU seconds the scan may use (0: no limit).
+// A job: the scanner's name, the source's URI, the CPU seconds the scan may use (0: no limit).
 struct Job {
   std::string scanner;
-  std::string path;
+  std::string uri;
   double cpu_seconds = 0;
 };
 
 std::string EncodeJob(const Job& job) {
   std::string body;
   PutStr(body, job.scanner);
-  PutStr(body, job.path);
+  PutStr(body, job.uri);
   PutU64(body, static_cast<uint64_t>(std::llround(std::max(0.0, job.cpu_seconds) * 1000)));
   std::string msg;
   PutU32(msg, static_cast<uint32_t>(body.size()));
@@ -356,7 +356,7 @@ std::optional<Job> DecodeJob(std::string_view body) {
   Fields f(body);
   Job job;
   job.scanner = f.Str();
-  job.path = f.Str();
+  job.uri = f.Str();
   job.cpu_seconds = static_cast<double>(f.U64()) / 1000;
   if (!f.ok()) return std::nullopt;
   return job;
@@ -368,8 +368,8 @@ class RecordWriter final : public ScanSink {
  public:
   explicit RecordWriter(int fd) : fd_(fd) {}
 
-  Result<uint32_t> AddSource(const std::filesystem::path& path) override {
-    auto [it, added] = sources_.emplace(path.string(), static_cast<uint32_t>(sources_.size() + 1));
+  Result<uint32_t> AddSource(std::string_view uri) override {
+    auto [it, added] = sources_.emplace(std::string(uri), static_cast<uint32_t>(sources_.size() + 1));
     if (added) {
       std::string p;
       PutStr(p, it->first);
@@ -503,9 +503,9 @@ class Replayer {
     Fields f(payload);
     switch (type) {
       case kSource: {
-        std::string path(f.Str());
+        std::string_view uri = f.Str();
         if (!f.ok()) return false;
-        auto id = sink_.AddSource(path);
+        auto id = sink_.AddSource(uri);
         if (!id.ok()) return Fail(id.status());
         sources_.push_back(*id);
         return true;
@@ -659,9 +659,8 @@ class IsolatedScanRunner final : public ScanRunner {
     return OkStatus();
   }
 
-  Status Scan(std::string_view scanner, const std::filesystem::path& path,
-              ScanSink& sink) override {
-    const ScanRequest one{scanner, path, &sink};
+  Status Scan(std::string_view scanner, std::string_view uri, ScanSink& sink) override {
+    const ScanRequest one{scanner, std::string(uri), &sink};
     return ScanAll(std::span(&one, 1)).front();
   }
 
@@ -678,7 +677,7 @@ class IsolatedScanRunner final : public ScanRunner {
       // Every job at once: the worker reads the next while the last one's records replay here.
       std::string jobs;
       for (size_t i = next; i < requests.size(); ++i) {
-        jobs += EncodeJob({std::string(requests[i].scanner), requests[i].path.string(),
+        jobs += EncodeJob({std::string(requests[i].scanner), requests[i].uri,
                            options_.timeout_seconds});
       }
       if (!SendAll(w->fd, jobs)) {
@@ -866,7 +865,7 @@ Result<std::unique_ptr<ScanRunner>> MakeIsolatedScanRunner(IsolationOptions opti
 }
 
 int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
-                  const std::vector<const ChunkDecoder*>& decoders) {
+                  const std::vector<const ChunkDecoder*>& decoders, const SourceOpeners& openers) {
   {
     std::string hello;
     hello.push_back(static_cast<char>(kHello));
@@ -884,7 +883,6 @@ int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
     std::optional<Job> job = DecodeJob(text);
     if (!job) return 1;
     const std::string& name = job->scanner;
-    const std::filesystem::path path = job->path;
     const double cpu = job->cpu_seconds;
     if (cpu > 0) {
       // SIGXCPU ends a scan that spins: the soft limit leaves each scan between `cpu` and 2 x
@@ -905,7 +903,7 @@ int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
     bool exhausted = false;
     try {
       const Scanner* scanner = FindScanner(scanners, name);
-      status = scanner ? ScanFileInto(*scanner, path, decoders, out)
+      status = scanner ? ScanFileInto(*scanner, job->uri, openers, decoders, out)
                        : InternalError("no scanner called '" + name + "'");
     } catch (const std::bad_alloc&) {
       status = CorruptError("scan ran out of memory (the scan's memory limit, --scan-memory)");

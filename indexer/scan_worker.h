@@ -6,10 +6,11 @@
 // and libtiff's global state never enters the indexing process.
 //
 // Protocol (one connected socket per worker, little-endian): the indexer sends a job (u32 length;
-// the scanner's name, the file's path, the CPU milliseconds allowed); the worker answers with records (u8 type, u32 length,
-// payload) replaying the ScanSink calls of the scan, then a 'D' record with the scan's status.
-// Replayed into the indexer's own sink (a RecordingSink, which bounds memory), they are exactly
-// what an in-process scan would have produced.
+// the scanner's name, the source's URI, the CPU milliseconds allowed); the worker answers with
+// records (u8 type, u32 length, payload) replaying the ScanSink calls of the scan (companions by
+// URI), then a 'D' record with the scan's status. Replayed into the indexer's own sink (a
+// RecordingSink, which bounds memory), they are exactly what an in-process scan would have
+// produced.
 #pragma once
 
 #include <cstdint>
@@ -41,11 +42,13 @@ struct IsolationOptions {
 Result<std::unique_ptr<ScanRunner>> MakeIsolatedScanRunner(IsolationOptions options);
 
 /// The worker's side: announces itself, then scans every job read from `fd` (a connected socket,
-/// also written to) with `scanners` through ScanFileInto and streams the results back, until the
+/// also written to) with `scanners` through ScanFileInto, opening sources and their companions
+/// through `openers` (not owned), and streams the results back, until the
 /// other end closes. Returns the process exit status (0 on a clean close). After running out of
 /// memory (std::bad_alloc) it reports the failure and returns 1, since library state may be
 /// inconsistent; the pool starts a fresh worker.
 int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
-                  const std::vector<const ChunkDecoder*>& decoders);
+                  const std::vector<const ChunkDecoder*>& decoders,
+                  const SourceOpeners& openers = LocalSourceOpeners());
 
 }  // namespace refzarr

@@ -135,8 +135,9 @@ class ScanSink {
  public:
   virtual ~ScanSink() = default;
   /// Registers a companion file that chunks may reference (HDF5 external storage, a multi-file
-  /// OME-TIFF member) and returns its source id for ChunkRef::source.
-  virtual Result<uint32_t> AddSource(const std::filesystem::path& path) = 0;
+  /// OME-TIFF member) by its URI (ScanContext::SiblingUri) and returns its source id for
+  /// ChunkRef::source; the same URI twice gives the same id.
+  virtual Result<uint32_t> AddSource(std::string_view uri) = 0;
   /// Declares a group at `path` with `attributes` (a JSON object). Parents are created implicitly.
   virtual Status AddGroup(std::string_view path, const nlohmann::json& attributes) = 0;
   /// Declares that the group at `path` is an OME-NGFF multiscale image (creates it if needed).

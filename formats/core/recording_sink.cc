@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "formats/core/source.h"
+
 namespace refzarr {
 
 uint64_t ScannedFile::ChunkCount() const {
@@ -39,11 +41,14 @@ Status ValidateNodePath(std::string_view path) {
   return OkStatus();
 }
 
-Result<uint32_t> RecordingSink::AddSource(const std::filesystem::path& path) {
-  for (size_t i = 0; i < file_.companions.size(); ++i) {
-    if (file_.companions[i] == path) return static_cast<uint32_t>(i + 1);
+Result<uint32_t> RecordingSink::AddSource(std::string_view uri) {
+  if (UriScheme(uri).empty()) {
+    return InvalidArgumentError("companion source '" + std::string(uri) + "' is not a URI");
   }
-  file_.companions.push_back(path);
+  for (size_t i = 0; i < file_.companions.size(); ++i) {
+    if (file_.companions[i] == uri) return static_cast<uint32_t>(i + 1);
+  }
+  file_.companions.emplace_back(uri);
   return static_cast<uint32_t>(file_.companions.size());
 }
 

@@ -41,7 +41,7 @@ struct ScannedFile {
     std::string path;
     std::string bytes;
   };
-  std::vector<std::filesystem::path> companions;  ///< Source id i+1 is companions[i].
+  std::vector<std::string> companions;  ///< URIs; source id i+1 is companions[i].
   std::vector<Group> groups;
   std::vector<Array> arrays;
   std::vector<File> files;
@@ -70,7 +70,8 @@ class RecordingSink final : public ScanSink {
   /// (the indexer's default is IndexOptions::refs_in_memory). 0 keeps everything in memory.
   explicit RecordingSink(uint64_t max_refs_in_memory = 0) : max_in_memory_(max_refs_in_memory) {}
 
-  Result<uint32_t> AddSource(const std::filesystem::path& path) override;
+  /// kInvalidArgument when `uri` has no scheme (a path given where a URI is due).
+  Result<uint32_t> AddSource(std::string_view uri) override;
   Status AddGroup(std::string_view path, const nlohmann::json& attributes) override;
   Status AddImage(std::string_view path, const ImageDesc& image) override;
   Result<ArrayHandle> AddArray(std::string_view path, const ArrayDesc& array) override;

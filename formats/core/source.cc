@@ -160,6 +160,29 @@ std::string SiblingUri(std::string_view uri, std::string_view relative) {
   return base;
 }
 
+std::string UriFileName(std::string_view uri) {
+  // Only the path names a file: "https://host" alone has none.
+  const size_t scheme_end = uri.find("://");
+  const size_t path_start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const size_t slash = uri.rfind('/');
+  if (scheme_end != std::string_view::npos && (slash == std::string_view::npos || slash < path_start)) {
+    return {};
+  }
+  const std::string_view last = slash == std::string_view::npos ? uri : uri.substr(slash + 1);
+  std::string out;
+  for (size_t i = 0; i < last.size(); ++i) {
+    const int hi = last[i] == '%' && i + 2 < last.size() ? HexDigit(last[i + 1]) : -1;
+    const int lo = hi >= 0 ? HexDigit(last[i + 2]) : -1;
+    if (lo < 0) {
+      out += last[i];
+      continue;
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
 std::string DisplaySource(std::string_view uri) {
   auto path = LocalPathOfUri(uri);
   return path.ok() ? path->string() : std::string(uri);

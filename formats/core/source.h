@@ -68,6 +68,11 @@ Result<std::filesystem::path> LocalPathOfUri(std::string_view uri);
 /// names next to `uri`: how companions and multi-file members resolve, local or remote.
 std::string SiblingUri(std::string_view uri, std::string_view relative);
 
+/// The last '/'-separated segment of `uri`'s path, percent-decoded ("a b.tif" for
+/// "https://host/x/a%20b.tif"): the file name that image names and OME-TIFF members use. Empty
+/// when `uri` is empty or ends in '/'; a malformed escape is kept as it is.
+std::string UriFileName(std::string_view uri);
+
 /// What a source is shown as in messages: the local path for file:// URIs, else the URI.
 std::string DisplaySource(std::string_view uri);
 

@@ -188,7 +188,7 @@ Result<bool> DescribeImaris(const Hdf5FileContext& ctx, ScanSink& sink) {
     size = lsize;
   }
   ImageDesc image;
-  image.name = StringAttr(f, info, "Name").value_or(ctx.path.filename().string());
+  image.name = StringAttr(f, info, "Name").value_or(ctx.file_name);
   const std::string unit = UnitName(StringAttr(f, info, "Unit").value_or(""));
   image.axes = Axes5(unit);
   double ext_min[3] = {0, 0, 0}, extent[3] = {0, 0, 0};
@@ -413,7 +413,8 @@ Result<bool> DescribeBdv(const Hdf5FileContext& ctx, ScanSink& sink) {
     }
     if (!ok) continue;
     ImageDesc image;
-    image.name = ctx.path.stem().string() + (groups.size() > 1 ? " " + std::to_string(image_index) : "");
+    image.name = std::filesystem::path(ctx.file_name).stem().string() +
+                 (groups.size() > 1 ? " " + std::to_string(image_index) : "");
     image.axes = Axes5(s0.unit);
     for (size_t l = 0; l < levels.size(); ++l) {
       image.levels.push_back(std::to_string(l));

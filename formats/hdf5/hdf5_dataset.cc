@@ -488,7 +488,8 @@ Result<OpenedSource> OpenSource(const std::filesystem::path& path) {
   ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(*out.bytes));
   ASSIGN_OR_RETURN(out.file, OpenHdf5File(path.string()));
   // The virtual dataset itself is judged by the decoder (it takes its sources' encoding).
-  out.ctx = Hdf5FileContext{out.file.get(), out.bytes.get(), info, path, out.bytes->Describe(), nullptr};
+  out.ctx = Hdf5FileContext{out.file.get(), out.bytes.get(), info, path, out.bytes->Describe(), nullptr,
+                            path.filename().string()};
   return out;
 }
 
@@ -849,7 +850,7 @@ Status EmitPlan(const Hdf5FileContext& ctx, ScanSink& sink, std::string_view pat
   for (const std::string& w : plan.warnings) sink.Warn(where + ": " + w);
   std::vector<uint32_t> ids(plan.sources.size() + 1, 0);
   for (size_t i = 0; i < plan.sources.size(); ++i) {
-    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(plan.sources[i]));
+    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(FileUri(plan.sources[i])));
   }
   ASSIGN_OR_RETURN(ArrayHandle handle, sink.AddArray(path, plan.array));
   for (auto& [index, bytes] : plan.inline_chunks) RETURN_IF_ERROR(sink.AddInlineChunk(handle, index, bytes));

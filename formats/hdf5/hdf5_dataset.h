@@ -34,6 +34,7 @@ struct Hdf5FileContext {
   /// PlanDataset refuses a non-native array its CheckArray rejects (a pipeline the library cannot
   /// set up, such as H5Z-ZFP refusing the parameters of a file from another ZFP version).
   const ChunkDecoder* decoder = nullptr;
+  std::string file_name;              ///< The source's file name (ScanContext::FileName()).
 };
 
 /// How chunked datasets' chunks are listed.
@@ -87,7 +88,8 @@ struct DatasetPlan {
   ChunkListing listing = ChunkListing::kFileFormat;
   std::vector<VirtualPart> virtual_parts;
   std::vector<StackedPart> stacked_parts;
-  std::vector<std::filesystem::path> sources;  ///< Companion files; ChunkRef::source i+1 is sources[i].
+  std::vector<std::filesystem::path> sources;  ///< Companion files (local: HDF5 reads only those);
+                                               ///< ChunkRef::source i+1 is sources[i].
   std::vector<std::string> warnings;  ///< Non-fatal notes (codec names).
   bool is_chunked = false;            ///< HDF5 chunked layout (chunks are the file's own).
   std::vector<Hdf5Filter> filters;    ///< The pipeline, for compatibility checks.

@@ -57,15 +57,14 @@ class Hdf5Scanner final : public Scanner {
 
   Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {
     // Messages do not repeat the file's name: the indexer puts it in front of each one.
-    if (context.path.empty()) {
-      return UnsupportedError(source.Describe() +
-                              ": HDF5 files are read through the HDF5 library, which needs a local path");
-    }
+    ASSIGN_OR_RETURN(const std::filesystem::path path,
+                     context.LocalPath("the HDF5 library, which opens HDF5 files itself,"));
     std::lock_guard lock(internal::Hdf5Mutex());
     internal::Hdf5ErrorSilencer quiet;
     ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(source));
-    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5File(context.path.string()));
-    internal::Hdf5FileContext ctx{file.get(), &source, info, context.path, source.Describe(), decoder_.get()};
+    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5File(path.string()));
+    internal::Hdf5FileContext ctx{file.get(), &source, info, path, source.Describe(), decoder_.get(),
+                                  context.FileName()};
     Status visit_error;
     const std::vector<Object> objects = ListObjects(file.get(), visit_error);
     if (objects.empty()) {

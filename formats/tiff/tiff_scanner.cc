@@ -17,7 +17,6 @@ namespace refzarr {
 namespace {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
 
 // The array dtype of a page's samples. Sub-byte and odd sizes decode to the next byte size.
 Result<DType> PageDType(const TiffPage& p, bool big_endian) {
@@ -158,7 +157,7 @@ struct Planned {
   std::vector<SeriesPlan> plans;
   std::vector<std::string> paths;      // group path of each plan ("0", "1", ...)
   std::optional<std::string> ome_xml;  // set for OME-TIFF: written to OME/METADATA.ome.xml
-  std::vector<fs::path> members;       // provisional source i + 1 is members[i]
+  std::vector<std::string> members;    // provisional source i + 1 is members[i] (a URI)
   std::vector<uint64_t> sizes;         // bytes of provisional source i (0: this file)
 };
 
@@ -206,7 +205,7 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, const std::str
     if (tiff.pages[i].sub_index < 0) own_main.push_back(i);
   }
   ASSIGN_OR_RETURN(auto all_planes,
-                   MapAllPlanes(doc, {own_main.size(), doc.uuid, context.path.filename().string()}));
+                   MapAllPlanes(doc, {own_main.size(), doc.uuid, context.FileName()}));
 
   // Member files, opened once each: main-chain page indices in the pool, or why they are unusable.
   struct Member {
@@ -222,15 +221,13 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, const std::str
       if (ref.file_name.empty()) {
         return CorruptError("TiffData UUID " + ref.uuid + " names no FileName");
       }
-      if (context.path.empty()) {
-        return NotFoundError("member file \"" + ref.file_name + "\": the scanned file has no "
-                             "local folder to find it in");
-      }
-      fs::path path = context.path.parent_path() / ref.file_name;
-      auto source = OpenLocalFile(path);
+      const std::string uri = context.SiblingUri(ref.file_name);
+      auto source = context.OpenSibling(ref.file_name);
       if (!source.ok()) {
-        return NotFoundError("member file \"" + ref.file_name + "\" is missing (" +
-                             source.status().message() + ")");
+        const StatusCode code = source.status().code();
+        return Status(code, "member file \"" + ref.file_name + "\" " +
+                                (code == StatusCode::kNotFound ? "is missing" : "cannot be opened") +
+                                " (" + source.status().message() + ")");
       }
       auto member = ReadTiffStructure(**source);
       if (!member.ok() || member->pages.empty()) {
@@ -247,7 +244,7 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, const std::str
         return CorruptError("member file \"" + ref.file_name + "\" has UUID \"" + uuid +
                             "\", the TiffData expects \"" + ref.uuid + "\"");
       }
-      out.members.push_back(path);
+      out.members.push_back(uri);
       out.sizes.push_back(size);
       const uint32_t id = static_cast<uint32_t>(out.members.size());
       for (TiffPage& p : member->pages) {

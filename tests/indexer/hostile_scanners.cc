@@ -58,8 +58,11 @@ class FullDescriptionScanner final : public Scanner {
     static constexpr std::string_view kMagic = "REFZARR-FULL";
     return head.size() >= kMagic.size() && std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
   }
-  Status Scan(ByteSource&, const ScanContext&, ScanSink& out) const override {
+  Status Scan(ByteSource&, const ScanContext& context, ScanSink& out) const override {
     RETURN_IF_ERROR(out.AddGroup("", {{"note", "every field"}, {"n", {1, 2.5, nullptr}}}));
+    // Companions by URI: one next to the file (resolved from the job's URI), one remote.
+    ASSIGN_OR_RETURN(uint32_t next_to, out.AddSource(context.SiblingUri("full companion \u00e9.raw")));
+    ASSIGN_OR_RETURN(uint32_t remote, out.AddSource("mem://bucket/full.raw"));
     ImageDesc image;
     image.name = "full \u00e9";
     image.axes = {{"c", "channel", ""}, {"y", "space", "micrometer"}, {"x", "space", "micrometer"}};
@@ -79,7 +82,8 @@ class FullDescriptionScanner final : public Scanner {
     a.attributes = {{"source", {{"page", 3}}}};
     ASSIGN_OR_RETURN(ArrayHandle h, out.AddArray("img/0", a));
     for (uint64_t i = 0; i < a.ChunkCount(); ++i) {
-      RETURN_IF_ERROR(out.AddChunk(h, i, ChunkRef{0, 100 * i, 50, 0}));
+      const uint32_t source = i % 3 == 0 ? 0 : i % 3 == 1 ? next_to : remote;
+      RETURN_IF_ERROR(out.AddChunk(h, i, ChunkRef{source, 100 * i, 50, 0}));
     }
     ArrayDesc rec;
     rec.shape = {5};

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -199,6 +201,66 @@ TEST_F(IndexerTest, FilesGoneFromAFolderAreRemovedOnReindex) {
   }
   auto kept = (*store)->GetNode("tiled/u8_packbits.tif/0/0");
   ASSERT_TRUE(kept.ok() && *kept);
+}
+
+// The file:// opener, recording every URI it is asked to stat or open.
+class RecordingFileOpener final : public SourceOpener {
+ public:
+  std::string_view Scheme() const override { return "file"; }
+  Result<SourceStat> Stat(std::string_view uri) const override {
+    Note(uri);
+    return local_->Stat(uri);
+  }
+  Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const override {
+    Note(uri);
+    return local_->Open(uri);
+  }
+  std::vector<std::string> Seen() const {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+ private:
+  void Note(std::string_view uri) const {
+    std::lock_guard lock(mu_);
+    seen_.emplace_back(uri);
+  }
+  std::unique_ptr<SourceOpener> local_ = MakeLocalFileOpener();
+  mutable std::mutex mu_;
+  mutable std::vector<std::string> seen_;
+};
+
+// Sources, the members a scan resolves and the companions probed afterwards all go through the
+// openers the indexer is given.
+TEST_F(IndexerTest, SourcesAndCompanionsOpenThroughTheGivenOpeners) {
+  auto owned = std::make_unique<RecordingFileOpener>();
+  const RecordingFileOpener& recording = *owned;
+  std::vector<std::unique_ptr<SourceOpener>> list;
+  list.push_back(std::move(owned));
+  const SourceOpeners openers(std::move(list));
+  IndexOptions options;
+  options.openers = &openers;
+  const fs::path set = samples_ / "ome" / "multifile";
+  auto report = IndexPaths({set / "multifile_z0.ome.tif"}, dir_.path() / "o.refs.db", options, log_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ(report->indexed, 1u) << log_.str();
+  const std::vector<std::string> seen = recording.Seen();
+  auto count = [&](const fs::path& p) { return std::count(seen.begin(), seen.end(), FileUri(p)); };
+  EXPECT_GE(count(set / "multifile_z0.ome.tif"), 1);
+  // Opened by the scan (OpenSibling), then probed for the index (ProbeSource).
+  EXPECT_GE(count(set / "multifile_z1.ome.tif"), 2);
+  EXPECT_GE(count(set / "multifile_z2.ome.tif"), 2);
+  auto store = OpenRefStore(dir_.path() / "o.refs.db", OpenMode::kReadOnly);
+  ASSERT_TRUE(store.ok());
+  auto sources = (*store)->Sources();
+  ASSERT_TRUE(sources.ok());
+  std::vector<std::string> companions;
+  for (const SourceInfo& info : *sources) {
+    if (info.status == "companion") companions.push_back(info.uri);
+  }
+  std::sort(companions.begin(), companions.end());
+  EXPECT_EQ(companions, (std::vector<std::string>{FileUri(set / "multifile_z1.ome.tif"),
+                                                  FileUri(set / "multifile_z2.ome.tif")}));
 }
 
 TEST_F(IndexerTest, MissingInputIsAnError) {

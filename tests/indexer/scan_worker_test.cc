@@ -138,7 +138,7 @@ TEST(ScanWorker, ABatchSurvivesTheFilesThatKillItsWorker) {
                                        dir.path() / "hang.tif", good};
   const std::vector<std::string_view> scanners = {"tiff", "CRASH", "tiff", "HANG", "tiff"};
   std::vector<ScanRequest> requests;
-  for (size_t i = 0; i < paths.size(); ++i) requests.push_back({scanners[i], paths[i], &sinks[i]});
+  for (size_t i = 0; i < paths.size(); ++i) requests.push_back({scanners[i], FileUri(paths[i]), &sinks[i]});
   std::vector<Status> statuses = (*runner)->ScanAll(requests);
   ASSERT_EQ(statuses.size(), 5u);
   // What the good file gives when scanned in this process.
@@ -147,7 +147,7 @@ TEST(ScanWorker, ABatchSurvivesTheFilesThatKillItsWorker) {
   std::vector<const ChunkDecoder*> decoder_ptrs;
   for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
   RecordingSink expected;
-  ASSERT_TRUE(MakeInProcessScanRunner(local_scanners, decoder_ptrs)->Scan("tiff", good, expected).ok());
+  ASSERT_TRUE(MakeInProcessScanRunner(local_scanners, decoder_ptrs)->Scan("tiff", FileUri(good), expected).ok());
   ASSERT_TRUE(expected.Finish().ok());
   ASSERT_GT(expected.result().ChunkCount(), 0u);
   for (size_t i : {0u, 2u, 4u}) {
@@ -173,6 +173,12 @@ nlohmann::json Describe(const ScannedFile& f) {
     j["arrays"].push_back({a.path, a.desc.ToJson(), a.StoredCount(), inl});
   }
   for (const auto& r : f.refused) j["refused"].push_back({r.path, r.reason});
+  j["companions"] = f.companions;
+  std::vector<uint32_t> sources;
+  for (const auto& a : f.arrays) {
+    for (const auto& [i, ref] : a.chunks) sources.push_back(ref.source);
+  }
+  j["chunk_sources"] = sources;
   return j;
 }
 
@@ -183,17 +189,20 @@ TEST(ScanWorker, DescriptionsCrossTheProcessBoundaryWhole) {
   auto runner = MakeIsolatedScanRunner(TestIsolation());
   ASSERT_TRUE(runner.ok()) << runner.status().message();
   RecordingSink isolated, local;
-  ASSERT_TRUE((*runner)->Scan("FULL", file, isolated).ok());
+  ASSERT_TRUE((*runner)->Scan("FULL", FileUri(file), isolated).ok());
   const auto scanners = testing::ScannersWithHostileOnes();
   auto decoders = DefaultDecoders();
   std::vector<const ChunkDecoder*> decoder_ptrs;
   for (const auto& d : decoders) decoder_ptrs.push_back(d.get());
-  ASSERT_TRUE(MakeInProcessScanRunner(scanners, decoder_ptrs)->Scan("FULL", file, local).ok());
+  ASSERT_TRUE(MakeInProcessScanRunner(scanners, decoder_ptrs)->Scan("FULL", FileUri(file), local).ok());
   ASSERT_TRUE(isolated.Finish().ok());
   ASSERT_TRUE(local.Finish().ok());
   const nlohmann::json a = Describe(isolated.result()), b = Describe(local.result());
   EXPECT_EQ(a["arrays"].size(), 2u) << b.dump(1);
   EXPECT_EQ(a, b) << a.dump(1) << "\n" << b.dump(1);
+  EXPECT_EQ(isolated.result().companions,
+            (std::vector<std::string>{FileUri(dir.path() / "full companion \u00e9.raw"),
+                                      "mem://bucket/full.raw"}));
 }
 
 TEST(ScanWorker, ACommandThatIsNotAWorkerIsAnErrorAtOnce) {

@@ -30,6 +30,24 @@ Status FinishWith(std::initializer_list<uint64_t> indices, std::optional<uint64_
   return sink.Finish();
 }
 
+TEST(RecordingSink, CompanionsAreUrisEachRegisteredOnce) {
+  RecordingSink sink;
+  auto a = sink.AddSource("mem://bucket/set/b.ome.tif");
+  auto b = sink.AddSource("file:///data/c.raw");
+  auto again = sink.AddSource("mem://bucket/set/b.ome.tif");
+  ASSERT_TRUE(a.ok() && b.ok() && again.ok());
+  EXPECT_EQ(*a, 1u);
+  EXPECT_EQ(*b, 2u);
+  EXPECT_EQ(*again, 1u);
+  // A local path where a URI is due is a scanner's mistake, caught here.
+  auto path = sink.AddSource("/data/c.raw");
+  ASSERT_FALSE(path.ok());
+  EXPECT_EQ(path.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(path.status().message().find("/data/c.raw"), std::string::npos);
+  EXPECT_EQ(sink.result().companions,
+            (std::vector<std::string>{"mem://bucket/set/b.ome.tif", "file:///data/c.raw"}));
+}
+
 TEST(RecordingSink, FinishAcceptsDistinctChunksInAnyOrder) {
   EXPECT_TRUE(FinishWith({0, 1, 2, 9}, std::nullopt).ok());
   EXPECT_TRUE(FinishWith({9, 0, 5, 2}, std::nullopt).ok());

@@ -69,6 +69,16 @@ TEST(SourceUri, SiblingsResolveAgainstTheSourcesFolder) {
   EXPECT_EQ(SiblingUri("s3://bucket/p/a.tif", "/q/b.tif"), "s3://bucket/q/b.tif");
 }
 
+TEST(SourceUri, FileNamesAreTheLastPathSegmentDecoded) {
+  EXPECT_EQ(UriFileName("file:///data/with%20space/a%25b.ome.tif"), "a%b.ome.tif");
+  EXPECT_EQ(UriFileName(FileUri("/d/\xc3\xa9t\xc3\xa9.h5")), "\xc3\xa9t\xc3\xa9.h5");
+  EXPECT_EQ(UriFileName("s3://bucket/p/q/a.tif"), "a.tif");
+  EXPECT_EQ(UriFileName("https://host"), "");
+  EXPECT_EQ(UriFileName("https://host/dir/"), "");
+  EXPECT_EQ(UriFileName(""), "");
+  EXPECT_EQ(UriFileName("mem://b/bad%2"), "bad%2");
+}
+
 TEST(SourceOpeners, AnUnknownSchemeIsAnErrorNamingTheUri) {
   auto r = LocalSourceOpeners().Open("ftp://host/a.tif");
   ASSERT_FALSE(r.ok());

@@ -316,7 +316,7 @@ TEST(Hdf5Scanner, ExternalStorageReferencesTheRawFiles) {
   ASSERT_TRUE(scanned.ok()) << scanned.status().message();
   const ScannedFile& scan = *scanned;
   ASSERT_EQ(scan.companions.size(), 2u);
-  EXPECT_EQ(scan.companions[0].filename(), "h5repack_int32le_1d_ex-0.dat");
+  EXPECT_EQ(scan.companions[0], FileUri(file.parent_path() / "h5repack_int32le_1d_ex-0.dat"));
   const auto* a = scan.FindArray("dset");
   ASSERT_NE(a, nullptr);
   for (const auto& [i, ref] : a->chunks) EXPECT_NE(ref.source, 0u);
@@ -343,7 +343,7 @@ TEST(Hdf5Scanner, NeedsALocalPath) {
   RecordingSink sink;
   Status s = MakeHdf5Scanner()->Scan(*source, ScanContext{}, sink);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_NE(s.message().find("memory:x"), std::string::npos);
+  EXPECT_NE(s.message().find("needs a local file"), std::string::npos) << s.message();
 }
 
 TEST(Hdf5Scanner, SniffsTheSignature) {
@@ -449,7 +449,7 @@ TEST_F(Hdf5Samples, DtypesFillValuesAndLayoutsAreDescribed) {
   EXPECT_TRUE(scalar->desc.chunks.empty());
   EXPECT_EQ(scan.FindArray("layouts/compact_i2")->inline_chunks.size(), 1u);
   ASSERT_EQ(scan.companions.size(), 1u);
-  EXPECT_EQ(scan.companions[0], Path("plain_external.raw"));
+  EXPECT_EQ(scan.companions[0], FileUri(Path("plain_external.raw")));
 }
 
 TEST(Hdf5Contiguous, LargeDatasetsSplitIntoRowAlignedChunksWithAShortTail) {
@@ -606,6 +606,25 @@ TEST_F(Hdf5Samples, BigDataViewerXmlIsFoundByItsImageLoaderWhenNamedDifferently)
   EXPECT_EQ(ImageAt(bare, "0").channels[0].label, "s00");
 }
 
+// A real HDF5 file under a URI that is not a local file: refused with the reason, never handed
+// to the HDF5 library (which would open whatever the path names locally) and never a crash.
+TEST_F(Hdf5Samples, AFileUnderANonFileUriIsRefusedAsNeedingALocalFile) {
+  auto local = OpenLocalFile(Path("plain.h5"));
+  ASSERT_TRUE(local.ok());
+  auto bytes = ReadRange(**local, {0, *(*local)->Size()});
+  ASSERT_TRUE(bytes.ok());
+  auto source = MakeMemorySource(std::move(*bytes), "plain.h5");
+  ASSERT_TRUE(MakeHdf5Scanner()->Sniff(*ReadRange(*source, {0, 8})));
+  RecordingSink sink;
+  Status s = MakeHdf5Scanner()->Scan(*source, ScanContext("mem://bucket/plain.h5", LocalSourceOpeners()), sink);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << s.message();
+  EXPECT_NE(s.message().find("needs a local file"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("mem://"), std::string::npos) << s.message();
+  ASSERT_TRUE(sink.Finish().ok());
+  EXPECT_TRUE(sink.result().arrays.empty());
+  EXPECT_TRUE(sink.result().companions.empty());
+}
+
 TEST_F(Hdf5Samples, PlainFilesDeclareNoImage) {
   auto scanned = ScanHdf5File(Path("plain.h5"));
   ASSERT_TRUE(scanned.ok()) << scanned.status().message();
@@ -640,7 +659,8 @@ TEST(Hdf5Scanner, LibraryFallbackListsTheSameChunksAsTheFileFormatReader) {
     auto info = ReadHdf5Superblock(**source);
     ASSERT_TRUE(info.ok());
     H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, file, (*source)->Describe(), nullptr};
+    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, file, (*source)->Describe(), nullptr,
+                                  file.filename().string()};
     for (const std::string& path : testing_hdf5::DatasetPaths(f.get())) {
       SCOPED_TRACE(file.string() + ":" + path);
       // Both listings, sorted by chunk index, with the notes each walk made.

@@ -63,7 +63,10 @@ Result<std::vector<std::byte>> DecodeChunk(const ScannedFile& scan, const Scanne
   auto it = chunks.stored.find(index);
   if (it == chunks.stored.end()) return out;
   const ChunkRef& ref = it->second;
-  std::filesystem::path path = ref.source == 0 ? file : scan.companions.at(ref.source - 1);
+  std::filesystem::path path = file;
+  if (ref.source != 0) {
+    ASSIGN_OR_RETURN(path, LocalPathOfUri(scan.companions.at(ref.source - 1)));
+  }
   ASSIGN_OR_RETURN(auto src, OpenLocalFile(path));
   ASSIGN_OR_RETURN(auto stored, ReadRange(*src, {ref.offset, ref.length}));
   if (d.encoding.native && ref.flags == 0 && d.encoding.stored_order.empty()) {

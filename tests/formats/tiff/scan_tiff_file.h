@@ -18,7 +18,7 @@ inline ScannedFile ScanTiffFile(const std::string& path) {
   EXPECT_TRUE(source.ok()) << source.status().ToString();
   if (!source.ok()) return {};
   RecordingSink sink;
-  Status s = MakeTiffScanner()->Scan(**source, {path}, sink);
+  Status s = MakeTiffScanner()->Scan(**source, ScanContext(path), sink);
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_TRUE(sink.Finish().ok());
   return std::move(sink).result();

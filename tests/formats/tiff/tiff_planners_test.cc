@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "formats/core/recording_sink.h"
@@ -24,7 +26,7 @@ const fs::path kRealdata = fs::path(REFZARR_SHARED_DIR) / "realdata" / "tiff";
 Result<ScannedFile> ScanPath(const fs::path& path) {
   ASSIGN_OR_RETURN(auto source, OpenLocalFile(path));
   RecordingSink sink;
-  RETURN_IF_ERROR(MakeTiffScanner()->Scan(*source, {path}, sink));
+  RETURN_IF_ERROR(MakeTiffScanner()->Scan(*source, ScanContext(path), sink));
   RETURN_IF_ERROR(sink.Finish());
   return std::move(sink).result();
 }
@@ -193,7 +195,7 @@ TEST_F(TiffPlannersTest, MultiFileOmeReferencesEveryMember) {
       auto ref = FirstChunkOfPlane(*a, 0, c, z);
       ASSERT_TRUE(ref);
       fs::path file = ref->source == 0 ? dir / "multifile_z0.ome.tif"
-                                       : scan->companions[ref->source - 1];
+                                       : *LocalPathOfUri(scan->companions[ref->source - 1]);
       bool found = false;
       for (int ifd = 0; ifd < 2 && !found; ++ifd) {
         auto offs = LibtiffOffsets(file, ifd);
@@ -208,6 +210,88 @@ TEST_F(TiffPlannersTest, MultiFileOmeReferencesEveryMember) {
   EXPECT_EQ(member->FindArray("0/0")->desc.shape, (std::vector<uint64_t>{1, 1, 2, 48, 64}));
   EXPECT_TRUE(HasWarning(*member, "BinaryOnly"));
   EXPECT_EQ(member->FindGroup("OME"), nullptr);
+}
+
+// Sources of the "mem" scheme: files held in memory by URI, standing in for a remote store. It
+// records every URI it is asked to open.
+class MemoryOpener final : public SourceOpener {
+ public:
+  std::map<std::string, std::vector<std::byte>> files;
+  mutable std::vector<std::string> opened;
+  std::string_view Scheme() const override { return "mem"; }
+  Result<SourceStat> Stat(std::string_view uri) const override {
+    ASSIGN_OR_RETURN(auto source, Open(uri));
+    return source->Stat();
+  }
+  Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const override {
+    opened.emplace_back(uri);
+    auto it = files.find(std::string(uri));
+    if (it == files.end()) return NotFoundError(std::string(uri) + ": no such object");
+    return MakeMemorySource(it->second, std::string(uri));
+  }
+};
+
+std::vector<std::byte> FileBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string s((std::istreambuf_iterator<char>(in)), {});
+  const auto* b = reinterpret_cast<const std::byte*>(s.data());
+  return std::vector<std::byte>(b, b + s.size());
+}
+
+// The members of a multi-file OME-TIFF resolve next to the scanned source's URI and open through
+// its scheme's opener: nothing is looked up on the local disk.
+TEST_F(TiffPlannersTest, MultiFileOmeMembersResolveThroughTheSourcesOpener) {
+  const fs::path local = *dir_ / "ome/multifile";
+  auto owned = std::make_unique<MemoryOpener>();
+  MemoryOpener& mem = *owned;
+  // A folder with a space: the members' URIs are percent-encoded, their FileNames are not.
+  for (const char* name : {"multifile_z0.ome.tif", "multifile_z1.ome.tif", "multifile_z2.ome.tif"}) {
+    mem.files[std::string("mem://bucket/a%20set/") + name] = FileBytes(local / name);
+  }
+  std::vector<std::unique_ptr<SourceOpener>> list;
+  list.push_back(std::move(owned));
+  const SourceOpeners openers(std::move(list));
+  const std::string uri = "mem://bucket/a%20set/multifile_z0.ome.tif";
+
+  auto source = openers.Open(uri);
+  ASSERT_TRUE(source.ok()) << source.status().message();
+  RecordingSink sink;
+  Status s = MakeTiffScanner()->Scan(**source, ScanContext(uri, openers), sink);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_TRUE(sink.Finish().ok());
+  ScannedFile scan = std::move(sink).result();
+  for (const std::string& w : scan.warnings) EXPECT_EQ(w.find("member"), std::string::npos) << w;
+  EXPECT_EQ(scan.companions, (std::vector<std::string>{"mem://bucket/a%20set/multifile_z1.ome.tif",
+                                                       "mem://bucket/a%20set/multifile_z2.ome.tif"}));
+  for (const std::string& c : scan.companions) {
+    EXPECT_NE(std::find(mem.opened.begin(), mem.opened.end(), c), mem.opened.end()) << c;
+  }
+  const auto* a = scan.FindArray("0/0");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->desc.shape, (std::vector<uint64_t>{1, 2, 3, 48, 64}));
+  // The member planes point where libtiff finds them in the same files on disk.
+  for (uint64_t c = 0; c < 2; ++c) {
+    for (uint64_t z = 0; z < 3; ++z) {
+      auto ref = FirstChunkOfPlane(*a, 0, c, z);
+      ASSERT_TRUE(ref);
+      fs::path file = local / (ref->source == 0 ? std::string("multifile_z0.ome.tif")
+                                                : UriFileName(scan.companions[ref->source - 1]));
+      bool found = false;
+      for (int ifd = 0; ifd < 2 && !found; ++ifd) {
+        auto offs = LibtiffOffsets(file, ifd);
+        found = !offs.empty() && offs[0] == ref->offset;
+      }
+      EXPECT_TRUE(found) << c << " " << z << " " << file;
+    }
+  }
+
+  // A member absent from the store is missing, named by its URI, like a missing local file.
+  mem.files.erase("mem://bucket/a%20set/multifile_z2.ome.tif");
+  RecordingSink again;
+  ASSERT_TRUE(MakeTiffScanner()->Scan(**source, ScanContext(uri, openers), again).ok());
+  ASSERT_TRUE(again.Finish().ok());
+  EXPECT_TRUE(HasWarning(again.result(), "multifile_z2.ome.tif\" is missing"));
+  EXPECT_TRUE(HasWarning(again.result(), "mem://bucket/a%20set/multifile_z2.ome.tif"));
 }
 
 TEST_F(TiffPlannersTest, MissingOrForeignMemberIsAnErrorForThatImage) {
@@ -470,7 +554,7 @@ TEST(TiffPlannersRealdata, OmeFilesFollowTheirXml) {
     auto ref = FirstChunkOfPlane(*multi->FindArray("0/0"), 0, 0, z);
     ASSERT_TRUE(ref);
     ASSERT_GT(ref->source, 0u);
-    fs::path member = multi->companions[ref->source - 1];
+    fs::path member = *LocalPathOfUri(multi->companions[ref->source - 1]);
     EXPECT_EQ(member.filename(), "multifile-Z" + std::to_string(z + 1) + ".ome.tiff");
     EXPECT_EQ(ref->offset, LibtiffOffsets(member, 0).at(0));
   }

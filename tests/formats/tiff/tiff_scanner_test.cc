@@ -33,7 +33,7 @@ class TiffScannerTest : public ::testing::Test {
   static Result<ScannedFile> Scan(const std::string& rel) {
     ASSIGN_OR_RETURN(auto source, OpenLocalFile(*dir_ / rel));
     RecordingSink sink;
-    RETURN_IF_ERROR(MakeTiffScanner()->Scan(*source, {*dir_ / rel}, sink));
+    RETURN_IF_ERROR(MakeTiffScanner()->Scan(*source, ScanContext(*dir_ / rel), sink));
     RETURN_IF_ERROR(sink.Finish());
     return std::move(sink).result();
   }

@@ -734,7 +734,7 @@ int CheckEveryArray(const std::string& path, const std::string& label) {
   auto source = OpenLocalFile(path);
   EXPECT_TRUE(source.ok());
   RecordingSink sink;
-  if (!MakeTiffScanner()->Scan(**source, {path}, sink).ok() || !sink.Finish().ok()) return 0;
+  if (!MakeTiffScanner()->Scan(**source, ScanContext(path), sink).ok() || !sink.Finish().ok()) return 0;
   int passed = 0;
   for (const ScannedFile::Array& a : sink.result().arrays) {
     Status s = decoder->CheckArray(a.desc);
