@@ -108,6 +108,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.root = args->root;
     options.as = args->as;
     options.threads = args->threads;
+    options.openers = &DefaultSourceOpeners();
     const unsigned threads =
         args->threads ? args->threads : std::max(1u, std::thread::hardware_concurrency());
     std::unique_ptr<ScanRunner> runner;
@@ -183,7 +184,7 @@ void AddScanWorkerCommand(CLI::App& app, CommandContext& ctx) {
     std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
     std::vector<const ChunkDecoder*> raw;
     for (const auto& d : decoders) raw.push_back(d.get());
-    int code = RunScanWorker(0, DefaultScanners(), raw);
+    int code = RunScanWorker(0, DefaultScanners(), raw, DefaultSourceOpeners());
     // Exit at once: library clean-up of a scan that went wrong must not crash or hang the exit.
     ctx.out.flush();
     std::_Exit(code);

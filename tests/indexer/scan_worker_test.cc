@@ -45,8 +45,10 @@ TEST(ScanWorker, EveryHostileFileFailsAloneAndTheRunGoesOn) {
   WriteFile(hostile / "abort.tif", "REFZARR-ABORT at once");
 
   const auto scanners = testing::ScannersWithHostileOnes();
-  // Long enough for the hog to reach its memory limit on a loaded machine (a 1 GiB memset).
+  // The hog fills its address space page by page: with 512 MiB it reaches the limit well inside
+  // the 6 s timeout even on a loaded machine (with 1 GiB a run at load 10 timed out instead).
   IsolationOptions isolation = TestIsolation();
+  isolation.memory_bytes = 512ull << 20;
   isolation.timeout_seconds = 6;
   auto runner = MakeIsolatedScanRunner(isolation);
   ASSERT_TRUE(runner.ok()) << runner.status().message();

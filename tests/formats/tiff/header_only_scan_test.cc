@@ -83,7 +83,7 @@ TEST(HeaderOnlyScan, TheTiffScannerNeverReadsTileOrStripData) {
       ASSERT_TRUE(local.ok()) << local.status().message();
       RecordingSource source(std::move(*local));
       RecordingSink sink;
-      Status st = MakeTiffScanner()->Scan(source, ScanContext{fs::path(path)}, sink);
+      Status st = MakeTiffScanner()->Scan(source, ScanContext(path), sink);
       ASSERT_TRUE(st.ok()) << st.message();
       ASSERT_TRUE(sink.Finish().ok());
       ScannedFile scan = std::move(sink).result();
