@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -165,14 +166,31 @@ class SqliteRefStore final : public RefStore {
     return g;
   }
 
-  // Commits a write transaction, raising the index generation in it: readers pinned to a state
-  // (kSnapshot) and servers watching the index tell states apart by it.
-  Status CommitWrite(Transaction& t) {
-    RETURN_IF_ERROR(writer_->Exec(
-        "INSERT INTO meta(key, value) VALUES ('generation', 1) ON CONFLICT(key) DO UPDATE "
-        "SET value = CAST(value AS INTEGER) + 1"));
-    return t.Commit();
-  }
+  // One write of the index: the write lock, then (Begin) one transaction on the writer; Commit
+  // raises the index generation in that same transaction, so readers pinned to a state
+  // (kSnapshot) and servers watching the index tell every state apart. Rolls back unless
+  // committed.
+  class Write {
+   public:
+    explicit Write(SqliteRefStore& store) : lock_(store.write_mu_), store_(store) {}
+    Status Begin() {
+      RETURN_IF_ERROR(store_.CheckWritable());
+      store_.writer_->ResetAll();
+      transaction_.emplace(*store_.writer_);
+      return transaction_->Begin();
+    }
+    Status Commit() {
+      RETURN_IF_ERROR(store_.writer_->Exec(
+          "INSERT INTO meta(key, value) VALUES ('generation', 1) ON CONFLICT(key) DO UPDATE "
+          "SET value = CAST(value AS INTEGER) + 1"));
+      return transaction_->Commit();
+    }
+
+   private:
+    std::lock_guard<std::mutex> lock_;
+    SqliteRefStore& store_;
+    std::optional<Transaction> transaction_;
+  };
 
   Result<bool> IsEmptyDatabase() {
     ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("SELECT count(*) FROM sqlite_master"));
@@ -198,13 +216,10 @@ class SqliteRefStore final : public RefStore {
 
   Status PutFile(const SourceInfo& main, std::string_view group, std::string_view scanner,
                  const ScannedFile& scan, const std::vector<SourceInfo>& companions) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
     if (companions.size() != scan.companions.size()) {
       return InternalError("PutFile: companion count mismatch");
     }
-    Transaction t(*writer_);
+    Write t(*this);
     RETURN_IF_ERROR(t.Begin());
     RETURN_IF_ERROR(RemoveFile(main.uri));
     ASSIGN_OR_RETURN(int64_t file_id, InsertSource(main, 0, "ok", "", group, scanner));
@@ -258,26 +273,20 @@ class SqliteRefStore final : public RefStore {
       ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("INSERT INTO files(node, data) VALUES (?, ?)"));
       RETURN_IF_ERROR(s->Bind(1, id).BindBlob(2, std::as_bytes(std::span(f.bytes))).Run());
     }
-    return CommitWrite(t);
+    return t.Commit();
   }
 
   Status PutFailure(const SourceInfo& main, std::string_view group,
                     std::string_view error) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
-    Transaction t(*writer_);
+    Write t(*this);
     RETURN_IF_ERROR(t.Begin());
     RETURN_IF_ERROR(RemoveFile(main.uri));
     RETURN_IF_ERROR(InsertSource(main, 0, "failed", error, group, "").status());
-    return CommitWrite(t);
+    return t.Commit();
   }
 
   Status RemoveSource(std::string_view path) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
-    Transaction t(*writer_);
+    Write t(*this);
     RETURN_IF_ERROR(t.Begin());
     RETURN_IF_ERROR(RemoveFile(path));
     // Folder groups (owned by no file) that no longer hold anything, deepest first.
@@ -288,7 +297,7 @@ class SqliteRefStore final : public RefStore {
       RETURN_IF_ERROR(s->Run());
       if (sqlite3_changes(writer_->handle()) == 0) break;
     }
-    return CommitWrite(t);
+    return t.Commit();
   }
 
   Result<std::vector<std::string>> SourcesUnder(std::string_view prefix, std::string_view after,
@@ -495,16 +504,13 @@ class SqliteRefStore final : public RefStore {
   }
 
   Status SetMeta(std::string_view key, std::string_view value) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
-    Transaction t(*writer_);
+    Write t(*this);
     RETURN_IF_ERROR(t.Begin());
     ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
         "INSERT INTO meta(key, value) VALUES (?1, ?2) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     RETURN_IF_ERROR(s->Bind(1, key).Bind(2, value).Run());
-    return CommitWrite(t);
+    return t.Commit();
   }
 
   Result<uint64_t> IndexGeneration() override {
@@ -774,13 +780,10 @@ class SqliteRefStore final : public RefStore {
   // ---- rm and relocate ----
  public:
   Result<uint64_t> RemoveTree(std::string_view tree_path) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
+    Write t(*this);
+    RETURN_IF_ERROR(t.Begin());
     // Created on first use rather than in kSchema, so indexes made before it get it too.
     RETURN_IF_ERROR(writer_->Exec("CREATE INDEX IF NOT EXISTS sources_by_group ON sources(grp)"));
-    Transaction t(*writer_);
-    RETURN_IF_ERROR(t.Begin());
     // Groups at or under "p" are "p" and ["p/", "p0"): '0' follows '/'. Rows leave the range as
     // they are removed, so every page starts at the front; a page is collected before removing.
     const std::string tp(tree_path), lo = tp + "/", hi = tp + "0";
@@ -824,7 +827,7 @@ class SqliteRefStore final : public RefStore {
       // The path itself may have been a file's group, already gone with the file.
       if (sqlite3_changes(writer_->handle()) == 0 && p != tp) break;
     }
-    RETURN_IF_ERROR(CommitWrite(t));
+    RETURN_IF_ERROR(t.Commit());
     return removed;
   }
 
@@ -850,10 +853,7 @@ class SqliteRefStore final : public RefStore {
   }
 
   Result<std::vector<size_t>> MoveSources(const std::vector<SourceMove>& moves) override {
-    std::lock_guard lock(write_mu_);
-    RETURN_IF_ERROR(CheckWritable());
-    writer_->ResetAll();
-    Transaction t(*writer_);
+    Write t(*this);
     RETURN_IF_ERROR(t.Begin());
     ASSIGN_OR_RETURN(Statement * taken, writer_->Prepare(
         "SELECT 1 FROM sources WHERE uri = ?1 AND owner = (SELECT owner FROM sources WHERE id = ?2)"));
@@ -873,7 +873,7 @@ class SqliteRefStore final : public RefStore {
       move->Reset();
       RETURN_IF_ERROR(move->Bind(1, m.uri).Bind(2, m.generation.value).Bind(3, m.id).Run());
     }
-    RETURN_IF_ERROR(CommitWrite(t));
+    RETURN_IF_ERROR(t.Commit());
     return refused;
   }
 };

@@ -581,9 +581,11 @@ TEST_F(ZarrViewTest, AnotherIndexRenamedIntoPlaceIsServed) {
   EXPECT_EQ(Bytes(**view, "img/0/0/0"), Range(40, 12));
 }
 
-// Readers on several threads while the index is re-indexed again and again between two layouts:
-// every chunk read is one of the two layouts' bytes for that key, never a chunk lost between the
-// metadata of one state and the blocks of another, never an error.
+// Readers on several threads while the view moves from state to state as the index is re-indexed
+// again and again between two layouts: every read is one of the two layouts' bytes for that key,
+// never missing, never an error (snapshots opened, shared and dropped under concurrent calls).
+// The mixing of two states within one call is pinned down deterministically above
+// (AViewNeverMixes...); this race is too narrow to catch it reliably.
 TEST_F(ZarrViewTest, ReadsDuringRepeatedReindexingAreEachFromOneState) {
   ViewOptions o;
   o.index_check_seconds = 0;  // look on every call: the most state changes under the readers
