@@ -12,7 +12,7 @@
 
 #include "formats/core/model.h"
 #include "formats/core/scanner.h"
-#include "store/transcode/chunk_cache.h"
+#include "formats/core/chunk_cache.h"
 
 namespace refzarr {
 

@@ -1,4 +1,5 @@
-// ChunkCache: a bounded, thread-safe LRU of transcoded chunks, so a chunk read again costs a lookup.
+// ChunkCache: a bounded, thread-safe LRU of immutable byte values with single-flight loads: the one
+// cache of the project (transcoded chunks of the views, blocks of remote sources).
 #pragma once
 
 #include <cstdint>
@@ -10,8 +11,9 @@
 
 namespace refzarr {
 
-/// What identifies a transcoded chunk: the array (its node id in the index), the chunk's linear
-/// index, and an opaque tag of the view options that shape the bytes (0 when a cache serves one view).
+/// What identifies a value: for a transcoded chunk, the array (its node id in the index), the
+/// chunk's linear index, and an opaque tag of the view options that shape the bytes (0 when a cache
+/// serves one view); for a block of a remote source, the source's serial, the block's index, 0.
 struct ChunkCacheKey {
   uint64_t array_id = 0;
   uint64_t chunk_index = 0;

@@ -1,4 +1,4 @@
-#include "store/transcode/chunk_cache.h"
+#include "formats/core/chunk_cache.h"
 
 #include <algorithm>
 #include <atomic>
