@@ -43,6 +43,12 @@ int HexDigit(char c) {
 
 }  // namespace
 
+Status SourceOpener::List(std::string_view prefix,
+                          const std::function<Status(const ListedSource&)>&) const {
+  return UnsupportedError(std::string(prefix) + ": " + std::string(Scheme()) +
+                          ":// sources cannot be listed; name each file");
+}
+
 Result<const SourceOpener*> SourceOpeners::Find(std::string_view uri) const {
   const std::string_view scheme = UriScheme(uri);
   for (const auto& o : openers_) {
@@ -61,6 +67,12 @@ Result<SourceStat> SourceOpeners::Stat(std::string_view uri) const {
 Result<std::unique_ptr<ByteSource>> SourceOpeners::Open(std::string_view uri) const {
   ASSIGN_OR_RETURN(const SourceOpener* o, Find(uri));
   return o->Open(uri);
+}
+
+Status SourceOpeners::List(std::string_view prefix,
+                           const std::function<Status(const ListedSource&)>& each) const {
+  ASSIGN_OR_RETURN(const SourceOpener* o, Find(prefix));
+  return o->List(prefix, each);
 }
 
 std::unique_ptr<SourceOpener> MakeLocalFileOpener() { return std::make_unique<LocalFileOpener>(); }

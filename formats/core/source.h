@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,6 +15,13 @@
 #include "formats/core/status.h"
 
 namespace refzarr {
+
+/// A source found by listing a prefix: its URI and what the listing says of it (a generation
+/// equal to Stat()'s when the listing gives one, else unknown).
+struct ListedSource {
+  std::string uri;
+  SourceStat stat;
+};
 
 /// Opens and stats the sources of one URI scheme. Safe to use from several threads at once.
 class SourceOpener {
@@ -26,6 +34,11 @@ class SourceOpener {
   virtual Result<SourceStat> Stat(std::string_view uri) const = 0;
   /// Opens the source for reading; its Stat() describes exactly the bytes it reads.
   virtual Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const = 0;
+  /// Calls `each` with every source whose URI starts with `prefix` (a folder-like URI ending in
+  /// '/': an object store prefix), in byte order of their URIs, stopping at the first error it
+  /// returns. kUnsupported (the default) for schemes that cannot list, such as HTTP.
+  virtual Status List(std::string_view prefix,
+                      const std::function<Status(const ListedSource&)>& each) const;
 };
 
 /// The table of openers, looked up by scheme.
@@ -37,6 +50,8 @@ class SourceOpeners {
   Result<const SourceOpener*> Find(std::string_view uri) const;
   Result<SourceStat> Stat(std::string_view uri) const;
   Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const;
+  Status List(std::string_view prefix,
+              const std::function<Status(const ListedSource&)>& each) const;
 
  private:
   std::vector<std::unique_ptr<SourceOpener>> openers_;
