@@ -11,6 +11,7 @@
 
 #include "formats/core/scanner.h"
 #include "formats/core/source.h"
+#include "formats/remote/remote.h"
 
 namespace refzarr {
 
@@ -23,8 +24,13 @@ std::vector<std::unique_ptr<Scanner>> DefaultScanners();
 /// formats module at the first Decode or CheckArray; when it cannot, those return the load error.
 std::vector<std::unique_ptr<ChunkDecoder>> DefaultDecoders();
 
-/// Every source opener refzarr knows, by URI scheme (file:// today), for the indexer and the
-/// views. Lives as long as the process.
+/// Every source opener refzarr knows, by URI scheme: file://, then http://, https:// and s3://
+/// with `options`. The module build loads the remote module (remote_module.h) the first time a
+/// remote URI is stat'ed, opened or listed; when it cannot, those fail with the load error.
+std::unique_ptr<SourceOpeners> MakeSourceOpeners(const RemoteOptions& options);
+
+/// MakeSourceOpeners(RemoteOptionsFromEnvironment()), made at the first call: what the indexer,
+/// its scan workers and the views use. Lives as long as the process.
 const SourceOpeners& DefaultSourceOpeners();
 
 }  // namespace refzarr

@@ -1,0 +1,443 @@
+#include "formats/remote/remote.h"
+
+#include <xxhash.h>
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "formats/core/chunk_cache.h"
+
+namespace refzarr {
+namespace {
+
+// What every source of one opener shares: the client (its connections) and the block cache.
+struct Shared {
+  std::unique_ptr<HttpClient> client;
+  std::unique_ptr<ChunkCache> cache;
+  RemoteOptions options;
+};
+
+// How one kind of remote URI becomes requests.
+class Endpoint {
+ public:
+  virtual ~Endpoint() = default;
+  /// A request for the object `uri` (method, URL, headers, signing); kInvalidArgument for a URI
+  /// of the scheme that names no object.
+  virtual Result<HttpRequest> Request(std::string_view uri) const = 0;
+  /// What to add to messages about a refused request (403): where credentials come from.
+  virtual std::string AccessHint() const = 0;
+};
+
+// Percent-decodes `s`; a malformed escape is kept as it is.
+std::string Decode(std::string_view s) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const int hi = s[i] == '%' && i + 2 < s.size() ? hex(s[i + 1]) : -1;
+    const int lo = hi >= 0 ? hex(s[i + 2]) : -1;
+    if (lo < 0) {
+      out += s[i];
+      continue;
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// Checks what every remote URI must not hold: credentials (they would be stored in the index).
+Status CheckNoUserInfo(std::string_view uri) {
+  const size_t start = uri.find("://");
+  if (start == std::string_view::npos) return OkStatus();
+  const std::string_view authority = uri.substr(start + 3, uri.find('/', start + 3) - (start + 3));
+  if (authority.find('@') != std::string_view::npos) {
+    return InvalidArgumentError(
+        std::string(uri.substr(0, start + 3)) + "...: a URI must not hold credentials (they would "
+        "be stored in the index); give them with --header, ~/.netrc or the AWS_* environment");
+  }
+  return OkStatus();
+}
+
+class HttpEndpoint final : public Endpoint {
+ public:
+  explicit HttpEndpoint(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+  Result<HttpRequest> Request(std::string_view uri) const override {
+    RETURN_IF_ERROR(CheckNoUserInfo(uri));
+    HttpRequest r;
+    r.url = std::string(uri);
+    r.display = std::string(uri);
+    r.headers = headers_;
+    r.netrc = true;
+    return r;
+  }
+  std::string AccessHint() const override {
+    return "give credentials with --header 'Authorization: ...' or in ~/.netrc";
+  }
+
+ private:
+  std::vector<std::string> headers_;
+};
+
+struct S3Location {
+  std::string bucket, key;  // key decoded
+};
+
+Result<S3Location> ParseS3(std::string_view uri) {
+  constexpr std::string_view kPrefix = "s3://";
+  if (!uri.starts_with(kPrefix)) return InvalidArgumentError(std::string(uri) + ": not an s3:// URI");
+  RETURN_IF_ERROR(CheckNoUserInfo(uri));
+  std::string_view rest = uri.substr(kPrefix.size());
+  const size_t slash = rest.find('/');
+  S3Location loc;
+  loc.bucket = std::string(rest.substr(0, slash));
+  if (loc.bucket.empty()) return InvalidArgumentError(std::string(uri) + ": no bucket");
+  if (slash != std::string_view::npos) loc.key = Decode(rest.substr(slash + 1));
+  return loc;
+}
+
+// A query value as SigV4 canonicalises it: every byte but the unreserved ones as %XX.
+std::string QueryEncode(std::string_view s) {
+  std::string out = PercentEncodePath(s);
+  std::string enc;
+  for (char c : out) {
+    if (c == '/') {
+      enc += "%2F";
+    } else {
+      enc += c;
+    }
+  }
+  return enc;
+}
+
+class S3Endpoint final : public Endpoint {
+ public:
+  explicit S3Endpoint(S3Options options) : o_(std::move(options)) {
+    while (o_.endpoint.ends_with('/')) o_.endpoint.pop_back();
+  }
+
+  Result<HttpRequest> Request(std::string_view uri) const override {
+    ASSIGN_OR_RETURN(S3Location loc, ParseS3(uri));
+    if (loc.key.empty() || loc.key.ends_with('/')) {
+      return InvalidArgumentError(std::string(uri) + ": names a prefix, not an object");
+    }
+    return Signed(loc.bucket, "/" + PercentEncodePath(loc.key), "", std::string(uri));
+  }
+
+  // A ListObjectsV2 request of one page; `query` in canonical order (sorted, encoded).
+  HttpRequest ListRequest(const std::string& bucket, const std::string& query,
+                          const std::string& display) const {
+    return Signed(bucket, "/", query, display);
+  }
+
+  std::string AccessHint() const override {
+    return o_.no_sign ? "the bucket is not public: give credentials (AWS_ACCESS_KEY_ID, "
+                        "AWS_SECRET_ACCESS_KEY) instead of --no-sign-request"
+                      : "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
+                        "or use --no-sign-request for a public bucket";
+  }
+
+ private:
+  HttpRequest Signed(const std::string& bucket, const std::string& path, const std::string& query,
+                     std::string display) const {
+    HttpRequest r;
+    if (o_.endpoint.empty()) {
+      // AWS itself: virtual-hosted style.
+      r.url = "https://" + bucket + ".s3." + o_.region + ".amazonaws.com" + path;
+    } else {
+      r.url = o_.endpoint + "/" + bucket + (path == "/" ? std::string() : path);
+    }
+    if (!query.empty()) r.url += "?" + query;
+    r.display = std::move(display);
+    if (!o_.no_sign) {
+      r.aws_sigv4 = "aws:amz:" + o_.region + ":s3";
+      r.userpwd = o_.access_key + ":" + o_.secret_key;
+      r.headers.push_back("x-amz-content-sha256: UNSIGNED-PAYLOAD");
+      if (!o_.session_token.empty()) r.headers.push_back("x-amz-security-token: " + o_.session_token);
+    }
+    return r;
+  }
+
+  S3Options o_;
+};
+
+// The version of an object an answer describes: its ETag, else its Last-Modified.
+struct Version {
+  std::string etag, last_modified;
+  Generation generation() const {
+    if (!etag.empty()) return {"etag " + etag};
+    if (!last_modified.empty()) return {"last-modified " + last_modified};
+    return {};
+  }
+};
+
+Version VersionOf(const HttpResponse& r) { return {r.Header("etag"), r.Header("last-modified")}; }
+
+// Why `response` to a request of `uri` is not the expected answer.
+Status Unexpected(const HttpResponse& response, std::string_view uri, const Endpoint& endpoint) {
+  const std::string what = DescribeHttpStatus(response);
+  const std::string u(uri);
+  if (response.status == 404 || response.status == 410) return NotFoundError(u + ": not found (" + what + ")");
+  if (response.status == 401 || response.status == 403) {
+    return IoError(u + ": access denied (" + what + "); " + endpoint.AccessHint());
+  }
+  return IoError(u + ": " + what);
+}
+
+// The size and version of `uri` now, from a request of its first byte (which servers that refuse
+// HEAD, presigned URLs among them, answer too).
+struct Probe {
+  SourceStat stat;
+  Version version;
+};
+
+Result<Probe> ProbeObject(std::string_view uri, const Endpoint& endpoint, HttpClient& client) {
+  ASSIGN_OR_RETURN(HttpRequest r, endpoint.Request(uri));
+  std::byte first[1];
+  r.range = ByteRange{0, 1};
+  r.into = first;
+  ASSIGN_OR_RETURN(HttpResponse resp, client.Perform(r));
+  Probe p;
+  p.version = VersionOf(resp);
+  if (resp.status == 206) {
+    const std::string cr = resp.Header("content-range");
+    const size_t slash = cr.rfind('/');
+    if (slash == std::string::npos || cr.substr(slash + 1) == "*") {
+      return IoError(std::string(uri) + ": the server does not say the size (Content-Range '" + cr + "')");
+    }
+    p.stat.size = std::strtoull(cr.c_str() + slash + 1, nullptr, 10);
+  } else if (resp.status == 200) {
+    const std::string cl = resp.Header("content-length");
+    if (cl.empty()) return IoError(std::string(uri) + ": the server does not say the size");
+    if (resp.Header("accept-ranges") == "none") {
+      return UnsupportedError(std::string(uri) + ": the server does not serve byte ranges");
+    }
+    p.stat.size = std::strtoull(cl.c_str(), nullptr, 10);
+  } else if (resp.status == 416) {
+    p.stat.size = 0;  // an empty object has no first byte
+  } else {
+    return Unexpected(resp, uri, endpoint);
+  }
+  p.stat.generation = p.version.generation();
+  return p;
+}
+
+uint64_t SourceKey(std::string_view uri, const Generation& g) {
+  XXH3_state_t* s = XXH3_createState();
+  XXH3_64bits_reset(s);
+  XXH3_64bits_update(s, uri.data(), uri.size());
+  XXH3_64bits_update(s, "\0", 1);
+  XXH3_64bits_update(s, g.value.data(), g.value.size());
+  const uint64_t h = XXH3_64bits_digest(s);
+  XXH3_freeState(s);
+  return h;
+}
+
+// The bytes of one remote object as it was when opened: every read asks for that version
+// (If-Match on its ETag, else If-Unmodified-Since) and checks the answer's, so bytes of a
+// replaced object are never returned. Reads go through the shared block cache: whole aligned
+// blocks, the missing ones of a read fetched in one request.
+class RemoteSource final : public ByteSource {
+ public:
+  RemoteSource(std::string uri, Probe probe, std::shared_ptr<Shared> shared,
+               std::shared_ptr<const Endpoint> endpoint)
+      : uri_(std::move(uri)), probe_(std::move(probe)), shared_(std::move(shared)),
+        endpoint_(std::move(endpoint)), key_(SourceKey(uri_, probe_.stat.generation)) {}
+
+  Result<SourceStat> Stat() override { return probe_.stat; }
+  std::string Describe() const override { return uri_; }
+
+  Status ReadInto(ByteRange range, std::span<std::byte> out) override {
+    const uint64_t size = probe_.stat.size;
+    if (range.offset > size || range.length > size - range.offset) {
+      return CorruptError(uri_ + ": truncated: wanted " + std::to_string(range.length) +
+                          " bytes at " + std::to_string(range.offset) + ", the object has " +
+                          std::to_string(size));
+    }
+    if (range.length == 0) return OkStatus();
+    const uint64_t block = shared_->options.block_bytes;
+    const uint64_t first = range.offset / block, last = (range.offset + range.length - 1) / block;
+    // A small read that misses brings the blocks after it too, in the same request.
+    const uint64_t ahead =
+        range.length < block ? shared_->options.readahead_bytes / block : 0;
+    for (uint64_t b = first; b <= last; ++b) {
+      ChunkCache::Value value = shared_->cache->Lookup(Key(b));
+      if (!value) {
+        ASSIGN_OR_RETURN(value, shared_->cache->GetOrLoad(Key(b), [&]() -> Result<std::string> {
+          return FetchRun(b, std::max(last, std::min(b + ahead, LastBlock())));
+        }));
+      }
+      const uint64_t block_start = b * block;
+      const uint64_t from = std::max(range.offset, block_start);
+      const uint64_t to = std::min(range.offset + range.length, block_start + value->size());
+      if (to <= from || from - block_start > value->size()) {
+        return InternalError(uri_ + ": block cache holds a short block " + std::to_string(b));
+      }
+      std::memcpy(out.data() + (from - range.offset), value->data() + (from - block_start), to - from);
+    }
+    return OkStatus();
+  }
+
+ private:
+  ChunkCacheKey Key(uint64_t block) const { return {key_, block, shared_->options.block_bytes}; }
+  uint64_t LastBlock() const {
+    return probe_.stat.size == 0 ? 0 : (probe_.stat.size - 1) / shared_->options.block_bytes;
+  }
+
+  // Fetches blocks [b, until] (stopping before the first one already cached after b) in one
+  // request, caches all but `b`, and returns `b`.
+  Result<std::string> FetchRun(uint64_t b, uint64_t until) {
+    const uint64_t block = shared_->options.block_bytes;
+    uint64_t end = b;
+    while (end < until && !shared_->cache->Lookup(Key(end + 1))) ++end;
+    const uint64_t offset = b * block;
+    const uint64_t length = std::min(probe_.stat.size, (end + 1) * block) - offset;
+    std::string bytes(length, '\0');
+    RETURN_IF_ERROR(Fetch({offset, length}, std::as_writable_bytes(std::span(bytes))));
+    for (uint64_t k = b + 1; k <= end; ++k) {
+      const size_t at = static_cast<size_t>((k - b) * block);
+      std::string part = bytes.substr(at, block);
+      (void)shared_->cache->GetOrLoad(Key(k), [&]() -> Result<std::string> { return std::move(part); });
+    }
+    bytes.resize(std::min<uint64_t>(block, length));
+    return bytes;
+  }
+
+  Status Fetch(ByteRange range, std::span<std::byte> out) {
+    ASSIGN_OR_RETURN(HttpRequest r, endpoint_->Request(uri_));
+    r.range = range;
+    r.into = out;
+    const Version& v = probe_.version;
+    if (!v.etag.empty() && !v.etag.starts_with("W/")) {
+      r.headers.push_back("If-Match: " + v.etag);
+    } else if (!v.last_modified.empty()) {
+      r.headers.push_back("If-Unmodified-Since: " + v.last_modified);
+    }
+    ASSIGN_OR_RETURN(HttpResponse resp, shared_->client->Perform(r));
+    if (resp.status == 412) {
+      return StaleError(uri_ + ": changed since it was opened (HTTP 412: its version is no longer " +
+                        v.generation().value + ")");
+    }
+    if (resp.status == 404 || resp.status == 410) {
+      return StaleError(uri_ + ": gone since it was opened (" + DescribeHttpStatus(resp) + ")");
+    }
+    if (resp.status != 206 && resp.status != 200) return Unexpected(resp, uri_, *endpoint_);
+    // A server that ignores the precondition still says which version it sent.
+    const Version now = VersionOf(resp);
+    if ((!v.etag.empty() && !now.etag.empty() && now.etag != v.etag) ||
+        (v.etag.empty() && !v.last_modified.empty() && !now.last_modified.empty() &&
+         now.last_modified != v.last_modified)) {
+      return StaleError(uri_ + ": changed since it was opened (now " + now.generation().value +
+                        ", was " + v.generation().value + ")");
+    }
+    return OkStatus();
+  }
+
+  std::string uri_;
+  Probe probe_;
+  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<const Endpoint> endpoint_;
+  uint64_t key_;
+};
+
+class RemoteOpener : public SourceOpener {
+ public:
+  RemoteOpener(std::string scheme, std::shared_ptr<Shared> shared,
+               std::shared_ptr<const Endpoint> endpoint)
+      : scheme_(std::move(scheme)), shared_(std::move(shared)), endpoint_(std::move(endpoint)) {}
+
+  std::string_view Scheme() const override { return scheme_; }
+
+  Result<SourceStat> Stat(std::string_view uri) const override {
+    ASSIGN_OR_RETURN(Probe p, ProbeObject(uri, *endpoint_, *shared_->client));
+    return p.stat;
+  }
+
+  Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const override {
+    ASSIGN_OR_RETURN(Probe p, ProbeObject(uri, *endpoint_, *shared_->client));
+    return std::unique_ptr<ByteSource>(
+        std::make_unique<RemoteSource>(std::string(uri), std::move(p), shared_, endpoint_));
+  }
+
+ protected:
+  std::string scheme_;
+  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<const Endpoint> endpoint_;
+};
+
+class S3Opener final : public RemoteOpener {
+ public:
+  S3Opener(std::shared_ptr<Shared> shared, std::shared_ptr<const S3Endpoint> endpoint)
+      : RemoteOpener("s3", std::move(shared), endpoint), s3_(std::move(endpoint)) {}
+
+  // ListObjectsV2, a page (up to 1,000 keys) at a time. Keys ending in '/' (folder markers) are
+  // not objects.
+  Status List(std::string_view prefix,
+              const std::function<Status(const ListedSource&)>& each) const override {
+    ASSIGN_OR_RETURN(S3Location loc, ParseS3(prefix));
+    std::string token;
+    while (true) {
+      // In SigV4's canonical order: parameters sorted by name, values encoded.
+      std::string query;
+      if (!token.empty()) query += "continuation-token=" + QueryEncode(token) + "&";
+      query += "list-type=2&prefix=" + QueryEncode(loc.key);
+      HttpRequest r = s3_->ListRequest(loc.bucket, query, std::string(prefix));
+      ASSIGN_OR_RETURN(HttpResponse resp, shared_->client->Perform(r));
+      if (resp.status != 200) {
+        if (resp.status == 404) {
+          return NotFoundError(std::string(prefix) + ": no such bucket (" + DescribeHttpStatus(resp) + ")");
+        }
+        return Unexpected(resp, prefix, *s3_);
+      }
+      pugi::xml_document doc;
+      if (!doc.load_buffer(resp.body.data(), resp.body.size())) {
+        return IoError(std::string(prefix) + ": the listing is not XML");
+      }
+      const pugi::xml_node result = doc.child("ListBucketResult");
+      if (!result) return IoError(std::string(prefix) + ": the listing has no ListBucketResult");
+      for (pugi::xml_node c = result.child("Contents"); c; c = c.next_sibling("Contents")) {
+        const std::string key = c.child_value("Key");
+        if (key.empty() || key.ends_with('/')) continue;
+        ListedSource s;
+        s.uri = "s3://" + loc.bucket + "/" + PercentEncodePath(key);
+        s.stat.size = std::strtoull(c.child_value("Size"), nullptr, 10);
+        const std::string etag = c.child_value("ETag");
+        if (!etag.empty()) s.stat.generation = {"etag " + etag};
+        RETURN_IF_ERROR(each(s));
+      }
+      if (std::string(result.child_value("IsTruncated")) != "true") return OkStatus();
+      token = result.child_value("NextContinuationToken");
+      if (token.empty()) {
+        return IoError(std::string(prefix) + ": the listing is truncated but gives no continuation token");
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<const S3Endpoint> s3_;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<SourceOpener>> MakeRemoteOpeners(const RemoteOptions& options) {
+  auto shared = std::make_shared<Shared>();
+  shared->options = options;
+  shared->options.block_bytes = std::max<uint64_t>(options.block_bytes, 4096);
+  shared->client = MakeHttpClient(options.http);
+  shared->cache = MakeChunkCache(options.cache_bytes);
+  auto http = std::make_shared<const HttpEndpoint>(options.headers);
+  std::vector<std::unique_ptr<SourceOpener>> out;
+  out.push_back(std::make_unique<RemoteOpener>("http", shared, http));
+  out.push_back(std::make_unique<RemoteOpener>("https", shared, http));
+  out.push_back(std::make_unique<S3Opener>(shared, std::make_shared<const S3Endpoint>(options.s3)));
+  return out;
+}
+
+}  // namespace refzarr

@@ -1,0 +1,55 @@
+// Remote sources: http://, https:// and s3:// URIs read with ranged requests through libcurl
+// (http_client.h), behind one bounded block cache, every read conditional on the generation the
+// source had when it was opened, so a replaced object is never served.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/core/source.h"
+#include "formats/remote/http_client.h"
+
+namespace refzarr {
+
+/// How s3:// URIs are reached.
+struct S3Options {
+  /// Where requests go: "https://s3.REGION.amazonaws.com" when empty (virtual-hosted style,
+  /// https://BUCKET.s3.REGION.amazonaws.com/KEY); any other endpoint (MinIO, Ceph, a local test
+  /// store) is addressed path-style: ENDPOINT/BUCKET/KEY.
+  std::string endpoint;
+  std::string region = "us-east-1";
+  std::string access_key, secret_key, session_token;
+  /// Send requests unsigned (public buckets).
+  bool no_sign = false;
+};
+
+struct RemoteOptions {
+  HttpClientOptions http;
+  /// Extra header lines ("Name: value") sent to http(s):// servers (not to S3).
+  std::vector<std::string> headers;
+  S3Options s3;
+  /// Bytes of remote data kept in memory, over every remote source (aligned blocks).
+  uint64_t cache_bytes = 256ull << 20;
+  /// Bytes of one cached block: the unit of reads from the origin.
+  uint64_t block_bytes = 64 << 10;
+  /// A read of less than a block that misses also fetches up to this many bytes after it, in the
+  /// same request (headers, IFDs and B-tree nodes sit close together).
+  uint64_t readahead_bytes = 256 << 10;
+};
+
+/// The options the environment gives, as the AWS tools and curl read it:
+/// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
+/// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_NO_SIGN_REQUEST (any value but "" or "false"),
+/// CURL_CA_BUNDLE; and refzarr's own REFZARR_HTTP_HEADERS (header lines, one per line) and
+/// REFZARR_REMOTE_CACHE_MB. The refzarr command's --header, --s3-endpoint and --no-sign-request
+/// set these, so that its scan workers see them too.
+RemoteOptions RemoteOptionsFromEnvironment();
+
+/// The openers of http://, https:// and s3:// (in this order), sharing one client and one cache.
+std::vector<std::unique_ptr<SourceOpener>> MakeRemoteOpeners(const RemoteOptions& options);
+
+
+}  // namespace refzarr
