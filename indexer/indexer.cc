@@ -25,15 +25,88 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Job {
-  fs::path path;
+  std::string uri;     // file:///abs/path, https://..., s3://...
   std::string group;
   bool named = false;  // given as an input itself, not found in a folder
   std::string refused;  // why the input cannot be placed in the tree; empty: it can
+  /// What a listing said of the source (size and generation), when it came from one: the
+  /// unchanged check then needs no request of its own.
+  std::optional<SourceStat> listed;
+
+  static Job Of(std::string uri, std::string group, bool named, std::string refused = {}) {
+    Job j;
+    j.uri = std::move(uri);
+    j.group = std::move(group);
+    j.named = named;
+    j.refused = std::move(refused);
+    return j;
+  }
 };
+
+// An input as a URI: a remote one as given, a local path made absolute (file://).
+std::string InputUri(const fs::path& input) {
+  const std::string s = input.string();
+  if (!UriScheme(s).empty()) return s;
+  std::error_code ec;
+  fs::path abs = fs::absolute(input, ec).lexically_normal();
+  if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();
+  return FileUri(abs);
+}
+
+bool IsLocal(std::string_view uri) { return UriScheme(uri) == "file"; }
+
+// A remote input naming a prefix (an object store "folder"): "s3://bucket/slides/".
+bool IsRemotePrefix(std::string_view uri) { return !IsLocal(uri) && uri.ends_with('/'); }
+
+// `uri` without a trailing '/' (a prefix names its folder).
+std::string_view TrimSlash(std::string_view uri) {
+  while (uri.ends_with('/') && !uri.ends_with("://")) uri.remove_suffix(1);
+  return uri;
+}
+
+// The folder of `uri` (up to its last '/', exclusive), or empty when it is the authority alone.
+std::string_view UriFolder(std::string_view uri) {
+  const size_t authority = uri.find("://");
+  const size_t slash = uri.rfind('/');
+  if (authority == std::string_view::npos || slash == std::string_view::npos || slash < authority + 3) {
+    return {};
+  }
+  const size_t path = uri.find('/', authority + 3);
+  if (slash == path) return uri.substr(0, path);  // "s3://bucket/x": the bucket
+  return uri.substr(0, slash);
+}
+
+// The '/'-separated segments of `s`.
+std::vector<std::string_view> Segments(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = s.find('/', start);
+    out.push_back(s.substr(start, end == std::string_view::npos ? s.npos : end - start));
+    if (end == std::string_view::npos) return out;
+    start = end + 1;
+  }
+}
+
+// Percent-decodes a relative URI path into a tree path.
+std::string DecodedPath(std::string_view rel) {
+  std::string out;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string_view::npos) end = rel.size();
+    if (!out.empty() || start > 0) out += '/';
+    out += UriFileName(rel.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
 
 // Where inputs go in the tree: every source at its path relative to the index's root folder
 // (recorded in the index on its first run), so the placement does not depend on the order of
-// arguments or runs. A single file indexed alone into a new index is its root group.
+// arguments or runs. A single file indexed alone into a new index is its root group. The root is
+// a URI (file://, https://, s3://); inputs that share no folder (two servers, a bucket and a
+// disk) are each placed under their own name (root kind "inputs").
 class Placement {
  public:
   // The root for this run: `given` (--root), else the one recorded in the index, else one chosen
@@ -49,49 +122,61 @@ class Placement {
     ASSIGN_OR_RETURN(std::optional<std::string> recorded, store.GetMeta("root"));
     ASSIGN_OR_RETURN(std::optional<std::string> recorded_kind, store.GetMeta("root_kind"));
     if (!options.root.empty()) {
-      fs::path root = fs::absolute(options.root, ec).lexically_normal();
-      if (!fs::is_directory(root, ec)) {
-        return InvalidArgumentError("--root " + options.root.string() + " is not a folder");
+      const std::string given = options.root.string();
+      if (!UriScheme(given).empty()) {
+        p.root_ = std::string(TrimSlash(given));
+      } else {
+        fs::path root = fs::absolute(options.root, ec).lexically_normal();
+        if (!fs::is_directory(root, ec)) {
+          return InvalidArgumentError("--root " + options.root.string() + " is not a folder");
+        }
+        p.root_ = FileUri(Trimmed(root));
       }
-      p.root_ = FileUri(Trimmed(root));
       if (recorded && (*recorded != p.root_ || recorded_kind.value_or("folder") != "folder")) {
         return InvalidArgumentError("the index's root is " + DisplaySource(*recorded) +
-                                    ", not " + root.string() +
+                                    ", not " + DisplaySource(p.root_) +
                                     " (a root is fixed by the first run; use a new index)");
       }
     } else if (recorded) {
       p.root_ = *recorded;
-      p.single_file_ = recorded_kind.value_or("folder") == "file";
+      p.kind_ = recorded_kind.value_or("folder");
     } else if (inputs.empty()) {
       return InvalidArgumentError(
           "a new index given only --files-from needs --root DIR: the folder tree paths are "
           "relative to");
     } else if (!options.as.empty()) {
       // Placed explicitly: the root is the input's folder, as for any single input.
-      fs::path abs = fs::absolute(inputs[0], ec).lexically_normal();
-      p.root_ = FileUri(Trimmed(fs::is_directory(abs, ec) ? abs : abs.parent_path()));
+      const std::string uri = InputUri(inputs[0]);
+      p.root_ = std::string(IsFolder(uri) ? TrimSlash(uri) : UriFolder(uri));
     } else if (inputs.size() == 1 && !options.files_from) {
-      fs::path abs = fs::absolute(inputs[0], ec).lexically_normal();
-      p.single_file_ = !fs::is_directory(abs, ec);
-      p.root_ = FileUri(Trimmed(abs));
+      const std::string uri = InputUri(inputs[0]);
+      if (!IsFolder(uri)) p.kind_ = "file";
+      p.root_ = std::string(TrimSlash(uri));
     } else {
-      // The deepest folder that holds every input.
-      std::optional<fs::path> common;
-      for (const fs::path& input : inputs) {
-        fs::path abs = Trimmed(fs::absolute(input, ec).lexically_normal());
-        // A folder input keeps its own name in the tree, as a file does: both count from the
-        // folder that holds them.
-        const fs::path folder = abs.parent_path();
+      // The deepest folder that holds every input (a folder input keeps its own name in the
+      // tree, as a file does: both count from the folder that holds them), by whole segments.
+      std::optional<std::vector<std::string_view>> common;
+      std::vector<std::string> uris;
+      for (const fs::path& input : inputs) uris.push_back(InputUri(input));
+      for (const std::string& uri : uris) {
+        std::vector<std::string_view> parts = Segments(UriFolder(TrimSlash(uri)));
         if (!common) {
-          common = folder;
+          common = std::move(parts);
           continue;
         }
-        fs::path shared;
-        auto a = common->begin(), b = folder.begin();
-        for (; a != common->end() && b != folder.end() && *a == *b; ++a, ++b) shared /= *a;
-        common = shared;
+        size_t n = 0;
+        while (n < common->size() && n < parts.size() && (*common)[n] == parts[n]) ++n;
+        common->resize(n);
       }
-      p.root_ = FileUri(*common);
+      // "scheme:", "", "authority": fewer shared segments share no folder (another scheme or
+      // host): each input is placed by its name. Local inputs always share "/".
+      if (common->size() < 3) {
+        p.kind_ = "inputs";
+      } else {
+        std::string root;
+        for (size_t i = 0; i < common->size(); ++i) root += (i ? "/" : "") + std::string((*common)[i]);
+        p.root_ = common->size() == 3 && IsLocal(root) ? root + "/" : root;
+      }
     }
     p.record_ = !recorded;
     return p;
@@ -101,27 +186,29 @@ class Placement {
   Status Record(RefStore& store) const {
     if (!record_) return OkStatus();
     RETURN_IF_ERROR(store.SetMeta("root", root_));
-    return store.SetMeta("root_kind", single_file_ ? "file" : "folder");
+    return store.SetMeta("root_kind", kind_);
   }
 
-  // The tree path of the input at `abs` (absolute, normalised), or why it has none.
-  Result<std::string> Group(const fs::path& abs) const {
+  // The tree path of the input `uri` (as InputUri gives it), or why it has none.
+  Result<std::string> Group(std::string_view input) const {
     if (!as_.empty()) return as_;
-    const fs::path root = *LocalPathOfUri(root_);
-    if (single_file_) {
-      if (abs == root) return std::string();
+    const std::string_view uri = TrimSlash(input);
+    if (kind_ == "inputs") return UriFileName(uri);
+    if (kind_ == "file") {
+      if (uri == root_) return std::string();
       return InvalidArgumentError(
-          "this index serves the single file " + root.string() +
-          " as its root; index " + abs.string() + " into a new index, or give --as PATH to "
+          "this index serves the single file " + DisplaySource(root_) +
+          " as its root; index " + DisplaySource(uri) + " into a new index, or give --as PATH to "
           "place it");
     }
-    const fs::path rel = Trimmed(abs).lexically_relative(root);
-    if (rel.empty() || *rel.begin() == "..") {
-      return InvalidArgumentError("outside the index's root " + root.string() +
+    if (uri == root_) return std::string();
+    const std::string folder = root_.ends_with('/') ? root_ : root_ + "/";
+    if (!uri.starts_with(folder) || uri.size() <= folder.size()) {
+      return InvalidArgumentError("outside the index's root " + DisplaySource(root_) +
                                   ": give --as PATH to place it in the tree, or `refzarr "
                                   "relocate` the index if its files moved");
     }
-    return rel == "." ? std::string() : rel.generic_string();
+    return DecodedPath(uri.substr(folder.size()));
   }
 
  private:
@@ -131,8 +218,16 @@ class Placement {
     return p;
   }
 
-  std::string root_;  // file:// URI of the root folder, or of the single file
-  bool single_file_ = false;
+  // Whether the input `uri` is a folder: a local directory, or a remote prefix.
+  static bool IsFolder(const std::string& uri) {
+    if (!IsLocal(uri)) return IsRemotePrefix(uri);
+    std::error_code ec;
+    auto path = LocalPathOfUri(uri);
+    return path.ok() && fs::is_directory(*path, ec);
+  }
+
+  std::string root_;  // URI of the root folder, or of the single file; empty for kind "inputs"
+  std::string kind_ = "folder";  // "folder", "file" (a single file), "inputs" (no shared folder)
   bool record_ = false;
   std::string as_;
 };
@@ -147,8 +242,6 @@ struct Scanned {
   std::string outcome;
   std::string error;
 };
-
-std::string GenericPath(const fs::path& p) { return p.generic_string(); }
 
 // A bounded queue between two sets of threads; Pop() returns nullopt once it is closed and empty.
 template <typename T>
@@ -197,6 +290,7 @@ class BoundedQueue {
 Status CheckInputs(const std::vector<fs::path>& inputs) {
   std::error_code ec;
   for (const fs::path& input : inputs) {
+    if (!UriScheme(input.string()).empty()) continue;  // a remote one fails alone when opened
     if (!fs::exists(fs::absolute(input, ec).lexically_normal(), ec)) {
       return NotFoundError(input.string() + ": no such file or folder");
     }
@@ -245,8 +339,8 @@ class ListReader {
 class Walker {
  public:
   Walker(const fs::path& index, const IndexOptions& options, const Placement& placement,
-         std::function<void(Job)> emit)
-      : emit_(std::move(emit)), options_(options), placement_(placement) {
+         const SourceOpeners& openers, std::function<void(Job)> emit)
+      : emit_(std::move(emit)), options_(options), placement_(placement), openers_(openers) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
@@ -266,31 +360,52 @@ class Walker {
 
  private:
   Status Input(const fs::path& input) {
-    std::error_code ec;
-    fs::path abs = fs::absolute(input, ec).lexically_normal();
-    // "dir/" names the folder dir, whose base name places it.
-    if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();
-    const std::string name = GenericPath(abs.filename());
-    Result<std::string> placed = placement_.Group(abs);
+    const std::string uri = InputUri(input);
+    const std::string name = UriFileName(TrimSlash(uri));
+    Result<std::string> placed = placement_.Group(uri);
     const std::string prefix = placed.ok() ? *placed : name;
-    const bool folder = fs::is_directory(abs, ec);
+    std::error_code ec;
+    const bool folder = IsLocal(uri) ? fs::is_directory(*LocalPathOfUri(uri), ec) : IsRemotePrefix(uri);
     if (!placed.ok()) {
       // Failed alone, named; the rest of the run goes on.
-      emit_({abs, prefix, true, placed.status().message()});
+      emit_(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));
       return OkStatus();
     }
     // An input is excluded by its base name; being hidden does not pass over a named input.
     if (Excluded("", name)) {
-      if (!folder) Skip(abs, prefix);
+      if (!folder) Skip(uri, prefix);
       return OkStatus();
     }
     // A path that is not a folder goes to the scan as named, a missing one too (a listed path
     // may be gone by now): its open fails it alone, named.
     if (!folder) {
-      emit_({abs, prefix, true});
+      emit_(Job::Of(uri, prefix, true));
       return OkStatus();
     }
-    return Folder(abs, prefix, "");
+    if (!IsLocal(uri)) return RemoteFolder(uri, prefix);
+    return Folder(*LocalPathOfUri(uri), prefix, "");
+  }
+
+  // An object store prefix, from its listing: the objects under it in key order, each placed at
+  // its key relative to the prefix. Hidden names and excluded paths are passed over as in a
+  // folder (any segment hidden or excluded hides what is under it).
+  Status RemoteFolder(const std::string& prefix_uri, const std::string& group) {
+    return openers_.List(prefix_uri, [&](const ListedSource& listed) -> Status {
+      const std::string rel = DecodedPath(std::string_view(listed.uri).substr(prefix_uri.size()));
+      const std::string child = group.empty() ? rel : group + "/" + rel;
+      std::string sofar;
+      for (std::string_view part : Segments(rel)) {
+        sofar += (sofar.empty() ? "" : "/") + std::string(part);
+        if ((!options_.hidden && part.starts_with('.')) || Excluded(sofar, std::string(part))) {
+          Skip(listed.uri, child);
+          return OkStatus();
+        }
+      }
+      Job job = Job::Of(listed.uri, child, false);
+      if (!listed.stat.generation.unknown()) job.listed = listed.stat;
+      emit_(std::move(job));
+      return OkStatus();
+    });
   }
 
   // `rel`: the folder's path relative to its input ("" for the input itself).
@@ -317,14 +432,14 @@ class Walker {
       // folder (a file server's view of past states) or an excluded mount is never read.
       const std::string child_rel = rel.empty() ? name : rel + "/" + name;
       if ((!options_.hidden && name.starts_with('.')) || Excluded(child_rel, name)) {
-        if (!folder) Skip(p, child);
+        if (!folder) Skip(FileUri(p), child);
         continue;
       }
       if (folder) {
         RETURN_IF_ERROR(Folder(p, child, child_rel));
         continue;
       }
-      emit_({p, child, false});
+      emit_(Job::Of(FileUri(p), child, false));
     }
     return OkStatus();
   }
@@ -341,11 +456,11 @@ class Walker {
     return false;
   }
 
-  void Skip(const fs::path& path, const std::string& group) {
+  void Skip(const std::string& uri, const std::string& group) {
     ++skipped_;
     if (!options_.file_list) return;
     IndexedFile f;
-    f.path = path.string();
+    f.path = DisplaySource(uri);
     f.group = group;
     f.outcome = "skipped";
     skipped_files_.push_back(std::move(f));
@@ -354,6 +469,7 @@ class Walker {
   std::function<void(Job)> emit_;
   const IndexOptions& options_;
   const Placement& placement_;
+  const SourceOpeners& openers_;
   fs::path index_abs_;
   uint64_t skipped_ = 0;
   std::vector<IndexedFile> skipped_files_;
@@ -416,11 +532,19 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
     Fail(r, InvalidArgumentError(job.refused));
     return r;
   }
-  const std::string uri = FileUri(job.path);
-  // An unchanged file is decided by one stat: same generation (device, inode, size, times) as
-  // indexed, in the same place of the tree. Nothing is opened.
+  const std::string& uri = job.uri;
+  // An unchanged file is decided by one stat (or what its listing said): same generation (for a
+  // local file device, inode, size, times; for a remote one its ETag) as indexed, in the same
+  // place of the tree. Nothing is opened.
   if (!tools.force) {
-    auto now = StatSource(uri, tools.openers);
+    Result<SourceInfo> now = [&]() -> Result<SourceInfo> {
+      if (!job.listed) return StatSource(uri, tools.openers);
+      SourceInfo listed;
+      listed.uri = uri;
+      listed.size = job.listed->size;
+      listed.generation = job.listed->generation;
+      return listed;
+    }();
     if (!now.ok()) {
       Fail(r, now.status());
       return r;
@@ -451,7 +575,7 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   if (!scanner) {
     // A file the user named, or one that looks like an image by its name, is an error: saying
     // nothing would look like success.
-    if (job.named || ImageExtension(job.path)) {
+    if (job.named || ImageExtension(UriFileName(job.uri))) {
       Fail(r, UnsupportedError("not a TIFF or HDF5 file (" + DescribeHead(head) + ")"));
     } else {
       r.outcome = "skipped";
@@ -526,6 +650,7 @@ Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, Index
   constexpr size_t kPage = 4096;
   for (const fs::path& input : inputs) {
     std::error_code ec;
+    if (!UriScheme(input.string()).empty()) continue;  // remote prefixes: not yet (docs/remote.md)
     fs::path abs = fs::absolute(input, ec).lexically_normal();
     if (!fs::is_directory(abs, ec)) continue;
     std::string prefix = FileUri(abs);
@@ -600,7 +725,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   Status walk_status;
   ASSIGN_OR_RETURN(const Placement placement, Placement::Choose(*store, inputs, options));
   RETURN_IF_ERROR(placement.Record(*store));
-  Walker walk(index, options, placement, [&](Job job) { jobs.Push(std::move(job)); });
+  Walker walk(index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); });
   std::thread walker([&] {
     walk_status = walk.Walk(inputs, list);
     jobs.Close();
@@ -630,7 +755,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     Scanned& s = *next;
     const Job& job = s.job;
     IndexedFile f;
-    f.path = job.path.string();
+    f.path = DisplaySource(job.uri);
     f.group = job.group;
     f.scanner = s.scanner;
     f.outcome = s.outcome;
@@ -640,10 +765,10 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     if (s.outcome == "indexed") {
       for (const std::string& w : s.scan->warnings) {
         if (options.file_list) report.warnings.push_back(w);
-        log << "refzarr: warning: " << job.path.string() << ": " << w << "\n";
+        log << "refzarr: warning: " << f.path << ": " << w << "\n";
       }
       for (const ScannedFile::Refusal& r : s.scan->refused) {
-        log << "refzarr: warning: " << job.path.string() << ": array " << r.path
+        log << "refzarr: warning: " << f.path << ": array " << r.path
             << " refused: " << r.reason << "\n";
         if (options.file_list) f.refused.emplace_back(r.path, r.reason);
       }
@@ -665,8 +790,8 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
       }
     }
     if (f.outcome == "failed") {
-      log << "refzarr: index " << job.path.string() << ": " << f.error << "\n";
-      if (s.source.uri.empty()) s.source.uri = FileUri(job.path);
+      log << "refzarr: index " << f.path << ": " << f.error << "\n";
+      if (s.source.uri.empty()) s.source.uri = job.uri;
       Status st = store->PutFailure(s.source, job.group, f.error);
       if (!st.ok()) fatal = st.WithContext("index " + index.string());
     }

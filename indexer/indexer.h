@@ -69,7 +69,7 @@ struct IndexOptions {
 
 /// One file the indexer looked at.
 struct IndexedFile {
-  std::string path;    ///< Local path.
+  std::string path;    ///< Local path, or the URI of a remote source.
   std::string group;   ///< Its group path in the tree.
   std::string outcome; ///< "indexed", "unchanged", "failed", "skipped".
   std::string scanner;
@@ -90,7 +90,9 @@ struct IndexReport {
   std::vector<std::string> warnings;
 };
 
-/// Indexes `inputs` (files, and folders recursively), then those of `options.files_from`, into the
+/// Indexes `inputs` (files, and folders recursively; or URIs: https://host/a.tif, s3://bucket/key,
+/// and s3://bucket/prefix/ for every object under a prefix), then those of `options.files_from`,
+/// into the
 /// index at `index` (created if missing). Every file goes to its path relative to the index's
 /// root (IndexOptions::root; recorded by the first run); an input outside it fails, named.
 /// Files indexed earlier under a given input folder that are gone from it are removed from the
