@@ -21,6 +21,7 @@ void AddCatCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("index", args->index, "The index file")->required();
   cmd->add_option("key", args->key, "A key of the view, e.g. a.tif/0/0/.zarray")->required();
   args->view.AddTo(cmd);
+  AddRemoteFlags(cmd);
   cmd->callback([&ctx, args] {
     Status st = [&]() -> Status {
       ASSIGN_OR_RETURN(ViewOptions options, args->view.ToOptions());

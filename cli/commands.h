@@ -36,6 +36,13 @@ void AddMergeCommand(CLI::App& app, CommandContext& ctx);
 void AddServeCommand(CLI::App& app, CommandContext& ctx);
 void AddMountCommand(CLI::App& app, CommandContext& ctx);
 
+/// The remote-source options of the commands that read sources (index, cat, serve, mount, export,
+/// info): --header, --s3-endpoint, --no-sign-request, --ca-file. Each sets, as it is parsed, the
+/// environment variable RemoteOptionsFromEnvironment() reads (REFZARR_HTTP_HEADERS,
+/// AWS_ENDPOINT_URL, AWS_NO_SIGN_REQUEST, CURL_CA_BUNDLE), so the openers of this process and of
+/// its scan workers see them; nothing of them reaches the index or a message.
+void AddRemoteFlags(CLI::App* cmd);
+
 /// Options every view-reading command takes: --zarr-format and --codecs; serving ones also
 /// --revalidate.
 struct ViewFlags {

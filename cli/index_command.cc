@@ -38,7 +38,9 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
   cmd->add_option("-o,--output", args->output, "The index file (created if missing)")->required();
   cmd->add_option("paths", args->inputs,
-                  "Files and folders (recursively); may be left out with --files-from");
+                  "Files and folders (recursively), or URIs: https://host/a.tif, s3://bucket/key, "
+                  "s3://bucket/prefix/ (every object under it); may be left out with --files-from");
+  AddRemoteFlags(cmd);
   CLI::Option* files_from =
       cmd->add_option("--files-from", args->files_from,
                       "Also index the files and folders listed in FILE ('-': standard input), one "

@@ -79,6 +79,7 @@ void AddInfoCommand(CLI::App& app, CommandContext& ctx) {
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("info", "Summarise an index: sources, series, references");
+  AddRemoteFlags(cmd);
   cmd->add_option("index", args->index, "The index file")->required();
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->add_flag("--verify", args->verify,

@@ -61,6 +61,7 @@ void AddMountCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("INDEX", args->index, "Index file (.refs.db)")->required();
   cmd->add_option("MOUNTPOINT", args->mountpoint, "Existing directory to mount on")->required();
   args->view.AddTo(cmd);
+  AddRemoteFlags(cmd);
   cmd->add_flag("-f,--foreground", args->foreground,
                 "Stay in the foreground until unmounted or Ctrl-C");
   cmd->add_flag("--allow-other", args->allow_other, "Let other users read the mount");

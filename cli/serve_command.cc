@@ -89,6 +89,7 @@ void AddServeCommand(CLI::App& app, CommandContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--port", args->port, "TCP port (0: any free port)")->capture_default_str();
   args->view.AddTo(cmd);
+  AddRemoteFlags(cmd);
   args->view.AddRevalidateTo(cmd);
   cmd->add_option("--threads", args->threads, "Worker threads (0: one per CPU)")
       ->capture_default_str();

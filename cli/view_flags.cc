@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <memory>
 
 #include "cli/commands.h"
@@ -22,6 +23,26 @@ void ViewFlags::AddRevalidateTo(CLI::App* cmd) {
                   "be served for up to that long after the change")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+}
+
+void AddRemoteFlags(CLI::App* cmd) {
+  cmd->add_option("--header", "Add a header line ('Name: value') to every request to http(s):// "
+                              "sources (repeatable; e.g. an Authorization token)")
+      ->each([](const std::string& line) {
+        if (line.find(':') == std::string::npos || line.starts_with(':')) {
+          throw CLI::ValidationError("--header", "expected 'Name: value'");
+        }
+        const char* before = std::getenv("REFZARR_HTTP_HEADERS");
+        const std::string all = before && *before ? std::string(before) + "\n" + line : line;
+        setenv("REFZARR_HTTP_HEADERS", all.c_str(), 1);
+      });
+  cmd->add_option("--s3-endpoint", "Where s3:// requests go (an S3-compatible store: MinIO, Ceph; "
+                                   "path-style); default AWS_ENDPOINT_URL, else AWS itself")
+      ->each([](const std::string& url) { setenv("AWS_ENDPOINT_URL", url.c_str(), 1); });
+  cmd->add_flag_callback("--no-sign-request", [] { setenv("AWS_NO_SIGN_REQUEST", "true", 1); },
+                         "Send s3:// requests unsigned (public buckets)");
+  cmd->add_option("--ca-file", "Certificates to trust for https:// instead of the system's")
+      ->each([](const std::string& path) { setenv("CURL_CA_BUNDLE", path.c_str(), 1); });
 }
 
 Result<ViewOptions> ViewFlags::ToOptions() const {
