@@ -43,6 +43,23 @@ until stdin reaches EOF or SIGTERM/SIGINT/SIGHUP arrives, then stops everything 
                                                               "session_token" when given)
   remote_servers.py proxy --upstream URL [--latency-ms N]  -> {"url"}
 Startup failures exit non-zero with a "FAIL: ..." line on stderr and nothing on stdout.
+
+Known behaviour and limits:
+  - nginx closes the connection after a 412 or 416 although it answered "Connection: keep-alive"
+    (responses finished by a filter); a client reusing that connection races with the close.
+  - The S3 front verifies SigV4 as S3 does: canonical query = every parameter URI-encoded and
+    sorted. curl 7.88 (Debian 12) signs the query as written, so callers must write it sorted and
+    encoded (list-type=2&max-keys=2&prefix=sub%2F). A 403 SignatureDoesNotMatch body carries the
+    CanonicalRequest and StringToSign the front computed, for debugging a client.
+  - Wrong region: 400 AuthorizationHeaderMalformed (as S3). Clock skew > 15 min: 403
+    RequestTimeTooSkewed. SigV2 and aws-chunked uploads (STREAMING-*) are not supported (403/501).
+  - s3rver 3.7.1 gets ranges bytes=a-b and bytes=a-; the front rewrites suffix ranges bytes=-N
+    (s3rver would read them as 0-N). Multi-range requests are not supported by s3rver. s3rver's
+    ListObjectsV2 continuation tokens use DES, hence node --openssl-legacy-provider.
+  - If-Match / If-None-Match are checked by a HEAD before the GET: an object replaced in between
+    is served as the new version (tests replace objects with put(), which returns when done).
+  - After SIGKILL of the owning process the children die (PR_SET_PDEATHSIG) but the temporary
+    folder stays.
 """
 
 import contextlib

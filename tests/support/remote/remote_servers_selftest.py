@@ -230,6 +230,10 @@ def test_s3(root, files, work):
                      f"{s3.endpoint}/{s3.bucket}/dir%20with%20space/x%20y.txt")
         check(done.stdout == b"200" and open(out, "rb").read() == files["dir with space/x y.txt"],
               "curl sigv4 key with spaces", done.stdout)
+        u = f"{s3.endpoint}/{s3.bucket}/sub/k0.txt"
+        done = sigv4(s3, "-v", "-o", "/dev/null", u, "-o", "/dev/null", u)
+        check(done.stderr.count(b"Re-using existing connection") == 1, "S3 front keeps the "
+              "connection alive (HTTP/1.1)", done.stderr[-300:])
         # curl 7.88 signs the query string as written: sorted and URI-encoded, as S3 wants.
         done = sigv4(s3, "-o", out, "-w", "%{http_code}",
                      f"{s3.endpoint}/{s3.bucket}?list-type=2&max-keys=2&prefix=sub%2F")
@@ -278,8 +282,9 @@ def test_s3(root, files, work):
             check(done.stdout == b"200" and open(out, "rb").read() == files["sub/k2.txt"],
                   "signed GET through the proxy", done.stdout)
 
-    section("s3 anonymous_read")
-    with remote_servers.S3Server(root, tmp_root=work, anonymous_read=True) as s3:
+    section("s3 anonymous_read, with a session token")
+    with remote_servers.S3Server(root, tmp_root=work, anonymous_read=True,
+                                 session_token="refzarr-session-token") as s3:
         r = requests.get(f"{s3.endpoint}/{s3.bucket}/sub/k3.txt")
         check(r.status_code == 200 and r.content == files["sub/k3.txt"], "unsigned GET is 200",
               r.status_code)
@@ -290,7 +295,20 @@ def test_s3(root, files, work):
         check(r.status_code == 403, "unsigned PUT still 403", r.status_code)
         done = sigv4(s3, "-o", "/dev/null", "-w", "%{http_code}",
                      f"{s3.endpoint}/{s3.bucket}/sub/k3.txt")
-        check(done.stdout == b"200", "signed GET also accepted", done.stdout)
+        check(done.stdout == b"403", "signed GET without the session token: 403", done.stdout)
+        done = sigv4(s3, "-H", f"x-amz-security-token: {s3.session_token}", "-o", "/dev/null",
+                     "-w", "%{http_code}", f"{s3.endpoint}/{s3.bucket}/sub/k3.txt")
+        check(done.stdout == b"200", "curl sigv4 with x-amz-security-token: 200", done.stdout)
+        import botocore.session
+        from botocore.config import Config
+        c = botocore.session.get_session().create_client(
+            "s3", endpoint_url=s3.endpoint, region_name=s3.region,
+            aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
+            aws_session_token=s3.session_token, config=Config(s3={"addressing_style": "path"}))
+        r = c.get_object(Bucket=s3.bucket, Key="sub/k6.txt")
+        check(r["Body"].read() == files["sub/k6.txt"], "botocore with a session token")
+        code = client_error(lambda: s3_client(s3).get_object(Bucket=s3.bucket, Key="sub/k6.txt"))
+        check(code == ("InvalidToken", 403), "botocore without the token: 403 InvalidToken", code)
 
 
 # ----------------------------------------------------------------------------------------------
