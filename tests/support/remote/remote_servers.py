@@ -464,8 +464,8 @@ class Nginx(_Managed):
             openssl = _require_tool("openssl", "openssl")
             key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
             done = subprocess.run(
-                [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", cert,
+                [openssl, "req", "-x509", "-newkey", "ec",
+                 "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", cert,
                  "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                  "-addext", "basicConstraints=critical,CA:TRUE"],
                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
@@ -610,7 +610,8 @@ class S3Server(_Managed):
         logf = open(self.s3rver_log, "ab")
         # --openssl-legacy-provider: s3rver makes ListObjectsV2 continuation tokens with DES,
         # which OpenSSL 3 only has in its legacy provider (without it max-keys gives 500).
-        self.proc = _popen(["node", "--openssl-legacy-provider", os.path.join(js, "node_modules", "s3rver", "bin", "s3rver.js"),
+        s3rver = os.path.join(js, "node_modules", "s3rver", "bin", "s3rver.js")
+        self.proc = _popen(["node", "--openssl-legacy-provider", s3rver,
                             "-d", data, "-a", LOOPBACK, "-p", "0", "--silent",
                             "--no-vhost-buckets"],
                            stdout=subprocess.PIPE, stderr=logf, cwd=tmp)
