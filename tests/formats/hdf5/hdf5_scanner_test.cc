@@ -659,7 +659,7 @@ TEST(Hdf5Scanner, LibraryFallbackListsTheSameChunksAsTheFileFormatReader) {
     auto info = ReadHdf5Superblock(**source);
     ASSERT_TRUE(info.ok());
     H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, file, (*source)->Describe(), nullptr,
+    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, ScanContext(file), (*source)->Describe(), nullptr,
                                   file.filename().string()};
     for (const std::string& path : testing_hdf5::DatasetPaths(f.get())) {
       SCOPED_TRACE(file.string() + ":" + path);
