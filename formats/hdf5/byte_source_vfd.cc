@@ -17,6 +17,10 @@ void ReadErrorLatch::Record(const Status& error) {
   if (first_.ok()) first_ = error;
 }
 
+void ReadErrorLatch::RecordOpenFailure(const Status& error) {
+  if (error.code() == StatusCode::kIo || error.code() == StatusCode::kStale) Record(error);
+}
+
 Status ReadErrorLatch::first() const {
   std::lock_guard lock(mutex_);
   return first_;
@@ -133,7 +137,7 @@ Result<std::unique_ptr<FileState>> OpenState(const char* name, const DriverInfo&
     auto opened = info.siblings.OpenSibling(sibling);
     if (!opened.ok()) {
       // A missing file is an answer (the library probes for the sources of "%b" mappings).
-      if (opened.status().code() != StatusCode::kNotFound && info.latch) info.latch->Record(opened.status());
+      if (info.latch) info.latch->RecordOpenFailure(opened.status());
       return opened.status();
     }
     state->opened = std::move(*opened);
@@ -298,7 +302,9 @@ Result<H5Id> OpenHdf5OnSource(ByteSource& source, const Hdf5SourceOptions& optio
   const DriverInfo info{&source, LabelOf(source), std::string(kLabelRoot), options.siblings, options.latch};
   RETURN_IF_ERROR(CheckErr(H5Pset_driver(fapl.get(), driver, &info), "file driver", StatusCode::kInternal));
   H5Id file(H5Fopen(info.label.c_str(), H5F_ACC_RDONLY, fapl.get()));
-  if (!file.valid()) {
+  // A failed read is no reason to try again (each try may be a remote request).
+  const bool read_failed = options.latch != nullptr && !options.latch->first().ok();
+  if (!file.valid() && !read_failed) {
     // A file whose writer crashed keeps its "open for writing" flag; SWMR-read mode reads it.
     H5Eclear2(H5E_DEFAULT);
     file = H5Id(H5Fopen(info.label.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));

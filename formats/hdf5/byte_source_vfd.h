@@ -23,6 +23,10 @@ class ReadErrorLatch {
  public:
   /// Keeps `error` when it is the first error recorded.
   void Record(const Status& error);
+  /// Keeps the error of an open of a file beside the scanned one when it says the file could not
+  /// be read (kIo, kStale), not that it cannot be had (kNotFound, a scheme without an opener):
+  /// the former fails the scan, the latter is an answer (a missing companion is refused).
+  void RecordOpenFailure(const Status& error);
   /// OK, or the first error recorded (with its code and message as the source gave them).
   Status first() const;
 
@@ -42,6 +46,8 @@ struct Hdf5SourceOptions {
   /// OpenSibling. Without a URI such opens fail, as a missing file does.
   ScanContext siblings;
   /// Records the read errors of the files the library opens itself (not owned; may be null).
+  /// When the file's own source records into it too (LatchReadErrors), an open that failed on a
+  /// failed read is not retried.
   ReadErrorLatch* latch = nullptr;
 };
 

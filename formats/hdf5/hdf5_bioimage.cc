@@ -294,7 +294,8 @@ void ReadBdvXml(const Hdf5FileContext& ctx, std::map<int, BdvSetup>& setups, Sca
       return;
     }
   } else if (xml.status().code() != StatusCode::kNotFound) {
-    return fail(xml.status());
+    if (ctx.latch) ctx.latch->RecordOpenFailure(xml.status());
+    return;
   } else {
     if (UriScheme(ctx.context.uri()) != "file") return;
     auto local = LocalPathOfUri(ctx.context.uri());

@@ -134,11 +134,11 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, uint64
       const std::string shown = uri.empty() ? std::string(name) : DisplaySource(uri);
       auto raw = ctx.context.OpenSibling(name);
       if (!raw.ok()) {
-        if (raw.status().code() != StatusCode::kNotFound) {
-          if (ctx.latch) ctx.latch->Record(raw.status());
-          return raw.status();
+        if (ctx.latch) ctx.latch->RecordOpenFailure(raw.status());
+        if (!uri.empty() && raw.status().code() == StatusCode::kNotFound) {
+          return UnsupportedError("external raw data file " + shown + " is missing");
         }
-        return UnsupportedError("external raw data file " + shown + " is missing (" + raw.status().message() + ")");
+        return UnsupportedError("external raw data file " + shown + " cannot be opened: " + raw.status().message());
       }
       auto stat = (*raw)->Stat();
       if (!stat.ok()) {
@@ -499,7 +499,7 @@ Result<OpenedSource> OpenSource(const Hdf5FileContext& parent, const std::string
   } else {
     auto opened = parent.context.openers().Open(uri);
     if (!opened.ok()) {
-      if (opened.status().code() != StatusCode::kNotFound && parent.latch) parent.latch->Record(opened.status());
+      if (parent.latch) parent.latch->RecordOpenFailure(opened.status());
       return opened.status();
     }
     out.opened = std::move(*opened);
