@@ -232,14 +232,15 @@ herr_t Read(H5FD_t* f, H5FD_mem_t, hid_t, haddr_t addr, size_t size, void* buf) 
   const uint64_t have = addr >= s.eof ? 0 : std::min<uint64_t>(size, s.eof - addr);
   auto* out = static_cast<std::byte*>(buf);
   if (have > 0) {
-    Status read;
+    // No exception may cross into the C library.
     try {
-      read = s.source->ReadInto({addr, have}, std::span(out, have));
+      const Status read = s.source->ReadInto({addr, have}, std::span(out, have));
+      if (!read.ok()) {
+        PushError(H5E_READERROR, NamingSource(*s.source, read).message());
+        return -1;
+      }
     } catch (const std::exception& e) {
-      read = InternalError(s.source->Describe() + ": read failed: " + e.what());
-    }
-    if (!read.ok()) {
-      PushError(H5E_READERROR, NamingSource(*s.source, read).message());
+      PushError(H5E_READERROR, "read through the ByteSource driver failed: " + std::string(e.what()));
       return -1;
     }
   }
@@ -251,6 +252,12 @@ herr_t Write(H5FD_t* f, H5FD_mem_t, hid_t, haddr_t, size_t, const void*) {
   PushError(H5E_WRITEERROR, StateOf(f).source->Describe() + " is read through the ByteSource driver, which cannot write");
   return -1;
 }
+
+// Nothing to lock: a source is read-only. The library checks a file's "open for writing" flags
+// only for drivers that lock (as sec2 does), so that a file its writer left flagged is refused,
+// or read in SWMR-read mode when it was written for SWMR, as through sec2.
+herr_t Lock(H5FD_t*, hbool_t) { return 0; }
+herr_t Unlock(H5FD_t*) { return 0; }
 
 H5FD_class_t MakeClass() {
   H5FD_class_t c{};
@@ -270,6 +277,8 @@ H5FD_class_t MakeClass() {
   c.get_eof = GetEof;
   c.read = Read;
   c.write = Write;
+  c.lock = Lock;
+  c.unlock = Unlock;
   const H5FD_mem_t map[H5FD_MEM_NTYPES] = H5FD_FLMAP_DICHOTOMY;
   std::copy(std::begin(map), std::end(map), std::begin(c.fl_map));
   return c;
