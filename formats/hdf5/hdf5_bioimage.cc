@@ -260,28 +260,50 @@ Result<std::vector<std::vector<double>>> ReadMatrix(hid_t file, const std::strin
   return out;
 }
 
+// The BigDataViewer XML is small; anything bigger is not one.
+constexpr uint64_t kMaxBdvXmlBytes = 16ull << 20;
+
 // Reads setup names and voxel sizes from the BigDataViewer XML next to the file, when present.
+// The XML usually shares the file's stem, and is opened beside the file through its openers,
+// local or remote; otherwise, for a local file (a folder that can be listed), it is an XML in the
+// same folder whose ImageLoader names this file. A failed read fails the scan (the latch).
 void ReadBdvXml(const Hdf5FileContext& ctx, std::map<int, BdvSetup>& setups, ScanSink& sink) {
-  if (ctx.path.empty()) return;
-  // The XML usually shares the file's stem; otherwise it is an XML in the same folder whose
-  // ImageLoader names this file.
-  std::filesystem::path xml = ctx.path;
-  xml.replace_extension(".xml");
+  if (ctx.context.uri().empty() || ctx.file_name.empty()) return;
+  const std::string stem_xml = std::filesystem::path(ctx.file_name).replace_extension(".xml").string();
   pugi::xml_document doc;
   auto names_this_file = [&](const pugi::xml_document& d) {
     std::filesystem::path named = d.select_node("//ImageLoader/hdf5").node().text().as_string();
-    return named.filename() == ctx.path.filename();
+    return named.filename() == ctx.file_name;
   };
-  std::error_code ec;
-  if (std::filesystem::exists(xml, ec)) {
-    if (!doc.load_file(xml.c_str())) {
-      sink.Warn("BigDataViewer XML " + xml.string() + " is not well-formed; ignored");
+  auto fail = [&](const Status& s) {
+    if (ctx.latch) ctx.latch->Record(s);
+  };
+  auto xml = ctx.context.OpenSibling(stem_xml);
+  if (xml.ok()) {
+    const std::string shown = DisplaySource(ctx.context.SiblingUri(stem_xml));
+    auto size = (*xml)->Size();
+    if (!size.ok()) return fail(size.status());
+    if (*size > kMaxBdvXmlBytes) {
+      sink.Warn("BigDataViewer XML " + shown + " holds " + std::to_string(*size) + " bytes, more than an XML of its kind; ignored");
       return;
     }
+    auto bytes = ReadRange(**xml, {0, *size});
+    if (!bytes.ok()) return fail(bytes.status());
+    if (!doc.load_buffer(bytes->data(), bytes->size())) {
+      sink.Warn("BigDataViewer XML " + shown + " is not well-formed; ignored");
+      return;
+    }
+  } else if (xml.status().code() != StatusCode::kNotFound) {
+    if (ctx.latch) ctx.latch->RecordOpenFailure(xml.status());
+    return;
   } else {
+    if (UriScheme(ctx.context.uri()) != "file") return;
+    auto local = LocalPathOfUri(ctx.context.uri());
+    if (!local.ok()) return;
+    std::error_code ec;
     bool found = false;
     int looked = 0;
-    for (const auto& e : std::filesystem::directory_iterator(ctx.path.parent_path(), ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(local->parent_path(), ec)) {
       if (e.path().extension() != ".xml" || ++looked > 64) continue;
       if (doc.load_file(e.path().c_str()) && names_this_file(doc)) {
         found = true;

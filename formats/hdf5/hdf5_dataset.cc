@@ -122,31 +122,39 @@ Status PlanContiguous(const Hdf5FileContext& ctx, hid_t dset, hid_t dcpl, uint64
   if (nexternal < 0) return FromHdf5(StatusCode::kCorrupt, "external file list");
   std::vector<ContiguousSegment>& segments = plan.segments;
   if (nexternal > 0) {
-    std::map<std::filesystem::path, uint32_t> ids;
+    std::map<std::string, uint32_t> ids;
     uint64_t start = 0;
     for (int i = 0; i < nexternal && start < total; ++i) {
       char name[4096] = {};
       off_t offset = 0;
       hsize_t size = 0;
       RETURN_IF_ERROR(CheckErr(H5Pget_external(dcpl, i, sizeof name, name, &offset, &size), "external file list"));
-      std::filesystem::path p(name);
-      if (p.is_relative()) {
-        if (ctx.path.empty()) return UnsupportedError("external raw data file " + p.string() + " needs a local HDF5 path");
-        p = ctx.path.parent_path() / p;
+      // Named relative to the HDF5 file (or absolute on its host), opened as its sibling.
+      const std::string uri = ctx.context.SiblingUri(name);
+      const std::string shown = uri.empty() ? std::string(name) : DisplaySource(uri);
+      auto raw = ctx.context.OpenSibling(name);
+      if (!raw.ok()) {
+        if (ctx.latch) ctx.latch->RecordOpenFailure(raw.status());
+        if (!uri.empty() && raw.status().code() == StatusCode::kNotFound) {
+          return UnsupportedError("external raw data file " + shown + " is missing");
+        }
+        return UnsupportedError("external raw data file " + shown + " cannot be opened: " + raw.status().message());
       }
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(p, ec)) return UnsupportedError("external raw data file " + p.string() + " is missing");
-      const uint64_t file_size = std::filesystem::file_size(p, ec);
-      if (ec) return UnsupportedError("external raw data file " + p.string() + ": " + ec.message());
+      auto stat = (*raw)->Stat();
+      if (!stat.ok()) {
+        if (ctx.latch) ctx.latch->Record(stat.status());
+        return stat.status();
+      }
+      const uint64_t file_size = stat->size;
       // The segment's bytes the dataset uses (an unlimited segment runs to the end of the data).
       const uint64_t used = std::min<uint64_t>(size, total - start);
       if (offset < 0 || used > file_size || static_cast<uint64_t>(offset) > file_size - used) {
-        return CorruptError("external raw data file " + p.string() + " holds " + std::to_string(file_size) +
+        return CorruptError("external raw data file " + shown + " holds " + std::to_string(file_size) +
                             " bytes; segment " + std::to_string(i) + " needs " + std::to_string(used) +
                             " bytes at byte " + std::to_string(offset));
       }
-      auto [it, added] = ids.emplace(p, static_cast<uint32_t>(plan.sources.size() + 1));
-      if (added) plan.sources.push_back(p);
+      auto [it, added] = ids.emplace(uri, static_cast<uint32_t>(plan.sources.size() + 1));
+      if (added) plan.sources.push_back(uri);
       if (used > 0) segments.push_back({it->second, static_cast<uint64_t>(offset), used, start});
       start += used;
     }
@@ -474,22 +482,40 @@ Status VisitChunked(const Hdf5FileContext& ctx, const DatasetPlan& plan, const S
   return OkStatus();
 }
 
-// Opens the source file of a virtual mapping and plans its dataset, as planning and emitting
-// the virtual dataset both need.
+// Opens the source file of a virtual mapping, as planning and emitting the virtual dataset both
+// need: `uri` through the openers of the virtual dataset's file, or that file itself. Its reads
+// fail the scan as the file's own do (the latch); a missing file is kNotFound.
 struct OpenedSource {
-  std::unique_ptr<ByteSource> bytes;
+  std::unique_ptr<ByteSource> opened;
+  std::unique_ptr<ByteSource> latched;
   H5Id file;
   Hdf5FileContext ctx;
 };
 
-Result<OpenedSource> OpenSource(const std::filesystem::path& path) {
+Result<OpenedSource> OpenSource(const Hdf5FileContext& parent, const std::string& uri) {
   OpenedSource out;
-  ASSIGN_OR_RETURN(out.bytes, OpenLocalFile(path));
-  ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(*out.bytes));
-  ASSIGN_OR_RETURN(out.file, OpenHdf5File(path.string()));
+  if (uri == parent.context.uri()) {
+    out.ctx = parent;
+  } else {
+    auto opened = parent.context.openers().Open(uri);
+    if (!opened.ok()) {
+      if (parent.latch) parent.latch->RecordOpenFailure(opened.status());
+      return opened.status();
+    }
+    out.opened = std::move(*opened);
+    ByteSource* bytes = out.opened.get();
+    if (parent.latch) {
+      out.latched = LatchReadErrors(*out.opened, *parent.latch);
+      bytes = out.latched.get();
+    }
+    const ScanContext context(uri, parent.context.openers());
+    ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(*bytes));
+    ASSIGN_OR_RETURN(out.file, OpenHdf5OnSource(*bytes, {context, parent.latch}));
+    out.ctx = Hdf5FileContext{out.file.get(), bytes, info, context, bytes->Describe(), nullptr,
+                              context.FileName(), parent.latch};
+  }
   // The virtual dataset itself is judged by the decoder (it takes its sources' encoding).
-  out.ctx = Hdf5FileContext{out.file.get(), out.bytes.get(), info, path, out.bytes->Describe(), nullptr,
-                            path.filename().string()};
+  out.ctx.decoder = nullptr;
   return out;
 }
 
@@ -501,7 +527,7 @@ Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
   size_t count = 0;
   RETURN_IF_ERROR(CheckErr(H5Pget_virtual_count(dcpl, &count), "virtual mappings"));
   if (count == 0) return UnsupportedError("virtual dataset without mappings");
-  std::map<std::filesystem::path, uint32_t> ids;
+  std::map<std::string, uint32_t> ids;
   bool first = true;
   for (size_t m = 0; m < count; ++m) {
     const std::string which = "virtual mapping " + std::to_string(m);
@@ -561,18 +587,20 @@ Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
       ASSIGN_OR_RETURN(std::string fname, expand(fname_pattern, k));
       ASSIGN_OR_RETURN(std::string dname, expand(dname_pattern, k));
       if (dname.empty()) return UnsupportedError(which + ": empty source dataset name");
-      std::filesystem::path src_path = fname == "." ? ctx.path : std::filesystem::path(fname);
-      if (src_path.is_relative()) {
-        if (ctx.path.empty()) return UnsupportedError(which + ": source files need a local HDF5 path");
-        src_path = ctx.path.parent_path() / src_path;
+      // "." is the virtual dataset's own file; other names are relative to it or absolute on its
+      // host, as the library resolves them.
+      const std::string src_uri = fname == "." ? ctx.context.uri() : ctx.context.SiblingUri(fname);
+      if (fname != "." && src_uri.empty()) {
+        return UnsupportedError(which + ": source " + fname + ": the file has no URI to find it beside");
       }
+      const std::string shown = src_uri.empty() ? fname : DisplaySource(src_uri);
+      auto opened = OpenSource(ctx, src_uri);
       // A missing source file reads as the fill value, like a missing chunk.
-      if (unlimited >= 0 && !std::filesystem::exists(src_path)) continue;
-      auto opened = OpenSource(src_path);
-      if (!opened.ok()) return UnsupportedError(which + ": source " + src_path.string() + ": " + opened.status().message());
+      if (!opened.ok() && unlimited >= 0 && opened.status().code() == StatusCode::kNotFound) continue;
+      if (!opened.ok()) return UnsupportedError(which + ": source " + shown + ": " + opened.status().message());
       const std::string src_dataset = dname[0] == '/' ? dname : "/" + dname;
       auto src = PlanDataset(opened->ctx, src_dataset);
-      if (!src.ok()) return UnsupportedError(which + ": source " + src_path.string() + ":" + dname + ": " + src.status().message());
+      if (!src.ok()) return UnsupportedError(which + ": source " + shown + ":" + dname + ": " + src.status().message());
       const ArrayDesc& sa = src->array;
       if (src->storage != DatasetPlan::Storage::kChunked) return UnsupportedError(which + ": source dataset is not chunked");
       if (H5Sget_select_type(sspace.get()) != H5S_SEL_ALL) {
@@ -614,12 +642,12 @@ Status PlanVirtual(const Hdf5FileContext& ctx, hid_t dcpl, DatasetPlan& plan) {
         offset[d] = start[d] / a.chunks[d];
       }
       uint32_t id = 0;
-      if (src_path != ctx.path) {
-        auto [it, added] = ids.emplace(src_path, static_cast<uint32_t>(plan.sources.size() + 1));
-        if (added) plan.sources.push_back(src_path);
+      if (src_uri != ctx.context.uri()) {
+        auto [it, added] = ids.emplace(src_uri, static_cast<uint32_t>(plan.sources.size() + 1));
+        if (added) plan.sources.push_back(src_uri);
         id = it->second;
       }
-      plan.virtual_parts.push_back({src_path, src_dataset, id, offset});
+      plan.virtual_parts.push_back({src_uri, src_dataset, id, offset});
       for (auto& w : src->warnings) plan.warnings.push_back(which + ": " + w);
     }
   }
@@ -632,8 +660,8 @@ Status VisitVirtual(const Hdf5FileContext& ctx, const DatasetPlan& plan, const S
                     std::vector<std::string>* notes) {
   const std::vector<uint64_t> grid = plan.array.GridShape();
   for (const VirtualPart& part : plan.virtual_parts) {
-    const std::string which = "virtual source " + part.file.string() + ":" + part.dataset;
-    auto opened = OpenSource(part.file);
+    const std::string which = "virtual source " + DisplaySource(part.uri) + ":" + part.dataset;
+    auto opened = OpenSource(ctx, part.uri);
     if (!opened.ok()) return opened.status().WithContext(which);
     auto src = PlanDataset(opened->ctx, part.dataset);
     if (!src.ok()) return src.status().WithContext(which);
@@ -850,7 +878,7 @@ Status EmitPlan(const Hdf5FileContext& ctx, ScanSink& sink, std::string_view pat
   for (const std::string& w : plan.warnings) sink.Warn(where + ": " + w);
   std::vector<uint32_t> ids(plan.sources.size() + 1, 0);
   for (size_t i = 0; i < plan.sources.size(); ++i) {
-    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(FileUri(plan.sources[i])));
+    ASSIGN_OR_RETURN(ids[i + 1], sink.AddSource(plan.sources[i]));
   }
   ASSIGN_OR_RETURN(ArrayHandle handle, sink.AddArray(path, plan.array));
   for (auto& [index, bytes] : plan.inline_chunks) RETURN_IF_ERROR(sink.AddInlineChunk(handle, index, bytes));

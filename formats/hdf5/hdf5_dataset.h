@@ -18,6 +18,7 @@
 #include "formats/core/byte_source.h"
 #include "formats/core/model.h"
 #include "formats/core/scanner.h"
+#include "formats/hdf5/byte_source_vfd.h"
 #include "formats/hdf5/chunk_index.h"
 #include "formats/hdf5/hdf5_types.h"
 
@@ -28,13 +29,18 @@ struct Hdf5FileContext {
   hid_t file = -1;                    ///< Open file (not owned).
   ByteSource* source = nullptr;       ///< The same file's bytes (not owned).
   Hdf5FileInfo info;                  ///< Its superblock.
-  std::filesystem::path path;         ///< Local path (for external files), may be empty.
+  /// Its URI and how the files next to it open (external raw files, virtual datasets' sources);
+  /// without a URI those cannot be opened.
+  ScanContext context;
   std::string describe;               ///< source->Describe(), for messages.
   /// The "hdf5" decoder that will decode non-native chunks (not owned), or null. When set,
   /// PlanDataset refuses a non-native array its CheckArray rejects (a pipeline the library cannot
   /// set up, such as H5Z-ZFP refusing the parameters of a file from another ZFP version).
   const ChunkDecoder* decoder = nullptr;
   std::string file_name;              ///< The source's file name (ScanContext::FileName()).
+  /// Records the read errors of the sources opened for this file (virtual datasets' sources), as
+  /// the scan's own source records its own; may be null.
+  ReadErrorLatch* latch = nullptr;
 };
 
 /// How chunked datasets' chunks are listed.
@@ -55,7 +61,7 @@ struct DatasetPlan;
 
 /// A chunked source dataset of a virtual dataset, placed at a chunk-aligned block.
 struct VirtualPart {
-  std::filesystem::path file;         ///< The source's HDF5 file.
+  std::string uri;                    ///< The source's HDF5 file.
   std::string dataset;                ///< Its path in that file ("/a/b").
   uint32_t source = 0;                ///< Source id of `file` in the virtual plan (0: this file).
   std::vector<uint64_t> chunk_offset; ///< Chunk-grid offset of the block in the virtual array.
@@ -88,8 +94,8 @@ struct DatasetPlan {
   ChunkListing listing = ChunkListing::kFileFormat;
   std::vector<VirtualPart> virtual_parts;
   std::vector<StackedPart> stacked_parts;
-  std::vector<std::filesystem::path> sources;  ///< Companion files (local: HDF5 reads only those);
-                                               ///< ChunkRef::source i+1 is sources[i].
+  std::vector<std::string> sources;   ///< URIs of companion files; ChunkRef::source i+1 is
+                                      ///< sources[i].
   std::vector<std::string> warnings;  ///< Non-fatal notes (codec names).
   bool is_chunked = false;            ///< HDF5 chunked layout (chunks are the file's own).
   std::vector<Hdf5Filter> filters;    ///< The pipeline, for compatibility checks.

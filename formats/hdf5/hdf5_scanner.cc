@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/hdf5/byte_source_vfd.h"
 #include "formats/hdf5/chunk_index.h"
 #include "formats/hdf5/hdf5_bioimage.h"
 #include "formats/hdf5/hdf5_dataset.h"
@@ -57,14 +58,25 @@ class Hdf5Scanner final : public Scanner {
 
   Status Scan(ByteSource& source, const ScanContext& context, ScanSink& out) const override {
     // Messages do not repeat the file's name: the indexer puts it in front of each one.
-    ASSIGN_OR_RETURN(const std::filesystem::path path,
-                     context.LocalPath("the HDF5 library, which opens HDF5 files itself,"));
     std::lock_guard lock(internal::Hdf5Mutex());
     internal::Hdf5ErrorSilencer quiet;
+    // The library may turn a failed read into a retry, a skipped attribute or an object it calls
+    // corrupt (then refused): any failed read of the file or of a file beside it fails the scan.
+    internal::ReadErrorLatch latch;
+    const std::unique_ptr<ByteSource> latched = internal::LatchReadErrors(source, latch);
+    const Status scanned = ScanFile(*latched, context, latch, out);
+    const Status read = latch.first();
+    if (!read.ok()) return Status(read.code(), "read failed: " + read.message());
+    return scanned;
+  }
+
+ private:
+  Status ScanFile(ByteSource& source, const ScanContext& context, internal::ReadErrorLatch& latch,
+                  ScanSink& out) const {
     ASSIGN_OR_RETURN(Hdf5FileInfo info, ReadHdf5Superblock(source));
-    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5File(path.string()));
-    internal::Hdf5FileContext ctx{file.get(), &source, info, path, source.Describe(), decoder_.get(),
-                                  context.FileName()};
+    ASSIGN_OR_RETURN(H5Id file, internal::OpenHdf5OnSource(source, {context, &latch}));
+    internal::Hdf5FileContext ctx{file.get(),    &source, info, context, source.Describe(), decoder_.get(),
+                                  context.FileName(), &latch};
     Status visit_error;
     const std::vector<Object> objects = ListObjects(file.get(), visit_error);
     if (objects.empty()) {
@@ -75,6 +87,8 @@ class Hdf5Scanner final : public Scanner {
 
     ASSIGN_OR_RETURN(bool bioimage, internal::DescribeBioimage(ctx, out));
     for (const Object& obj : objects) {
+      // Stop at the first failed read (each further one may be a slow remote request).
+      RETURN_IF_ERROR(latch.first());
       const std::string h5path = "/" + obj.path;
       if (obj.type == H5O_TYPE_GROUP) {
         H5Id group(H5Oopen(file.get(), h5path.c_str(), H5P_DEFAULT));
@@ -101,7 +115,6 @@ class Hdf5Scanner final : public Scanner {
     return OkStatus();
   }
 
- private:
   // Judges non-native arrays (CheckArray) as the indexer's "hdf5" decoder will; thread-safe.
   std::unique_ptr<ChunkDecoder> decoder_;
 };

@@ -338,13 +338,8 @@ TEST(Hdf5Scanner, VirtualDatasetReferencesTheSourcesChunks) {
   EXPECT_EQ(CheckEveryDataset(file, scan).compared, 1);
 }
 
-TEST(Hdf5Scanner, NeedsALocalPath) {
-  auto source = MakeMemorySource(std::vector<std::byte>(64), "x");
-  RecordingSink sink;
-  Status s = MakeHdf5Scanner()->Scan(*source, ScanContext{}, sink);
-  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_NE(s.message().find("needs a local file"), std::string::npos) << s.message();
-}
+// Bytes without a URI and files under non-file URIs scan through the ByteSource file driver:
+// byte_source_vfd_test.cc (Hdf5OverByteSource*).
 
 TEST(Hdf5Scanner, SniffsTheSignature) {
   auto scanner = MakeHdf5Scanner();
@@ -606,24 +601,9 @@ TEST_F(Hdf5Samples, BigDataViewerXmlIsFoundByItsImageLoaderWhenNamedDifferently)
   EXPECT_EQ(ImageAt(bare, "0").channels[0].label, "s00");
 }
 
-// A real HDF5 file under a URI that is not a local file: refused with the reason, never handed
-// to the HDF5 library (which would open whatever the path names locally) and never a crash.
-TEST_F(Hdf5Samples, AFileUnderANonFileUriIsRefusedAsNeedingALocalFile) {
-  auto local = OpenLocalFile(Path("plain.h5"));
-  ASSERT_TRUE(local.ok());
-  auto bytes = ReadRange(**local, {0, *(*local)->Size()});
-  ASSERT_TRUE(bytes.ok());
-  auto source = MakeMemorySource(std::move(*bytes), "plain.h5");
-  ASSERT_TRUE(MakeHdf5Scanner()->Sniff(*ReadRange(*source, {0, 8})));
-  RecordingSink sink;
-  Status s = MakeHdf5Scanner()->Scan(*source, ScanContext("mem://bucket/plain.h5", LocalSourceOpeners()), sink);
-  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << s.message();
-  EXPECT_NE(s.message().find("needs a local file"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("mem://"), std::string::npos) << s.message();
-  ASSERT_TRUE(sink.Finish().ok());
-  EXPECT_TRUE(sink.result().arrays.empty());
-  EXPECT_TRUE(sink.result().companions.empty());
-}
+// A real HDF5 file under a URI that is not a local file scans from its bytes, exactly as the local
+// file does: Hdf5OverByteSource.EverySampleScansFromMemoryAsFromItsLocalFile (and its siblings,
+// the external raw file and the XML, open beside it through its openers).
 
 TEST_F(Hdf5Samples, PlainFilesDeclareNoImage) {
   auto scanned = ScanHdf5File(Path("plain.h5"));
@@ -659,7 +639,7 @@ TEST(Hdf5Scanner, LibraryFallbackListsTheSameChunksAsTheFileFormatReader) {
     auto info = ReadHdf5Superblock(**source);
     ASSERT_TRUE(info.ok());
     H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, file, (*source)->Describe(), nullptr,
+    internal::Hdf5FileContext ctx{f.get(), source->get(), *info, ScanContext(file), (*source)->Describe(), nullptr,
                                   file.filename().string()};
     for (const std::string& path : testing_hdf5::DatasetPaths(f.get())) {
       SCOPED_TRACE(file.string() + ":" + path);
