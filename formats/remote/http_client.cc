@@ -56,8 +56,9 @@ struct Transfer {
   char error[CURL_ERROR_SIZE] = {};
   uint64_t written = 0;     // bytes of the asked range received
   uint64_t position = 0;    // body bytes seen (to skip up to the range when it was ignored)
-  bool overflow = false;    // more bytes than asked for
-  bool complete_early = false;  // a whole-file answer read as far as the range: stopped on purpose
+  bool body_started = false;
+  bool mismatch = false;    // the answer's Content-Range does not hold the range asked for
+  bool complete_early = false;  // an answer larger than the range read as far as it: stopped on purpose
   Clock::time_point started;
   Status outcome;          // of the last try
   bool retry = false;      // the last try failed in a way worth another
@@ -69,7 +70,7 @@ struct Transfer {
     response.body_bytes = 0;
     response.status = 0;
     written = position = 0;
-    overflow = complete_early = false;
+    body_started = mismatch = complete_early = false;
     error[0] = 0;
     outcome = OkStatus();
     retry = false;
@@ -106,13 +107,26 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
     t->response.body_bytes += n;
     return n;
   }
-  size_t taken = 0;
-  if (status == 200) {
-    // The server ignored the range and sends the whole file: pass over what precedes the range.
-    const uint64_t skip = r.range->offset > t->position ? r.range->offset - t->position : 0;
-    taken = static_cast<size_t>(std::min<uint64_t>(skip, n));
-    t->position += taken;
+  if (!t->body_started) {
+    t->body_started = true;
+    // Where the body starts in the file: 0 for a whole-file answer (the server ignored the
+    // range), else the first byte of its Content-Range, which may start before the range asked
+    // for and end after it (some servers round ranges): the bytes around it are passed over.
+    t->position = 0;
+    if (status == 206) {
+      unsigned long long a = 0, b = 0;
+      const std::string cr = t->response.Header("content-range");
+      if (std::sscanf(cr.c_str(), "bytes %llu-%llu", &a, &b) != 2 || a > r.range->offset ||
+          b + 1 < r.range->offset + r.range->length) {
+        t->mismatch = true;
+        return 0;
+      }
+      t->position = a;
+    }
   }
+  const uint64_t skip = r.range->offset > t->position ? r.range->offset - t->position : 0;
+  const size_t taken = static_cast<size_t>(std::min<uint64_t>(skip, n));
+  t->position += taken;
   const size_t rest = n - taken;
   const uint64_t room = r.into.size() - t->written;
   const size_t copy = static_cast<size_t>(std::min<uint64_t>(room, rest));
@@ -121,12 +135,8 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   t->position += copy;
   t->response.body_bytes += copy;
   if (copy < rest) {
-    if (status == 200) {
-      t->complete_early = true;  // the range is read; the rest of the file is not wanted
-    } else {
-      t->overflow = true;
-    }
-    return 0;  // stops the transfer
+    t->complete_early = true;  // the range is read; what follows is not wanted
+    return 0;                  // stops the transfer
   }
   return n;
 }
@@ -248,7 +258,6 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 8L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
@@ -330,8 +339,10 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
     if (status) t.response.status = status;
     if (code == CURLE_WRITE_ERROR && t.complete_early) code = CURLE_OK;
-    if (t.overflow) {
-      t.outcome = IoError(r.display + ": the server sent more bytes than the range asked for");
+    if (t.mismatch) {
+      t.outcome = IoError(r.display + ": asked for bytes " + std::to_string(r.range->offset) + "-" +
+                          std::to_string(r.range->offset + r.range->length - 1) +
+                          ", the server answered with '" + t.response.Header("content-range") + "'");
       t.retry = true;
       return;
     }
@@ -355,19 +366,6 @@ class CurlHttpClient final : public HttpClient {
                             " of " + std::to_string(r.into.size()) + " bytes)");
         t.retry = true;
         return;
-      }
-      if (t.response.status == 206) {
-        // The bytes must be the ones asked for: "bytes a-b/total".
-        const std::string cr = t.response.Header("content-range");
-        unsigned long long a = 0, b = 0;
-        if (std::sscanf(cr.c_str(), "bytes %llu-%llu", &a, &b) != 2 || a != r.range->offset ||
-            b + 1 - a != r.range->length) {
-          t.outcome = IoError(r.display + ": asked for bytes " + std::to_string(r.range->offset) +
-                              "-" + std::to_string(r.range->offset + r.range->length - 1) +
-                              ", the server answered with '" + cr + "'");
-          t.retry = true;
-          return;
-        }
       }
     }
   }

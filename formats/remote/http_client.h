@@ -50,7 +50,8 @@ struct HttpRequest {
   std::string display;
   std::vector<std::string> headers;  ///< "Name: value" lines.
   /// Bytes asked for (Range: bytes=a-b). With `into`, the body must be exactly these bytes: a
-  /// shorter one is retried, a server that ignores the range is read past up to them.
+  /// shorter one is retried; of a whole-file answer (the range ignored), or one whose
+  /// Content-Range holds more than the range, only the range is kept.
   std::optional<ByteRange> range;
   /// Where a ranged body goes (range->length bytes); without it the body is kept in the response.
   std::span<std::byte> into;
