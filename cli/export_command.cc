@@ -1,6 +1,7 @@
 #include <fstream>
 
 #include "cli/commands.h"
+#include "formats/registry/registry.h"
 #include "store/kerchunk_export.h"
 
 namespace refzarr {
@@ -14,6 +15,7 @@ void AddExportCommand(CLI::App& app, CommandContext& ctx) {
       "export", "Write a kerchunk reference file (version 1) for fsspec, zarr-python and GDAL");
   cmd->add_option("index", args->index, "The index file")->required();
   cmd->add_option("-o,--output", args->output, "The JSON file to write ('-': stdout)")->required();
+  AddRemoteFlags(cmd);
   cmd->callback([&ctx, args] {
     Status st = [&]() -> Status {
       std::ofstream file;
@@ -24,7 +26,7 @@ void AddExportCommand(CLI::App& app, CommandContext& ctx) {
         if (!file) return IoError(tmp + ": cannot write");
         out = &file;
       }
-      auto report = ExportKerchunk(args->index, *out);
+      auto report = ExportKerchunk(args->index, *out, DefaultSourceOpeners());
       if (!report.ok()) {
         if (args->output != "-") std::filesystem::remove(tmp);
         return report.status();

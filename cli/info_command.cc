@@ -1,6 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "formats/registry/registry.h"
 #include "store/ref_store.h"
 
 namespace refzarr {
@@ -17,7 +18,8 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
     if (s.status != "failed") {
       // A stat per source by default: an archive of millions of files is checked in seconds.
       // --verify also reads the fingerprint span (up to 128 KiB a file), as serving does once.
-      auto now = verify ? ProbeSource(s.uri) : StatSource(s.uri);
+      const SourceOpeners& openers = DefaultSourceOpeners();
+      auto now = verify ? ProbeSource(s.uri, nullptr, 0, openers) : StatSource(s.uri, openers);
       std::string change = now.ok() ? DescribeChange(s, *now) : now.status().message();
       if (!change.empty()) {
         state = "stale";

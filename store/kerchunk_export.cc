@@ -70,23 +70,26 @@ std::string ForeignCodecLibrary(const std::string& id) {
   return "none";  // refzarr_transpose, hdf5_*, szip, bitshuffle (HDF5 framing), ...
 }
 
-Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ostream& out) {
+Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ostream& out,
+                                    const SourceOpeners& openers) {
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadOnly));
   ViewOptions options;
   options.codecs = CodecPolicy::kPassthrough;
+  options.openers = &openers;
   ASSIGN_OR_RETURN(auto view, OpenZarrView(index, options));
 
   ASSIGN_OR_RETURN(auto sources, store->Sources());
   std::unordered_map<int64_t, std::string> paths;
   for (const SourceInfo& s : sources) {
     if (s.status == "failed") continue;
-    ASSIGN_OR_RETURN(SourceInfo now, ProbeSource(s.uri));
+    ASSIGN_OR_RETURN(SourceInfo now, ProbeSource(s.uri, nullptr, 0, openers));
     std::string change = DescribeChange(s, now);
     if (!change.empty()) {
       return StaleError("source " + DisplaySource(s.uri) + " changed since it was indexed (" +
                         change + "); re-index it before exporting");
     }
-    // fsspec reads local paths and URLs alike; a local source is written as its path.
+    // fsspec reads local paths and URLs alike; a local source is written as its path, a remote
+    // one as its URI.
     paths[s.id] = DisplaySource(s.uri);
   }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/core/source.h"
 #include "formats/core/status.h"
 
 namespace refzarr {
@@ -41,7 +42,10 @@ std::string ForeignCodecLibrary(const std::string& id);
 /// passthrough view, and [path, offset, length] for every stored chunk (inline chunks as
 /// "base64:..."). Chunk bytes are what the files store, so arrays in ExportReport::foreign_codecs
 /// and ExportReport::notes are only readable by clients that have those codecs. Every source is
-/// checked first: a source that changed since indexing is kStale and nothing is written.
-Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ostream& out);
+/// checked first (through `openers`): a source that changed since indexing is kStale and nothing
+/// is written. A local source is written as its path, a remote one as its URI (https://, s3://),
+/// so fsspec reads straight from the origin.
+Result<ExportReport> ExportKerchunk(const std::filesystem::path& index, std::ostream& out,
+                                    const SourceOpeners& openers = LocalSourceOpeners());
 
 }  // namespace refzarr

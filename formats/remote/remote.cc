@@ -137,6 +137,8 @@ class S3Endpoint final : public Endpoint {
     return Signed(bucket, "/", query, display);
   }
 
+  int list_page_keys() const { return o_.list_page_keys; }
+
   std::string AccessHint() const override {
     return o_.no_sign ? "the bucket is not public: give credentials (AWS_ACCESS_KEY_ID, "
                         "AWS_SECRET_ACCESS_KEY) instead of --no-sign-request"
@@ -387,7 +389,8 @@ class S3Opener final : public RemoteOpener {
       // In SigV4's canonical order: parameters sorted by name, values encoded.
       std::string query;
       if (!token.empty()) query += "continuation-token=" + QueryEncode(token) + "&";
-      query += "list-type=2&prefix=" + QueryEncode(loc.key);
+      query += "list-type=2&max-keys=" + std::to_string(s3_->list_page_keys()) +
+               "&prefix=" + QueryEncode(loc.key);
       HttpRequest r = s3_->ListRequest(loc.bucket, query, std::string(prefix));
       ASSIGN_OR_RETURN(HttpResponse resp, shared_->client->Perform(r));
       if (resp.status != 200) {

@@ -24,6 +24,8 @@ struct S3Options {
   std::string access_key, secret_key, session_token;
   /// Send requests unsigned (public buckets).
   bool no_sign = false;
+  /// Keys asked for per ListObjectsV2 page (max-keys; S3 gives at most 1,000).
+  int list_page_keys = 1000;
 };
 
 struct RemoteOptions {
