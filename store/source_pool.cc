@@ -1,5 +1,7 @@
 #include "store/source_pool.h"
 
+#include <algorithm>
+
 namespace refzarr {
 namespace {
 
@@ -39,8 +41,10 @@ void SourcePool::KeepOpen(int64_t id, std::shared_ptr<ByteSource> source) {
 
 Result<CheckedSource> SourcePool::Get(int64_t id, bool open, bool verify_content) {
   const auto now = std::chrono::steady_clock::now();
-  const auto fresh_for = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(options_.revalidate_seconds));
+  auto seconds = [](double s) {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(s));
+  };
   Row row;
   std::shared_ptr<ByteSource> handle;
   bool known = false;
@@ -51,38 +55,59 @@ Result<CheckedSource> SourcePool::Get(int64_t id, bool open, bool verify_content
       row = it->second;
       known = true;
       handle = FindOpen(id);
-      if (options_.revalidate_seconds > 0 && now - row.checked <= fresh_for &&
-          (!open || handle) && (!verify_content || row.verified)) {
+      const bool verified = !verify_content || row.verified;
+      // An open source whose reads validate themselves needs no stat: a read of another version
+      // fails (kStale) instead of returning its bytes.
+      if (open && handle && row.validating && verified) return CheckedSource{row.indexed, handle};
+      const double window = row.validating ? std::max(options_.revalidate_seconds,
+                                                      options_.validating_revalidate_seconds)
+                                           : options_.revalidate_seconds;
+      if (window > 0 && now - row.checked <= seconds(window) && (!open || handle) && verified) {
         return CheckedSource{row.indexed, open ? handle : nullptr};
       }
     }
   }
   if (!known) {
     ASSIGN_OR_RETURN(row.indexed, store_.GetSource(id));
+    Result<const SourceOpener*> opener = options_.openers->Find(row.indexed.uri);
+    row.validating = opener.ok() && (*opener)->ValidatesReads();
   }
   const SourceInfo& indexed = row.indexed;
-  // What the URI names now.
-  Result<SourceStat> st = options_.openers->Stat(indexed.uri);
-  if (!st.ok()) {
-    if (st.status().code() != StatusCode::kNotFound) return st.status();
+  auto missing = [&] {
     return StaleError("source " + DisplaySource(indexed.uri) + " is missing (indexed " +
                       std::to_string(indexed.size) + " bytes); re-index it");
-  }
-  SourceInfo seen = indexed;
-  seen.size = st->size;
-  seen.generation = st->generation;
-  seen.fingerprint.clear();
-  if (std::string change = DescribeChange(indexed, seen); !change.empty()) {
-    return StaleError(Changed(indexed, change));
-  }
-  if ((open || (verify_content && !row.verified)) && !handle) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> source, options_.openers->Open(indexed.uri));
-    // The file opened may not be the one just stat'ed (replaced in between): check the handle.
-    ASSIGN_OR_RETURN(SourceStat opened, source->Stat());
-    if (opened.generation != indexed.generation || opened.size != indexed.size) {
-      return StaleError(Changed(indexed, "replaced while being opened"));
+  };
+  auto compare = [&](const SourceStat& st) -> Status {
+    SourceInfo seen = indexed;
+    seen.size = st.size;
+    seen.generation = st.generation;
+    seen.fingerprint.clear();
+    if (std::string change = DescribeChange(indexed, seen); !change.empty()) {
+      return StaleError(Changed(indexed, change));
     }
-    handle = std::move(source);
+    return OkStatus();
+  };
+  if ((open || (verify_content && !row.verified)) && !handle) {
+    // Opened and checked as opened (its own stat: for a local file the descriptor's, for a
+    // remote one the version its reads ask for), so no read goes through a handle of another
+    // version than the one checked; no separate stat of the URI is needed.
+    Result<std::unique_ptr<ByteSource>> source = options_.openers->Open(indexed.uri);
+    if (!source.ok()) {
+      if (source.status().code() == StatusCode::kNotFound) return missing();
+      return source.status();
+    }
+    ASSIGN_OR_RETURN(SourceStat opened, (*source)->Stat());
+    RETURN_IF_ERROR(compare(opened));
+    row.validating = row.validating && (*source)->ValidatesReads();
+    handle = std::move(*source);
+  } else {
+    // What the URI names now.
+    Result<SourceStat> st = options_.openers->Stat(indexed.uri);
+    if (!st.ok()) {
+      if (st.status().code() != StatusCode::kNotFound) return st.status();
+      return missing();
+    }
+    RETURN_IF_ERROR(compare(*st));
   }
   if (verify_content && !row.verified) {
     ASSIGN_OR_RETURN(std::string fingerprint, ContentFingerprint(*handle, indexed.size));

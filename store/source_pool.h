@@ -21,6 +21,10 @@ struct SourcePoolOptions {
   /// A source checked within this many seconds is not checked again (no stat); 0 checks it on
   /// every use.
   double revalidate_seconds = 0;
+  /// Sources whose reads validate themselves (ByteSource::ValidatesReads: remote ones) are
+  /// stat'ed at most this often (each stat is a request): an open one is never stat'ed before a
+  /// read, as its reads fail on another version.
+  double validating_revalidate_seconds = 1;
   /// Open sources kept (their descriptors); the least recently used beyond it are closed once no
   /// read holds them.
   size_t max_open = 256;
@@ -47,6 +51,7 @@ class SourcePool {
   struct Row {
     SourceInfo indexed;
     bool verified = false;
+    bool validating = false;  // its reads validate themselves (its opener says so, and its handle)
     std::chrono::steady_clock::time_point checked;
   };
   using OpenList = std::list<std::pair<int64_t, std::shared_ptr<ByteSource>>>;

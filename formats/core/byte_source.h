@@ -56,6 +56,11 @@ class ByteSource {
   /// Fills `out` (exactly range.length bytes) from range.offset. A read past the end is kCorrupt
   /// ("truncated"), an OS failure kIo; both name the source.
   virtual Status ReadInto(ByteRange range, std::span<std::byte> out) = 0;
+  /// Whether every read checks that the bytes are still of the generation Stat() gave, failing
+  /// with kStale instead of returning another version's bytes (remote sources: conditional
+  /// requests). A holder of such a source need not stat it again before reading; a local file,
+  /// rewritable in place under an open descriptor, cannot promise it.
+  virtual bool ValidatesReads() const { return false; }
   /// "file:/data/a.tif", "memory:name": used in every message about this source.
   virtual std::string Describe() const = 0;
 };

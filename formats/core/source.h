@@ -34,6 +34,9 @@ class SourceOpener {
   virtual Result<SourceStat> Stat(std::string_view uri) const = 0;
   /// Opens the source for reading; its Stat() describes exactly the bytes it reads.
   virtual Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const = 0;
+  /// Whether its sources' reads validate themselves (ByteSource::ValidatesReads) when the server
+  /// gives a version: callers may then stat them less often.
+  virtual bool ValidatesReads() const { return false; }
   /// Calls `each` with every source whose URI starts with `prefix` (a folder-like URI ending in
   /// '/': an object store prefix), in byte order of their URIs, stopping at the first error it
   /// returns. kUnsupported (the default) for schemes that cannot list, such as HTTP.

@@ -45,6 +45,7 @@ class ModuleOpener final : public SourceOpener {
   ModuleOpener(std::string scheme, std::shared_ptr<LoadedRemote> loaded)
       : scheme_(std::move(scheme)), loaded_(std::move(loaded)) {}
   std::string_view Scheme() const override { return scheme_; }
+  bool ValidatesReads() const override { return true; }  // as the module's openers
   Result<SourceStat> Stat(std::string_view uri) const override {
     ASSIGN_OR_RETURN(const SourceOpener* o, loaded_->Find(scheme_));
     return o->Stat(uri);

@@ -254,6 +254,9 @@ class RemoteSource final : public ByteSource {
         endpoint_(std::move(endpoint)), key_(SourceKey(uri_, probe_.stat.generation)) {}
 
   Result<SourceStat> Stat() override { return probe_.stat; }
+  bool ValidatesReads() const override {
+    return !probe_.version.etag.empty() || !probe_.version.last_modified.empty();
+  }
   std::string Describe() const override { return uri_; }
 
   Status ReadInto(ByteRange range, std::span<std::byte> out) override {
@@ -356,6 +359,7 @@ class RemoteOpener : public SourceOpener {
       : scheme_(std::move(scheme)), shared_(std::move(shared)), endpoint_(std::move(endpoint)) {}
 
   std::string_view Scheme() const override { return scheme_; }
+  bool ValidatesReads() const override { return true; }
 
   Result<SourceStat> Stat(std::string_view uri) const override {
     ASSIGN_OR_RETURN(Probe p, ProbeObject(uri, *endpoint_, *shared_->client));
