@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -379,14 +380,80 @@ class CurlHttpClient final : public HttpClient {
   std::atomic<uint64_t> requests_{0}, retries_{0}, bytes_{0};
 };
 
-// The text of an XML element of an S3 error body (<Code>, <Message>), or empty.
+// Decodes XML's predefined entities and character references (&amp; &lt; &gt; &quot; &apos;
+// &#NN; &#xNN;); anything else is kept as it is.
+std::string XmlUnescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const size_t semi = s[i] == '&' ? s.find(';', i) : std::string_view::npos;
+    if (semi == std::string_view::npos || semi - i > 10) {
+      out += s[i];
+      continue;
+    }
+    const std::string_view name = s.substr(i + 1, semi - i - 1);
+    static const std::pair<std::string_view, char> kNamed[] = {
+        {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
+    bool done = false;
+    for (const auto& [n, c] : kNamed) {
+      if (name == n) {
+        out += c;
+        done = true;
+      }
+    }
+    if (!done && name.size() > 1 && name[0] == '#') {
+      const bool hex = name[1] == 'x' || name[1] == 'X';
+      const std::string digits(name.substr(hex ? 2 : 1));
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
+      if (!digits.empty() && *end == 0 && v > 0 && v < 0x80) {
+        out += static_cast<char>(v);  // ASCII; others are kept as written
+        done = true;
+      }
+    }
+    if (!done) {
+      out += s[i];
+      continue;
+    }
+    i = semi;
+  }
+  return out;
+}
+
+// The text of an XML element of an S3 error body (<Code>, <Message>), decoded, at most ~200
+// bytes, or empty.
 std::string XmlElement(const std::string& body, const std::string& name) {
   const size_t a = body.find("<" + name + ">");
   if (a == std::string::npos) return {};
   const size_t start = a + name.size() + 2;
   const size_t b = body.find("</" + name + ">", start);
   if (b == std::string::npos) return {};
-  return body.substr(start, std::min<size_t>(b - start, 200));
+  std::string text = XmlUnescape(std::string_view(body).substr(start, b - start));
+  if (text.size() > 200) text = text.substr(0, 200) + "...";
+  return text;
+}
+
+// The reason phrase of an HTTP status (RFC 9110), or empty.
+std::string_view ReasonPhrase(long status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return {};
+  }
 }
 
 }  // namespace
@@ -408,10 +475,12 @@ Status FromCurl(int curl_code, const std::string& display, const char* error_buf
 
 std::string DescribeHttpStatus(const HttpResponse& response) {
   std::string out = "HTTP " + std::to_string(response.status);
+  const std::string_view reason = ReasonPhrase(response.status);
+  if (!reason.empty()) out += " " + std::string(reason);
   const std::string code = XmlElement(response.body, "Code");
   const std::string message = XmlElement(response.body, "Message");
-  if (!code.empty()) out += " " + code;
-  if (!message.empty()) out += ": " + message;
+  if (!code.empty()) out += ", " + code;
+  if (!message.empty()) out += (code.empty() ? ", " : ": ") + message;
   return out;
 }
 

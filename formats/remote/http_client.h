@@ -101,8 +101,10 @@ std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options);
 /// (with its error buffer's detail when there is one).
 Status FromCurl(int curl_code, const std::string& display, const char* error_buffer = nullptr);
 
-/// A message for an HTTP status that is not what the request expected: "HTTP 403 Forbidden",
-/// with the S3 error code and message of an XML error body when there is one.
+/// A message for an HTTP status that is not what the request expected: "HTTP 403 Forbidden"
+/// (the number alone for a status without a common name), with the S3 error code and message of
+/// an XML error body when there is one ("HTTP 404 Not Found, NoSuchKey: The specified key does
+/// not exist."), entities decoded, the message cut at ~200 bytes; nothing else of the body.
 std::string DescribeHttpStatus(const HttpResponse& response);
 
 }  // namespace refzarr
