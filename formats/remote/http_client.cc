@@ -60,6 +60,7 @@ struct Transfer {
   bool body_started = false;
   bool mismatch = false;    // the answer's Content-Range does not hold the range asked for
   bool complete_early = false;  // an answer larger than the range read as far as it: stopped on purpose
+  bool unsatisfiable = false;   // a 206 for a range wholly past the end: stopped at its headers
   Clock::time_point started;
   Status outcome;          // of the last try
   bool retry = false;      // the last try failed in a way worth another
@@ -71,7 +72,7 @@ struct Transfer {
     response.body_bytes = 0;
     response.status = 0;
     written = position = 0;
-    body_started = mismatch = complete_early = false;
+    body_started = mismatch = complete_early = unsatisfiable = false;
     error[0] = 0;
     outcome = OkStatus();
     retry = false;
@@ -88,6 +89,22 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     t->response.headers.clear();
     const size_t sp = line.find(' ');
     if (sp != std::string_view::npos) t->response.status = std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+    return n;
+  }
+  if (line == "\r\n" || line == "\n") {
+    // The end of a response's header block. A 206 whose Content-Range says the object ends
+    // before the range starts ("bytes 0-0/0": s3rver's answer for an empty object, with a
+    // Content-Length of 1 it never sends) is the 416 it means: its body is not waited for.
+    const HttpRequest& r = *t->request;
+    if (t->response.status == 206 && r.range) {
+      unsigned long long a = 0, b = 0, total = 0;
+      const std::string cr = t->response.Header("content-range");
+      if (std::sscanf(cr.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) == 3 &&
+          r.range->offset >= total) {
+        t->unsatisfiable = true;
+        return 0;  // stops the transfer
+      }
+    }
     return n;
   }
   const size_t colon = line.find(':');
@@ -340,6 +357,12 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
     if (status) t.response.status = status;
     if (code == CURLE_WRITE_ERROR && t.complete_early) code = CURLE_OK;
+    if (code == CURLE_WRITE_ERROR && t.unsatisfiable) {
+      code = CURLE_OK;
+      t.response.status = 416;
+      t.response.body.clear();
+      return;
+    }
     if (t.mismatch) {
       t.outcome = IoError(r.display + ": asked for bytes " + std::to_string(r.range->offset) + "-" +
                           std::to_string(r.range->offset + r.range->length - 1) +
@@ -362,6 +385,10 @@ class CurlHttpClient final : public HttpClient {
       return;
     }
     if (r.range && !r.into.empty() && (t.response.status == 206 || t.response.status == 200)) {
+      // A whole-object answer (200) that came complete but ends before the range does: the
+      // object is shorter than the range (an empty one, for a probe of its first byte). Trying
+      // again gives the same; the caller judges body_bytes.
+      if (t.response.status == 200 && t.written < r.into.size()) return;
       if (t.written != r.into.size()) {
         t.outcome = IoError(r.display + ": the body was cut short (" + std::to_string(t.written) +
                             " of " + std::to_string(r.into.size()) + " bytes)");

@@ -51,7 +51,10 @@ struct HttpRequest {
   std::vector<std::string> headers;  ///< "Name: value" lines.
   /// Bytes asked for (Range: bytes=a-b). With `into`, the body must be exactly these bytes: a
   /// shorter one is retried; of a whole-file answer (the range ignored), or one whose
-  /// Content-Range holds more than the range, only the range is kept.
+  /// Content-Range holds more than the range, only the range is kept. A whole-file answer that
+  /// came complete but holds less than the range (the object is shorter) is not retried: its
+  /// body_bytes says how much of `into` it filled. A 206 whose Content-Range says the object
+  /// ends before the range starts is answered as the 416 it means.
   std::optional<ByteRange> range;
   /// Where a ranged body goes (range->length bytes); without it the body is kept in the response.
   std::span<std::byte> into;
