@@ -148,6 +148,24 @@ TEST_F(ThroughProxy, LatencyIsWaitedFor) {
   EXPECT_EQ(Requests(), 1u);
 }
 
+TEST_F(ThroughProxy, StalledTransfersAreAbandonedAndRetried) {
+  RemoteOptions o = testing::TestOptions();
+  o.http.retry.attempts = 2;
+  o.http.stall_timeout = std::chrono::milliseconds(1000);
+  MakeOpeners(o);
+  auto s = Open();
+  ASSERT_NE(s, nullptr);
+  // Each answer waits 2.5 s: longer than the stall timeout, so both tries are abandoned.
+  ASSERT_TRUE(testing::ProxyControl(R"({"latency_ms": 2500})").ok());
+  std::vector<std::byte> got(100);
+  Status st = s->ReadInto({kBlock, got.size()}, got);
+  EXPECT_EQ(st.code(), StatusCode::kIo) << st.message();
+  EXPECT_NE(st.message().find(uri_), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("after 2 tries"), std::string::npos) << st.message();
+  ASSERT_TRUE(testing::ProxyControl(R"({"latency_ms": 0})").ok());
+  EXPECT_TRUE(ReadsRight(*s, kBlock, 100));
+}
+
 // --- the block cache, counted at the origin
 
 TEST_F(ThroughProxy, SameRangeTwiceIsOneRequest) {

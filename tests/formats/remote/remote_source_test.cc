@@ -329,3 +329,38 @@ TEST(RemoteUris, UserInfoIsRefusedWithoutEchoingThePassword) {
 
 }  // namespace
 }  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+// Odd block sizes, no cache, a tiny cache: reads still give the file's bytes.
+TEST(RemoteCacheShapes, ReadsAreRightForAnyBlockAndCacheSize) {
+  auto url = testing::NginxUrl();
+  ASSERT_TRUE(url.ok()) << url.status().message();
+  const auto& d = Files().data;
+  struct Shape {
+    uint64_t block, readahead, cache;
+  };
+  for (Shape shape : {Shape{5000, 12000, 1 << 20}, Shape{64 << 10, 256 << 10, 0},
+                      Shape{4096, 0, 3 * 4096}, Shape{100 << 10, 1 << 20, 150 << 10}}) {
+    SCOPED_TRACE(std::to_string(shape.block) + "/" + std::to_string(shape.readahead) + "/" +
+                 std::to_string(shape.cache));
+    RemoteOptions o = TestOptions();
+    o.block_bytes = shape.block;
+    o.readahead_bytes = shape.readahead;
+    o.cache_bytes = shape.cache;
+    auto openers = MakeRemoteOpeners(o);
+    auto s = testing::OpenerOf(openers, "http")->Open(*url + "data.bin");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    std::mt19937_64 rng(shape.block);
+    for (int i = 0; i < 60; ++i) {
+      const uint64_t offset = rng() % d.size();
+      const uint64_t length = 1 + rng() % std::min<uint64_t>(d.size() - offset, 200000);
+      ExpectRange(**s, d, offset, length);
+    }
+    ExpectRange(**s, d, 0, d.size());
+  }
+}
+
+}  // namespace
+}  // namespace refzarr

@@ -110,6 +110,21 @@ TEST_F(S3, ListingPagesGiveEveryObjectOnceInOrder) {
   for (const char* k : {"data.bin", "small.txt", "empty.bin", "many/a.bin"}) {
     EXPECT_NE(std::find(all.begin(), all.end(), Uri(k)), all.end()) << k;
   }
+  // A prefix that needs encoding in the query (a space), and one that is part of a name.
+  std::vector<std::string> spaced;
+  st = opener->List(Uri("many/c%20"), [&](const ListedSource& s) {
+    spaced.push_back(s.uri);
+    return OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(spaced, std::vector<std::string>{Uri("many/c%20d.bin")});
+  std::vector<std::string> sub;
+  st = opener->List(Uri("many/g"), [&](const ListedSource& s) {
+    sub.push_back(s.uri);
+    return OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(sub, std::vector<std::string>{Uri("many/g/h.bin")});
   // An error of the callback stops the listing and comes back.
   int calls = 0;
   st = opener->List(Uri("many/"), [&](const ListedSource&) {
@@ -162,6 +177,29 @@ TEST_F(S3, UnsignedRequestsToAPrivateBucketAreAccessDenied) {
   EXPECT_NE(m.find(uri), std::string::npos) << "[" << m << "]";
   EXPECT_NE(m.find("--no-sign-request"), std::string::npos) << m;  // the hint fits the cause
   testing::ExpectNoSecrets(m);
+}
+
+TEST_F(S3, SessionTokenIsSentAndNeverShown) {
+  auto s3 = testing::S3TokenServer();
+  ASSERT_TRUE(s3.ok()) << s3.status().message();
+  RemoteOptions o = testing::TestOptions();
+  testing::UseS3(o, *s3);
+  o.s3.session_token = testing::kSessionToken;
+  auto openers = MakeRemoteOpeners(o);
+  auto s = testing::OpenerOf(openers, "s3")->Open(Uri("small.txt"));
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  std::vector<std::byte> got(Files().small.size());
+  ASSERT_TRUE((*s)->ReadInto({0, got.size()}, got).ok());
+  EXPECT_EQ(got, Files().small);
+  // Without the token, or with another: refused, and no message holds a credential.
+  for (const std::string token : {"", "another-token"}) {
+    o.s3.session_token = token;
+    auto other = MakeRemoteOpeners(o);
+    auto st = testing::OpenerOf(other, "s3")->Stat(Uri("small.txt"));
+    ASSERT_FALSE(st.ok()) << token;
+    EXPECT_NE(st.status().message().find("InvalidToken"), std::string::npos) << st.status().message();
+    testing::ExpectNoSecrets(st.status().message());
+  }
 }
 
 TEST_F(S3, PrefixIsNotAnObject) {

@@ -236,11 +236,15 @@ class ServersEnvironment : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kEnvironment =
     ::testing::AddGlobalTestEnvironment(new ServersEnvironment);
 
-Result<S3Info> S3Of(const std::string& name, bool anonymous) {
+Result<S3Info> S3Of(const std::string& name, bool anonymous, const std::string& token = {}) {
   std::vector<std::string> args = {"s3",           "--root",     Files().root, "--js-work",
                                    REFZARR_JS_WORK, "--access-key", kAccessKey, "--secret-key",
                                    kSecretKey,      "--region",     kRegion};
   if (anonymous) args.push_back("--anonymous-read");
+  if (!token.empty()) {
+    args.push_back("--session-token");
+    args.push_back(token);
+  }
   // The first start may run `npm ci` (a few minutes on a cold cache).
   ASSIGN_OR_RETURN(ServerProcess * p, Servers().Get(name, args, 300));
   return S3Info{p->Field("endpoint"), p->Field("bucket"), p->Field("access_key"),
@@ -307,6 +311,7 @@ std::string NginxCaFile() {
 
 Result<S3Info> S3Server() { return S3Of("s3", false); }
 Result<S3Info> S3AnonymousServer() { return S3Of("s3-anonymous", true); }
+Result<S3Info> S3TokenServer() { return S3Of("s3-token", false, kSessionToken); }
 
 Result<std::string> ProxyUrl() {
   ASSIGN_OR_RETURN(std::string upstream, NginxUrl());
@@ -373,7 +378,7 @@ Status S3Put(const S3Info& s3, const std::string& key, const std::vector<std::by
 void ExpectNoSecrets(const std::string& message) {
   const std::vector<std::string> secrets = {
       "Authorization:", "AWS4-HMAC-SHA256", "Signature=", "Credential=", kAccessKey, kSecretKey,
-      kWrongSecret,    kPassword,          kBearer,      "refzarr-test-secret"};
+      kWrongSecret,    kPassword,          kBearer,      kSessionToken};
   for (const std::string& s : secrets) {
     EXPECT_EQ(message.find(s), std::string::npos) << "the message holds '" << s << "': " << message;
   }

@@ -24,6 +24,7 @@ inline constexpr const char* kWrongSecret = "wRoNg/refzarr+test-key-9876543210zy
 inline constexpr const char* kRegion = "eu-test-1";
 inline constexpr const char* kPassword = "hunter2-pa55";
 inline constexpr const char* kBearer = "bearer-token-xyz-31337";
+inline constexpr const char* kSessionToken = "FwoGZXIvYXdzEREFZARRsessiontoken/+=";
 
 /// One `remote_servers.py KIND ...` child: its stdin (EOF stops it) and the JSON line it printed.
 class ServerProcess {
@@ -70,6 +71,7 @@ Result<std::string> NginxHttpsUrl();      // "https://127.0.0.1:PORT/"
 std::string NginxCaFile();                // PEM of the https server (after NginxHttpsUrl)
 Result<S3Info> S3Server();                // signed access only
 Result<S3Info> S3AnonymousServer();       // --anonymous-read
+Result<S3Info> S3TokenServer();           // --session-token kSessionToken
 Result<std::string> ProxyUrl();           // fault proxy in front of NginxUrl()
 
 /// Options for the servers: fast retries (1 ms base delay).
