@@ -99,9 +99,13 @@ Status ServerProcess::Start(const std::vector<std::string>& args, int timeout_s)
   for (const std::string& a : argv_s) command += a + " ";
   auto fail = [&](const std::string& why) {
     close(out_fd);
-    Stop();
+    const std::string err_path = stderr_path_;
+    stderr_path_.clear();  // kept until read
+    Stop();                // waits for it: its stderr is complete
+    const std::string err = ReadWholeFile(err_path);
+    std::remove(err_path.c_str());
     return IoError("could not start the test server `" + command + "`: " + why +
-                   "; its stderr:\n" + ReadWholeFile(stderr_path_));
+                   "; its stderr:\n" + err);
   };
   while (got.find('\n') == std::string::npos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
