@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -59,6 +60,7 @@ struct Transfer {
   bool body_started = false;
   bool mismatch = false;    // the answer's Content-Range does not hold the range asked for
   bool complete_early = false;  // an answer larger than the range read as far as it: stopped on purpose
+  bool unsatisfiable = false;   // a 206 for a range wholly past the end: stopped at its headers
   Clock::time_point started;
   Status outcome;          // of the last try
   bool retry = false;      // the last try failed in a way worth another
@@ -70,7 +72,7 @@ struct Transfer {
     response.body_bytes = 0;
     response.status = 0;
     written = position = 0;
-    body_started = mismatch = complete_early = false;
+    body_started = mismatch = complete_early = unsatisfiable = false;
     error[0] = 0;
     outcome = OkStatus();
     retry = false;
@@ -87,6 +89,22 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     t->response.headers.clear();
     const size_t sp = line.find(' ');
     if (sp != std::string_view::npos) t->response.status = std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+    return n;
+  }
+  if (line == "\r\n" || line == "\n") {
+    // The end of a response's header block. A 206 whose Content-Range says the object ends
+    // before the range starts ("bytes 0-0/0": s3rver's answer for an empty object, with a
+    // Content-Length of 1 it never sends) is the 416 it means: its body is not waited for.
+    const HttpRequest& r = *t->request;
+    if (t->response.status == 206 && r.range) {
+      unsigned long long a = 0, b = 0, total = 0;
+      const std::string cr = t->response.Header("content-range");
+      if (std::sscanf(cr.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) == 3 &&
+          r.range->offset >= total) {
+        t->unsatisfiable = true;
+        return 0;  // stops the transfer
+      }
+    }
     return n;
   }
   const size_t colon = line.find(':');
@@ -339,6 +357,12 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
     if (status) t.response.status = status;
     if (code == CURLE_WRITE_ERROR && t.complete_early) code = CURLE_OK;
+    if (code == CURLE_WRITE_ERROR && t.unsatisfiable) {
+      code = CURLE_OK;
+      t.response.status = 416;
+      t.response.body.clear();
+      return;
+    }
     if (t.mismatch) {
       t.outcome = IoError(r.display + ": asked for bytes " + std::to_string(r.range->offset) + "-" +
                           std::to_string(r.range->offset + r.range->length - 1) +
@@ -361,6 +385,10 @@ class CurlHttpClient final : public HttpClient {
       return;
     }
     if (r.range && !r.into.empty() && (t.response.status == 206 || t.response.status == 200)) {
+      // A whole-object answer (200) that came complete but ends before the range does: the
+      // object is shorter than the range (an empty one, for a probe of its first byte). Trying
+      // again gives the same; the caller judges body_bytes.
+      if (t.response.status == 200 && t.written < r.into.size()) return;
       if (t.written != r.into.size()) {
         t.outcome = IoError(r.display + ": the body was cut short (" + std::to_string(t.written) +
                             " of " + std::to_string(r.into.size()) + " bytes)");
@@ -379,14 +407,80 @@ class CurlHttpClient final : public HttpClient {
   std::atomic<uint64_t> requests_{0}, retries_{0}, bytes_{0};
 };
 
-// The text of an XML element of an S3 error body (<Code>, <Message>), or empty.
+// Decodes XML's predefined entities and character references (&amp; &lt; &gt; &quot; &apos;
+// &#NN; &#xNN;); anything else is kept as it is.
+std::string XmlUnescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const size_t semi = s[i] == '&' ? s.find(';', i) : std::string_view::npos;
+    if (semi == std::string_view::npos || semi - i > 10) {
+      out += s[i];
+      continue;
+    }
+    const std::string_view name = s.substr(i + 1, semi - i - 1);
+    static const std::pair<std::string_view, char> kNamed[] = {
+        {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
+    bool done = false;
+    for (const auto& [n, c] : kNamed) {
+      if (name == n) {
+        out += c;
+        done = true;
+      }
+    }
+    if (!done && name.size() > 1 && name[0] == '#') {
+      const bool hex = name[1] == 'x' || name[1] == 'X';
+      const std::string digits(name.substr(hex ? 2 : 1));
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
+      if (!digits.empty() && *end == 0 && v > 0 && v < 0x80) {
+        out += static_cast<char>(v);  // ASCII; others are kept as written
+        done = true;
+      }
+    }
+    if (!done) {
+      out += s[i];
+      continue;
+    }
+    i = semi;
+  }
+  return out;
+}
+
+// The text of an XML element of an S3 error body (<Code>, <Message>), decoded, at most ~200
+// bytes, or empty.
 std::string XmlElement(const std::string& body, const std::string& name) {
   const size_t a = body.find("<" + name + ">");
   if (a == std::string::npos) return {};
   const size_t start = a + name.size() + 2;
   const size_t b = body.find("</" + name + ">", start);
   if (b == std::string::npos) return {};
-  return body.substr(start, std::min<size_t>(b - start, 200));
+  std::string text = XmlUnescape(std::string_view(body).substr(start, b - start));
+  if (text.size() > 200) text = text.substr(0, 200) + "...";
+  return text;
+}
+
+// The reason phrase of an HTTP status (RFC 9110), or empty.
+std::string_view ReasonPhrase(long status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return {};
+  }
 }
 
 }  // namespace
@@ -408,10 +502,12 @@ Status FromCurl(int curl_code, const std::string& display, const char* error_buf
 
 std::string DescribeHttpStatus(const HttpResponse& response) {
   std::string out = "HTTP " + std::to_string(response.status);
+  const std::string_view reason = ReasonPhrase(response.status);
+  if (!reason.empty()) out += " " + std::string(reason);
   const std::string code = XmlElement(response.body, "Code");
   const std::string message = XmlElement(response.body, "Message");
-  if (!code.empty()) out += " " + code;
-  if (!message.empty()) out += ": " + message;
+  if (!code.empty()) out += ", " + code;
+  if (!message.empty()) out += (code.empty() ? ", " : ": ") + message;
   return out;
 }
 

@@ -51,7 +51,10 @@ struct HttpRequest {
   std::vector<std::string> headers;  ///< "Name: value" lines.
   /// Bytes asked for (Range: bytes=a-b). With `into`, the body must be exactly these bytes: a
   /// shorter one is retried; of a whole-file answer (the range ignored), or one whose
-  /// Content-Range holds more than the range, only the range is kept.
+  /// Content-Range holds more than the range, only the range is kept. A whole-file answer that
+  /// came complete but holds less than the range (the object is shorter) is not retried: its
+  /// body_bytes says how much of `into` it filled. A 206 whose Content-Range says the object
+  /// ends before the range starts is answered as the 416 it means.
   std::optional<ByteRange> range;
   /// Where a ranged body goes (range->length bytes); without it the body is kept in the response.
   std::span<std::byte> into;
@@ -101,8 +104,10 @@ std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options);
 /// (with its error buffer's detail when there is one).
 Status FromCurl(int curl_code, const std::string& display, const char* error_buffer = nullptr);
 
-/// A message for an HTTP status that is not what the request expected: "HTTP 403 Forbidden",
-/// with the S3 error code and message of an XML error body when there is one.
+/// A message for an HTTP status that is not what the request expected: "HTTP 403 Forbidden"
+/// (the number alone for a status without a common name), with the S3 error code and message of
+/// an XML error body when there is one ("HTTP 404 Not Found, NoSuchKey: The specified key does
+/// not exist."), entities decoded, the message cut at ~200 bytes; nothing else of the body.
 std::string DescribeHttpStatus(const HttpResponse& response);
 
 }  // namespace refzarr

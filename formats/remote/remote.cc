@@ -334,6 +334,10 @@ class RemoteSource final : public ByteSource {
       return StaleError(uri_ + ": gone since it was opened (" + DescribeHttpStatus(resp) + ")");
     }
     if (resp.status != 206 && resp.status != 200) return Unexpected(resp, uri_, *endpoint_);
+    if (resp.body_bytes < out.size()) {
+      return StaleError(uri_ + ": changed since it was opened (it ends before byte " +
+                        std::to_string(range.offset + range.length) + ")");
+    }
     // A server that ignores the precondition still says which version it sent.
     const Version now = VersionOf(resp);
     if ((!v.etag.empty() && !now.etag.empty() && now.etag != v.etag) ||
