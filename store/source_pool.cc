@@ -56,9 +56,9 @@ Result<CheckedSource> SourcePool::Get(int64_t id, bool open, bool verify_content
       known = true;
       handle = FindOpen(id);
       const bool verified = !verify_content || row.verified;
-      // An open source whose reads validate themselves needs no stat: a read of another version
-      // fails (kStale) instead of returning its bytes.
-      if (open && handle && row.validating && verified) return CheckedSource{row.indexed, handle};
+      // A source whose reads validate themselves (a read of another version fails with kStale
+      // instead of returning its bytes) is stat'ed at most every validating_revalidate_seconds:
+      // between stats, bytes it already holds (cached) are the indexed version's.
       const double window = row.validating ? std::max(options_.revalidate_seconds,
                                                       options_.validating_revalidate_seconds)
                                            : options_.revalidate_seconds;

@@ -22,8 +22,9 @@ struct SourcePoolOptions {
   /// every use.
   double revalidate_seconds = 0;
   /// Sources whose reads validate themselves (ByteSource::ValidatesReads: remote ones) are
-  /// stat'ed at most this often (each stat is a request): an open one is never stat'ed before a
-  /// read, as its reads fail on another version.
+  /// stat'ed at most this often (each stat is a request): their uncached reads fail on another
+  /// version anyway, and what they cached is the indexed version's bytes; a replaced source is
+  /// refused within this time.
   double validating_revalidate_seconds = 1;
   /// Open sources kept (their descriptors); the least recently used beyond it are closed once no
   /// read holds them.

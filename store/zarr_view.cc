@@ -101,11 +101,18 @@ class SnapshotView final : public ZarrView {
   SnapshotView(std::unique_ptr<RefStore> store, ViewOptions options)
       : store_(std::move(store)), options_(std::move(options)),
         transcoder_(internal::MakeViewTranscoder(options_)),
-        sources_(*store_, SourcePoolOptions{options_.openers, options_.revalidate_seconds,
-                                             options_.max_open_sources}) {}
+        sources_(*store_, PoolOptions(options_)) {}
 
   const ViewOptions& options() const override { return options_; }
   IndexVersion version() override { return {}; }  // LiveZarrView's to tell
+
+  static SourcePoolOptions PoolOptions(const ViewOptions& o) {
+    SourcePoolOptions p;
+    p.openers = o.openers;
+    p.revalidate_seconds = o.revalidate_seconds;
+    p.max_open = o.max_open_sources;
+    return p;
+  }
 
   Result<std::optional<Value>> Get(std::string_view key) override {
     if (!ValidKey(key)) return std::optional<Value>();

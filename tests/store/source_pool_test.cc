@@ -50,7 +50,9 @@ class SourcePoolTest : public ::testing::Test {
 // Far fewer handles than sources: the pool drops its own references, a read still holding one
 // keeps reading the right file, and a handle asked for again is reopened and revalidated.
 TEST_F(SourcePoolTest, HandlesPastTheBoundAreDroppedButHeldOnesStayRight) {
-  SourcePool pool(*store_, SourcePoolOptions{nullptr, 0, 2});
+  SourcePoolOptions options;
+  options.max_open = 2;
+  SourcePool pool(*store_, options);
   std::vector<std::shared_ptr<ByteSource>> held;
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < kSources; ++i) {
