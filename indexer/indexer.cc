@@ -96,7 +96,7 @@ std::string DecodedPath(std::string_view rel) {
     size_t end = rel.find('/', start);
     if (end == std::string_view::npos) end = rel.size();
     if (!out.empty() || start > 0) out += '/';
-    out += UriFileName(rel.substr(start, end - start));
+    out += PercentDecode(rel.substr(start, end - start));
     start = end + 1;
   }
   return out;

@@ -180,13 +180,16 @@ std::string UriFileName(std::string_view uri) {
   if (scheme_end != std::string_view::npos && (slash == std::string_view::npos || slash < path_start)) {
     return {};
   }
-  const std::string_view last = slash == std::string_view::npos ? uri : uri.substr(slash + 1);
+  return PercentDecode(slash == std::string_view::npos ? uri : uri.substr(slash + 1));
+}
+
+std::string PercentDecode(std::string_view s) {
   std::string out;
-  for (size_t i = 0; i < last.size(); ++i) {
-    const int hi = last[i] == '%' && i + 2 < last.size() ? HexDigit(last[i + 1]) : -1;
-    const int lo = hi >= 0 ? HexDigit(last[i + 2]) : -1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const int hi = s[i] == '%' && i + 2 < s.size() ? HexDigit(s[i + 1]) : -1;
+    const int lo = hi >= 0 ? HexDigit(s[i + 2]) : -1;
     if (lo < 0) {
-      out += last[i];
+      out += s[i];
       continue;
     }
     out += static_cast<char>(hi * 16 + lo);

@@ -76,6 +76,10 @@ std::string FileUri(const std::filesystem::path& path);
 /// percent-encoder (file URIs, URL paths of the HTTP front end).
 std::string PercentEncodePath(std::string_view path);
 
+/// `s` with its %XX escapes decoded: the one percent-decoder (file names of URIs, object keys,
+/// tree paths). A malformed escape is kept as it is.
+std::string PercentDecode(std::string_view s);
+
 /// The URI's scheme ("file", "https"), or empty when `uri` has none.
 std::string_view UriScheme(std::string_view uri);
 

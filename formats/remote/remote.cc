@@ -31,28 +31,6 @@ class Endpoint {
   virtual std::string AccessHint() const = 0;
 };
 
-// Percent-decodes `s`; a malformed escape is kept as it is.
-std::string Decode(std::string_view s) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const int hi = s[i] == '%' && i + 2 < s.size() ? hex(s[i + 1]) : -1;
-    const int lo = hi >= 0 ? hex(s[i + 2]) : -1;
-    if (lo < 0) {
-      out += s[i];
-      continue;
-    }
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
 // Checks what every remote URI must not hold: credentials (they would be stored in the index).
 Status CheckNoUserInfo(std::string_view uri) {
   const size_t start = uri.find("://");
@@ -99,7 +77,7 @@ Result<S3Location> ParseS3(std::string_view uri) {
   S3Location loc;
   loc.bucket = std::string(rest.substr(0, slash));
   if (loc.bucket.empty()) return InvalidArgumentError(std::string(uri) + ": no bucket");
-  if (slash != std::string_view::npos) loc.key = Decode(rest.substr(slash + 1));
+  if (slash != std::string_view::npos) loc.key = PercentDecode(rest.substr(slash + 1));
   return loc;
 }
 

@@ -279,9 +279,11 @@ def check_stale_source(refzarr, work, failures):
         subprocess.run([refzarr, "index", "-o", index, folder], check=True,
                        stdout=subprocess.DEVNULL)
         rewritten = tifffile.imread(tif)
+        # Each server looks at the index on its own clock: wait for both.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if v2.request("GET", "added.tif/.zattrs")[0] == 200:
+            if (v2.request("GET", "added.tif/.zattrs")[0] == 200 and
+                    v3.request("GET", "added.tif/zarr.json")[0] == 200):
                 break
             time.sleep(0.2)
         for name, want in (("stale.tif", rewritten), ("added.tif", added_pixels)):

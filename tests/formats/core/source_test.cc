@@ -210,5 +210,13 @@ TEST(ContentFingerprint, DependsOnTheBytesNotTheSource) {
   EXPECT_NE(*ContentFingerprint(*changed, bytes.size()), *a);
 }
 
+TEST(SourceTest, PercentDecodeDecodesEscapesAndKeepsMalformedOnes) {
+  EXPECT_EQ(PercentDecode("a%20b%2Fc"), "a b/c");
+  EXPECT_EQ(PercentDecode("%E2%82%AC"), "\xe2\x82\xac");
+  EXPECT_EQ(PercentDecode("100%"), "100%");
+  EXPECT_EQ(PercentDecode("%zz%4"), "%zz%4");
+  EXPECT_EQ(PercentDecode(PercentEncodePath("/x y/\xc3\xa9~%.tif")), "/x y/\xc3\xa9~%.tif");
+}
+
 }  // namespace
 }  // namespace refzarr
