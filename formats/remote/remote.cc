@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "formats/core/chunk_cache.h"
 
@@ -247,14 +248,11 @@ class RemoteSource final : public ByteSource {
     if (range.length == 0) return OkStatus();
     const uint64_t block = shared_->options.block_bytes;
     const uint64_t first = range.offset / block, last = (range.offset + range.length - 1) / block;
-    // A small read that misses brings the blocks after it too, in the same request.
-    const uint64_t ahead =
-        range.length < block ? shared_->options.readahead_bytes / block : 0;
     for (uint64_t b = first; b <= last; ++b) {
       ChunkCache::Value value = shared_->cache->Lookup(Key(b));
       if (!value) {
         ASSIGN_OR_RETURN(value, shared_->cache->GetOrLoad(Key(b), [&]() -> Result<std::string> {
-          return FetchRun(b, std::max(last, std::min(b + ahead, LastBlock())));
+          return FetchRun(b, std::max(last, std::min(b + Ahead(b), LastBlock())));
         }));
       }
       const uint64_t block_start = b * block;
@@ -274,6 +272,23 @@ class RemoteSource final : public ByteSource {
     return probe_.stat.size == 0 ? 0 : (probe_.stat.size - 1) / shared_->options.block_bytes;
   }
 
+  // The blocks to fetch after a missing block `b`, beyond what the read needs: none for a miss
+  // away from the previous fetch (a random read: a tile, an IFD between megabytes of tiles, a
+  // B-tree node); after a miss right where the previous fetch ended (reading on through headers,
+  // IFDs written together, adjacent chunks), readahead_bytes, doubling with each such miss up to
+  // 16 times that. The file's first block starts a sequence.
+  uint64_t Ahead(uint64_t b) {
+    const uint64_t block = shared_->options.block_bytes;
+    const uint64_t initial = shared_->options.readahead_bytes / block;
+    std::lock_guard lock(ahead_mu_);
+    if (b != next_block_) {
+      ahead_blocks_ = 0;
+      return 0;
+    }
+    ahead_blocks_ = ahead_blocks_ == 0 ? initial : std::min(ahead_blocks_ * 2, initial * 16);
+    return ahead_blocks_;
+  }
+
   // Fetches blocks [b, until] (stopping before the first one already cached after b) in one
   // request, caches all but `b`, and returns `b`.
   Result<std::string> FetchRun(uint64_t b, uint64_t until) {
@@ -284,6 +299,10 @@ class RemoteSource final : public ByteSource {
     const uint64_t length = std::min(probe_.stat.size, (end + 1) * block) - offset;
     std::string bytes(length, '\0');
     RETURN_IF_ERROR(Fetch({offset, length}, std::as_writable_bytes(std::span(bytes))));
+    {
+      std::lock_guard lock(ahead_mu_);
+      next_block_ = end + 1;
+    }
     for (uint64_t k = b + 1; k <= end; ++k) {
       const size_t at = static_cast<size_t>((k - b) * block);
       std::string part = bytes.substr(at, block);
@@ -332,6 +351,9 @@ class RemoteSource final : public ByteSource {
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<const Endpoint> endpoint_;
   uint64_t key_;
+  std::mutex ahead_mu_;
+  uint64_t next_block_ = 0;    // the block after the last fetch: a miss there reads on
+  uint64_t ahead_blocks_ = 0;  // the readahead of the current sequence, in blocks
 };
 
 class RemoteOpener : public SourceOpener {

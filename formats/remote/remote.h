@@ -37,8 +37,9 @@ struct RemoteOptions {
   uint64_t cache_bytes = 256ull << 20;
   /// Bytes of one cached block: the unit of reads from the origin.
   uint64_t block_bytes = 64 << 10;
-  /// A read of less than a block that misses also fetches up to this many bytes after it, in the
-  /// same request (headers, IFDs and B-tree nodes sit close together).
+  /// A miss right where the source's previous fetch ended (reading on: headers, IFDs written
+  /// together, adjacent chunks) also fetches this many bytes after it in the same request,
+  /// doubling with each such miss up to 16 times this; a miss elsewhere fetches only its blocks.
   uint64_t readahead_bytes = 256 << 10;
 };
 
