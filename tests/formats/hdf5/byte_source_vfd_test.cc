@@ -3,6 +3,7 @@
 // records exactly what the scan of the local file records; a failed read anywhere fails the scan
 // naming the source; a virtual dataset finds its sources beside it through the openers. The
 // local files are removed before the remote-like scans, so nothing can be read from the disk.
+#include "tests/support/memory_opener.h"
 #include "formats/hdf5/byte_source_vfd.h"
 
 #include <gtest/gtest.h>
@@ -52,24 +53,15 @@ class CountingSource final : public ByteSource {
   ReadCounter& counter_;
 };
 
-// Objects of the "mem" scheme, held in memory by URI: a stand-in for a remote store. Records the
-// URIs it is asked to open; its sources count their reads in `counter`.
-class MemoryOpener final : public SourceOpener {
+// The "mem" objects of the tests (tests/support/memory_opener.h); their sources count their
+// reads in `counter`.
+class MemoryOpener final : public testing::MemoryOpener {
  public:
-  std::map<std::string, std::vector<std::byte>> objects;
-  mutable std::vector<std::string> opened;
   mutable ReadCounter counter;
-  std::string_view Scheme() const override { return "mem"; }
-  Result<SourceStat> Stat(std::string_view uri) const override {
-    ASSIGN_OR_RETURN(auto source, Open(uri));
-    return source->Stat();
-  }
-  Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const override {
-    opened.emplace_back(uri);
-    auto it = objects.find(std::string(uri));
-    if (it == objects.end()) return NotFoundError(std::string(uri) + ": no such object");
-    return std::unique_ptr<ByteSource>(
-        std::make_unique<CountingSource>(MakeMemorySource(it->second, std::string(uri)), counter));
+  MemoryOpener() {
+    wrap = [this](std::unique_ptr<ByteSource> s) -> std::unique_ptr<ByteSource> {
+      return std::make_unique<CountingSource>(std::move(s), counter);
+    };
   }
 };
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "tests/support/memory_opener.h"
 #include "formats/core/recording_sink.h"
 #include "formats/tiff/tiff_scanner.h"
 
@@ -212,24 +213,7 @@ TEST_F(TiffPlannersTest, MultiFileOmeReferencesEveryMember) {
   EXPECT_EQ(member->FindGroup("OME"), nullptr);
 }
 
-// Sources of the "mem" scheme: files held in memory by URI, standing in for a remote store. It
-// records every URI it is asked to open.
-class MemoryOpener final : public SourceOpener {
- public:
-  std::map<std::string, std::vector<std::byte>> files;
-  mutable std::vector<std::string> opened;
-  std::string_view Scheme() const override { return "mem"; }
-  Result<SourceStat> Stat(std::string_view uri) const override {
-    ASSIGN_OR_RETURN(auto source, Open(uri));
-    return source->Stat();
-  }
-  Result<std::unique_ptr<ByteSource>> Open(std::string_view uri) const override {
-    opened.emplace_back(uri);
-    auto it = files.find(std::string(uri));
-    if (it == files.end()) return NotFoundError(std::string(uri) + ": no such object");
-    return MakeMemorySource(it->second, std::string(uri));
-  }
-};
+using testing::MemoryOpener;
 
 std::vector<std::byte> FileBytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -246,7 +230,7 @@ TEST_F(TiffPlannersTest, MultiFileOmeMembersResolveThroughTheSourcesOpener) {
   MemoryOpener& mem = *owned;
   // A folder with a space: the members' URIs are percent-encoded, their FileNames are not.
   for (const char* name : {"multifile_z0.ome.tif", "multifile_z1.ome.tif", "multifile_z2.ome.tif"}) {
-    mem.files[std::string("mem://bucket/a%20set/") + name] = FileBytes(local / name);
+    mem.objects[std::string("mem://bucket/a%20set/") + name] = FileBytes(local / name);
   }
   std::vector<std::unique_ptr<SourceOpener>> list;
   list.push_back(std::move(owned));
@@ -286,7 +270,7 @@ TEST_F(TiffPlannersTest, MultiFileOmeMembersResolveThroughTheSourcesOpener) {
   }
 
   // A member absent from the store is missing, named by its URI, like a missing local file.
-  mem.files.erase("mem://bucket/a%20set/multifile_z2.ome.tif");
+  mem.objects.erase("mem://bucket/a%20set/multifile_z2.ome.tif");
   RecordingSink again;
   ASSERT_TRUE(MakeTiffScanner()->Scan(**source, ScanContext(uri, openers), again).ok());
   ASSERT_TRUE(again.Finish().ok());
