@@ -535,8 +535,10 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   const std::string& uri = job.uri;
   // An unchanged file is decided by one stat (or what its listing said): same generation (for a
   // local file device, inode, size, times; for a remote one its ETag) as indexed, in the same
-  // place of the tree. Nothing is opened.
-  if (!tools.force) {
+  // place of the tree. Nothing is opened. A remote stat is a round trip: a new file skips it.
+  // A file not indexed before (or failed, or placed elsewhere) needs no stat: it is opened below.
+  auto old = tools.force ? Result<std::optional<SourceInfo>>(std::nullopt) : tools.store.FindSource(uri);
+  if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group) {
     Result<SourceInfo> now = [&]() -> Result<SourceInfo> {
       if (!job.listed) return StatSource(uri, tools.openers);
       SourceInfo listed;
@@ -549,9 +551,7 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
       Fail(r, now.status());
       return r;
     }
-    auto old = tools.store.FindSource(uri);
-    if (old.ok() && *old && (*old)->status == "ok" && (*old)->group == job.group &&
-        DescribeChange(**old, *now).empty()) {
+    if (DescribeChange(**old, *now).empty()) {
       r.source = **old;
       r.outcome = "unchanged";
       return r;
