@@ -58,6 +58,14 @@ bool IsLocal(std::string_view uri) { return UriScheme(uri) == "file"; }
 // A remote input naming a prefix (an object store "folder"): "s3://bucket/slides/".
 bool IsRemotePrefix(std::string_view uri) { return !IsLocal(uri) && uri.ends_with('/'); }
 
+// Whether the input `uri` is a folder: a local directory, or a remote prefix.
+bool IsFolder(std::string_view uri) {
+  if (!IsLocal(uri)) return IsRemotePrefix(uri);
+  std::error_code ec;
+  auto path = LocalPathOfUri(uri);
+  return path.ok() && fs::is_directory(*path, ec);
+}
+
 // `uri` without a trailing '/' (a prefix names its folder).
 std::string_view TrimSlash(std::string_view uri) {
   while (uri.ends_with('/') && !uri.ends_with("://")) uri.remove_suffix(1);
@@ -218,14 +226,6 @@ class Placement {
     return p;
   }
 
-  // Whether the input `uri` is a folder: a local directory, or a remote prefix.
-  static bool IsFolder(const std::string& uri) {
-    if (!IsLocal(uri)) return IsRemotePrefix(uri);
-    std::error_code ec;
-    auto path = LocalPathOfUri(uri);
-    return path.ok() && fs::is_directory(*path, ec);
-  }
-
   std::string root_;  // URI of the root folder, or of the single file; empty for kind "inputs"
   std::string kind_ = "folder";  // "folder", "file" (a single file), "inputs" (no shared folder)
   bool record_ = false;
@@ -364,8 +364,7 @@ class Walker {
     const std::string name = UriFileName(TrimSlash(uri));
     Result<std::string> placed = placement_.Group(uri);
     const std::string prefix = placed.ok() ? *placed : name;
-    std::error_code ec;
-    const bool folder = IsLocal(uri) ? fs::is_directory(*LocalPathOfUri(uri), ec) : IsRemotePrefix(uri);
+    const bool folder = IsFolder(uri);
     if (!placed.ok()) {
       // Failed alone, named; the rest of the run goes on.
       emit_(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));

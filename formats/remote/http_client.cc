@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <pugixml.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -407,54 +409,11 @@ class CurlHttpClient final : public HttpClient {
   std::atomic<uint64_t> requests_{0}, retries_{0}, bytes_{0};
 };
 
-// Decodes XML's predefined entities and character references (&amp; &lt; &gt; &quot; &apos;
-// &#NN; &#xNN;); anything else is kept as it is.
-std::string XmlUnescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const size_t semi = s[i] == '&' ? s.find(';', i) : std::string_view::npos;
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out += s[i];
-      continue;
-    }
-    const std::string_view name = s.substr(i + 1, semi - i - 1);
-    static const std::pair<std::string_view, char> kNamed[] = {
-        {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
-    bool done = false;
-    for (const auto& [n, c] : kNamed) {
-      if (name == n) {
-        out += c;
-        done = true;
-      }
-    }
-    if (!done && name.size() > 1 && name[0] == '#') {
-      const bool hex = name[1] == 'x' || name[1] == 'X';
-      const std::string digits(name.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      const unsigned long v = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      if (!digits.empty() && *end == 0 && v > 0 && v < 0x80) {
-        out += static_cast<char>(v);  // ASCII; others are kept as written
-        done = true;
-      }
-    }
-    if (!done) {
-      out += s[i];
-      continue;
-    }
-    i = semi;
-  }
-  return out;
-}
-
-// The text of an XML element of an S3 error body (<Code>, <Message>), decoded, at most ~200
-// bytes, or empty.
-std::string XmlElement(const std::string& body, const std::string& name) {
-  const size_t a = body.find("<" + name + ">");
-  if (a == std::string::npos) return {};
-  const size_t start = a + name.size() + 2;
-  const size_t b = body.find("</" + name + ">", start);
-  if (b == std::string::npos) return {};
-  std::string text = XmlUnescape(std::string_view(body).substr(start, b - start));
+// The text of an element of an S3 error body (<Error><Code>, <Message>), decoded by pugixml, at
+// most ~200 bytes, or empty. A body cut short still gives the elements it holds (pugixml keeps
+// what it parsed before the error).
+std::string ErrorElement(const pugi::xml_document& doc, const char* name) {
+  std::string text = doc.child("Error").child_value(name);
   if (text.size() > 200) text = text.substr(0, 200) + "...";
   return text;
 }
@@ -504,8 +463,10 @@ std::string DescribeHttpStatus(const HttpResponse& response) {
   std::string out = "HTTP " + std::to_string(response.status);
   const std::string_view reason = ReasonPhrase(response.status);
   if (!reason.empty()) out += " " + std::string(reason);
-  const std::string code = XmlElement(response.body, "Code");
-  const std::string message = XmlElement(response.body, "Message");
+  pugi::xml_document doc;
+  doc.load_buffer(response.body.data(), response.body.size());
+  const std::string code = ErrorElement(doc, "Code");
+  const std::string message = ErrorElement(doc, "Message");
   if (!code.empty()) out += ", " + code;
   if (!message.empty()) out += (code.empty() ? ", " : ": ") + message;
   return out;
