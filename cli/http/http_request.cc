@@ -137,6 +137,52 @@ RangeRequest ParseRange(std::string_view header, uint64_t size) {
   return r;
 }
 
+bool AcceptsHtml(std::string_view accept) {
+  while (!accept.empty()) {
+    size_t comma = accept.find(',');
+    std::string_view range = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
+    size_t semicolon = range.find(';');
+    std::string_view type = Trim(range.substr(0, semicolon));
+    constexpr std::string_view kHtml = "text/html";
+    if (type.size() != kHtml.size() ||
+        !std::equal(type.begin(), type.end(), kHtml.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+      continue;
+    }
+    // "q=0" (or 0.0, 0.000) refuses the type; any other weight accepts it.
+    bool refused = false;
+    std::string_view params = semicolon == std::string_view::npos ? "" : range.substr(semicolon + 1);
+    while (!params.empty()) {
+      size_t next = params.find(';');
+      std::string_view param = Trim(params.substr(0, next));
+      params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+      if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        std::string_view q = param.substr(2);
+        refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+      }
+    }
+    if (!refused) return true;
+  }
+  return false;
+}
+
+std::string RenderBrowserPage(std::string_view key, int zarr_format) {
+  std::string prefix = "/" + std::string(kBrowserPrefix) + "/";
+  std::string title = "refzarr: /" + EscapeHtml(key);
+  // The empty icon keeps the browser from asking for /favicon.ico (a 404 in its console).
+  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         "<meta name=\"refzarr-zarr-format\" content=\"" +
+         std::to_string(zarr_format) + "\">\n<title>" + title +
+         "</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"" + prefix +
+         "style.css\">\n<script type=\"module\" src=\"" + prefix +
+         "main.js\"></script>\n</head><body><noscript>This page needs JavaScript. Zarr clients read "
+         "this folder's keys at the same URL; its listing is what they get without "
+         "<code>Accept: text/html</code>.</noscript></body></html>\n";
+}
+
 std::string EscapeUrlPath(std::string_view path) { return PercentEncodePath(path); }
 
 std::string RenderListingHead(std::string_view key) {

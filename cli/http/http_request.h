@@ -53,6 +53,19 @@ std::string RenderListingEntries(const std::vector<DirEntry>& entries);
 /// The end of a listing page.
 std::string RenderListingTail();
 
+/// The first path segment of the browser pages' files (`/__refzarr__/main.js`). Zarr v3 reserves
+/// node names starting with "__", so no Zarr client asks for a key under it (docs/frontends.md).
+inline constexpr std::string_view kBrowserPrefix = "__refzarr__";
+
+/// Whether an Accept header names text/html (with a q above 0), as browsers do when they open a
+/// page; fetch(), curl, fsspec, GDAL and zarr clients send "*/*" or nothing, which is not.
+bool AcceptsHtml(std::string_view accept);
+
+/// The HTML page a browser gets for the directory `key`: it loads the bundled script and style
+/// from kBrowserPrefix, which draw the folder's page or the image's viewer. `zarr_format` (2 or 3)
+/// tells the script which metadata keys to read.
+std::string RenderBrowserPage(std::string_view key, int zarr_format);
+
 /// Percent-encodes a key segment for use in a URL path ('/' kept).
 std::string EscapeUrlPath(std::string_view path);
 

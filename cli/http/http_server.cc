@@ -26,6 +26,8 @@
 namespace refzarr {
 namespace {
 
+using internal::AcceptsHtml;
+using internal::kBrowserPrefix;
 using internal::KeyFromUrlPath;
 using internal::ParseRange;
 using internal::RangeRequest;
@@ -356,6 +358,23 @@ class MhdServer final : public HttpServer {
     }
     Result<internal::RequestKey> key = KeyFromUrlPath(url);
     if (!key.ok()) return ErrorReply(MHD_HTTP_BAD_REQUEST, key.status().message());
+    if (!options_.web_assets.empty()) {
+      std::string_view k = key->key;
+      if (k.substr(0, kBrowserPrefix.size()) == kBrowserPrefix &&
+          (k.size() == kBrowserPrefix.size() || k[kBrowserPrefix.size()] == '/')) {
+        return Asset(k.substr(std::min(k.size(), kBrowserPrefix.size() + 1)));
+      }
+      if (key->trailing_slash) {
+        const char* accept =
+            MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        if (accept != nullptr && AcceptsHtml(accept)) {
+          // Only a directory of the view gets the page; anything else answers as a listing
+          // would (404, or a stale file's 500 naming the source).
+          Result<std::pair<EntryKind, uint64_t>> stat = view_.Stat(key->key);
+          if (stat.ok() && stat->first == EntryKind::kDirectory) return BrowserPage(key->key);
+        }
+      }
+    }
     if (key->trailing_slash) return Listing(key->key, method == MHD_HTTP_METHOD_HEAD);
 
     Result<std::optional<Value>> value = view_.Get(key->key);
@@ -374,6 +393,45 @@ class MhdServer final : public HttpServer {
       return ErrorReply(MHD_HTTP_NOT_FOUND, "no key '" + key->key + "'");
     }
     return ServeValue(connection, std::move(**value));
+  }
+
+  // A file of the browser pages (name: the path after the prefix).
+  Reply Asset(std::string_view name) {
+    for (const WebAsset& asset : options_.web_assets) {
+      if (asset.name != name) continue;
+      Reply reply;
+      reply.body_bytes = asset.bytes.size();
+      // Static storage: handed over without a copy.
+      reply.response.reset(MHD_create_response_from_buffer(
+          asset.bytes.size(), const_cast<char*>(asset.bytes.data()), MHD_RESPMEM_PERSISTENT));
+      if (!reply.response) return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot create a response");
+      MHD_Response* r = reply.response.get();
+      AddHeader(r, MHD_HTTP_HEADER_CONTENT_TYPE, std::string(asset.content_type));
+      MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+      // Files change only with the binary; no-cache has the browser check, never use a stale one.
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+      AddCorsHeaders(r);
+      return reply;
+    }
+    return ErrorReply(MHD_HTTP_NOT_FOUND, "no browser page file '" + std::string(name) + "'");
+  }
+
+  // The page a browser gets for a directory: the bundled script draws it. Its CSP allows nothing
+  // from anywhere but this server. 'unsafe-eval' is for numcodecs.js's blosc, zstd and lz4
+  // decoders: WebAssembly, whose Emscripten (embind) glue makes functions with the Function
+  // constructor; without it every blosc chunk fails to decode.
+  Reply BrowserPage(const std::string& key) {
+    Reply reply = TextReply(MHD_HTTP_OK, internal::RenderBrowserPage(key, view_.options().zarr_format),
+                            "text/html; charset=utf-8");
+    if (!reply.response) return reply;
+    MHD_Response* r = reply.response.get();
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self' 'unsafe-eval'; "
+                            "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    return reply;
   }
 
   Reply Preflight() {
@@ -412,6 +470,10 @@ class MhdServer final : public HttpServer {
     MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/html; charset=utf-8");
     AddCorsHeaders(reply.response.get());
+    // The same URL is a browser page for browsers (Accept: text/html): caches must tell them apart.
+    if (!options_.web_assets.empty()) {
+      MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_VARY, "Accept");
+    }
     // libmicrohttpd 0.9.75 sends the last-chunk line ("0\r\n\r\n") of a chunked response even
     // to HEAD, where the next response on the connection is expected: the client reads it as
     // garbage ("HTTP/0.9"). Closing after a HEAD of a listing keeps the stray bytes harmless.

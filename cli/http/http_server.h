@@ -10,8 +10,10 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string>
 
+#include "cli/http/web/web_assets.h"
 #include "formats/core/status.h"
 #include "store/zarr_view.h"
 
@@ -35,6 +37,12 @@ struct ServeOptions {
   size_t connection_memory_limit_bytes = 32 * 1024;
   /// When set, one Common Log Format line per request (not owned; must outlive the server).
   std::ostream* access_log = nullptr;
+  /// The browser pages' files, served under `/__refzarr__/` (not owned; must outlive the server).
+  /// When set, a GET of a directory whose Accept header names text/html (a browser opening it)
+  /// gets the page that draws the folder or the image's viewer instead of the listing; when
+  /// empty (the default) there are no browser pages. The serve command passes
+  /// BundledWebAssets(). See docs/frontends.md.
+  std::span<const WebAsset> web_assets;
   /// When set, libmicrohttpd's own error messages (not owned; must outlive the server).
   std::ostream* error_log = nullptr;
   /// Serve(): blocks until this returns, then shuts down. The serve command waits for SIGINT or

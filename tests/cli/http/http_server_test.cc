@@ -27,6 +27,7 @@
 namespace refzarr {
 namespace {
 
+using internal::AcceptsHtml;
 using internal::KeyFromUrlPath;
 using internal::ParseRange;
 using internal::RangeRequest;
@@ -106,6 +107,30 @@ TEST(HttpRequest, DirectoryListingShowsKnownSizes) {
   EXPECT_NE(html.find("\">0</a> 131072 bytes</li>"), std::string::npos) << html;
   EXPECT_NE(html.find("\">.zarray</a></li>"), std::string::npos) << html;
   EXPECT_NE(html.find("\">1/</a></li>"), std::string::npos) << html;
+}
+
+TEST(HttpRequest, AcceptsHtmlOnlyWhenAHeaderNamesTextHtml) {
+  // Chromium's and Firefox's navigation headers.
+  EXPECT_TRUE(AcceptsHtml("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                          "image/webp,image/apng,*/*;q=0.8"));
+  EXPECT_TRUE(AcceptsHtml("TEXT/HTML;q=0.5"));
+  EXPECT_TRUE(AcceptsHtml("application/json, text/html ; level=1"));
+  // fetch(), curl, fsspec/aiohttp, requests, GDAL: no page.
+  EXPECT_FALSE(AcceptsHtml("*/*"));
+  EXPECT_FALSE(AcceptsHtml(""));
+  EXPECT_FALSE(AcceptsHtml("text/*"));
+  EXPECT_FALSE(AcceptsHtml("text/html;q=0"));
+  EXPECT_FALSE(AcceptsHtml("text/html; q=0.000, */*"));
+  EXPECT_FALSE(AcceptsHtml("text/htmlx, application/json"));
+}
+
+TEST(HttpRequest, BrowserPageLoadsTheBundledFilesAndNamesTheZarrFormat) {
+  std::string page = internal::RenderBrowserPage("a<b>/0", 3);
+  EXPECT_NE(page.find("<meta name=\"refzarr-zarr-format\" content=\"3\">"), std::string::npos);
+  EXPECT_NE(page.find("src=\"/__refzarr__/main.js\""), std::string::npos) << page;
+  EXPECT_NE(page.find("href=\"/__refzarr__/style.css\""), std::string::npos) << page;
+  EXPECT_NE(page.find("refzarr: /a&lt;b&gt;/0"), std::string::npos) << page;
+  EXPECT_EQ(page.find("a<b>"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,6 +450,68 @@ TEST_F(HttpServerTest, DirectoriesAreListedWithLinks) {
   HttpReply no_slash = client.Request("GET", "/img");
   EXPECT_EQ(no_slash.status, 301);
   EXPECT_EQ(no_slash.headers["location"], "/img/");
+}
+
+constexpr char kBrowser[] =
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+const WebAsset kFakeAssets[] = {{"main.js", "text/javascript; charset=utf-8", "console.log(1);"},
+                                {"style.css", "text/css; charset=utf-8", "body{}"}};
+
+TEST_F(HttpServerTest, BrowsersGetThePageAtDirectoriesAndZarrClientsTheListing) {
+  ServeOptions options;
+  options.web_assets = kFakeAssets;
+  Client client(Start(options));
+  for (const char* path : {"/", "/img/", "/img/0/", "/odd%20name/"}) {
+    HttpReply page = client.Request("GET", path, {kBrowser});
+    EXPECT_EQ(page.status, 200) << path;
+    EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8") << path;
+    EXPECT_EQ(page.headers["vary"], "Accept") << path;
+    EXPECT_NE(page.headers["content-security-policy"].find("default-src 'self'"), std::string::npos);
+    EXPECT_NE(page.body.find("/__refzarr__/main.js"), std::string::npos) << path << page.body;
+    EXPECT_EQ(page.body.find("href=\"./"), std::string::npos) << path << ": not the listing";
+  }
+  // Zarr clients and fetch() send */* or nothing: the listing, marked as varying with Accept.
+  for (const std::vector<std::string>& headers :
+       {std::vector<std::string>{}, std::vector<std::string>{"Accept: */*"}}) {
+    HttpReply listing = client.Request("GET", "/img/", headers);
+    EXPECT_EQ(listing.status, 200);
+    EXPECT_NE(listing.body.find("href=\"./0/\""), std::string::npos) << listing.body;
+    EXPECT_EQ(listing.headers["vary"], "Accept");
+  }
+  // Keys are keys, whatever the Accept header; a directory that is not there stays a 404.
+  HttpReply zarray = client.Request("GET", "/img/0/.zarray", {kBrowser});
+  EXPECT_EQ(zarray.status, 200);
+  EXPECT_EQ(zarray.body, kZarray);
+  EXPECT_EQ(client.Request("GET", "/nothing/", {kBrowser}).status, 404);
+  EXPECT_EQ(client.Request("GET", "/img", {kBrowser}).status, 301);
+}
+
+TEST_F(HttpServerTest, BrowserPageFilesAreServedUnderTheReservedPrefix) {
+  ServeOptions options;
+  options.web_assets = kFakeAssets;
+  Client client(Start(options));
+  HttpReply js = client.Request("GET", "/__refzarr__/main.js");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.body, "console.log(1);");
+  EXPECT_EQ(js.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(js.headers["content-length"], "15");
+  EXPECT_EQ(js.headers["x-content-type-options"], "nosniff");
+  HttpReply head = client.Request("HEAD", "/__refzarr__/style.css");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["content-length"], "6");
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(client.Request("GET", "/__refzarr__/other.js").status, 404);
+  EXPECT_EQ(client.Request("GET", "/__refzarr__/").status, 404);
+  EXPECT_EQ(client.Request("GET", "/__refzarr__/../img/0/.zarray").status, 400);
+}
+
+TEST_F(HttpServerTest, WithoutBrowserPagesBrowsersGetTheListing) {
+  Client client(Start());
+  HttpReply root = client.Request("GET", "/", {kBrowser});
+  EXPECT_EQ(root.status, 200);
+  EXPECT_NE(root.body.find("href=\"./img/\""), std::string::npos) << root.body;
+  EXPECT_EQ(root.headers.count("vary"), 0u);
+  EXPECT_EQ(client.Request("GET", "/__refzarr__/main.js").status, 404);
 }
 
 TEST_F(HttpServerTest, EscapedNamesReachTheirKeys) {
