@@ -11,7 +11,7 @@ namespace refzarr {
 
 /// What the HTTP module's factory returns.
 struct HttpModule {
-  /// Serve() of http_server.h.
+  /// Serve() of http_server.h, with the bundled browser pages (ServeOptions::web_assets).
   Status (*serve)(ZarrView& view, const ServeOptions& options, std::ostream& log);
 };
 
