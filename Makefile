@@ -8,7 +8,7 @@ APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nloh
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-filter-plugin-zfp-serial \
   python3 python3-numpy python3-zarr python3-numcodecs python3-fsspec python3-tifffile python3-h5py \
   python3-aiohttp python3-requests python3-jsonschema python3-gdal gdal-bin libtiff-tools \
-  python3-xarray nodejs nginx-light openssl python3-botocore curl
+  python3-xarray nodejs nginx-light openssl python3-botocore curl chromium
 
 .PHONY: deps build demo test bench clean
 
@@ -18,7 +18,8 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@# npm for the zarrita.js test: Debian's package, unless Node.js came with its own (NodeSource).
+	@# npm: the build bundles serve's browser pages with it (cli/http/web), and the JS tests install
+	@# their clients; Debian's package, unless Node.js came with its own (NodeSource).
 	@command -v npm >/dev/null || { echo "installing: npm"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 
@@ -37,6 +38,7 @@ demo: build
 	$(BUILD)/bin/refzarr ls samples.refs.db
 	$(BUILD)/bin/refzarr ls -r samples.refs.db ome/multiseries_2images.ome.tif
 	$(BUILD)/bin/refzarr cat samples.refs.db ome/multiseries_2images.ome.tif/0/.zattrs
+	@echo "to look at it in a browser: $(BUILD)/bin/refzarr serve samples.refs.db, then open http://127.0.0.1:8000/"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -1,4 +1,5 @@
 """Shared helpers of the front-end end-to-end tests: sample index, array walk, pixel oracle."""
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,33 @@ def env(name):
     if not value:
         sys.exit(f"missing environment variable {name}")
     return value
+
+
+def npm_ci(source, dest, what):
+    """`npm ci` of source's package.json + package-lock.json into dest, unless an install of the
+    same lock file is there (a stamp holds its hash). Exits with a failure naming `what` (the test
+    needing it) when node or npm is missing or the install fails. Returns dest."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            sys.exit(f"FAIL: `{tool}` is not installed: {what} needs Node.js and npm "
+                     f"(Debian: apt-get install nodejs npm; see the Makefile)")
+    with open(os.path.join(source, "package-lock.json"), "rb") as f:
+        lock = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(dest, "installed-lock.sha256")
+    if not (os.path.exists(stamp) and open(stamp).read() == lock
+            and os.path.isdir(os.path.join(dest, "node_modules"))):
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(source, name), dest)
+        done = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+                              cwd=dest, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            sys.exit(f"FAIL: npm ci in {dest} failed (exit {done.returncode}):\n"
+                     f"{done.stdout[-1500:]}{done.stderr[-3000:]}")
+        with open(stamp, "w") as f:
+            f.write(lock)
+    return dest
 
 
 def make_index(refzarr, samples_bin, work):
