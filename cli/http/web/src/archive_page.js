@@ -116,7 +116,7 @@ function imageCard(archive, entry, title, observer) {
         element("div", { class: "shape", text: formatShape(image) }),
         element("div", {
           class: "meta",
-          text: `${image.dtype} · ${image.levels.length} level${image.levels.length > 1 ? "s" : ""} · ${formatBytes(bytes)}`,
+          text: `${image.dtype} · ${image.levels.length} level${image.levels.length > 1 ? "s" : ""} · ${formatBytes(bytes)} uncompressed`,
         }),
         channels,
         note,
