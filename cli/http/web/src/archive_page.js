@@ -74,7 +74,7 @@ async function drawThumbnail(image, canvas, note) {
   const plane = await queue(() => readPlane(image, level, 0, z, 0, level.height, 0, level.width));
   const pixels = composite(plane, image.channels);
   canvas.dataset.level = String(image.levels.length - 1);
-  canvas.dataset.z = String(z);
+  canvas.dataset.z = String(plane.z); // the level's own index: pyramids may downsample z
   if (level.width <= kNativeThumbnail && level.height <= kNativeThumbnail) {
     canvas.width = level.width;
     canvas.height = level.height;

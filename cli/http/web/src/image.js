@@ -87,14 +87,23 @@ export async function openImage(archive, key, ome) {
   };
 }
 
-/// Reads the plane (t, z) of `level` in the box [y0, y1) x [x0, x1), every channel: a zarrita
-/// {chunk: zarrita's {data, shape, stride}, c, y, x: where those axes are in chunk.shape (c -1 when
-/// the image has none)}.
+// Index `i` of level 0 along `axis` in `level` (pyramids may downsample z, and even t).
+function indexInLevel(image, level, axis, i) {
+  const n0 = image.levels[0].shape[axis];
+  const n = level.shape[axis];
+  return n === n0 ? i : Math.min(n - 1, Math.floor((i * n) / n0));
+}
+
+/// Reads the plane (t, z) (level-0 indices) of `level` in the box [y0, y1) x [x0, x1) (the level's
+/// pixels), every channel: {chunk: zarrita's {data, shape, stride}, c, y, x: where those axes are
+/// in chunk.shape (c -1 when the image has none), t, z: the level's indices read}.
 export async function readPlane(image, level, t, z, y0, y1, x0, x1, options = {}) {
   const selection = level.shape.map(() => null);
   const { axes } = image;
-  if (axes.t >= 0) selection[axes.t] = t;
-  if (axes.z >= 0) selection[axes.z] = z;
+  const lt = axes.t >= 0 ? indexInLevel(image, level, axes.t, t) : 0;
+  const lz = axes.z >= 0 ? indexInLevel(image, level, axes.z, z) : 0;
+  if (axes.t >= 0) selection[axes.t] = lt;
+  if (axes.z >= 0) selection[axes.z] = lz;
   selection[axes.y] = zarr.slice(y0, y1);
   selection[axes.x] = zarr.slice(x0, x1);
   // Any other axis (not t, c, z, y, x): its first index.
@@ -106,5 +115,5 @@ export async function readPlane(image, level, t, z, y0, y1, x0, x1, options = {}
     if (typeof s !== "number") kept.push(i);
   });
   const chunk = await zarr.get(level.array, selection, options);
-  return { chunk, c: kept.indexOf(axes.c), y: kept.indexOf(axes.y), x: kept.indexOf(axes.x) };
+  return { chunk, c: kept.indexOf(axes.c), y: kept.indexOf(axes.y), x: kept.indexOf(axes.x), t: lt, z: lz };
 }
