@@ -8,7 +8,7 @@ and a Zarr v3 server. Checks, against tifffile's pixels (never refzarr's own):
   (t 0, middle z) with the channels' colours and windows, pixel for pixel (+-1 for rounding), and
   the image's shape, dtype, level count and channel names;
 - the viewer at 1:1 draws level 0, at 1:4 level 2, at 2:1 with an offset the zoomed region;
-  switching a channel off, changing a display window and moving the z slider redraw what the
+  switching a channel off, changing a display window and moving the z and t sliders redraw what the
   same composite of tifffile's pixels gives, and differ from what was drawn before;
 - no console error or warning, no failed request (no HTTP status >= 400 either), and no request
   to anywhere but the server on 127.0.0.1 (others are refused and reported);
@@ -40,6 +40,7 @@ U8 = "tiled/u8_lzw_pred2.tif/0"
 PYRAMID = "ome/pyramid_subifds.ome.tif/0"
 RGB = "rgb/rgb_u8_chunky_tiled_none.tif/0"
 ZSTACK = "stacks/u16_zstack_10pages_deflate.tif/0"
+HYPERSTACK = "imagej/hyperstack_u16_t4_z3_c2_be.tif/0"
 # Folder pages whose every card is checked. (Not tiled/: its sparse sample's missing chunks are
 # 404s, fill values for Zarr, but failed requests in the browser's console.)
 # hdf5/ holds the HDF5 samples: an Imaris and a BigDataViewer pyramid whose levels halve z too.
@@ -151,6 +152,11 @@ def viewer_steps(zarr_format):
         {"capture": None},
         {"press": ["#z", "ArrowRight"]},
         {"capture": None},
+        # Its ImageJ display range (0-4000) saturates every pixel: windows from the link instead.
+        {"open": f"/{HYPERSTACK}/#zoom=1&x=0&y=0&t=2&z=1&w=0:65535,5000:40000", "wait": "viewer"},
+        {"capture": None},
+        {"press": ["#t", "ArrowRight"]},
+        {"capture": None},
         {"open": f"/{RGB}/#zoom=1&x=0&y=0", "wait": "viewer"},
         {"capture": None},
         {"open": f"/{U8}/#zoom=1&x=0&y=0", "wait": "viewer"},
@@ -208,6 +214,21 @@ def check_viewers(failures, oracle, results, tag):
     z1 = compare(failures, f"{tag} {ZSTACK} z 1", crop(step()), composite(stack[0, :, 1], ch))
     if z0 is not None and z1 is not None and np.array_equal(z0, z1):
         failures.append(f"{tag} {ZSTACK}: moving the z slider changed nothing")
+
+    # ImageJ hyperstack (t 4, z 3, c 2): t 2, then the t slider one step right: t 3.
+    expect_title(step(), HYPERSTACK)
+    hyper = oracle.level(HYPERSTACK, 0)
+    ch = oracle.channels(HYPERSTACK)
+    ch[0]["start"], ch[0]["end"], ch[1]["start"], ch[1]["end"] = 0, 65535, 5000, 40000
+    h, w = hyper.shape[3:]
+    t2 = compare(failures, f"{tag} {HYPERSTACK} t 2", crop(step()), composite(hyper[2, :, 1], ch))
+    moved = step()
+    if moved.get("value") != "3":
+        failures.append(f"{tag} {HYPERSTACK}: the t slider reads {moved.get('value')} after one "
+                        f"step right from 2, expected 3 ({moved.get('error', '')})")
+    t3 = compare(failures, f"{tag} {HYPERSTACK} t 3", crop(step()), composite(hyper[3, :, 1], ch))
+    if t2 is not None and t3 is not None and np.array_equal(t2, t3):
+        failures.append(f"{tag} {HYPERSTACK}: moving the t slider changed nothing")
 
     # RGB: the three channels (red, green, blue, windows 0-255) are the image itself.
     expect_title(step(), RGB)
