@@ -251,10 +251,16 @@ def check_viewers(failures, oracle, results, tag):
         failures.append(f"{tag} {U8}: level info says {info}, expected zoom 200 %")
 
 
-def check_cards(failures, oracle, results, tag):
+def card_folders(zarr_format):
+    """The folders whose cards are checked: all over v2; over v3 (the same pages and decoders,
+    other metadata) those with the OME pyramid, the multi-series files and the HDF5 images."""
+    return CARD_FOLDERS if zarr_format == 2 else ["ome/", "hdf5/", "stacks/", "rgb/"]
+
+
+def check_cards(failures, oracle, folders, results, tag):
     """Every card on the folder pages: its thumbnail and its facts."""
     seen = set()
-    for folder, (opened, listed) in zip(CARD_FOLDERS, zip(results[0::2], results[1::2])):
+    for folder, (opened, listed) in zip(folders, zip(results[0::2], results[1::2])):
         if "error" in opened or "error" in listed:
             failures.append(f"{tag} /{folder}: {opened.get('error') or listed.get('error')}")
             continue
@@ -359,7 +365,13 @@ def main():
             if zarr_format == 2:
                 check_http(failures, base)
             steps = [{"open": "/"}, {"folders": True}]
-            for folder in CARD_FOLDERS:
+            # An array's directory and a directory of chunk coordinates: pages of keys, and no
+            # request for metadata that is not there (a 404 would be a failed request).
+            chunks = f"/{PYRAMID}/0/0/0/" if zarr_format == 2 else f"/{PYRAMID}/0/c/0/"
+            steps += [{"open": f"/{PYRAMID}/0/"}, {"text": "main > p"},
+                      {"open": chunks}, {"text": "main > p"}]
+            folders = card_folders(zarr_format)
+            for folder in folders:
                 steps += [{"open": f"/{folder}", "wait": "cards"}, {"cards": True}]
             steps += viewer_steps(zarr_format)
             jobs = os.path.join(work, f"steps-{tag}.json")
@@ -380,12 +392,17 @@ def main():
                                     "canary: its checks cannot be trusted")
             results = report["results"]
             oracle = Oracle(samples, base, zarr_format)
-            folders = results[1].get("folders", [])
+            listed = results[1].get("folders", [])
+            for (what, got), want in zip(((f"/{PYRAMID}/0/", results[3]), (chunks, results[5])),
+                                         ("A Zarr array", "Chunk keys of an array")):
+                if not any(want in t for t in got.get("text", [])):
+                    failures.append(f"{tag} page {what}: says {got}, expected '{want}'")
+            results = results[:2] + results[6:]
             for want in ("ome/", "pyramids/", "rgb/", "stacks/", "tiled/"):
-                if want not in folders:
-                    failures.append(f"{tag} archive page: no folder {want} in {folders}")
-            check_cards(failures, oracle, results[2:2 + 2 * len(CARD_FOLDERS)], tag)
-            check_viewers(failures, oracle, results[2 + 2 * len(CARD_FOLDERS):], tag)
+                if want not in listed:
+                    failures.append(f"{tag} archive page: no folder {want} in {listed}")
+            check_cards(failures, oracle, folders, results[2:2 + 2 * len(folders)], tag)
+            check_viewers(failures, oracle, results[2 + 2 * len(folders):], tag)
             for line in report["console"]:
                 failures.append(f"{tag} console: {line}")
             for line in report["failed"]:

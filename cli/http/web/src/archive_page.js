@@ -134,15 +134,19 @@ function imageCard(archive, entry, title, observer) {
   return card;
 }
 
-export async function showArchivePage(archive, key, main) {
+/// The page of the directory `key`: its `entries` (ArchiveStore.list) and its node (`here`:
+/// ArchiveStore.node, null for a directory of chunk coordinates).
+export async function showArchivePage(archive, key, entries, here, main) {
   document.title = `refzarr: /${key}`;
   main.append(breadcrumb(key));
-  const status = element("p", { class: "status", text: "listing…" });
+  const status = element("p", { class: "status" });
   main.append(status);
-  const entries = await archive.list(key);
-  status.textContent = `${entries.length} entries, reading their metadata…`;
-  const kinds = await Promise.all(
-    entries.map((e) => (e.directory ? queue(() => classify(archive, join(key, e.name))) : { kind: "other" })),
+  // Only a group's sub-directories are nodes; an array's are chunk coordinates (nothing to
+  // classify, and asking them for metadata would be a 404 each).
+  const group = here?.kind === "group";
+  status.textContent = `${entries.length} entries${group ? ", reading their metadata…" : ""}`;
+  const kinds = entries.map((e) =>
+    e.directory && group ? queue(() => classify(archive, join(key, e.name))) : Promise.resolve({ kind: "other" }),
   );
 
   // Thumbnails are read when their card comes near the screen.
@@ -157,29 +161,46 @@ export async function showArchivePage(archive, key, main) {
     { rootMargin: "200px" },
   );
 
+  // Sections appear once they have an entry; entries go in listing order, each as soon as it and
+  // those before it are known, so a large folder shows its first entries at once.
   const folders = element("ul", { class: "folders" });
   const cards = element("div", { class: "cards" });
-  const others = element("ul", { class: "keys" });
-  entries.forEach((e, i) => {
-    const k = kinds[i];
+  const foldersSection = element("section", { hidden: "" }, element("h2", { text: "Folders" }), folders);
+  const cardsSection = element("section", { hidden: "" }, element("h2", { text: "Images" }), cards);
+  main.append(foldersSection, cardsSection);
+  const folder = (href, name) => {
+    folders.append(element("li", {}, element("a", { href, text: `${name}/` })));
+    foldersSection.hidden = false;
+  };
+  for (const [i, e] of entries.entries()) {
+    const k = await kinds[i];
     const href = urlPath(join(key, e.name), e.directory);
     if (k.kind === "folder") {
-      folders.append(element("li", {}, element("a", { href, text: `${e.name}/` })));
+      folder(href, e.name);
     } else if (k.kind === "image" || k.kind === "file") {
       for (const image of k.images) {
         const title = k.kind === "file" && k.images.length > 1 ? `${e.name} · series ${image.series}` : e.name;
         cards.append(imageCard(archive, image, title, observer));
+        cardsSection.hidden = false;
       }
-      if (k.kind === "file" && k.images.length === 0) {
-        folders.append(element("li", {}, element("a", { href, text: `${e.name}/` })));
-      }
+      if (k.kind === "file" && k.images.length === 0) folder(href, e.name);
     }
-    others.append(element("li", {}, element("a", { href, text: e.name + (e.directory ? "/" : "") })));
-  });
+  }
 
   status.remove();
-  if (folders.children.length) main.append(element("h2", { text: "Folders" }), folders);
-  if (cards.children.length) main.append(element("h2", { text: "Images" }), cards);
-  if (!folders.children.length && !cards.children.length) main.append(element("p", { text: "No folders or images here." }));
-  main.append(element("details", { class: "raw" }, element("summary", { text: `Zarr keys (${entries.length})` }), others));
+  if (foldersSection.hidden && cardsSection.hidden) {
+    const what =
+      here?.kind === "array" ? "A Zarr array: its chunks are below."
+      : here ? "No folders or images here."
+      : "Chunk keys of an array.";
+    main.append(element("p", { text: what }));
+  }
+  const others = element("ul", { class: "keys" });
+  for (const e of entries) {
+    const href = urlPath(join(key, e.name), e.directory);
+    others.append(element("li", {}, element("a", { href, text: e.name + (e.directory ? "/" : "") })));
+  }
+  const raw = element("details", { class: "raw" }, element("summary", { text: `Zarr keys (${entries.length})` }), others);
+  if (!group) raw.open = true;
+  main.append(raw);
 }

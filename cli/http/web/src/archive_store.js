@@ -51,6 +51,11 @@ export class ArchiveStore {
     return { kind, attributes, ome: attributes };
   }
 
+  /// Whether `name` is a metadata key of this format (.zattrs, .zgroup, .zarray / zarr.json).
+  isMetadataKey(name) {
+    return this.format === 3 ? name === "zarr.json" : [".zattrs", ".zgroup", ".zarray"].includes(name);
+  }
+
   /// The entries of the directory `key`: [{name, directory}], in the server's order (the listing
   /// is the server's HTML page; its links are "./NAME" or "./NAME/").
   async list(key) {

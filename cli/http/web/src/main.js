@@ -18,11 +18,14 @@ async function start() {
   main.setAttribute("aria-busy", "true");
   document.body.append(main);
   try {
-    const node = await archive.node(key);
+    // The listing says whether the directory is a node (it has metadata keys) or a directory of
+    // chunk coordinates, whose metadata would be a 404.
+    const entries = await archive.list(key);
+    const node = entries.some((e) => !e.directory && archive.isMetadataKey(e.name)) ? await archive.node(key) : null;
     if (node?.kind === "group" && node.ome.multiscales) {
       await showViewerPage(archive, key, node, main);
     } else {
-      await showArchivePage(archive, key, main);
+      await showArchivePage(archive, key, entries, node, main);
     }
   } catch (e) {
     console.error(e);
