@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 
 import { chromium } from "playwright-core";
 
-const { base, chromium: executablePath, steps } = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const { base, chromium: executablePath, steps, timeout_ms: timeout = 15000 } = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const origin = new URL(base).origin;
 
 const browser = await chromium.launch({
@@ -38,19 +38,20 @@ page.on("response", (r) => {
 // The viewer has drawn every tile it wants: two frames after the last change, aria-busy false.
 async function viewerIdle() {
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-  await page.waitForSelector("#view[aria-busy='false']", { timeout: 15000 });
+  await page.waitForSelector("#view[aria-busy='false']", { timeout });
 }
 
 // The folder page is laid out (main's aria-busy false).
 async function pageLaidOut() {
-  await page.waitForSelector("main[aria-busy='false']", { timeout: 15000 });
+  await page.waitForSelector("main[aria-busy='false']", { timeout });
 }
 
-async function cardsIdle() {
+async function cardsIdle(times) {
   await pageLaidOut();
+  times.laid_out_ms = performance.now() - times.started;
   for (const card of await page.locator(".card").all()) {
     await card.scrollIntoViewIfNeeded();
-    await card.locator("xpath=self::*[@aria-busy='false']").waitFor({ timeout: 15000 });
+    await card.locator("xpath=self::*[@aria-busy='false']").waitFor({ timeout });
   }
 }
 
@@ -92,15 +93,17 @@ log.console = []; // all from the canary page: the blocked request's and the can
 
 const results = [];
 for (const step of steps) {
+  const started = performance.now();
   try {
     if (step.open) {
       // From a blank page, so that a URL differing only in its fragment loads anew too.
       await page.goto("about:blank");
       await page.goto(new URL(step.open, base).href, { waitUntil: "load" });
+      const times = { started };
       if (step.wait === "viewer") await viewerIdle();
-      else if (step.wait === "cards") await cardsIdle();
+      else if (step.wait === "cards") await cardsIdle(times);
       else await pageLaidOut();
-      results.push({ title: await page.title() });
+      results.push({ title: await page.title(), laid_out_ms: times.laid_out_ms });
     } else if (step.folders) {
       results.push({ folders: await page.locator(".folders a").allTextContents() });
     } else if (step.cards) {
@@ -142,6 +145,7 @@ for (const step of steps) {
   } catch (e) {
     results.push({ error: `${JSON.stringify(step)}: ${e.message.split("\n")[0]}` });
   }
+  results[results.length - 1].ms = performance.now() - started; // for tests/bench/browser_bench.py
 }
 await browser.close();
 process.stdout.write(JSON.stringify({ results, caught, ...log }) + "\n");

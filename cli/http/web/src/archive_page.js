@@ -49,6 +49,16 @@ async function classify(archive, key) {
   if (!node || node.kind === "array") return { kind: "other" };
   if (node.ome.multiscales) return { kind: "image", images: [{ key, ome: node.ome }] };
   if ("bioformats2raw.layout" in node.ome) {
+    // Zarr v2: the file's consolidated metadata has every series' attributes in one request.
+    const consolidated = archive.format === 2 ? await archive.fetchJson(join(key, ".zmetadata")) : null;
+    if (consolidated?.metadata) {
+      const images = Object.entries(consolidated.metadata)
+        .map(([k, v]) => [/^(\d+)\/\.zattrs$/.exec(k)?.[1], v])
+        .filter(([series, attrs]) => series !== undefined && attrs.multiscales)
+        .sort((a, b) => Number(a[0]) - Number(b[0]))
+        .map(([series, attrs]) => ({ key: join(key, series), ome: attrs, series }));
+      return { kind: "file", images };
+    }
     const entries = await archive.list(key);
     const images = [];
     for (const e of entries) {
