@@ -153,7 +153,8 @@ bool AcceptsHtml(std::string_view accept) {
     }
     // "q=0" (or 0.0, 0.000) refuses the type; any other weight accepts it.
     bool refused = false;
-    std::string_view params = semicolon == std::string_view::npos ? "" : range.substr(semicolon + 1);
+    std::string_view params =
+        semicolon == std::string_view::npos ? "" : range.substr(semicolon + 1);
     while (!params.empty()) {
       size_t next = params.find(';');
       std::string_view param = Trim(params.substr(0, next));
@@ -176,11 +177,11 @@ std::string RenderBrowserPage(std::string_view key, int zarr_format) {
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
          "<meta name=\"refzarr-zarr-format\" content=\"" +
          std::to_string(zarr_format) + "\">\n<title>" + title +
-         "</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"" + prefix +
-         "style.css\">\n<script type=\"module\" src=\"" + prefix +
-         "main.js\"></script>\n</head><body><noscript>This page needs JavaScript. Zarr clients read "
-         "this folder's keys at the same URL; its listing is what they get without "
-         "<code>Accept: text/html</code>.</noscript></body></html>\n";
+         "</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"" +
+         prefix + "style.css\">\n<script type=\"module\" src=\"" + prefix +
+         "main.js\"></script>\n</head><body><noscript>This page needs JavaScript. Zarr "
+         "clients read this folder's keys at the same URL; its listing is what they get "
+         "without <code>Accept: text/html</code>.</noscript></body></html>\n";
 }
 
 std::string EscapeUrlPath(std::string_view path) { return PercentEncodePath(path); }

@@ -404,7 +404,8 @@ class MhdServer final : public HttpServer {
       // Static storage: handed over without a copy.
       reply.response.reset(MHD_create_response_from_buffer(
           asset.bytes.size(), const_cast<char*>(asset.bytes.data()), MHD_RESPMEM_PERSISTENT));
-      if (!reply.response) return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot create a response");
+      if (!reply.response)
+        return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot create a response");
       MHD_Response* r = reply.response.get();
       AddHeader(r, MHD_HTTP_HEADER_CONTENT_TYPE, std::string(asset.content_type));
       MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -421,8 +422,9 @@ class MhdServer final : public HttpServer {
   // decoders: WebAssembly, whose Emscripten (embind) glue makes functions with the Function
   // constructor; without it every blosc chunk fails to decode.
   Reply BrowserPage(const std::string& key) {
-    Reply reply = TextReply(MHD_HTTP_OK, internal::RenderBrowserPage(key, view_.options().zarr_format),
-                            "text/html; charset=utf-8");
+    Reply reply =
+        TextReply(MHD_HTTP_OK, internal::RenderBrowserPage(key, view_.options().zarr_format),
+                  "text/html; charset=utf-8");
     if (!reply.response) return reply;
     MHD_Response* r = reply.response.get();
     MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");

@@ -111,8 +111,9 @@ TEST(HttpRequest, DirectoryListingShowsKnownSizes) {
 
 TEST(HttpRequest, AcceptsHtmlOnlyWhenAHeaderNamesTextHtml) {
   // Chromium's and Firefox's navigation headers.
-  EXPECT_TRUE(AcceptsHtml("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
-                          "image/webp,image/apng,*/*;q=0.8"));
+  EXPECT_TRUE(
+      AcceptsHtml("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                  "image/webp,image/apng,*/*;q=0.8"));
   EXPECT_TRUE(AcceptsHtml("TEXT/HTML;q=0.5"));
   EXPECT_TRUE(AcceptsHtml("application/json, text/html ; level=1"));
   // fetch(), curl, fsspec/aiohttp, requests, GDAL: no page.
@@ -466,7 +467,8 @@ TEST_F(HttpServerTest, BrowsersGetThePageAtDirectoriesAndZarrClientsTheListing) 
     EXPECT_EQ(page.status, 200) << path;
     EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8") << path;
     EXPECT_EQ(page.headers["vary"], "Accept") << path;
-    EXPECT_NE(page.headers["content-security-policy"].find("default-src 'self'"), std::string::npos);
+    EXPECT_NE(page.headers["content-security-policy"].find("default-src 'self'"),
+              std::string::npos);
     EXPECT_NE(page.body.find("/__refzarr__/main.js"), std::string::npos) << path << page.body;
     EXPECT_EQ(page.body.find("href=\"./"), std::string::npos) << path << ": not the listing";
   }

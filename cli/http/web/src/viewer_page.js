@@ -59,6 +59,7 @@ class Viewer {
     this.scale = 1; // canvas pixels per level-0 pixel
     this.x0 = 0; // level-0 coordinates of the canvas's top-left corner
     this.y0 = 0;
+    this.placed = false; // fitted (or placed from the link) on the first resize
   }
 
   resize() {
