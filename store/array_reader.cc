@@ -162,6 +162,9 @@ class ArrayReaderImpl final : public ArrayReader {
                                   " dimensions" + DimensionList());
     }
     for (size_t i = 0; i < box.size(); ++i) {
+      if (a.chunks.size() != a.shape.size() || a.chunks[i] == 0) {
+        return CorruptError("the index describes a chunk grid that does not fit the shape");
+      }
       if (box[i].begin > box[i].end || box[i].end > a.shape[i]) {
         return InvalidArgumentError("dimension " + DimensionName(i) + ": range " +
                                     std::to_string(box[i].begin) + ":" +
