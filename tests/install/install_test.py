@@ -126,6 +126,12 @@ cases = [
 ]
 for array, ranges, axes in cases:
     check(read_region, array, ranges, axes)
+# A shared build's library is found by the CMake-built binary through its RPATH; the pkg-config
+# one, linked with -L alone, as a user of any library in a non-system prefix finds it.
+shared = [f for f in os.listdir(os.path.dirname(pc_dir)) if f.startswith("librefzarr.so")]
+print("libraries:", "shared " + " ".join(sorted(shared)) if shared else "static")
+if shared:
+    os.environ["LD_LIBRARY_PATH"] = os.path.dirname(pc_dir)
 check(pc_read_region, *cases[0])
 
 # A box outside the array: exit status 1, a message naming the array and the dimension.
