@@ -6,19 +6,20 @@ separate project in this folder against P alone (find_package(refzarr CONFIG)), 
 example read_region with it and, a second time, with `pkg-config --cflags --libs refzarr`; indexes
 the generated samples with the installed refzarr binary (its modules loaded from P); and compares
 the shape and sum read_region prints for regions of several samples with what tifffile reads from
-the same files.
+the same files, and for the datasets of the HDF5 sample with what h5py reads.
 
-usage: install_test.py BUILD_DIR SOURCE_DIR SAMPLES_BIN WORK_DIR
+usage: install_test.py BUILD_DIR SOURCE_DIR SAMPLES_BIN HDF5_SAMPLES_BIN WORK_DIR
 """
 import os
 import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import tifffile
 
-BUILD, SOURCE, SAMPLES_BIN, WORK = (os.path.abspath(p) for p in sys.argv[1:5])
+BUILD, SOURCE, SAMPLES_BIN, H5_SAMPLES_BIN, WORK = (os.path.abspath(p) for p in sys.argv[1:6])
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = os.path.join(WORK, "prefix")
 
@@ -88,28 +89,36 @@ def tifffile_region(path, ranges, axes_order):
     return data[index]
 
 
-def check(binary, array, ranges, axes_order):
-    path = os.path.join(samples, array.rsplit("/", 2)[0])  # "<file>/<series>/<level>"
-    args = [binary, index, array] + [f"{b}:{e}" for b, e in ranges or []]
-    out = run(args).stdout.split("\n")
-    shape = [int(v) for v in out[0].split()[1:]]
-    total = out[1].split()[1]
-    full = tifffile_region(path, ranges if ranges else [(None, None)] * 5, axes_order)
-    # read_region's shape has all five dimensions; tifffile's region has the file's own axes.
-    expected_shape = [e - b for b, e in ranges] if ranges else None
-    if expected_shape is not None and shape != expected_shape:
-        sys.exit(f"FAILED: {array}: read_region shape {shape}, asked for {expected_shape}")
-    if int(np.prod(shape)) != full.size:
-        sys.exit(f"FAILED: {array}: read_region read {shape}, tifffile {full.shape}")
-    if full.dtype.kind == "f":
-        want = float(np.sum(full, dtype=np.float64))
-        ok = abs(float(total) - want) <= 1e-9 * max(1.0, abs(want))
+def read_region_says(binary, idx, array, ranges):
+    """read_region's shape and sum (as text) for `ranges` ((begin, end) per dimension; None: all)."""
+    out = run([binary, idx, array] + [f"{b}:{e}" for b, e in ranges or []]).stdout.split("\n")
+    return [int(v) for v in out[0].split()[1:]], out[1].split()[1]
+
+
+def compare(what, shape, total, expected, ranges):
+    """Fails unless read_region's shape and sum match the independent reader's `expected`."""
+    if ranges is not None and shape != [e - b for b, e in ranges]:
+        sys.exit(f"FAILED: {what}: read_region shape {shape}, asked for {ranges}")
+    if int(np.prod(shape)) != expected.size:
+        sys.exit(f"FAILED: {what}: read_region read {shape}, the reference {expected.shape}")
+    if expected.dtype.kind == "f":
+        want = float(np.sum(expected, dtype=np.float64))
+        got = float(total)
+        ok = (np.isnan(want) and np.isnan(got)) or abs(got - want) <= 1e-9 * max(1.0, abs(want))
     else:
-        want = int(np.sum(full.astype(object)))
+        want = int(np.sum(expected.astype(object)))
         ok = int(total) == want
     if not ok:
-        sys.exit(f"FAILED: {array} {ranges}: read_region sum {total}, tifffile {want}")
-    print(f"ok {os.path.basename(binary)} {array} {ranges or 'whole'}: shape {shape} sum {total}")
+        sys.exit(f"FAILED: {what} {ranges}: read_region sum {total}, the reference {want}")
+    print(f"ok {what} {ranges or 'whole'}: shape {shape} sum {total}")
+
+
+def check(binary, array, ranges, axes_order):
+    path = os.path.join(samples, array.rsplit("/", 2)[0])  # "<file>/<series>/<level>"
+    shape, total = read_region_says(binary, index, array, ranges)
+    # read_region's shape has all five dimensions; tifffile's region has the file's own axes.
+    expected = tifffile_region(path, ranges if ranges else [(None, None)] * 5, axes_order)
+    compare(f"{os.path.basename(binary)} {array}", shape, total, expected, ranges)
 
 
 cases = [
@@ -133,6 +142,34 @@ print("libraries:", "shared " + " ".join(sorted(shared)) if shared else "static"
 if shared:
     os.environ["LD_LIBRARY_PATH"] = os.path.dirname(pc_dir)
 check(pc_read_region, *cases[0])
+
+# HDF5: every numeric dataset of the plain sample (chunked with gzip, shuffle, fletcher32, a fill
+# value where chunks are missing, NaN fill, big-endian; contiguous, compact, external, 0-d), whole
+# and a box of each, against h5py.
+h5_samples = os.path.join(WORK, "hdf5")
+run([H5_SAMPLES_BIN, h5_samples])
+h5_index = os.path.join(WORK, "h5.refs.db")
+run([installed_refzarr, "index", "-o", h5_index, h5_samples])
+compared = 0
+os.chdir(h5_samples)  # HDF5 1.10 finds external raw files relative to the working directory
+with h5py.File("plain.h5", "r") as f:
+    datasets = []
+    f.visititems(lambda name, o: datasets.append(name) if isinstance(o, h5py.Dataset) else None)
+    for name in sorted(datasets):
+        d = f[name]
+        if d.dtype.kind not in "uif":
+            continue  # read_region sums numbers; the reader's other dtypes are in the gtests
+        data = d[()]
+        shape, total = read_region_says(read_region, h5_index, "plain.h5/" + name, None)
+        compare(f"read_region plain.h5/{name}", shape, total, np.asarray(data), None)
+        if d.ndim:
+            box = [(n // 3, n - n // 4) for n in d.shape]
+            shape, total = read_region_says(read_region, h5_index, "plain.h5/" + name, box)
+            compare(f"read_region plain.h5/{name}", shape, total,
+                    data[tuple(slice(b, e) for b, e in box)], box)
+        compared += 1
+if compared < 10:
+    sys.exit(f"FAILED: only {compared} HDF5 datasets compared")
 
 # A box outside the array: exit status 1, a message naming the array and the dimension.
 bad = subprocess.run([read_region, index, cases[0][0], "0:1", "0:1", "0:1", "0:10", "0:100000"],
