@@ -56,15 +56,24 @@ namespace {
 std::string TypeName(char kind, uint32_t size) {
   const std::string bits = std::to_string(size * 8);
   switch (kind) {
-    case 'u': return "uint" + bits;
-    case 'i': return "int" + bits;
-    case 'f': return "float" + bits;
-    case 'c': return "complex" + bits;
-    case 'b': return "bool";
-    case 'S': return "S" + std::to_string(size);
-    case 'V': return "V" + std::to_string(size);
-    case 'O': return "variable-length string";
-    default: return std::string(1, kind) + std::to_string(size);
+    case 'u':
+      return "uint" + bits;
+    case 'i':
+      return "int" + bits;
+    case 'f':
+      return "float" + bits;
+    case 'c':
+      return "complex" + bits;
+    case 'b':
+      return "bool";
+    case 'S':
+      return "S" + std::to_string(size);
+    case 'V':
+      return "V" + std::to_string(size);
+    case 'O':
+      return "variable-length string";
+    default:
+      return std::string(1, kind) + std::to_string(size);
   }
 }
 
@@ -124,13 +133,15 @@ class ArrayReaderImpl final : public ArrayReader {
   // `stored_fill`: one element of the fill value in the dtype's byte order (FillChunk).
   ArrayReaderImpl(std::string path, std::unique_ptr<DecodedChunks> chunks,
                   ArrayReaderOptions options, std::vector<std::byte> stored_fill)
-      : path_(std::move(path)), chunks_(std::move(chunks)), options_(options),
+      : path_(std::move(path)),
+        chunks_(std::move(chunks)),
+        options_(options),
         fill_(stored_fill.size()) {
     const DType& d = array().dtype;
     word_ = d.kind == 'c' ? d.size / 2 : d.size;
     const char native = std::endian::native == std::endian::little ? '<' : '>';
-    swap_ = d.byte_order != '|' && d.byte_order != native && (d.kind == 'u' || d.kind == 'i' ||
-                                                              d.kind == 'f' || d.kind == 'c');
+    swap_ = d.byte_order != '|' && d.byte_order != native &&
+            (d.kind == 'u' || d.kind == 'i' || d.kind == 'f' || d.kind == 'c');
     if (!fill_.empty()) CopyElements(fill_.data(), stored_fill.data(), 1, d.size, word_, swap_);
   }
 
@@ -149,8 +160,9 @@ class ArrayReaderImpl final : public ArrayReader {
     const ArrayDesc& a = array();
     const DType& d = a.dtype;
     if (d.kind == 'O') {
-      return UnsupportedError("the array holds variable-length strings, which have no fixed-size "
-                              "buffer");
+      return UnsupportedError(
+          "the array holds variable-length strings, which have no fixed-size "
+          "buffer");
     }
     if (type.kind != d.kind || type.size != d.size) {
       return InvalidArgumentError("the array holds " + TypeName(d.kind, d.size) +
@@ -166,10 +178,9 @@ class ArrayReaderImpl final : public ArrayReader {
         return CorruptError("the index describes a chunk grid that does not fit the shape");
       }
       if (box[i].begin > box[i].end || box[i].end > a.shape[i]) {
-        return InvalidArgumentError("dimension " + DimensionName(i) + ": range " +
-                                    std::to_string(box[i].begin) + ":" +
-                                    std::to_string(box[i].end) + " is outside the array's 0:" +
-                                    std::to_string(a.shape[i]));
+        return InvalidArgumentError(
+            "dimension " + DimensionName(i) + ": range " + std::to_string(box[i].begin) + ":" +
+            std::to_string(box[i].end) + " is outside the array's 0:" + std::to_string(a.shape[i]));
       }
     }
     const std::optional<uint64_t> n = BoxElements(box);
@@ -247,8 +258,8 @@ class ArrayReaderImpl final : public ArrayReader {
 
   // Decodes the chunk at `coords` (or takes the fill value when none is stored) and copies its
   // part inside the box into `out`, one contiguous run of the last dimension at a time.
-  Status OneChunk(const Box& box, const std::vector<uint64_t>& coords, std::vector<std::byte>& chunk,
-                  std::span<std::byte> out) const {
+  Status OneChunk(const Box& box, const std::vector<uint64_t>& coords,
+                  std::vector<std::byte>& chunk, std::span<std::byte> out) const {
     const ArrayDesc& a = array();
     const size_t rank = a.shape.size();
     const uint32_t size = a.dtype.size;

@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
   for (const refzarr::IndexRange& r : box) std::cout << " " << r.size();
   std::cout << "\n";
   if (box.size() != array.shape.size()) {  // Read names the problem; no buffer to size first
-    std::cerr << "read_region: " << argv[2] << " has " << array.shape.size()
-              << " dimensions, " << box.size() << " ranges given\n";
+    std::cerr << "read_region: " << argv[2] << " has " << array.shape.size() << " dimensions, "
+              << box.size() << " ranges given\n";
     return 2;
   }
 
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
       if (t.size == 8) return PrintSum<double>(**reader, box);
       break;
   }
-  std::cerr << "read_region: " << argv[2] << ": no sum for elements of kind '" << t.kind
-            << "' and " << t.size << " bytes\n";
+  std::cerr << "read_region: " << argv[2] << ": no sum for elements of kind '" << t.kind << "' and "
+            << t.size << " bytes\n";
   return 1;
 }

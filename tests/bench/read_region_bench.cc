@@ -2,12 +2,13 @@
 //
 // Reads the box RANGE... (half-open "BEGIN:END", one per dimension) of ARRAY through the typed
 // read API (store/array_reader.h) R times for each thread count and prints, per count, the best
-// wall time, the decoded throughput, the least CPU time (all threads) and the sum of the values (to compare with the baseline's).
-// docs/performance.md ("Reading a region through the C++ API") has the figures and the command.
+// wall time, the decoded throughput, the least CPU time (all threads) and the sum of the values (to
+// compare with the baseline's). docs/performance.md ("Reading a region through the C++ API") has
+// the figures and the command.
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <ctime>
 #include <cstdint>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
       const double cpu0 = CpuSeconds();
       const auto t0 = std::chrono::steady_clock::now();
       refzarr::Status s = (*reader)->Read(*box, std::span(out));
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double cpu = CpuSeconds() - cpu0;
       if (!s.ok()) {
         std::cerr << s.message() << "\n";

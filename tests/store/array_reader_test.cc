@@ -31,8 +31,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 fs::path ScratchDir(const std::string& what) {
-  fs::path dir = fs::temp_directory_path() /
-                 ("refzarr_reader_" + std::to_string(getpid()) + "_" + what);
+  fs::path dir =
+      fs::temp_directory_path() / ("refzarr_reader_" + std::to_string(getpid()) + "_" + what);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -160,12 +160,14 @@ TEST_F(ArrayReaderTest, ReadsEveryBoxAcrossChunkEdgesWithFillWhereNoChunkIsStore
         for (uint64_t x1 = x0; x1 <= kW; ++x1) {
           const Box box = {{y0, y1}, {x0, x1}};
           std::vector<uint16_t> got(*BoxElements(box), 0);
-          ASSERT_TRUE(le->Read(box, std::span(got)).ok()) << y0 << ":" << y1 << " " << x0 << ":" << x1;
-          EXPECT_EQ(got, Expected<uint16_t>(box, true, ValueAt, 7)) << y0 << ":" << y1 << " " << x0 << ":" << x1;
+          ASSERT_TRUE(le->Read(box, std::span(got)).ok())
+              << y0 << ":" << y1 << " " << x0 << ":" << x1;
+          EXPECT_EQ(got, Expected<uint16_t>(box, true, ValueAt, 7))
+              << y0 << ":" << y1 << " " << x0 << ":" << x1;
           std::fill(got.begin(), got.end(), 0);
           ASSERT_TRUE(be->Read(box, std::span(got)).ok());
-          EXPECT_EQ(got, Expected<uint16_t>(box, false, ValueAt, 7)) << "big-endian " << y0 << ":"
-                                                                     << y1 << " " << x0 << ":" << x1;
+          EXPECT_EQ(got, Expected<uint16_t>(box, false, ValueAt, 7))
+              << "big-endian " << y0 << ":" << y1 << " " << x0 << ":" << x1;
           ++boxes;
         }
       }
@@ -220,10 +222,12 @@ TEST_F(ArrayReaderTest, ErrorsNameTheArrayAndTheProblem) {
   std::vector<float> f32(kH * kW);
   Status s = le->Read(le->WholeBox(), std::span(f32));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "read img/le [0:5 0:7]: the array holds uint16 elements, the buffer float32");
+  EXPECT_EQ(s.message(),
+            "read img/le [0:5 0:7]: the array holds uint16 elements, the buffer float32");
   s = le->Read({{0, 5}, {2, 8}}, std::span(u16).first(30));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "read img/le [0:5 2:8]: dimension 1 (x): range 2:8 is outside the array's 0:7");
+  EXPECT_EQ(s.message(),
+            "read img/le [0:5 2:8]: dimension 1 (x): range 2:8 is outside the array's 0:7");
   s = le->Read({{0, 5}}, std::span(u16).first(5));
   EXPECT_EQ(s.message(),
             "read img/le [0:5]: a box of 1 ranges for an array of 2 dimensions (y, x)");
@@ -266,7 +270,8 @@ TEST(ParseBox, ReadsHalfOpenRangesAndNamesAMalformedOne) {
     std::vector<std::string> one = {bad};
     auto r = ParseBox(one);
     ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_NE(r.status().message().find("'" + bad + "'"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("'" + bad + "'"), std::string::npos)
+        << r.status().message();
   }
 }
 
@@ -280,18 +285,31 @@ std::vector<std::byte> ToTifffileOrder(const std::vector<std::byte>& in,
   std::vector<size_t> perm;
   for (char a : axes) {
     switch (a) {
-      case 'T': perm.push_back(0); break;
-      case 'C': case 'S': perm.push_back(1); break;
-      case 'Z': perm.push_back(2); break;
-      case 'Y': perm.push_back(3); break;
-      case 'X': perm.push_back(4); break;
+      case 'T':
+        perm.push_back(0);
+        break;
+      case 'C':
+      case 'S':
+        perm.push_back(1);
+        break;
+      case 'Z':
+        perm.push_back(2);
+        break;
+      case 'Y':
+        perm.push_back(3);
+        break;
+      case 'X':
+        perm.push_back(4);
+        break;
       case 'I': {
         size_t d = 2;
-        for (size_t k : {0, 1, 2}) if (shape[k] > 1) d = k;
+        for (size_t k : {0, 1, 2})
+          if (shape[k] > 1) d = k;
         perm.push_back(d);
         break;
       }
-      default: return {};
+      default:
+        return {};
     }
   }
   for (size_t d = 0; d < 5; ++d) {  // axes tifffile squeezes away are 1 in refzarr's array
@@ -325,12 +343,15 @@ class ArrayReaderSamples : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new fs::path(ScratchDir("samples"));
     const fs::path tiff = *dir_ / "tiff";
-    ASSERT_EQ(std::system((std::string(REFZARR_SAMPLES_BIN) + " " + tiff.string() + " >/dev/null").c_str()), 0)
+    ASSERT_EQ(std::system(
+                  (std::string(REFZARR_SAMPLES_BIN) + " " + tiff.string() + " >/dev/null").c_str()),
+              0)
         << "refzarr-samples could not write the samples";
     // Exit status 1 is expected: some samples are broken on purpose.
-    const int rc = std::system((std::string(REFZARR_BIN) + " index -o " +
-                                (*dir_ / "s.refs.db").string() + " " + tiff.string() +
-                                " >/dev/null 2>&1").c_str());
+    const int rc =
+        std::system((std::string(REFZARR_BIN) + " index -o " + (*dir_ / "s.refs.db").string() +
+                     " " + tiff.string() + " >/dev/null 2>&1")
+                        .c_str());
     ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) <= 1) << "refzarr index failed to run";
   }
   static void TearDownTestSuite() {
@@ -373,16 +394,17 @@ TEST_F(ArrayReaderSamples, EveryLevelOfEverySampleHasTheGeneratorsChecksum) {
             ASSERT_EQ(a.shape.size(), 5u) << array;
             const auto n = BoxElements((*reader)->WholeBox());
             std::vector<std::byte> bytes(*n * a.dtype.size);
-            Status st = (*reader)->ReadInto((*reader)->WholeBox(), {a.dtype.kind, a.dtype.size},
-                                            bytes);
+            Status st =
+                (*reader)->ReadInto((*reader)->WholeBox(), {a.dtype.kind, a.dtype.size}, bytes);
             ASSERT_TRUE(st.ok()) << st.message();
             auto ordered = ToTifffileOrder(bytes, a.shape, a.dtype.size, series["axes"]);
             ASSERT_FALSE(ordered.empty()) << array << ": axes " << series["axes"];
-            const uint32_t crc = crc32(0, reinterpret_cast<const Bytef*>(ordered.data()),
-                                       ordered.size());
+            const uint32_t crc =
+                crc32(0, reinterpret_cast<const Bytef*>(ordered.data()), ordered.size());
             EXPECT_EQ(crc, level["crc32"].get<uint32_t>())
                 << array << " (" << file["covers"] << "), v" << format;
-            for (const json& p : file["pages"]) codecs.insert(std::to_string(p["compression"].get<int>()));
+            for (const json& p : file["pages"])
+              codecs.insert(std::to_string(p["compression"].get<int>()));
             ++compared;
           }
         }
