@@ -207,6 +207,21 @@ class SnapshotView final : public ZarrView {
     return Listing(std::move(out));
   }
 
+  Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) override {
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    auto parts = SplitKey(path);
+    std::shared_ptr<const NodeInfo> node;
+    if (path.empty() || ValidKey(path)) {
+      ASSIGN_OR_RETURN(Walked w, Walk(parts));
+      if (w.node && w.depth == parts.size() && w.node->array) node = std::move(w.node);
+    }
+    if (!node) {
+      return NotFoundError(store_->path().string() + ": no array at '" + std::string(path) + "'");
+    }
+    RETURN_IF_ERROR(CheckNode(*node));
+    return std::unique_ptr<DecodedChunks>(std::make_unique<Chunks>(*this, std::move(node)));
+  }
+
  private:
   static bool ValidKey(std::string_view key) {
     if (key.empty() || key.front() == '/' || key.back() == '/') return false;
@@ -689,23 +704,6 @@ class SnapshotView final : public ZarrView {
     return std::optional<Value>(std::move(t));
   }
 
- public:
-  Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) override {
-    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    auto parts = SplitKey(path);
-    std::shared_ptr<const NodeInfo> node;
-    if (path.empty() || ValidKey(path)) {
-      ASSIGN_OR_RETURN(Walked w, Walk(parts));
-      if (w.node && w.depth == parts.size() && w.node->array) node = std::move(w.node);
-    }
-    if (!node) {
-      return NotFoundError(store_->path().string() + ": no array at '" + std::string(path) + "'");
-    }
-    RETURN_IF_ERROR(CheckNode(*node));
-    return std::unique_ptr<DecodedChunks>(std::make_unique<Chunks>(*this, std::move(node)));
-  }
-
- private:
   // DecodedChunks of one array node: the stored bytes through FindStored, decoded by DecodeChunk
   // (store/transcode) with the view's decoders, the path every transcoded chunk takes.
   class Chunks final : public DecodedChunks {
