@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nlohmann-json3-dev \
   libsqlite3-dev libcurl4-openssl-dev libblosc-dev libgtest-dev libgmock-dev libbenchmark-dev \
   libfuse3-dev fuse3 libpugixml-dev libmicrohttpd-dev libcli11-dev libfmt-dev libjpeg62-turbo-dev \
-  libzstd-dev libxxhash-dev zlib1g-dev liblzma-dev libwebp-dev liblzf-dev \
+  libzstd-dev libxxhash-dev zlib1g-dev liblzma-dev libdeflate-dev libwebp-dev liblzf-dev \
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-filter-plugin-zfp-serial \
   python3 python3-numpy python3-zarr python3-numcodecs python3-fsspec python3-tifffile python3-h5py \
   python3-aiohttp python3-requests python3-jsonschema python3-gdal gdal-bin libtiff-tools \

@@ -207,6 +207,21 @@ class SnapshotView final : public ZarrView {
     return Listing(std::move(out));
   }
 
+  Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) override {
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    auto parts = SplitKey(path);
+    std::shared_ptr<const NodeInfo> node;
+    if (path.empty() || ValidKey(path)) {
+      ASSIGN_OR_RETURN(Walked w, Walk(parts));
+      if (w.node && w.depth == parts.size() && w.node->array) node = std::move(w.node);
+    }
+    if (!node) {
+      return NotFoundError(store_->path().string() + ": no array at '" + std::string(path) + "'");
+    }
+    RETURN_IF_ERROR(CheckNode(*node));
+    return std::unique_ptr<DecodedChunks>(std::make_unique<Chunks>(*this, std::move(node)));
+  }
+
  private:
   static bool ValidKey(std::string_view key) {
     if (key.empty() || key.front() == '/' || key.back() == '/') return false;
@@ -638,14 +653,21 @@ class SnapshotView final : public ZarrView {
     return StaleError(stale_files_.emplace(*file, got.status().message()).first->second);
   }
 
-  Result<std::optional<Value>> GetChunk(const NodeInfo& n, const std::vector<uint64_t>& coords) {
-    auto grid = n.array->GridShape();
-    uint64_t linear = LinearChunkIndex(grid, coords);
+  // Where the stored bytes of the chunk at `coords` are: inline bytes, or a slice of its checked
+  // source; nullopt when no chunk is stored there.
+  struct StoredChunk {
+    ChunkRef ref;
+    Value value;
+  };
+  Result<std::optional<StoredChunk>> FindStored(const NodeInfo& n,
+                                                std::span<const uint64_t> coords,
+                                                const std::string& where) {
+    uint64_t linear = LinearChunkIndex(n.array->GridShape(), coords);
     RETURN_IF_ERROR(KnownStale(n.record.owner));
     ASSIGN_OR_RETURN(BlockEntry e, Entry(n, linear));
-    if (!e.present) return std::optional<Value>();
-    std::string where = n.record.path + " chunk " + std::to_string(linear);
-    Value v;
+    if (!e.present) return std::optional<StoredChunk>();
+    StoredChunk stored{e.ref, {}};
+    Value& v = stored.value;
     if (e.ref.flags & kChunkInline) {
       ASSIGN_OR_RETURN(auto bytes, store_->GetInlineChunk(n.record.id, linear));
       if (!bytes) return CorruptError(store_->path().string() + ": inline " + where + " missing");
@@ -661,13 +683,63 @@ class SnapshotView final : public ZarrView {
       }
       v.slice = FileSlice{std::move(src.open), e.ref.offset, e.ref.length};
     }
-    if (!n.transcoded) return std::optional<Value>(std::move(v));
-    auto out = transcoder_(n.record.id, *n.array, coords, e.ref, [&] { return Materialize(v); });
+    return std::optional<StoredChunk>(std::move(stored));
+  }
+
+  static std::string ChunkWhere(const NodeInfo& n, const std::vector<uint64_t>& coords) {
+    return n.record.path + " chunk " +
+           std::to_string(LinearChunkIndex(n.array->GridShape(), coords));
+  }
+
+  Result<std::optional<Value>> GetChunk(const NodeInfo& n, const std::vector<uint64_t>& coords) {
+    const std::string where = ChunkWhere(n, coords);
+    ASSIGN_OR_RETURN(auto stored, FindStored(n, coords, where));
+    if (!stored) return std::optional<Value>();
+    if (!n.transcoded) return std::optional<Value>(std::move(stored->value));
+    auto out = transcoder_(n.record.id, *n.array, coords, stored->ref,
+                           [&] { return Materialize(stored->value); });
     if (!out.ok()) return out.status().WithContext(where);
     Value t;
     t.bytes = std::move(*out);
     return std::optional<Value>(std::move(t));
   }
+
+  // DecodedChunks of one array node: the stored bytes through FindStored, decoded by DecodeChunk
+  // (store/transcode) with the view's decoders, the path every transcoded chunk takes.
+  class Chunks final : public DecodedChunks {
+   public:
+    Chunks(SnapshotView& view, std::shared_ptr<const NodeInfo> node)
+        : view_(view), node_(std::move(node)), grid_(node_->array->GridShape()) {}
+
+    const ArrayDesc& array() const override { return *node_->array; }
+
+    Result<bool> Decode(std::span<const uint64_t> coords, std::span<std::byte> out) override {
+      const ArrayDesc& a = *node_->array;
+      bool inside = coords.size() == grid_.size();
+      for (size_t i = 0; inside && i < coords.size(); ++i) inside = coords[i] < grid_[i];
+      if (!inside) {
+        return InvalidArgumentError(node_->record.path + ": chunk coordinates outside the grid");
+      }
+      const std::vector<uint64_t> at(coords.begin(), coords.end());
+      const std::string where = ChunkWhere(*node_, at);
+      if (out.size() != a.ChunkBytes()) {
+        return InvalidArgumentError(where + ": a buffer of " + std::to_string(out.size()) +
+                                    " bytes for a chunk of " + std::to_string(a.ChunkBytes()));
+      }
+      ASSIGN_OR_RETURN(auto stored, view_.FindStored(*node_, coords, where));
+      if (!stored) return false;
+      ASSIGN_OR_RETURN(std::string bytes, view_.Materialize(stored->value));
+      Status decoded = DecodeChunk(a, coords, stored->ref, std::as_bytes(std::span(bytes)),
+                                   view_.options_.decoders, out);
+      if (!decoded.ok()) return decoded.WithContext(where);
+      return true;
+    }
+
+   private:
+    SnapshotView& view_;
+    const std::shared_ptr<const NodeInfo> node_;
+    const std::vector<uint64_t> grid_;
+  };
 
   static constexpr size_t kBlockCacheEntries = 256;
 
@@ -745,6 +817,12 @@ class LiveZarrView final : public ZarrView {
                                                         size_t limit) override {
     return Call([&](ZarrView& v) { return v.ListPage(prefix, after, limit); });
   }
+  Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) override {
+    std::shared_ptr<const State> state = Current();
+    ASSIGN_OR_RETURN(auto chunks, state->view->OpenDecodedChunks(path));
+    return std::unique_ptr<DecodedChunks>(
+        std::make_unique<PinnedChunks>(std::move(state), std::move(chunks)));
+  }
 
  private:
   struct State {
@@ -752,6 +830,21 @@ class LiveZarrView final : public ZarrView {
     IndexVersion version;
     uint64_t generation = 0;
     std::optional<IndexFile> file;
+  };
+
+  // Decoded chunks that keep the state they were opened in (and its store and sources) alive.
+  class PinnedChunks final : public DecodedChunks {
+   public:
+    PinnedChunks(std::shared_ptr<const State> state, std::unique_ptr<DecodedChunks> chunks)
+        : state_(std::move(state)), chunks_(std::move(chunks)) {}
+    const ArrayDesc& array() const override { return chunks_->array(); }
+    Result<bool> Decode(std::span<const uint64_t> coords, std::span<std::byte> out) override {
+      return chunks_->Decode(coords, out);
+    }
+
+   private:
+    std::shared_ptr<const State> state_;
+    std::unique_ptr<DecodedChunks> chunks_;
   };
 
   template <typename F>

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "formats/core/model.h"
 #include "formats/core/source.h"
 #include "formats/core/scanner.h"
 #include "formats/core/status.h"
@@ -69,6 +71,27 @@ struct Value {
 
 enum class EntryKind { kMissing, kFile, kDirectory };
 
+/// The chunks of one array of a view, decoded to plain elements: what the typed read API
+/// (store/array_reader.h) reads through. It answers from the state of the index it was opened in
+/// (ZarrView: one state at a time), however the index changes later: open it again to see a
+/// re-index. Sources are still checked on every read, as by Get. Safe to call from several
+/// threads; it keeps that state alive, so it may outlive the view (the view's decoders may not).
+class DecodedChunks {
+ public:
+  virtual ~DecodedChunks() = default;
+  /// The array as indexed: shape, chunk grid, dtype, fill value, dimension names, and its stored
+  /// encoding (not the one a compat view serves).
+  virtual const ArrayDesc& array() const = 0;
+  /// Decodes the chunk at `coords` (one per dimension, inside the grid) into `out`, which holds
+  /// array().ChunkBytes() bytes: C order, elements in the dtype's byte order, the same for every
+  /// codec policy and Zarr format of the view. The standard codecs decode in process, the rest
+  /// with the view's decoders (ViewOptions::decoders), as the transcoder does. false when no
+  /// chunk is stored at `coords` (`out` untouched: the caller fills it). Errors name the array
+  /// and the chunk: kStale, kIo, kCorrupt as Get; kUnsupported when the view has no decoder of
+  /// the array's encoding; kInvalidArgument when `coords` or the size of `out` do not fit.
+  virtual Result<bool> Decode(std::span<const uint64_t> coords, std::span<std::byte> out) = 0;
+};
+
 /// One child of a directory of the view.
 struct DirEntry {
   std::string name;
@@ -117,6 +140,9 @@ class ZarrView {
   /// when it is not a directory. Memory grows with the directory: front ends and tools that may
   /// meet large ones page with ListPage instead.
   Result<std::optional<std::vector<DirEntry>>> List(std::string_view prefix);
+  /// The decoded chunks of the array at `path` (its key prefix: "a.tif/0/0"). kNotFound, naming
+  /// the path, when no array is there; kStale when its sources changed (as its metadata).
+  virtual Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) = 0;
   /// The options this view was opened with.
   virtual const ViewOptions& options() const = 0;
   /// The state of the index the view answers from now (after looking for a change, at most every

@@ -2,6 +2,7 @@
 #include "formats/core/base64.h"
 
 #include <blosc.h>
+#include <libdeflate.h>
 #include <lzma.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -166,6 +167,26 @@ Status Inflate(std::span<const std::byte> in, int window_bits, size_t max_out, B
                       std::to_string(z.total_in) + " of " + std::to_string(in.size()) + " bytes");
 }
 
+// A zlib stream through libdeflate (about twice zlib's speed on whole buffers, which chunks are:
+// the decoded size is known). A stream libdeflate refuses goes to zlib, which decodes what it can
+// and names where it failed.
+Status InflateZlib(std::span<const std::byte> in, size_t max_out, Bytes& out) {
+  struct Free {
+    void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+  };
+  thread_local std::unique_ptr<libdeflate_decompressor, Free> d(libdeflate_alloc_decompressor());
+  if (d) {
+    out.resize(max_out);
+    size_t used = 0, produced = 0;  // `used` lets bytes after the stream be, as zlib does
+    if (libdeflate_zlib_decompress_ex(d.get(), in.data(), in.size(), out.data(), max_out, &used,
+                                      &produced) == LIBDEFLATE_SUCCESS) {
+      out.resize(produced);
+      return OkStatus();
+    }
+  }
+  return Inflate(in, 15, max_out, out, "zlib");
+}
+
 Status Zstd(std::span<const std::byte> in, size_t max_out, Bytes& out) {
   struct Free {
     void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
@@ -264,7 +285,7 @@ Status DecodeStage(const json& codec, std::span<const std::byte> in, size_t max_
     return InvalidArgumentError("codec " + codec.dump() + " has no id");
   }
   const std::string id = codec["id"].get<std::string>();
-  if (id == "zlib") return Inflate(in, 15, max_out, out, "zlib");
+  if (id == "zlib") return InflateZlib(in, max_out, out);
   if (id == "gzip") return Inflate(in, 15 + 16, max_out, out, "gzip");
   if (id == "zstd") return Zstd(in, max_out, out);
   if (id == "blosc") return Blosc(in, max_out, out);

@@ -117,6 +117,11 @@ class FakeZarrView final : public ZarrView {
   /// How many pages were listed so far.
   int list_pages() const { return list_pages_; }
 
+  /// The front ends read keys only: a fake holds no arrays to decode.
+  Result<std::unique_ptr<DecodedChunks>> OpenDecodedChunks(std::string_view path) override {
+    return NotFoundError("fake view: no array at '" + std::string(path) + "'");
+  }
+
   const ViewOptions& options() const override { return options_; }
   IndexVersion version() override {
     std::lock_guard<std::mutex> lock(mutex_);
