@@ -16,6 +16,39 @@
 
 namespace refzarr {
 
+namespace {
+
+// "K/N" with 1 <= K <= N: the task's shard. SLURM numbers array tasks as its --array range says,
+// so a script gives `--array=1-N` and `--shard "$SLURM_ARRAY_TASK_ID/N"` (docs/cluster.md).
+ShardSpec ParseShard(const std::string& text) {
+  const size_t slash = text.find('/');
+  auto number = [](std::string_view digits, uint64_t& out) {
+    if (digits.empty() || digits.size() > 9) return false;
+    out = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+  };
+  uint64_t k = 0, n = 0;
+  if (slash == std::string::npos ||
+      !number(std::string_view(text).substr(0, slash), k) ||
+      !number(std::string_view(text).substr(slash + 1), n)) {
+    throw CLI::ValidationError("--shard", "'" + text + "' is not K/N (task K of N, e.g. 3/16)");
+  }
+  if (n == 0 || k == 0 || k > n) {
+    throw CLI::ValidationError(
+        "--shard", "'" + text + "': K counts from 1 to N" +
+                       (k == 0 && n > 0 ? std::string(" (a 0-based task id, as SLURM's with "
+                                                      "--array=0-M, is K-1: give id+1)")
+                                        : std::string()));
+  }
+  return ShardSpec{static_cast<uint32_t>(k - 1), static_cast<uint32_t>(n)};
+}
+
+}  // namespace
+
 void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   struct Args {
     std::string output;
@@ -33,6 +66,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     bool hidden = false;
     std::string root;
     std::string as;
+    std::string shard;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -66,6 +100,11 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--as", args->as,
                   "Place the one input given at this tree path (for files outside the root)")
       ->type_name("PATH");
+  CLI::Option* shard = cmd->add_option("--shard", args->shard,
+                  "Index only shard K of N (K = 1..N; a file's shard is a hash of its tree path, "
+                  "so N tasks given the same inputs split them without talking); each writes its "
+                  "own index, `refzarr merge` combines them (docs/cluster.md)")
+      ->type_name("K/N");
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
@@ -85,7 +124,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--in-process", args->in_process,
                 "Scan in this process instead of crash-isolated worker processes (for debugging: "
                 "a file that crashes a library then ends the run)");
-  cmd->callback([&ctx, args] {
+  cmd->callback([&ctx, args, shard] {
     if (args->inputs.empty() && args->files_from.empty()) {
       throw CLI::RequiredError("paths or --files-from");
     }
@@ -109,6 +148,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.hidden = args->hidden;
     options.root = args->root;
     options.as = args->as;
+    if (shard->count()) options.shard = ParseShard(args->shard);
     options.threads = args->threads;
     options.openers = &DefaultSourceOpeners();
     const unsigned threads =
@@ -160,6 +200,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       ctx.out << nlohmann::json{{"indexed", report->indexed}, {"unchanged", report->unchanged},
                                 {"failed", report->failed}, {"skipped", report->skipped},
                                 {"removed", report->removed},
+                                {"other_shards", report->other_shards},
                                 {"chunks", report->chunks}, {"arrays", report->arrays},
                                 {"refused_arrays", report->refused},
                                 {"seconds", report->seconds}, {"files", files},
@@ -171,7 +212,12 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
               << report->chunks << " chunk references, " << report->refused
               << " arrays refused), " << report->unchanged << " unchanged, "
               << report->skipped << " skipped, " << report->removed << " removed, "
-              << report->failed << " failed in "
+              << report->failed << " failed";
+      if (options.shard.count) {
+        ctx.out << " (shard " << ShardName(options.shard) << "; " << report->other_shards
+                << " files in other shards)";
+      }
+      ctx.out << " in "
               << report->seconds << " s\n";
     }
     ctx.exit_code = report->failed > 0 ? 1 : 0;

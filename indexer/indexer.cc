@@ -1,6 +1,7 @@
 #include "indexer/indexer.h"
 
 #include <fnmatch.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -355,6 +356,7 @@ class Walker {
   }
 
   uint64_t skipped() const { return skipped_; }
+  uint64_t other_shards() const { return other_shards_; }
   /// The files passed over (with options.file_list), in walk order.
   std::vector<IndexedFile> TakeSkipped() { return std::move(skipped_files_); }
 
@@ -367,7 +369,7 @@ class Walker {
     const bool folder = IsFolder(uri);
     if (!placed.ok()) {
       // Failed alone, named; the rest of the run goes on.
-      emit_(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));
+      Emit(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));
       return OkStatus();
     }
     // An input is excluded by its base name; being hidden does not pass over a named input.
@@ -378,7 +380,7 @@ class Walker {
     // A path that is not a folder goes to the scan as named, a missing one too (a listed path
     // may be gone by now): its open fails it alone, named.
     if (!folder) {
-      emit_(Job::Of(uri, prefix, true));
+      Emit(Job::Of(uri, prefix, true));
       return OkStatus();
     }
     if (!IsLocal(uri)) return RemoteFolder(uri, prefix);
@@ -402,7 +404,7 @@ class Walker {
       }
       Job job = Job::Of(listed.uri, child, false);
       if (!listed.stat.generation.unknown()) job.listed = listed.stat;
-      emit_(std::move(job));
+      Emit(std::move(job));
       return OkStatus();
     });
   }
@@ -438,7 +440,7 @@ class Walker {
         RETURN_IF_ERROR(Folder(p, child, child_rel));
         continue;
       }
-      emit_(Job::Of(FileUri(p), child, false));
+      Emit(Job::Of(FileUri(p), child, false));
     }
     return OkStatus();
   }
@@ -455,7 +457,27 @@ class Walker {
     return false;
   }
 
+  // Whether the file placed at `group` is this task's (every file when the run is not sharded).
+  bool Mine(const std::string& group) const {
+    return options_.shard.count == 0 || ShardOf(group, options_.shard.count) == options_.shard.index;
+  }
+
+  // Hands a file of this shard on; one of another shard is passed over, never opened.
+  void Emit(Job job) {
+    if (!Mine(job.group)) {
+      ++other_shards_;
+      return;
+    }
+    emit_(std::move(job));
+  }
+
+  // A file passed over is counted by the shard it belongs to, so the shards' counts add up to
+  // those of one run.
   void Skip(const std::string& uri, const std::string& group) {
+    if (!Mine(group)) {
+      ++other_shards_;
+      return;
+    }
     ++skipped_;
     if (!options_.file_list) return;
     IndexedFile f;
@@ -471,6 +493,7 @@ class Walker {
   const SourceOpeners& openers_;
   fs::path index_abs_;
   uint64_t skipped_ = 0;
+  uint64_t other_shards_ = 0;
   std::vector<IndexedFile> skipped_files_;
 };
 
@@ -671,7 +694,41 @@ Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, Index
   return OkStatus();
 }
 
+// A shard index holds one task of one sharded run: a run with another shard, or none, into it
+// would mix files of several shards (which `merge` then finds twice) or leave some out.
+Status CheckShard(RefStore& store, const fs::path& index, const ShardSpec& shard) {
+  if (shard.count > 0 && shard.index >= shard.count) {
+    return InvalidArgumentError("shard " + std::to_string(shard.index + 1) + " of " +
+                                std::to_string(shard.count) + " does not exist (K is 1..N)");
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> recorded, store.GetMeta("shard"));
+  ASSIGN_OR_RETURN(std::optional<std::string> root, store.GetMeta("root"));
+  const std::string given = shard.count ? ShardName(shard) : "";
+  if (recorded && given.empty()) {
+    return InvalidArgumentError(index.string() + " is shard " + *recorded +
+                                " of a sharded run: give --shard " + *recorded +
+                                " to re-run that task, or `refzarr merge` the shards into one index");
+  }
+  if (recorded && *recorded != given) {
+    return InvalidArgumentError(index.string() + " is shard " + *recorded + ", not " + given +
+                                ": each task of a sharded run writes its own index (give a new file)");
+  }
+  if (!recorded && root && !given.empty()) {
+    return InvalidArgumentError(index.string() + " was made without --shard: each task of a "
+                                "sharded run writes its own new index");
+  }
+  return OkStatus();
+}
+
 }  // namespace
+
+uint32_t ShardOf(std::string_view tree_path, uint32_t count) {
+  return static_cast<uint32_t>(XXH3_64bits(tree_path.data(), tree_path.size()) % count);
+}
+
+std::string ShardName(const ShardSpec& shard) {
+  return std::to_string(shard.index + 1) + "/" + std::to_string(shard.count);
+}
 
 bool ImageExtension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -696,6 +753,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     }
   }
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadWrite));
+  RETURN_IF_ERROR(CheckShard(*store, index, options.shard));
   std::vector<std::unique_ptr<Scanner>> default_scanners;
   if (!options.scanners) default_scanners = DefaultScanners();
   const auto& scanners = options.scanners ? *options.scanners : default_scanners;
@@ -724,6 +782,12 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   Status walk_status;
   ASSIGN_OR_RETURN(const Placement placement, Placement::Choose(*store, inputs, options));
   RETURN_IF_ERROR(placement.Record(*store));
+  // Incomplete until this run ends: a task killed midway (a time limit, a node lost) leaves an
+  // index that `merge` refuses, so a missing part cannot go unnoticed.
+  if (options.shard.count) {
+    RETURN_IF_ERROR(store->SetMeta("shard", ShardName(options.shard)));
+    RETURN_IF_ERROR(store->SetMeta("shard_run", "incomplete"));
+  }
   Walker walk(index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); });
   std::thread walker([&] {
     walk_status = walk.Walk(inputs, list);
@@ -808,12 +872,14 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   walker.join();
   for (auto& w : workers) w.join();
   report.skipped += walk.skipped();
+  report.other_shards = walk.other_shards();
   for (IndexedFile& f : walk.TakeSkipped()) report.files.push_back(std::move(f));
   if (options.progress) log << "\n";
   if (!fatal.ok()) return fatal;
   // A walk that stopped early saw only part of the folders: nothing is pruned after it.
   if (!walk_status.ok()) return walk_status.WithContext("walk the inputs");
   RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log));
+  if (options.shard.count) RETURN_IF_ERROR(store->SetMeta("shard_run", "complete"));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
