@@ -1,5 +1,7 @@
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/index_progress.h"
 #include "indexer/indexer.h"
 #include "formats/registry/registry.h"
 #include "indexer/scan_worker.h"
@@ -17,6 +20,36 @@
 namespace refzarr {
 
 namespace {
+
+// Set by SIGINT while `index` runs: the indexer stops at the next file boundary. A signal handler
+// has no context to reach, so this one flag is the command's, not the library's.
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void OnInterrupt(int) { interrupted.store(true); }
+
+// Ctrl-C stops the run cleanly while this lives; a second Ctrl-C (the action resets itself)
+// ends the process at once, as without it.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    interrupted.store(false);
+    struct sigaction sa = {};
+    sa.sa_handler = OnInterrupt;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    installed_ = ::sigaction(SIGINT, &sa, &old_) == 0;
+  }
+  ~InterruptGuard() {
+    if (installed_) ::sigaction(SIGINT, &old_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_ = {};
+  bool installed_ = false;
+};
 
 // "K/N" with 1 <= K <= N: the task's shard. SLURM numbers array tasks as its --array range says,
 // so a script gives `--array=1-N` and `--shard "$SLURM_ARRAY_TASK_ID/N"` (docs/cluster.md).
@@ -67,6 +100,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     std::string root;
     std::string as;
     std::string shard;
+    std::string progress = "auto";
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -106,6 +140,13 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
                   "own index, `refzarr merge` combines them (docs/cluster.md)")
       ->type_name("K/N");
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
+  cmd->add_option("--progress", args->progress,
+                  "auto: a status line on a terminal (standard error), nothing otherwise; line: "
+                  "the status line always; json: one JSON object a second on standard error "
+                  "(for schedulers and dashboards); none")
+      ->check(CLI::IsMember({"auto", "line", "json", "none"}))
+      ->type_name("MODE")
+      ->capture_default_str();
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_option("--refs-in-memory", args->refs_in_memory,
@@ -178,9 +219,20 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.force = args->force;
     options.refs_in_memory = args->refs_in_memory;
     options.file_list = args->json;  // Only the JSON report lists every file.
-    options.progress = !args->json && isatty(STDERR_FILENO);
+    std::unique_ptr<ProgressSink> progress;
+    if (args->progress == "json") {
+      progress = MakeJsonProgress(ctx.err);
+    } else if (args->progress == "line" ||
+               (args->progress == "auto" && !args->json && isatty(STDERR_FILENO))) {
+      progress = MakeTerminalProgress(ctx.err);
+    }
+    options.progress = progress.get();
+    options.stop = &interrupted;
     std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
-    auto report = IndexPaths(inputs, args->output, options, ctx.err);
+    Result<IndexReport> report = [&] {
+      InterruptGuard guard;
+      return IndexPaths(inputs, args->output, options, ctx.err);
+    }();
     if (!report.ok()) {
       ctx.err << "refzarr: " << report.status().message() << "\n";
       ctx.exit_code = 1;
@@ -221,6 +273,13 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
               << report->seconds << " s\n";
     }
     ctx.exit_code = report->failed > 0 ? 1 : 0;
+    if (report->stopped) {
+      const uint64_t kept = report->indexed + report->unchanged + report->failed;
+      ctx.err << "refzarr: index: stopped: " << kept << " files done are kept in " << args->output
+              << "; re-run the same command to go on (they are found unchanged, not scanned "
+                 "again)\n";
+      ctx.exit_code = 130;  // as a shell reports a command ended by SIGINT
+    }
   });
 }
 

@@ -339,21 +339,31 @@ class ListReader {
 // listed when options.file_list. kIo when a folder or the input list cannot be read.
 class Walker {
  public:
+  /// `cancelled`: asked before each file and folder; once true the walk ends (stopped()).
   Walker(const fs::path& index, const IndexOptions& options, const Placement& placement,
-         const SourceOpeners& openers, std::function<void(Job)> emit)
-      : emit_(std::move(emit)), options_(options), placement_(placement), openers_(openers) {
+         const SourceOpeners& openers, std::function<void(Job)> emit,
+         std::function<bool()> cancelled = [] { return false; })
+      : emit_(std::move(emit)), cancelled_(std::move(cancelled)), options_(options),
+        placement_(placement), openers_(openers) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
 
   Status Walk(const std::vector<fs::path>& inputs, ListReader& list) {
-    for (const fs::path& input : inputs) RETURN_IF_ERROR(Input(input));
-    while (true) {
+    for (const fs::path& input : inputs) {
+      if (Cancelled()) return OkStatus();
+      RETURN_IF_ERROR(Input(input));
+    }
+    while (!Cancelled()) {
       ASSIGN_OR_RETURN(std::optional<fs::path> input, list.Next());
       if (!input) return OkStatus();
       RETURN_IF_ERROR(Input(*input));
     }
+    return OkStatus();
   }
+
+  /// Whether the walk ended early, cancelled: it did not see every file.
+  bool stopped() const { return stopped_; }
 
   uint64_t skipped() const { return skipped_; }
   uint64_t other_shards() const { return other_shards_; }
@@ -392,6 +402,7 @@ class Walker {
   // folder (any segment hidden or excluded hides what is under it).
   Status RemoteFolder(const std::string& prefix_uri, const std::string& group) {
     return openers_.List(prefix_uri, [&](const ListedSource& listed) -> Status {
+      if (Cancelled()) return OkStatus();
       const std::string rel = DecodedPath(std::string_view(listed.uri).substr(prefix_uri.size()));
       const std::string child = group.empty() ? rel : group + "/" + rel;
       std::string sofar;
@@ -423,6 +434,7 @@ class Walker {
     if (ec) return IoError(dir.string() + ": " + ec.message());
     std::sort(entries.begin(), entries.end());
     for (const auto& [name, folder] : entries) {
+      if (Cancelled()) return OkStatus();
       fs::path p = dir / name;
       std::string child = group.empty() ? name : group + "/" + name;
       if (!folder &&
@@ -457,6 +469,11 @@ class Walker {
     return false;
   }
 
+  bool Cancelled() {
+    if (!stopped_ && cancelled_()) stopped_ = true;
+    return stopped_;
+  }
+
   // Whether the file placed at `group` is this task's (every file when the run is not sharded).
   bool Mine(const std::string& group) const {
     return options_.shard.count == 0 || ShardOf(group, options_.shard.count) == options_.shard.index;
@@ -464,6 +481,7 @@ class Walker {
 
   // Hands a file of this shard on; one of another shard is passed over, never opened.
   void Emit(Job job) {
+    if (Cancelled()) return;
     if (!Mine(job.group)) {
       ++other_shards_;
       return;
@@ -488,6 +506,8 @@ class Walker {
   }
 
   std::function<void(Job)> emit_;
+  std::function<bool()> cancelled_;
+  bool stopped_ = false;
   const IndexOptions& options_;
   const Placement& placement_;
   const SourceOpeners& openers_;
@@ -788,7 +808,30 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     RETURN_IF_ERROR(store->SetMeta("shard", ShardName(options.shard)));
     RETURN_IF_ERROR(store->SetMeta("shard_run", "incomplete"));
   }
-  Walker walk(index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); });
+  // Checked between files: a stop leaves every committed file in place and drops the rest.
+  auto stopping = [&] { return options.stop && options.stop->load(std::memory_order_relaxed); };
+  Walker walk(
+      index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); }, stopping);
+  // The total for the progress display: the same walk again, counting, beside the run (it only
+  // lists folders, and runs ahead of the scans). Not for lists (a stream is read once) nor
+  // remote inputs (a listing costs requests).
+  std::atomic<uint64_t> total{0};
+  std::atomic<bool> total_known{false}, finished{false};
+  std::thread counter;
+  if (options.progress && !options.files_from &&
+      std::all_of(inputs.begin(), inputs.end(),
+                  [](const fs::path& p) { return UriScheme(p.string()).empty(); })) {
+    counter = std::thread([&] {
+      ListReader none(nullptr, false);
+      IndexOptions counting = options;
+      counting.file_list = false;
+      Walker count(
+          index, counting, placement, openers,
+          [&](Job) { total.fetch_add(1, std::memory_order_relaxed); },
+          [&] { return finished.load() || stopping(); });
+      if (count.Walk(inputs, none).ok() && !count.stopped()) total_known = true;
+    });
+  }
   std::thread walker([&] {
     walk_status = walk.Walk(inputs, list);
     jobs.Close();
@@ -798,6 +841,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
       while (std::optional<Job> job = jobs.Pop()) {
+        if (stopping()) continue;  // drain what the walk queued, scan nothing more
         std::vector<Job> batch;
         batch.push_back(std::move(*job));
         while (batch.size() < kScanBatch) {
@@ -813,8 +857,22 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
 
   IndexReport report;
   Status fatal;
-  uint64_t done = 0;
+  bool stopped = false;
+  IndexProgress progress;
+  auto fill_progress = [&] {
+    progress.indexed = report.indexed;
+    progress.unchanged = report.unchanged;
+    progress.failed = report.failed;
+    progress.chunks = report.chunks;
+    progress.files_total = total.load(std::memory_order_relaxed);
+    progress.total_known = total_known.load();
+    progress.elapsed_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return progress;
+  };
   while (std::optional<Scanned> next = results.Pop()) {
+    stopped = stopped || stopping();
+    if (!fatal.ok() || stopped) continue;  // drain the workers, commit nothing more
     Scanned& s = *next;
     const Job& job = s.job;
     IndexedFile f;
@@ -823,8 +881,6 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     f.scanner = s.scanner;
     f.outcome = s.outcome;
     f.error = s.error;
-    ++done;
-    if (!fatal.ok()) continue;  // drain the workers, commit nothing more
     if (s.outcome == "indexed") {
       for (const std::string& w : s.scan->warnings) {
         if (options.file_list) report.warnings.push_back(w);
@@ -862,22 +918,28 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     if (f.outcome == "unchanged") ++report.unchanged;
     if (f.outcome == "failed") ++report.failed;
     if (f.outcome == "skipped") ++report.skipped;
+    if (f.outcome == "indexed" || f.outcome == "unchanged") progress.bytes_done += s.source.size;
+    ++progress.files_done;
     if (options.file_list) report.files.push_back(std::move(f));
-    if (options.progress) {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << "\r" << done << " files, " << report.chunks << " chunks, "
-          << static_cast<uint64_t>(done / std::max(secs, 1e-3)) << " files/s" << std::flush;
-    }
+    if (options.progress) options.progress->Update(fill_progress());
   }
   walker.join();
   for (auto& w : workers) w.join();
+  finished = true;
+  if (counter.joinable()) counter.join();
   report.skipped += walk.skipped();
   report.other_shards = walk.other_shards();
   for (IndexedFile& f : walk.TakeSkipped()) report.files.push_back(std::move(f));
-  if (options.progress) log << "\n";
+  report.stopped = stopped || walk.stopped();
+  if (options.progress) options.progress->Done(fill_progress());
   if (!fatal.ok()) return fatal;
   // A walk that stopped early saw only part of the folders: nothing is pruned after it.
   if (!walk_status.ok()) return walk_status.WithContext("walk the inputs");
+  if (report.stopped) {
+    // A shard stays marked incomplete: merge refuses it until the task is run to its end.
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
   RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log));
   if (options.shard.count) RETURN_IF_ERROR(store->SetMeta("shard_run", "complete"));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -2,6 +2,7 @@
 // file's references to the store in one transaction.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -13,6 +14,7 @@
 #include "formats/core/scanner.h"
 #include "formats/core/source.h"
 #include "formats/core/status.h"
+#include "indexer/progress.h"
 #include "indexer/scan_runner.h"
 
 namespace refzarr {
@@ -37,7 +39,16 @@ std::string ShardName(const ShardSpec& shard);
 struct IndexOptions {
   unsigned threads = 0;       ///< Scanner threads; 0: one per core.
   bool force = false;         ///< Re-scan files whose size and mtime did not change.
-  bool progress = false;      ///< Show a progress line on `log` (a terminal).
+  /// Receives the run's progress after every file (and Done at the end); not owned. Given one,
+  /// the run also counts the files it will look at, with a second walk of local inputs beside
+  /// its own (listing folders only), so IndexProgress has a total; with --files-from or remote
+  /// inputs it has none. Null: no progress, no second walk.
+  ProgressSink* progress = nullptr;
+  /// Set (by a signal handler, say) to stop the run at a file boundary: every file committed
+  /// so far stays in the index, the files being scanned are dropped, nothing is pruned, and the
+  /// report says IndexReport::stopped. Re-running the same command goes on from there (the
+  /// committed files are found unchanged). Not owned; null: the run is not stopped.
+  const std::atomic<bool>* stop = nullptr;
   /// Chunk references a file being scanned may hold in memory (32 bytes each); beyond this they
   /// are sorted into a temporary file and merged back when the file is committed, so a file of
   /// billions of chunks indexes in bounded memory.
@@ -112,6 +123,8 @@ struct IndexReport {
   uint64_t removed = 0;  ///< Files indexed before under an input folder, no longer on disk.
   /// Files found or listed that belong to other shards (IndexOptions::shard), not looked at.
   uint64_t other_shards = 0;
+  /// The run was stopped (IndexOptions::stop) before it looked at every file.
+  bool stopped = false;
   uint64_t chunks = 0, arrays = 0;
   uint64_t refused = 0;  ///< Arrays refused at index time, over all files.
   double seconds = 0;
