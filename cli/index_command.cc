@@ -171,7 +171,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     }
     IndexOptions options;
     // The list is read as a stream while the walk runs, never loaded whole.
-    std::ifstream list_file;
+    std::ifstream list_file, list_again;
     if (args->files_from == "-") {
       options.files_from = &std::cin;
     } else if (!args->files_from.empty()) {
@@ -183,6 +183,13 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
         return;
       }
       options.files_from = &list_file;
+      // A second reading for the progress total (the counting walk): only of a regular file,
+      // since a second open of a pipe (`--files-from <(find ...)`) would take lines from the run.
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(args->files_from, ec)) {
+        list_again.open(args->files_from, std::ios::binary);
+        if (list_again) options.files_from_again = &list_again;
+      }
     }
     options.files_from_null = args->null;
     options.exclude = args->exclude;

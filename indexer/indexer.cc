@@ -340,11 +340,12 @@ class ListReader {
 class Walker {
  public:
   /// `cancelled`: asked before each file and folder; once true the walk ends (stopped()).
+  /// `list_remote` false: a remote prefix is not listed, the walk fails (kUnsupported) instead.
   Walker(const fs::path& index, const IndexOptions& options, const Placement& placement,
          const SourceOpeners& openers, std::function<void(Job)> emit,
-         std::function<bool()> cancelled = [] { return false; })
-      : emit_(std::move(emit)), cancelled_(std::move(cancelled)), options_(options),
-        placement_(placement), openers_(openers) {
+         std::function<bool()> cancelled = [] { return false; }, bool list_remote = true)
+      : emit_(std::move(emit)), cancelled_(std::move(cancelled)), list_remote_(list_remote),
+        options_(options), placement_(placement), openers_(openers) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
@@ -401,6 +402,7 @@ class Walker {
   // its key relative to the prefix. Hidden names and excluded paths are passed over as in a
   // folder (any segment hidden or excluded hides what is under it).
   Status RemoteFolder(const std::string& prefix_uri, const std::string& group) {
+    if (!list_remote_) return UnsupportedError(prefix_uri + ": not listed twice");
     return openers_.List(prefix_uri, [&](const ListedSource& listed) -> Status {
       if (Cancelled()) return OkStatus();
       const std::string rel = DecodedPath(std::string_view(listed.uri).substr(prefix_uri.size()));
@@ -507,6 +509,7 @@ class Walker {
 
   std::function<void(Job)> emit_;
   std::function<bool()> cancelled_;
+  bool list_remote_ = true;
   bool stopped_ = false;
   const IndexOptions& options_;
   const Placement& placement_;
@@ -813,23 +816,21 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   Walker walk(
       index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); }, stopping);
   // The total for the progress display: the same walk again, counting, beside the run (it only
-  // lists folders, and runs ahead of the scans). Not for lists (a stream is read once) nor
-  // remote inputs (a listing costs requests).
+  // lists folders, and runs ahead of the scans). A list is read again only from a second
+  // stream (standard input cannot be); remote folders are not listed again (requests cost).
   std::atomic<uint64_t> total{0};
   std::atomic<bool> total_known{false}, finished{false};
   std::thread counter;
-  if (options.progress && !options.files_from &&
-      std::all_of(inputs.begin(), inputs.end(),
-                  [](const fs::path& p) { return UriScheme(p.string()).empty(); })) {
+  if (options.progress && (!options.files_from || options.files_from_again)) {
     counter = std::thread([&] {
-      ListReader none(nullptr, false);
+      ListReader again(options.files_from_again, options.files_from_null);
       IndexOptions counting = options;
       counting.file_list = false;
       Walker count(
           index, counting, placement, openers,
           [&](Job) { total.fetch_add(1, std::memory_order_relaxed); },
-          [&] { return finished.load() || stopping(); });
-      if (count.Walk(inputs, none).ok() && !count.stopped()) total_known = true;
+          [&] { return finished.load() || stopping(); }, /*list_remote=*/false);
+      if (count.Walk(inputs, again).ok() && !count.stopped()) total_known = true;
     });
   }
   std::thread walker([&] {

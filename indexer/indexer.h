@@ -41,8 +41,9 @@ struct IndexOptions {
   bool force = false;         ///< Re-scan files whose size and mtime did not change.
   /// Receives the run's progress after every file (and Done at the end); not owned. Given one,
   /// the run also counts the files it will look at, with a second walk of local inputs beside
-  /// its own (listing folders only), so IndexProgress has a total; with --files-from or remote
-  /// inputs it has none. Null: no progress, no second walk.
+  /// its own (listing folders only; a list through `files_from_again`), so IndexProgress has a
+  /// total; remote folders are not listed twice (no total then). Null: no progress, no second
+  /// walk.
   ProgressSink* progress = nullptr;
   /// Set (by a signal handler, say) to stop the run at a file boundary: every file committed
   /// so far stays in the index, the files being scanned are dropped, nothing is pruned, and the
@@ -67,6 +68,10 @@ struct IndexOptions {
   /// files gone from a listed folder are not removed from the index. Not owned; null: no list.
   std::istream* files_from = nullptr;
   bool files_from_null = false;  ///< The `files_from` list is NUL-separated (find -print0).
+  /// The same list once more, from its start, for the progress total only (a list in a file can
+  /// be read twice, standard input cannot): the counting walk reads it beside the run. Not
+  /// owned; null: a run with a list has no total.
+  std::istream* files_from_again = nullptr;
   /// Files and folders not indexed, as fnmatch(3) globs: a glob with a '/' is matched against the
   /// path relative to its input (FNM_PATHNAME: '*' stops at '/'), one without against the base
   /// name, inputs' own included. An excluded folder is not read; an excluded file is counted as

@@ -160,6 +160,31 @@ TEST_F(IndexerTest, ProgressCountsEveryFileAgainstAWalkedTotal) {
   EXPECT_EQ(log_.str().find('\r'), std::string::npos) << "the library drew progress itself";
 }
 
+TEST_F(IndexerTest, ProgressCountsAListReadASecondTime) {
+  const fs::path list = dir_.path() / "files.list";
+  {
+    std::ofstream out(list);
+    for (const auto& e : fs::recursive_directory_iterator(samples_)) {
+      if (e.is_regular_file()) out << e.path().string() << "\n";
+    }
+  }
+  for (bool again : {false, true}) {
+    std::ifstream first(list), second(list);
+    RecordingProgress progress;
+    IndexOptions options;
+    options.progress = &progress;
+    options.files_from = &first;
+    options.files_from_again = again ? &second : nullptr;
+    options.root = samples_;
+    const fs::path index = dir_.path() / (again ? "again.refs.db" : "once.refs.db");
+    auto report = IndexPaths({}, index, options, log_);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ(progress.last.total_known, again);
+    if (again) EXPECT_EQ(progress.last.files_total, progress.last.files_done);
+    EXPECT_EQ(report->indexed + report->failed, progress.last.indexed + progress.last.failed);
+  }
+}
+
 // Stopped at a file boundary, the index holds exactly the files committed; re-running the same
 // call goes on from there and ends with the index one uninterrupted run makes.
 TEST_F(IndexerTest, AStoppedRunKeepsItsFilesAndTheNextRunGoesOn) {
