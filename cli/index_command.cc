@@ -21,34 +21,44 @@ namespace refzarr {
 
 namespace {
 
-// Set by SIGINT while `index` runs: the indexer stops at the next file boundary. A signal handler
-// has no context to reach, so this one flag is the command's, not the library's.
-std::atomic<bool> interrupted{false};
-static_assert(std::atomic<bool>::is_always_lock_free);
+// The signal (SIGINT, SIGTERM) that asked a running `index` to stop, 0 if none: the indexer stops
+// at the next file boundary. A signal handler has no context to reach, so this one flag is the
+// command's, not the library's.
+std::atomic<int> stop_signal{0};
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 
-extern "C" void OnInterrupt(int) { interrupted.store(true); }
+extern "C" void OnStopSignal(int sig) {
+  stop_signal.store(sig);
+  stop_requested.store(true);
+}
 
-// Ctrl-C stops the run cleanly while this lives; a second Ctrl-C (the action resets itself)
-// ends the process at once, as without it.
-class InterruptGuard {
+// While this lives, Ctrl-C (SIGINT) and SIGTERM (what `kill`, `scancel` and a SLURM time limit
+// send first) stop the run cleanly; a second one (the action resets itself) ends the process at
+// once, as without it.
+class StopSignalGuard {
  public:
-  InterruptGuard() {
-    interrupted.store(false);
+  StopSignalGuard() {
+    stop_signal.store(0);
+    stop_requested.store(false);
     struct sigaction sa = {};
-    sa.sa_handler = OnInterrupt;
+    sa.sa_handler = OnStopSignal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
-    installed_ = ::sigaction(SIGINT, &sa, &old_) == 0;
+    for (size_t i = 0; i < 2; ++i) installed_[i] = ::sigaction(kSignals[i], &sa, &old_[i]) == 0;
   }
-  ~InterruptGuard() {
-    if (installed_) ::sigaction(SIGINT, &old_, nullptr);
+  ~StopSignalGuard() {
+    for (size_t i = 0; i < 2; ++i) {
+      if (installed_[i]) ::sigaction(kSignals[i], &old_[i], nullptr);
+    }
   }
-  InterruptGuard(const InterruptGuard&) = delete;
-  InterruptGuard& operator=(const InterruptGuard&) = delete;
+  StopSignalGuard(const StopSignalGuard&) = delete;
+  StopSignalGuard& operator=(const StopSignalGuard&) = delete;
 
  private:
-  struct sigaction old_ = {};
-  bool installed_ = false;
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  struct sigaction old_[2] = {};
+  bool installed_[2] = {false, false};
 };
 
 // "K/N" with 1 <= K <= N: the task's shard. SLURM numbers array tasks as its --array range says,
@@ -234,10 +244,10 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       progress = MakeTerminalProgress(ctx.err);
     }
     options.progress = progress.get();
-    options.stop = &interrupted;
+    options.stop = &stop_requested;
     std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
     Result<IndexReport> report = [&] {
-      InterruptGuard guard;
+      StopSignalGuard guard;
       return IndexPaths(inputs, args->output, options, ctx.err);
     }();
     if (!report.ok()) {
@@ -282,10 +292,12 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     ctx.exit_code = report->failed > 0 ? 1 : 0;
     if (report->stopped) {
       const uint64_t kept = report->indexed + report->unchanged + report->failed;
-      ctx.err << "refzarr: index: stopped: " << kept << " files done are kept in " << args->output
+      const int sig = stop_signal.load();
+      ctx.err << "refzarr: index: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": "
+              << kept << " files done are kept in " << args->output
               << "; re-run the same command to go on (they are found unchanged, not scanned "
                  "again)\n";
-      ctx.exit_code = 130;  // as a shell reports a command ended by SIGINT
+      ctx.exit_code = 128 + (sig ? sig : SIGINT);  // as a shell reports a command ended by it
     }
   });
 }

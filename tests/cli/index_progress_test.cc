@@ -1,6 +1,6 @@
-// The `index` command's progress displays (cli/index_progress.h), and Ctrl-C: a real SIGINT to
-// the binary stops it at a file boundary with exit code 130 and says how to resume; re-running
-// the same command completes the index.
+// The `index` command's progress displays (cli/index_progress.h), and Ctrl-C: a real SIGINT (or
+// SIGTERM) to the binary stops it at a file boundary with exit code 128 + the signal and says how
+// to resume; re-running the same command completes the index.
 #include "cli/index_progress.h"
 
 #include <fcntl.h>
@@ -100,8 +100,11 @@ fs::path LinkArchive(const fs::path& dir, int n) {
   return archive;
 }
 
-TEST(IndexInterrupt, CtrlCStopsAtAFileBoundaryAndTheSameCommandGoesOn) {
-  const fs::path dir = fs::temp_directory_path() / ("refzarr_interrupt_" + std::to_string(getpid()));
+// Sends `sig` to a running `index` once it has committed files; checks the clean stop and that
+// the same command then completes the index.
+void StopAndGoOn(int sig, const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("refzarr_interrupt_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path archive = LinkArchive(dir, 600);
@@ -128,7 +131,7 @@ TEST(IndexInterrupt, CtrlCStopsAtAFileBoundaryAndTheSameCommandGoesOn) {
   while (std::fgets(line, sizeof line, from)) {
     all += line;
     if (!signalled && std::string(line).starts_with("{")) {
-      ASSERT_EQ(::kill(pid, SIGINT), 0);
+      ASSERT_EQ(::kill(pid, sig), 0);
       signalled = true;
     }
   }
@@ -137,7 +140,8 @@ TEST(IndexInterrupt, CtrlCStopsAtAFileBoundaryAndTheSameCommandGoesOn) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(signalled) << all;
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping: " << all;
-  EXPECT_EQ(WEXITSTATUS(status), 130) << all;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + sig) << all;
+  EXPECT_NE(all.find("stopped by " + name + ": "), std::string::npos) << all;
   EXPECT_NE(all.find("files done are kept in " + index + "; re-run the same command"),
             std::string::npos)
       << all;
@@ -162,6 +166,11 @@ TEST(IndexInterrupt, CtrlCStopsAtAFileBoundaryAndTheSameCommandGoesOn) {
   testing::ExpectSameIndex(dir / "whole.refs.db", index);
   fs::remove_all(dir);
 }
+
+TEST(IndexInterrupt, CtrlCStopsAtAFileBoundaryAndTheSameCommandGoesOn) { StopAndGoOn(SIGINT, "SIGINT"); }
+
+// What `kill`, `scancel` and a SLURM time limit send first.
+TEST(IndexInterrupt, SigtermStopsAtAFileBoundaryToo) { StopAndGoOn(SIGTERM, "SIGTERM"); }
 
 }  // namespace
 }  // namespace refzarr
