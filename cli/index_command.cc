@@ -1,5 +1,7 @@
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -10,11 +12,85 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/index_progress.h"
 #include "indexer/indexer.h"
 #include "formats/registry/registry.h"
 #include "indexer/scan_worker.h"
 
 namespace refzarr {
+
+namespace {
+
+// The signal (SIGINT, SIGTERM) that asked a running `index` to stop, 0 if none: the indexer stops
+// at the next file boundary. A signal handler has no context to reach, so this one flag is the
+// command's, not the library's.
+std::atomic<int> stop_signal{0};
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+
+extern "C" void OnStopSignal(int sig) {
+  stop_signal.store(sig);
+  stop_requested.store(true);
+}
+
+// While this lives, Ctrl-C (SIGINT) and SIGTERM (what `kill`, `scancel` and a SLURM time limit
+// send first) stop the run cleanly; a second one (the action resets itself) ends the process at
+// once, as without it.
+class StopSignalGuard {
+ public:
+  StopSignalGuard() {
+    stop_signal.store(0);
+    stop_requested.store(false);
+    struct sigaction sa = {};
+    sa.sa_handler = OnStopSignal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < 2; ++i) installed_[i] = ::sigaction(kSignals[i], &sa, &old_[i]) == 0;
+  }
+  ~StopSignalGuard() {
+    for (size_t i = 0; i < 2; ++i) {
+      if (installed_[i]) ::sigaction(kSignals[i], &old_[i], nullptr);
+    }
+  }
+  StopSignalGuard(const StopSignalGuard&) = delete;
+  StopSignalGuard& operator=(const StopSignalGuard&) = delete;
+
+ private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  struct sigaction old_[2] = {};
+  bool installed_[2] = {false, false};
+};
+
+// "K/N" with 1 <= K <= N: the task's shard. SLURM numbers array tasks as its --array range says,
+// so a script gives `--array=1-N` and `--shard "$SLURM_ARRAY_TASK_ID/N"` (docs/cluster.md).
+ShardSpec ParseShard(const std::string& text) {
+  const size_t slash = text.find('/');
+  auto number = [](std::string_view digits, uint64_t& out) {
+    if (digits.empty() || digits.size() > 9) return false;
+    out = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+  };
+  uint64_t k = 0, n = 0;
+  if (slash == std::string::npos ||
+      !number(std::string_view(text).substr(0, slash), k) ||
+      !number(std::string_view(text).substr(slash + 1), n)) {
+    throw CLI::ValidationError("--shard", "'" + text + "' is not K/N (task K of N, e.g. 3/16)");
+  }
+  if (n == 0 || k == 0 || k > n) {
+    throw CLI::ValidationError(
+        "--shard", "'" + text + "': K counts from 1 to N" +
+                       (k == 0 && n > 0 ? std::string(" (a 0-based task id, as SLURM's with "
+                                                      "--array=0-M, is K-1: give id+1)")
+                                        : std::string()));
+  }
+  return ShardSpec{static_cast<uint32_t>(k - 1), static_cast<uint32_t>(n)};
+}
+
+}  // namespace
 
 void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   struct Args {
@@ -33,6 +109,8 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     bool hidden = false;
     std::string root;
     std::string as;
+    std::string shard;
+    std::string progress = "auto";
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -66,7 +144,19 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--as", args->as,
                   "Place the one input given at this tree path (for files outside the root)")
       ->type_name("PATH");
+  CLI::Option* shard = cmd->add_option("--shard", args->shard,
+                  "Index only shard K of N (K = 1..N; a file's shard is a hash of its tree path, "
+                  "so N tasks given the same inputs split them without talking); each writes its "
+                  "own index, `refzarr merge` combines them (docs/cluster.md)")
+      ->type_name("K/N");
   cmd->add_option("-j,--threads", args->threads, "Scanner threads (default: one per core)");
+  cmd->add_option("--progress", args->progress,
+                  "auto: a status line on a terminal (standard error), nothing otherwise; line: "
+                  "the status line always; json: one JSON object a second on standard error "
+                  "(for schedulers and dashboards); none")
+      ->check(CLI::IsMember({"auto", "line", "json", "none"}))
+      ->type_name("MODE")
+      ->capture_default_str();
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_option("--refs-in-memory", args->refs_in_memory,
@@ -85,13 +175,13 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--in-process", args->in_process,
                 "Scan in this process instead of crash-isolated worker processes (for debugging: "
                 "a file that crashes a library then ends the run)");
-  cmd->callback([&ctx, args] {
+  cmd->callback([&ctx, args, shard] {
     if (args->inputs.empty() && args->files_from.empty()) {
       throw CLI::RequiredError("paths or --files-from");
     }
     IndexOptions options;
     // The list is read as a stream while the walk runs, never loaded whole.
-    std::ifstream list_file;
+    std::ifstream list_file, list_again;
     if (args->files_from == "-") {
       options.files_from = &std::cin;
     } else if (!args->files_from.empty()) {
@@ -103,12 +193,20 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
         return;
       }
       options.files_from = &list_file;
+      // A second reading for the progress total (the counting walk): only of a regular file,
+      // since a second open of a pipe (`--files-from <(find ...)`) would take lines from the run.
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(args->files_from, ec)) {
+        list_again.open(args->files_from, std::ios::binary);
+        if (list_again) options.files_from_again = &list_again;
+      }
     }
     options.files_from_null = args->null;
     options.exclude = args->exclude;
     options.hidden = args->hidden;
     options.root = args->root;
     options.as = args->as;
+    if (shard->count()) options.shard = ParseShard(args->shard);
     options.threads = args->threads;
     options.openers = &DefaultSourceOpeners();
     const unsigned threads =
@@ -138,9 +236,20 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     options.force = args->force;
     options.refs_in_memory = args->refs_in_memory;
     options.file_list = args->json;  // Only the JSON report lists every file.
-    options.progress = !args->json && isatty(STDERR_FILENO);
+    std::unique_ptr<ProgressSink> progress;
+    if (args->progress == "json") {
+      progress = MakeJsonProgress(ctx.err);
+    } else if (args->progress == "line" ||
+               (args->progress == "auto" && !args->json && isatty(STDERR_FILENO))) {
+      progress = MakeTerminalProgress(ctx.err);
+    }
+    options.progress = progress.get();
+    options.stop = &stop_requested;
     std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
-    auto report = IndexPaths(inputs, args->output, options, ctx.err);
+    Result<IndexReport> report = [&] {
+      StopSignalGuard guard;
+      return IndexPaths(inputs, args->output, options, ctx.err);
+    }();
     if (!report.ok()) {
       ctx.err << "refzarr: " << report.status().message() << "\n";
       ctx.exit_code = 1;
@@ -160,6 +269,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       ctx.out << nlohmann::json{{"indexed", report->indexed}, {"unchanged", report->unchanged},
                                 {"failed", report->failed}, {"skipped", report->skipped},
                                 {"removed", report->removed},
+                                {"other_shards", report->other_shards},
                                 {"chunks", report->chunks}, {"arrays", report->arrays},
                                 {"refused_arrays", report->refused},
                                 {"seconds", report->seconds}, {"files", files},
@@ -171,10 +281,24 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
               << report->chunks << " chunk references, " << report->refused
               << " arrays refused), " << report->unchanged << " unchanged, "
               << report->skipped << " skipped, " << report->removed << " removed, "
-              << report->failed << " failed in "
+              << report->failed << " failed";
+      if (options.shard.count) {
+        ctx.out << " (shard " << ShardName(options.shard) << "; " << report->other_shards
+                << " files in other shards)";
+      }
+      ctx.out << " in "
               << report->seconds << " s\n";
     }
     ctx.exit_code = report->failed > 0 ? 1 : 0;
+    if (report->stopped) {
+      const uint64_t kept = report->indexed + report->unchanged + report->failed;
+      const int sig = stop_signal.load();
+      ctx.err << "refzarr: index: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": "
+              << kept << " files done are kept in " << args->output
+              << "; re-run the same command to go on (they are found unchanged, not scanned "
+                 "again)\n";
+      ctx.exit_code = 128 + (sig ? sig : SIGINT);  // as a shell reports a command ended by it
+    }
   });
 }
 

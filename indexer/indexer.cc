@@ -1,6 +1,7 @@
 #include "indexer/indexer.h"
 
 #include <fnmatch.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -338,23 +339,35 @@ class ListReader {
 // listed when options.file_list. kIo when a folder or the input list cannot be read.
 class Walker {
  public:
+  /// `cancelled`: asked before each file and folder; once true the walk ends (stopped()).
+  /// `list_remote` false: a remote prefix is not listed, the walk fails (kUnsupported) instead.
   Walker(const fs::path& index, const IndexOptions& options, const Placement& placement,
-         const SourceOpeners& openers, std::function<void(Job)> emit)
-      : emit_(std::move(emit)), options_(options), placement_(placement), openers_(openers) {
+         const SourceOpeners& openers, std::function<void(Job)> emit,
+         std::function<bool()> cancelled = [] { return false; }, bool list_remote = true)
+      : emit_(std::move(emit)), cancelled_(std::move(cancelled)), list_remote_(list_remote),
+        options_(options), placement_(placement), openers_(openers) {
     std::error_code ec;
     index_abs_ = fs::absolute(index, ec).lexically_normal();
   }
 
   Status Walk(const std::vector<fs::path>& inputs, ListReader& list) {
-    for (const fs::path& input : inputs) RETURN_IF_ERROR(Input(input));
-    while (true) {
+    for (const fs::path& input : inputs) {
+      if (Cancelled()) return OkStatus();
+      RETURN_IF_ERROR(Input(input));
+    }
+    while (!Cancelled()) {
       ASSIGN_OR_RETURN(std::optional<fs::path> input, list.Next());
       if (!input) return OkStatus();
       RETURN_IF_ERROR(Input(*input));
     }
+    return OkStatus();
   }
 
+  /// Whether the walk ended early, cancelled: it did not see every file.
+  bool stopped() const { return stopped_; }
+
   uint64_t skipped() const { return skipped_; }
+  uint64_t other_shards() const { return other_shards_; }
   /// The files passed over (with options.file_list), in walk order.
   std::vector<IndexedFile> TakeSkipped() { return std::move(skipped_files_); }
 
@@ -367,7 +380,7 @@ class Walker {
     const bool folder = IsFolder(uri);
     if (!placed.ok()) {
       // Failed alone, named; the rest of the run goes on.
-      emit_(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));
+      Emit(Job::Of(std::string(TrimSlash(uri)), prefix, true, placed.status().message()));
       return OkStatus();
     }
     // An input is excluded by its base name; being hidden does not pass over a named input.
@@ -378,7 +391,7 @@ class Walker {
     // A path that is not a folder goes to the scan as named, a missing one too (a listed path
     // may be gone by now): its open fails it alone, named.
     if (!folder) {
-      emit_(Job::Of(uri, prefix, true));
+      Emit(Job::Of(uri, prefix, true));
       return OkStatus();
     }
     if (!IsLocal(uri)) return RemoteFolder(uri, prefix);
@@ -389,7 +402,9 @@ class Walker {
   // its key relative to the prefix. Hidden names and excluded paths are passed over as in a
   // folder (any segment hidden or excluded hides what is under it).
   Status RemoteFolder(const std::string& prefix_uri, const std::string& group) {
+    if (!list_remote_) return UnsupportedError(prefix_uri + ": not listed twice");
     return openers_.List(prefix_uri, [&](const ListedSource& listed) -> Status {
+      if (Cancelled()) return OkStatus();
       const std::string rel = DecodedPath(std::string_view(listed.uri).substr(prefix_uri.size()));
       const std::string child = group.empty() ? rel : group + "/" + rel;
       std::string sofar;
@@ -402,7 +417,7 @@ class Walker {
       }
       Job job = Job::Of(listed.uri, child, false);
       if (!listed.stat.generation.unknown()) job.listed = listed.stat;
-      emit_(std::move(job));
+      Emit(std::move(job));
       return OkStatus();
     });
   }
@@ -421,6 +436,7 @@ class Walker {
     if (ec) return IoError(dir.string() + ": " + ec.message());
     std::sort(entries.begin(), entries.end());
     for (const auto& [name, folder] : entries) {
+      if (Cancelled()) return OkStatus();
       fs::path p = dir / name;
       std::string child = group.empty() ? name : group + "/" + name;
       if (!folder &&
@@ -438,7 +454,7 @@ class Walker {
         RETURN_IF_ERROR(Folder(p, child, child_rel));
         continue;
       }
-      emit_(Job::Of(FileUri(p), child, false));
+      Emit(Job::Of(FileUri(p), child, false));
     }
     return OkStatus();
   }
@@ -455,7 +471,33 @@ class Walker {
     return false;
   }
 
+  bool Cancelled() {
+    if (!stopped_ && cancelled_()) stopped_ = true;
+    return stopped_;
+  }
+
+  // Whether the file placed at `group` is this task's (every file when the run is not sharded).
+  bool Mine(const std::string& group) const {
+    return options_.shard.count == 0 || ShardOf(group, options_.shard.count) == options_.shard.index;
+  }
+
+  // Hands a file of this shard on; one of another shard is passed over, never opened.
+  void Emit(Job job) {
+    if (Cancelled()) return;
+    if (!Mine(job.group)) {
+      ++other_shards_;
+      return;
+    }
+    emit_(std::move(job));
+  }
+
+  // A file passed over is counted by the shard it belongs to, so the shards' counts add up to
+  // those of one run.
   void Skip(const std::string& uri, const std::string& group) {
+    if (!Mine(group)) {
+      ++other_shards_;
+      return;
+    }
     ++skipped_;
     if (!options_.file_list) return;
     IndexedFile f;
@@ -466,11 +508,15 @@ class Walker {
   }
 
   std::function<void(Job)> emit_;
+  std::function<bool()> cancelled_;
+  bool list_remote_ = true;
+  bool stopped_ = false;
   const IndexOptions& options_;
   const Placement& placement_;
   const SourceOpeners& openers_;
   fs::path index_abs_;
   uint64_t skipped_ = 0;
+  uint64_t other_shards_ = 0;
   std::vector<IndexedFile> skipped_files_;
 };
 
@@ -671,7 +717,41 @@ Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, Index
   return OkStatus();
 }
 
+// A shard index holds one task of one sharded run: a run with another shard, or none, into it
+// would mix files of several shards (which `merge` then finds twice) or leave some out.
+Status CheckShard(RefStore& store, const fs::path& index, const ShardSpec& shard) {
+  if (shard.count > 0 && shard.index >= shard.count) {
+    return InvalidArgumentError("shard " + std::to_string(shard.index + 1) + " of " +
+                                std::to_string(shard.count) + " does not exist (K is 1..N)");
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> recorded, store.GetMeta("shard"));
+  ASSIGN_OR_RETURN(std::optional<std::string> root, store.GetMeta("root"));
+  const std::string given = shard.count ? ShardName(shard) : "";
+  if (recorded && given.empty()) {
+    return InvalidArgumentError(index.string() + " is shard " + *recorded +
+                                " of a sharded run: give --shard " + *recorded +
+                                " to re-run that task, or `refzarr merge` the shards into one index");
+  }
+  if (recorded && *recorded != given) {
+    return InvalidArgumentError(index.string() + " is shard " + *recorded + ", not " + given +
+                                ": each task of a sharded run writes its own index (give a new file)");
+  }
+  if (!recorded && root && !given.empty()) {
+    return InvalidArgumentError(index.string() + " was made without --shard: each task of a "
+                                "sharded run writes its own new index");
+  }
+  return OkStatus();
+}
+
 }  // namespace
+
+uint32_t ShardOf(std::string_view tree_path, uint32_t count) {
+  return static_cast<uint32_t>(XXH3_64bits(tree_path.data(), tree_path.size()) % count);
+}
+
+std::string ShardName(const ShardSpec& shard) {
+  return std::to_string(shard.index + 1) + "/" + std::to_string(shard.count);
+}
 
 bool ImageExtension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -696,6 +776,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     }
   }
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadWrite));
+  RETURN_IF_ERROR(CheckShard(*store, index, options.shard));
   std::vector<std::unique_ptr<Scanner>> default_scanners;
   if (!options.scanners) default_scanners = DefaultScanners();
   const auto& scanners = options.scanners ? *options.scanners : default_scanners;
@@ -724,7 +805,34 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   Status walk_status;
   ASSIGN_OR_RETURN(const Placement placement, Placement::Choose(*store, inputs, options));
   RETURN_IF_ERROR(placement.Record(*store));
-  Walker walk(index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); });
+  // Incomplete until this run ends: a task killed midway (a time limit, a node lost) leaves an
+  // index that `merge` refuses, so a missing part cannot go unnoticed.
+  if (options.shard.count) {
+    RETURN_IF_ERROR(store->SetMeta("shard", ShardName(options.shard)));
+    RETURN_IF_ERROR(store->SetMeta("shard_run", "incomplete"));
+  }
+  // Checked between files: a stop leaves every committed file in place and drops the rest.
+  auto stopping = [&] { return options.stop && options.stop->load(std::memory_order_relaxed); };
+  Walker walk(
+      index, options, placement, openers, [&](Job job) { jobs.Push(std::move(job)); }, stopping);
+  // The total for the progress display: the same walk again, counting, beside the run (it only
+  // lists folders, and runs ahead of the scans). A list is read again only from a second
+  // stream (standard input cannot be); remote folders are not listed again (requests cost).
+  std::atomic<uint64_t> total{0};
+  std::atomic<bool> total_known{false}, finished{false};
+  std::thread counter;
+  if (options.progress && (!options.files_from || options.files_from_again)) {
+    counter = std::thread([&] {
+      ListReader again(options.files_from_again, options.files_from_null);
+      IndexOptions counting = options;
+      counting.file_list = false;
+      Walker count(
+          index, counting, placement, openers,
+          [&](Job) { total.fetch_add(1, std::memory_order_relaxed); },
+          [&] { return finished.load() || stopping(); }, /*list_remote=*/false);
+      if (count.Walk(inputs, again).ok() && !count.stopped()) total_known = true;
+    });
+  }
   std::thread walker([&] {
     walk_status = walk.Walk(inputs, list);
     jobs.Close();
@@ -734,6 +842,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
       while (std::optional<Job> job = jobs.Pop()) {
+        if (stopping()) continue;  // drain what the walk queued, scan nothing more
         std::vector<Job> batch;
         batch.push_back(std::move(*job));
         while (batch.size() < kScanBatch) {
@@ -749,8 +858,22 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
 
   IndexReport report;
   Status fatal;
-  uint64_t done = 0;
+  bool stopped = false;
+  IndexProgress progress;
+  auto fill_progress = [&] {
+    progress.indexed = report.indexed;
+    progress.unchanged = report.unchanged;
+    progress.failed = report.failed;
+    progress.chunks = report.chunks;
+    progress.files_total = total.load(std::memory_order_relaxed);
+    progress.total_known = total_known.load();
+    progress.elapsed_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return progress;
+  };
   while (std::optional<Scanned> next = results.Pop()) {
+    stopped = stopped || stopping();
+    if (!fatal.ok() || stopped) continue;  // drain the workers, commit nothing more
     Scanned& s = *next;
     const Job& job = s.job;
     IndexedFile f;
@@ -759,8 +882,6 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     f.scanner = s.scanner;
     f.outcome = s.outcome;
     f.error = s.error;
-    ++done;
-    if (!fatal.ok()) continue;  // drain the workers, commit nothing more
     if (s.outcome == "indexed") {
       for (const std::string& w : s.scan->warnings) {
         if (options.file_list) report.warnings.push_back(w);
@@ -798,22 +919,30 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     if (f.outcome == "unchanged") ++report.unchanged;
     if (f.outcome == "failed") ++report.failed;
     if (f.outcome == "skipped") ++report.skipped;
+    if (f.outcome == "indexed" || f.outcome == "unchanged") progress.bytes_done += s.source.size;
+    ++progress.files_done;
     if (options.file_list) report.files.push_back(std::move(f));
-    if (options.progress) {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << "\r" << done << " files, " << report.chunks << " chunks, "
-          << static_cast<uint64_t>(done / std::max(secs, 1e-3)) << " files/s" << std::flush;
-    }
+    if (options.progress) options.progress->Update(fill_progress());
   }
   walker.join();
   for (auto& w : workers) w.join();
+  finished = true;
+  if (counter.joinable()) counter.join();
   report.skipped += walk.skipped();
+  report.other_shards = walk.other_shards();
   for (IndexedFile& f : walk.TakeSkipped()) report.files.push_back(std::move(f));
-  if (options.progress) log << "\n";
+  report.stopped = stopped || walk.stopped();
+  if (options.progress) options.progress->Done(fill_progress());
   if (!fatal.ok()) return fatal;
   // A walk that stopped early saw only part of the folders: nothing is pruned after it.
   if (!walk_status.ok()) return walk_status.WithContext("walk the inputs");
+  if (report.stopped) {
+    // A shard stays marked incomplete: merge refuses it until the task is run to its end.
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
   RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log));
+  if (options.shard.count) RETURN_IF_ERROR(store->SetMeta("shard_run", "complete"));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -2,24 +2,54 @@
 // file's references to the store in one transaction.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "formats/core/scanner.h"
 #include "formats/core/source.h"
 #include "formats/core/status.h"
+#include "indexer/progress.h"
 #include "indexer/scan_runner.h"
 
 namespace refzarr {
 
+/// One task's part of a sharded run (`refzarr index --shard K/N`): `count` tasks index the same
+/// inputs, each only the files of its shard, into its own index; `refzarr merge` combines them.
+struct ShardSpec {
+  uint32_t index = 0;  ///< This task's shard, 0-based (the CLI's K is 1-based: index = K - 1).
+  uint32_t count = 0;  ///< Shards in the run; 0: not sharded (every file is indexed).
+  bool operator==(const ShardSpec&) const = default;
+};
+
+/// The shard (0-based, below `count` > 0) of the file placed at `tree_path` (its group path in
+/// the virtual tree, relative to the index's root, as IndexedFile::group): XXH3-64 (seed 0) of
+/// the path's bytes, modulo `count`. Stable across runs, machines and versions of refzarr (the
+/// docs promise it: tasks agree without talking), and independent of the order of inputs.
+uint32_t ShardOf(std::string_view tree_path, uint32_t count);
+
+/// "K/N" (1-based K, as in the CLI and docs/cluster.md) of `shard`.
+std::string ShardName(const ShardSpec& shard);
+
 struct IndexOptions {
   unsigned threads = 0;       ///< Scanner threads; 0: one per core.
   bool force = false;         ///< Re-scan files whose size and mtime did not change.
-  bool progress = false;      ///< Show a progress line on `log` (a terminal).
+  /// Receives the run's progress after every file (and Done at the end); not owned. Given one,
+  /// the run also counts the files it will look at, with a second walk of local inputs beside
+  /// its own (listing folders only; a list through `files_from_again`), so IndexProgress has a
+  /// total; remote folders are not listed twice (no total then). Null: no progress, no second
+  /// walk.
+  ProgressSink* progress = nullptr;
+  /// Set (by a signal handler, say) to stop the run at a file boundary: every file committed
+  /// so far stays in the index, the files being scanned are dropped, nothing is pruned, and the
+  /// report says IndexReport::stopped. Re-running the same command goes on from there (the
+  /// committed files are found unchanged). Not owned; null: the run is not stopped.
+  const std::atomic<bool>* stop = nullptr;
   /// Chunk references a file being scanned may hold in memory (32 bytes each); beyond this they
   /// are sorted into a temporary file and merged back when the file is committed, so a file of
   /// billions of chunks indexes in bounded memory.
@@ -38,6 +68,10 @@ struct IndexOptions {
   /// files gone from a listed folder are not removed from the index. Not owned; null: no list.
   std::istream* files_from = nullptr;
   bool files_from_null = false;  ///< The `files_from` list is NUL-separated (find -print0).
+  /// The same list once more, from its start, for the progress total only (a list in a file can
+  /// be read twice, standard input cannot): the counting walk reads it beside the run. Not
+  /// owned; null: a run with a list has no total.
+  std::istream* files_from_again = nullptr;
   /// Files and folders not indexed, as fnmatch(3) globs: a glob with a '/' is matched against the
   /// path relative to its input (FNM_PATHNAME: '*' stops at '/'), one without against the base
   /// name, inputs' own included. An excluded folder is not read; an excluded file is counted as
@@ -55,6 +89,15 @@ struct IndexOptions {
   /// Place the single input at this tree path instead of its path relative to the root (a folder:
   /// its files under it). For sources outside the root (another disk, a mirror).
   std::string as;
+  /// Index only the files of this shard: a file found or listed goes on to be scanned when
+  /// ShardOf(its tree path) is `shard.index`, else it is passed over unopened (counted in
+  /// IndexReport::other_shards). The unit is the file the indexer places: a scanned file brings
+  /// its companions (multi-file OME members, HDF5 external and VDS sources, BDV XML) whatever
+  /// their shards, exactly as an unsharded run does, so each group lands whole in one shard. The
+  /// index records its shard (meta "shard") on its first run; a later run with another shard, or
+  /// without one, is an error; a run in progress or stopped is marked (meta "shard_run"
+  /// "incomplete") so that `merge` refuses it until the task is re-run to the end.
+  ShardSpec shard;
   /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
@@ -83,6 +126,10 @@ struct IndexedFile {
 struct IndexReport {
   uint64_t indexed = 0, unchanged = 0, failed = 0, skipped = 0;
   uint64_t removed = 0;  ///< Files indexed before under an input folder, no longer on disk.
+  /// Files found or listed that belong to other shards (IndexOptions::shard), not looked at.
+  uint64_t other_shards = 0;
+  /// The run was stopped (IndexOptions::stop) before it looked at every file.
+  bool stopped = false;
   uint64_t chunks = 0, arrays = 0;
   uint64_t refused = 0;  ///< Arrays refused at index time, over all files.
   double seconds = 0;

@@ -778,6 +778,12 @@ class IsolatedScanRunner final : public ScanRunner {
       ::close_range(3, ~0u, 0);
       ::setrlimit(RLIMIT_CORE, &no_core);
       if (limit_memory) ::setrlimit(RLIMIT_AS, &as);
+      // Ctrl-C reaches the terminal's whole process group: the indexer decides when its
+      // workers end (it stops at a file boundary, IndexOptions::stop), so a worker must not die
+      // of it mid-scan and fail its file. Ignored stays ignored across exec. (A SIGTERM sent to
+      // every process of a job, as SLURM does, still ends a worker: its file is recorded failed
+      // only if the indexer commits before it sees the stop, and a re-run scans it again.)
+      ::signal(SIGINT, SIG_IGN);
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }

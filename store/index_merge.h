@@ -26,7 +26,10 @@ struct MergeReport {
 /// node at the same tree path that a scanned file owns, are a conflict: kInvalidArgument naming
 /// both inputs and both sources. Every input must record the same root (tree paths count from
 /// it), which `out` records too; inputs with other roots are a conflict naming both roots.
-/// Inputs are opened read-only and never modified; on any failure
+/// Shard indexes (`index --shard K/N`) must come whole: an input whose run did not finish, a
+/// shard of a run given twice, or one missing is kInvalidArgument naming it. The merged index
+/// records no shard (it is an ordinary index of everything). Inputs are opened read-only and
+/// never modified; on any failure
 /// `out` is not created. Streams: memory does not grow with the inputs' sizes.
 Result<MergeReport> MergeIndexes(const std::vector<std::filesystem::path>& inputs,
                                  const std::filesystem::path& out);

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "tests/cli/run_command.h"
 #include "store/zarr_view.h"
+#include "tests/cli/same_index.h"
 #include "tests/support/view_keys.h"
 
 namespace refzarr {
@@ -20,46 +21,12 @@ namespace {
 namespace fs = std::filesystem;
 
 using testing::CommandRun;
+using testing::ExpectSameIndex;
 using testing::RunCommand;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Every key of the index's view in Zarr v`zarr_format`, with the CLI's default codecs.
-testing::KeyBytes Keys(const fs::path& index, int zarr_format) {
-  ViewFlags flags;
-  flags.zarr_format = zarr_format;
-  auto options = flags.ToOptions();
-  EXPECT_TRUE(options.ok());
-  if (!options.ok()) return {};
-  return testing::ReadAllKeys(index, *options);
-}
-
-// `info --json` without what names the index file itself or measures its size on disk.
-nlohmann::json Info(const fs::path& index) {
-  CommandRun r = RunCommand({"info", "--json", index.string()});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  nlohmann::json j = nlohmann::json::parse(r.out);
-  j.erase("index");
-  j.erase("index_bytes");
-  return j;
-}
-
-void ExpectSameIndex(const fs::path& expected, const fs::path& actual) {
-  for (int format : {2, 3}) {
-    auto want = Keys(expected, format), got = Keys(actual, format);
-    ASSERT_GT(want.size(), 10u);
-    EXPECT_EQ(testing::FailedKeys(want), std::vector<std::string>{}) << "zarr v" << format;
-    EXPECT_EQ(want.size(), got.size()) << "zarr v" << format;
-    for (const auto& [key, bytes] : want) {
-      auto it = got.find(key);
-      ASSERT_NE(it, got.end()) << "zarr v" << format << ": " << key << " missing after merge";
-      EXPECT_TRUE(it->second == bytes) << "zarr v" << format << ": " << key << " differs";
-    }
-  }
-  EXPECT_EQ(Info(expected), Info(actual));
 }
 
 class MergeTest : public ::testing::Test {

@@ -11,6 +11,7 @@
 #include "store/ref_store.h"
 #include "store/zarr_view.h"
 #include "tests/indexer/test_support.h"
+#include "tests/support/view_keys.h"
 
 namespace refzarr {
 namespace {
@@ -109,6 +110,113 @@ TEST_F(IndexerTest, WithoutAFileListOnlyCountsAreKept) {
   EXPECT_EQ(report->failed, 2u);
   EXPECT_GT(report->chunks, 500u);
   EXPECT_NE(log_.str().find("bad/truncated_half.tif"), std::string::npos) << "failures still named";
+}
+
+// A ProgressSink that records what it was given and, from the `stop_after`th file on, asks the
+// run to stop (as the CLI's SIGINT handler does).
+class RecordingProgress : public ProgressSink {
+ public:
+  explicit RecordingProgress(uint64_t stop_after = 0) : stop_after_(stop_after) {}
+  void Update(const IndexProgress& p) override {
+    EXPECT_FALSE(done_) << "Update after Done";
+    EXPECT_EQ(p.files_done, updates.size() + 1) << "one Update per file";
+    EXPECT_GE(p.elapsed_seconds, last.elapsed_seconds);
+    updates.push_back(p);
+    last = p;
+    if (stop_after_ && p.files_done >= stop_after_) stop.store(true);
+  }
+  void Done(const IndexProgress& p) override {
+    EXPECT_FALSE(done_) << "Done twice";
+    done_ = true;
+    last = p;
+  }
+  std::atomic<bool> stop{false};
+  std::vector<IndexProgress> updates;
+  IndexProgress last;
+
+ private:
+  uint64_t stop_after_;
+  bool done_ = false;
+};
+
+TEST_F(IndexerTest, ProgressCountsEveryFileAgainstAWalkedTotal) {
+  RecordingProgress progress;
+  IndexOptions options;
+  options.progress = &progress;
+  auto report = IndexPaths({samples_}, dir_.path() / "p.refs.db", options, log_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  const uint64_t looked_at = report->indexed + report->failed + report->unchanged;
+  // Every file handed to the scans is counted (the ones the sniff skips too); the ones the walk
+  // passes over (hidden, excluded) are not.
+  EXPECT_GE(progress.last.files_done, looked_at);
+  EXPECT_LE(progress.last.files_done, looked_at + report->skipped);
+  EXPECT_EQ(progress.updates.size(), progress.last.files_done);
+  EXPECT_TRUE(progress.last.total_known);
+  EXPECT_EQ(progress.last.files_total, progress.last.files_done);
+  EXPECT_EQ(progress.last.indexed, report->indexed);
+  EXPECT_EQ(progress.last.failed, report->failed);
+  EXPECT_EQ(progress.last.chunks, report->chunks);
+  EXPECT_GT(progress.last.bytes_done, 0u);
+  EXPECT_EQ(log_.str().find('\r'), std::string::npos) << "the library drew progress itself";
+}
+
+TEST_F(IndexerTest, ProgressCountsAListReadASecondTime) {
+  const fs::path list = dir_.path() / "files.list";
+  {
+    std::ofstream out(list);
+    for (const auto& e : fs::recursive_directory_iterator(samples_)) {
+      if (e.is_regular_file()) out << e.path().string() << "\n";
+    }
+  }
+  for (bool again : {false, true}) {
+    std::ifstream first(list), second(list);
+    RecordingProgress progress;
+    IndexOptions options;
+    options.progress = &progress;
+    options.files_from = &first;
+    options.files_from_again = again ? &second : nullptr;
+    options.root = samples_;
+    const fs::path index = dir_.path() / (again ? "again.refs.db" : "once.refs.db");
+    auto report = IndexPaths({}, index, options, log_);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    EXPECT_EQ(progress.last.total_known, again);
+    if (again) EXPECT_EQ(progress.last.files_total, progress.last.files_done);
+    EXPECT_EQ(report->indexed + report->failed, progress.last.indexed + progress.last.failed);
+  }
+}
+
+// Stopped at a file boundary, the index holds exactly the files committed; re-running the same
+// call goes on from there and ends with the index one uninterrupted run makes.
+TEST_F(IndexerTest, AStoppedRunKeepsItsFilesAndTheNextRunGoesOn) {
+  const fs::path index = dir_.path() / "stopped.refs.db";
+  RecordingProgress progress(/*stop_after=*/5);
+  IndexOptions options;
+  options.threads = 2;
+  options.progress = &progress;
+  options.stop = &progress.stop;
+  auto stopped = IndexPaths({samples_}, index, options, log_);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().message();
+  EXPECT_TRUE(stopped->stopped);
+  EXPECT_EQ(progress.last.files_done, 5u) << "files committed after the stop";
+  EXPECT_GT(stopped->indexed, 0u);
+  EXPECT_LE(stopped->indexed + stopped->failed, 5u);
+  auto store = OpenRefStore(index, OpenMode::kReadOnly);
+  ASSERT_TRUE(store.ok());
+  auto sources = (*store)->Sources();
+  ASSERT_TRUE(sources.ok());
+  uint64_t scanned = 0;
+  for (const SourceInfo& s : *sources) scanned += s.status != "companion";
+  EXPECT_EQ(scanned, stopped->indexed + stopped->failed);
+  store->reset();
+
+  auto resumed = IndexPaths({samples_}, index, {}, log_);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().message();
+  EXPECT_FALSE(resumed->stopped);
+  EXPECT_EQ(resumed->unchanged, stopped->indexed);
+  auto whole = Index({samples_}, dir_.path() / "whole.refs.db");
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(resumed->indexed + resumed->unchanged, whole->indexed);
+  EXPECT_TRUE(testing::ReadAllKeys(index) == testing::ReadAllKeys(dir_.path() / "whole.refs.db"));
 }
 
 TEST_F(IndexerTest, UnchangedFilesAreNotScannedAgain) {
