@@ -56,6 +56,11 @@ class ByteSource {
   /// Fills `out` (exactly range.length bytes) from range.offset. A read past the end is kCorrupt
   /// ("truncated"), an OS failure kIo; both name the source.
   virtual Status ReadInto(ByteRange range, std::span<std::byte> out) = 0;
+  /// A hint that these ranges will be read soon (a scanner that can predict its next reads says
+  /// so). A source whose reads cost a round trip fetches the missing ones now, concurrently, into
+  /// its cache; a local file ignores it. It never fails: a range that could not be fetched is
+  /// fetched again, and its error reported, by the read that wants it.
+  virtual void Prefetch(std::span<const ByteRange> ranges) { (void)ranges; }
   /// Whether every read checks that the bytes are still of the generation Stat() gave, failing
   /// with kStale instead of returning another version's bytes (remote sources: conditional
   /// requests). A holder of such a source need not stat it again before reading; a local file,

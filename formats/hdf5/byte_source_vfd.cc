@@ -50,6 +50,8 @@ class LatchingSource final : public ByteSource {
     if (!s.ok()) latch_.Record(NamingSource(inner_, s));
     return s;
   }
+  void Prefetch(std::span<const ByteRange> ranges) override { inner_.Prefetch(ranges); }
+  bool ValidatesReads() const override { return inner_.ValidatesReads(); }
   std::string Describe() const override { return inner_.Describe(); }
 
  private:

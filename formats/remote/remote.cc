@@ -266,6 +266,56 @@ class RemoteSource final : public ByteSource {
     return OkStatus();
   }
 
+  // The missing blocks of `ranges`, in runs of adjacent blocks (up to 4 MiB each), fetched
+  // concurrently on the client's connections, at most a quarter of the cache in one call.
+  // Failed runs are left for the reads that want them.
+  void Prefetch(std::span<const ByteRange> ranges) override {
+    const uint64_t block = shared_->options.block_bytes;
+    const uint64_t size = probe_.stat.size;
+    const uint64_t budget = std::max<uint64_t>(1, shared_->options.cache_bytes / 4 / block);
+    std::vector<uint64_t> blocks;
+    for (const ByteRange& r : ranges) {
+      if (r.length == 0 || r.offset >= size) continue;
+      const uint64_t last = (std::min(size, r.offset + r.length) - 1) / block;
+      for (uint64_t b = r.offset / block; b <= last && blocks.size() < budget; ++b) {
+        if (!shared_->cache->Lookup(Key(b))) blocks.push_back(b);
+      }
+    }
+    std::sort(blocks.begin(), blocks.end());
+    blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+    if (blocks.empty()) return;
+    struct Run {
+      uint64_t first = 0;
+      std::string bytes;
+    };
+    const uint64_t run_blocks = std::max<uint64_t>(1, (4ull << 20) / block);
+    std::vector<Run> runs;
+    for (size_t i = 0; i < blocks.size();) {
+      size_t j = i + 1;
+      while (j < blocks.size() && blocks[j] == blocks[j - 1] + 1 && j - i < run_blocks) ++j;
+      const uint64_t offset = blocks[i] * block;
+      runs.push_back({blocks[i], std::string(std::min(size, (blocks[j - 1] + 1) * block) - offset, '\0')});
+      i = j;
+    }
+    std::vector<HttpRequest> requests;
+    std::vector<ByteRange> asked;
+    for (Run& run : runs) {
+      const ByteRange range{run.first * block, run.bytes.size()};
+      auto r = RangeRequest(range, std::as_writable_bytes(std::span(run.bytes)));
+      if (!r.ok()) return;
+      requests.push_back(std::move(*r));
+      asked.push_back(range);
+    }
+    std::vector<Result<HttpResponse>> answers = shared_->client->PerformAll(requests);
+    for (size_t k = 0; k < runs.size() && k < answers.size(); ++k) {
+      if (!answers[k].ok()) continue;
+      if (!CheckAnswer(*answers[k], asked[k], std::as_writable_bytes(std::span(runs[k].bytes))).ok()) {
+        continue;
+      }
+      Keep(runs[k].first, runs[k].bytes);
+    }
+  }
+
  private:
   ChunkCacheKey Key(uint64_t block) const { return {key_, block, shared_->options.block_bytes}; }
   uint64_t LastBlock() const {
@@ -298,21 +348,31 @@ class RemoteSource final : public ByteSource {
     const uint64_t offset = b * block;
     const uint64_t length = std::min(probe_.stat.size, (end + 1) * block) - offset;
     std::string bytes(length, '\0');
-    RETURN_IF_ERROR(Fetch({offset, length}, std::as_writable_bytes(std::span(bytes))));
+    const ByteRange range{offset, length};
+    const auto into = std::as_writable_bytes(std::span(bytes));
+    ASSIGN_OR_RETURN(HttpRequest r, RangeRequest(range, into));
+    ASSIGN_OR_RETURN(HttpResponse resp, shared_->client->Perform(r));
+    RETURN_IF_ERROR(CheckAnswer(resp, range, into));
     {
       std::lock_guard lock(ahead_mu_);
       next_block_ = end + 1;
     }
-    for (uint64_t k = b + 1; k <= end; ++k) {
-      const size_t at = static_cast<size_t>((k - b) * block);
-      std::string part = bytes.substr(at, block);
-      (void)shared_->cache->GetOrLoad(Key(k), [&]() -> Result<std::string> { return std::move(part); });
-    }
+    Keep(b + 1, std::string_view(bytes).substr(std::min<uint64_t>(block, length)));
     bytes.resize(std::min<uint64_t>(block, length));
     return bytes;
   }
 
-  Status Fetch(ByteRange range, std::span<std::byte> out) {
+  // Caches `bytes`, the blocks from `first` on (the last one may be short: the object's end).
+  void Keep(uint64_t first, std::string_view bytes) {
+    const uint64_t block = shared_->options.block_bytes;
+    for (uint64_t at = 0, k = first; at < bytes.size(); at += block, ++k) {
+      std::string part(bytes.substr(at, block));
+      (void)shared_->cache->GetOrLoad(Key(k), [&]() -> Result<std::string> { return std::move(part); });
+    }
+  }
+
+  // A request for `range` of the version opened, its body into `out`.
+  Result<HttpRequest> RangeRequest(ByteRange range, std::span<std::byte> out) const {
     ASSIGN_OR_RETURN(HttpRequest r, endpoint_->Request(uri_));
     r.range = range;
     r.into = out;
@@ -322,7 +382,12 @@ class RemoteSource final : public ByteSource {
     } else if (!v.last_modified.empty()) {
       r.headers.push_back("If-Unmodified-Since: " + v.last_modified);
     }
-    ASSIGN_OR_RETURN(HttpResponse resp, shared_->client->Perform(r));
+    return r;
+  }
+
+  // Whether `resp` brought `range` of the version opened (into `out`).
+  Status CheckAnswer(const HttpResponse& resp, ByteRange range, std::span<std::byte> out) const {
+    const Version& v = probe_.version;
     if (resp.status == 412) {
       return StaleError(uri_ + ": changed since it was opened (HTTP 412: its version is no longer " +
                         v.generation().value + ")");

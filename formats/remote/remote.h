@@ -47,7 +47,7 @@ struct RemoteOptions {
 /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
 /// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_NO_SIGN_REQUEST (any value but "" or "false"),
 /// CURL_CA_BUNDLE; and refzarr's own REFZARR_HTTP_HEADERS (header lines, one per line) and
-/// REFZARR_REMOTE_CACHE_MB. The refzarr command's --header, --s3-endpoint and --no-sign-request
+/// REFZARR_REMOTE_CACHE_MB and REFZARR_REMOTE_BLOCK_KB (a power of two, 1-4096). The refzarr command's --header, --s3-endpoint and --no-sign-request
 /// set these, so that its scan workers see them too.
 RemoteOptions RemoteOptionsFromEnvironment();
 

@@ -44,6 +44,11 @@ RemoteOptions RemoteOptionsFromEnvironment() {
   if (!Env("REFZARR_REMOTE_CACHE_MB").empty()) {
     o.cache_bytes = std::strtoull(Env("REFZARR_REMOTE_CACHE_MB").c_str(), nullptr, 10) << 20;
   }
+  // The block size, in KiB: a power of two from 1 to 4096 (others keep the default).
+  if (const uint64_t kb = std::strtoull(Env("REFZARR_REMOTE_BLOCK_KB").c_str(), nullptr, 10);
+      kb >= 1 && kb <= 4096 && (kb & (kb - 1)) == 0) {
+    o.block_bytes = kb << 10;
+  }
   return o;
 }
 

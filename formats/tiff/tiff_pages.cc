@@ -12,19 +12,89 @@
 namespace refzarr {
 namespace {
 
+// Reads ahead of libtiff along an IFD chain of uniform stride: a stack of uncompressed pages, or
+// IFDs written together at equal spacing. Once the last two strides are equal, the reads the last
+// page cost (from the directory before it up to and including its own: the IFD, its out-of-line
+// arrays, SubIFDs, what ReadPage reads besides) shifted by the stride are the next pages' reads,
+// and a window of them is handed to ByteSource::Prefetch at once: 8 pages, doubling to 256. The
+// chain itself is still followed and read as the file says; a directory elsewhere than predicted
+// only ends the run (what was prefetched is cache, never trusted).
+class ChainPrefetcher {
+ public:
+  ChainPrefetcher(ByteSource& source, uint64_t size) : source_(source), size_(size) {}
+
+  // Every read of the file's structure, in order.
+  void Note(ByteRange r) {
+    if (footprint_.size() < kMaxFootprint) footprint_.push_back(r);
+    else overflowed_ = true;
+  }
+
+  // The directory at `offset` has been read (the first one, then each the chain leads to).
+  void AtDirectory(uint64_t offset) {
+    const int64_t stride = static_cast<int64_t>(offset) - static_cast<int64_t>(last_);
+    const bool uniform = have_last_ && stride != 0 && stride == stride_;
+    if (!uniform) {
+      window_ = kFirstWindow;
+      ahead_ = 0;
+    } else if (ahead_ > 0) {
+      --ahead_;
+    }
+    if (uniform && ahead_ == 0 && !overflowed_ && !footprint_.empty()) {
+      std::vector<ByteRange> next;
+      next.reserve(footprint_.size() * window_);
+      for (uint64_t j = 1; j <= window_; ++j) {
+        for (const ByteRange& r : footprint_) {
+          const int64_t at = static_cast<int64_t>(r.offset) + static_cast<int64_t>(j) * stride;
+          if (at < 0 || static_cast<uint64_t>(at) >= size_) continue;
+          next.push_back({static_cast<uint64_t>(at), std::min(r.length, size_ - at)});
+        }
+      }
+      source_.Prefetch(next);
+      ahead_ = window_;
+      window_ = std::min(window_ * 2, kMaxWindow);
+    }
+    stride_ = have_last_ ? stride : 0;
+    last_ = offset;
+    have_last_ = true;
+    footprint_.clear();
+    overflowed_ = false;
+  }
+
+ private:
+  static constexpr uint64_t kFirstWindow = 8, kMaxWindow = 256;
+  static constexpr size_t kMaxFootprint = 64;  // reads of one page; more: not a plain stack
+
+  ByteSource& source_;
+  const uint64_t size_;
+  std::vector<ByteRange> footprint_;
+  bool overflowed_ = false;
+  bool have_last_ = false;
+  uint64_t last_ = 0;    // the last directory's offset
+  int64_t stride_ = 0;   // from the one before it
+  uint64_t window_ = kFirstWindow;
+  uint64_t ahead_ = 0;   // directories still covered by the last prefetch
+};
+
 // libtiff reads through these callbacks; `position` is the stream position libtiff expects.
 struct ClientHandle {
   ByteSource* source = nullptr;
   uint64_t size = 0;
   uint64_t position = 0;
   std::string first_error;  // libtiff's first error message for this handle
+  ChainPrefetcher* prefetcher = nullptr;
 };
+
+// Every read of the structure, libtiff's and ReadPage's own: noted for the prefetcher.
+Status ReadAt(ClientHandle& h, ByteRange range, std::span<std::byte> out) {
+  if (h.prefetcher != nullptr) h.prefetcher->Note(range);
+  return h.source->ReadInto(range, out);
+}
 
 tmsize_t ClientRead(thandle_t h, void* buf, tmsize_t n) {
   auto* c = static_cast<ClientHandle*>(h);
   if (n <= 0 || c->position >= c->size) return 0;
   uint64_t len = std::min<uint64_t>(static_cast<uint64_t>(n), c->size - c->position);
-  Status st = c->source->ReadInto({c->position, len}, {static_cast<std::byte*>(buf), len});
+  Status st = ReadAt(*c, {c->position, len}, {static_cast<std::byte*>(buf), len});
   if (!st.ok()) {
     if (c->first_error.empty()) c->first_error = st.message();
     return -1;
@@ -116,7 +186,7 @@ void ReadImageJMetadataTags(TIFF* tif, TiffPage& p) {
 std::optional<std::string> ReadBytes(ClientHandle& h, uint64_t offset, uint64_t length) {
   if (offset > h.size || length > h.size - offset) return std::nullopt;
   std::string out(length, '\0');
-  if (!h.source->ReadInto({offset, length}, std::as_writable_bytes(std::span(out))).ok()) {
+  if (!ReadAt(h, {offset, length}, std::as_writable_bytes(std::span(out))).ok()) {
     return std::nullopt;
   }
   return out;
@@ -193,6 +263,10 @@ void UseTheFilesByteCounts(ClientHandle& h, bool bigtiff, bool big_endian, TiffP
   }
   p.byte_counts = std::move(*file);
 }
+
+// What is prefetched of each SubIFD when a page names them: its entries and, as most writers put
+// them, its out-of-line values right after.
+constexpr uint64_t kSubIfdHeadBytes = 16 * 1024;
 
 // At most this many bytes of JPEGInterchangeFormat and of the first strip are read for the
 // old-style JPEG header: it holds tables and frame headers, a few KiB at most in practice.
@@ -483,6 +557,9 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
     return CorruptError("not a readable TIFF" +
                         (h.first_error.empty() ? "" : ": " + h.first_error));
   }
+  ChainPrefetcher prefetcher(source, h.size);
+  h.prefetcher = &prefetcher;
+  prefetcher.AtDirectory(TIFFCurrentDirOffset(tif.get()));
   TiffStructure s;
   s.big_endian = TIFFIsBigEndian(tif.get());
   s.bigtiff = TIFFIsBigTIFF(tif.get());
@@ -500,6 +577,12 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
     uint64_t* sub_offsets_raw = nullptr;
     if (TIFFGetField(tif.get(), TIFFTAG_SUBIFD, &sub_count, &sub_offsets_raw) && sub_count > 0) {
       std::vector<uint64_t> subs(sub_offsets_raw, sub_offsets_raw + sub_count);
+      // Their offsets are all known now: their directories are fetched at once, not one by one.
+      std::vector<ByteRange> heads;
+      for (uint64_t at : subs) {
+        if (at < h.size) heads.push_back({at, std::min(kSubIfdHeadBytes, h.size - at)});
+      }
+      source.Prefetch(heads);
       for (size_t k = 0; k < subs.size(); ++k) {
         h.first_error.clear();
         if (!TIFFSetSubDirectory(tif.get(), subs[k])) {
@@ -526,6 +609,7 @@ Result<TiffStructure> ReadTiffStructure(ByteSource& source) {
       }
       break;
     }
+    prefetcher.AtDirectory(TIFFCurrentDirOffset(tif.get()));
   }
   return s;
 }

@@ -1,10 +1,12 @@
-// refzarr-make-bench-tiff OUT.tif [--pages 1600] [--size 2048] [--tile 256]
+// refzarr-make-bench-tiff OUT.tif [--pages 1600] [--size 2048] [--tile 256] [--uncompressed]
 //
 // Writes the indexing benchmark file: a BigTIFF of N pages of size x size uint16 in tile x tile
 // deflate tiles (102,400 tiles by default). Tile content is a smooth gradient plus a few bits of
 // noise, so tiles compress as fluorescence data does (about 3x). To stay fast, a small set of
 // distinct tiles is deflated once and every tile is written raw (TIFFWriteRawTile) from one of
-// them; byte counts therefore vary from tile to tile as in a real file.
+// them; byte counts therefore vary from tile to tile as in a real file. --uncompressed writes
+// the templates as they are (no compression): every page then has the same size, and the IFDs
+// lie at a uniform stride, as in the uncompressed stacks microscopes write.
 #include <tiffio.h>
 #include <zlib.h>
 
@@ -38,12 +40,13 @@ struct Options {
   uint32_t size = 2048;
   uint32_t tile = 256;
   uint32_t templates = 61;  // prime, so neighbouring tiles and pages use different templates
+  bool uncompressed = false;
 };
 
 // One deflated template tile, shaped like fluorescence data: a dim background with a slow gradient
 // (slope and offset depend on k), a bright smooth blob on every other template, and 3 bits of
 // noise.
-Result<std::vector<uint8_t>> DeflatedTemplate(uint32_t k, uint32_t tile) {
+Result<std::vector<uint8_t>> TemplateTile(uint32_t k, uint32_t tile, bool deflate) {
   std::vector<uint16_t> px(size_t{tile} * tile);
   const uint64_t gx = 1 + k % 5, gy = 1 + (k / 5) % 4, base = 100 + 7 * k;
   const double cx = tile * (0.2 + 0.6 * ((k * 7) % 11) / 10.0),
@@ -59,6 +62,10 @@ Result<std::vector<uint8_t>> DeflatedTemplate(uint32_t k, uint32_t tile) {
     }
   }
   // Little-endian file and host: the samples are written as they are in memory.
+  if (!deflate) {
+    const auto* raw = reinterpret_cast<const uint8_t*>(px.data());
+    return std::vector<uint8_t>(raw, raw + px.size() * 2);
+  }
   uLongf size = compressBound(static_cast<uLong>(px.size() * 2));
   std::vector<uint8_t> z(size);
   if (compress2(z.data(), &size, reinterpret_cast<const Bytef*>(px.data()),
@@ -77,7 +84,7 @@ Status Write(const Options& o) {
   std::vector<std::vector<uint8_t>> templates;
   uint64_t template_bytes = 0;
   for (uint32_t k = 0; k < o.templates; ++k) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> t, DeflatedTemplate(k, o.tile));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> t, TemplateTile(k, o.tile, !o.uncompressed));
     template_bytes += t.size();
     templates.push_back(std::move(t));
   }
@@ -96,7 +103,8 @@ Status Write(const Options& o) {
         TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT) &&
         TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK) &&
         TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
-        TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) &&
+        TIFFSetField(t, TIFFTAG_COMPRESSION,
+                     o.uncompressed ? COMPRESSION_NONE : COMPRESSION_ADOBE_DEFLATE) &&
         TIFFSetField(t, TIFFTAG_TILEWIDTH, o.tile) && TIFFSetField(t, TIFFTAG_TILELENGTH, o.tile) &&
         TIFFSetField(t, TIFFTAG_SOFTWARE, "refzarr-make-bench-tiff");
     const std::string where = "write " + o.out + ": page " + std::to_string(page);
@@ -132,6 +140,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--templates", o.templates, "distinct tile contents to cycle through")
       ->capture_default_str();
+  app.add_flag("--uncompressed", o.uncompressed,
+               "write the tiles uncompressed: pages of one size, IFDs at a uniform stride");
   CLI11_PARSE(app, argc, argv);
   try {
     const auto start = std::chrono::steady_clock::now();

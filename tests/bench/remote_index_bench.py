@@ -5,11 +5,13 @@ side by side in one run, on the same URLs, through the same latency-adding proxy
   /usr/bin/python3 tests/bench/remote_index_bench.py --bin build/bin [--work /tmp/rbench]
       [--pages 1600] [--latency-ms 20] [--time-limit 600] [--serve-keys 2000]
       [--serve-threads 8] [--rounds 3] [--skip-hdf5-peer] [--keep]
-      [--files bench.tif,pyramid.ome.tif,bench.h5] [--no-serve] [--serve-cache-mb MB]
+      [--files bench.tif,uniform.tif,pyramid.ome.tif,bench.h5] [--no-serve] [--serve-cache-mb MB]
       [--results results.json]
 
 Files (written under WORK/data unless already there):
   bench-PAGES.tif   refzarr-make-bench-tiff: PAGES pages of 2048x2048 uint16, 256x256 deflate tiles
+  uniform-PAGES.tif refzarr-make-bench-tiff --uncompressed --size 1024: PAGES pages of 1024x1024
+                    uint16 in 256x256 tiles, uncompressed: every IFD at the same stride
   pyramid.ome.tif   tifffile: 8192x8192 uint16 OME-TIFF, 2 SubIFD levels, 256x256 deflate tiles
   bench-PAGES.h5    PAGESx2048x2048 uint16 in (1,256,256) chunks, shuffle+gzip: refzarr-bench-hdf5
                     --keep for 1600 pages, else h5py write_direct_chunk of 4 precompressed chunks
@@ -338,7 +340,7 @@ def main():
     ap.add_argument("--serve-threads", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-hdf5-peer", action="store_true")
-    ap.add_argument("--files", default="bench.tif,pyramid.ome.tif,bench.h5",
+    ap.add_argument("--files", default="bench.tif,uniform.tif,pyramid.ome.tif,bench.h5",
                     help="which files to index (comma-separated labels; empty: none)")
     ap.add_argument("--no-serve", action="store_true", help="skip the serving part")
     ap.add_argument("--serve-cache-mb", type=int, default=0,
@@ -359,15 +361,20 @@ def main():
     data = os.path.join(a.work, "data")
     os.makedirs(data, exist_ok=True)
     tif = os.path.join(data, f"bench-{a.pages}.tif")
+    uni = os.path.join(data, f"uniform-{a.pages}.tif")
     pyr = os.path.join(data, "pyramid.ome.tif")
     h5 = os.path.join(data, f"bench-{a.pages}.h5")
+    wanted = a.files.split(",")
     t = time.perf_counter()
-    if not os.path.exists(tif):
+    if ("bench.tif" in wanted or not a.no_serve) and not os.path.exists(tif):
         subprocess.run([os.path.join(a.bin, "refzarr-make-bench-tiff"), tif, "--pages", str(a.pages)],
                        check=True, stdout=subprocess.DEVNULL)
-    if not os.path.exists(pyr):
+    if "uniform.tif" in wanted and not os.path.exists(uni):
+        subprocess.run([os.path.join(a.bin, "refzarr-make-bench-tiff"), uni, "--pages", str(a.pages),
+                        "--size", "1024", "--uncompressed"], check=True, stdout=subprocess.DEVNULL)
+    if "pyramid.ome.tif" in wanted and not os.path.exists(pyr):
         make_pyramid(pyr)
-    if not os.path.exists(h5):
+    if "bench.h5" in wanted and not os.path.exists(h5):
         hb = os.path.join(a.bin, "refzarr-bench-hdf5")
         if a.pages == 1600 and os.path.exists(hb):
             subprocess.run([hb, "--file", h5, "--keep", "--info-calls", "0"], check=True,
@@ -375,8 +382,10 @@ def main():
         else:
             make_hdf5_h5py(h5, a.pages)
     print(f"files ready in {time.perf_counter() - t:.1f} s", flush=True)
-    meta = {"bench.tif": tiff_metadata(tif), "pyramid.ome.tif": tiff_metadata(pyr),
-            "bench.h5": hdf5_metadata(h5)}
+    meta = {label: measure(path) for label, path, measure in
+            [("bench.tif", tif, tiff_metadata), ("uniform.tif", uni, tiff_metadata),
+             ("pyramid.ome.tif", pyr, tiff_metadata), ("bench.h5", h5, hdf5_metadata)]
+            if label in wanted}
     for k, v in meta.items():
         print(f"  {k}: {v}", flush=True)
 
@@ -395,10 +404,11 @@ def main():
     with remote_servers.Nginx(data) as web, remote_servers.FaultProxy(web.url, latency_ms=a.latency_ms) as proxy:
         print(f"nginx {web.url}, proxy {proxy.url} (+{a.latency_ms} ms a request)", flush=True)
         files = [("bench.tif", os.path.basename(tif), "tifffile"),
+                 ("uniform.tif", os.path.basename(uni), "tifffile"),
                  ("pyramid.ome.tif", os.path.basename(pyr), "tifffile"),
                  ("bench.h5", os.path.basename(h5), "h5py")]
         for label, name, peer in files:
-            if label not in a.files.split(","):
+            if label not in wanted:
                 continue
             url = proxy.url + name
             print(f"{label}: {url}", flush=True)

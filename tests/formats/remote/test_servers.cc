@@ -362,12 +362,14 @@ Result<std::string> ProxyStats() {
   return r.second;
 }
 
-Result<uint64_t> ProxyRequests() {
+Result<uint64_t> ProxyCounter(const std::string& name) {
   ASSIGN_OR_RETURN(std::string stats, ProxyStats());
-  const std::string n = JsonField(stats, "requests");
-  if (n.empty()) return IoError("proxy stats without requests: " + stats);
+  const std::string n = JsonField(stats, name);
+  if (n.empty()) return IoError("proxy stats without " + name + ": " + stats);
   return std::strtoull(n.c_str(), nullptr, 10);
 }
+
+Result<uint64_t> ProxyRequests() { return ProxyCounter("requests"); }
 
 Status S3Put(const S3Info& s3, const std::string& key, const std::vector<std::byte>& data) {
   const std::string body(reinterpret_cast<const char*>(data.data()), data.size());

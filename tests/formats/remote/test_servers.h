@@ -86,6 +86,9 @@ const SourceOpener* OpenerOf(const std::vector<std::unique_ptr<SourceOpener>>& o
 /// Fault proxy control (POST /__proxy__/faults with `json`) and its request counter.
 Status ProxyControl(const std::string& json);
 Result<uint64_t> ProxyRequests();
+/// A counter of the proxy's stats: "requests", "peak_in_flight", "waves" (requests that found
+/// none in flight: round trips one after the other), "bytes_sent".
+Result<uint64_t> ProxyCounter(const std::string& name);
 /// The whole stats document.
 Result<std::string> ProxyStats();
 

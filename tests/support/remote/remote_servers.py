@@ -25,7 +25,9 @@
                              .clear_faults, .stats, .reset_stats) or over HTTP on its own port:
                              POST /__proxy__/faults {"latency_ms": 50, "fail_next":
                              [{"kind": "503"|"429"|"reset"|"truncate", "count": N}],
-                             "clear": true, "reset_stats": true}; GET /__proxy__/stats.
+                             "clear": true, "reset_stats": true}; GET /__proxy__/stats
+                             (requests, peak_in_flight, waves: requests that found none in
+                             flight, i.e. round trips one after the other, bytes_sent, ...).
                              Attribute: .url ("http://127.0.0.1:PORT/").
 
 Each class is a context manager (`with Nginx(root) as web: ...`); everything it starts lives in
@@ -912,6 +914,9 @@ class FaultProxy(_Managed):
 
     def _zero(self):
         self._requests = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0  # most requests handled at once: round trips that overlapped
+        self._waves = 0  # requests that came while none was in flight: round trips in sequence
         self._bytes_sent = 0
         self._statuses = {}
         self._faults_applied = {}
@@ -938,7 +943,9 @@ class FaultProxy(_Managed):
 
     def stats(self):
         with self._lock:
-            return {"requests": self._requests, "bytes_sent": self._bytes_sent,
+            return {"requests": self._requests, "peak_in_flight": self._peak_in_flight,
+                    "waves": self._waves,
+                    "bytes_sent": self._bytes_sent,
                     "statuses": dict(self._statuses), "faults_applied": dict(self._faults_applied),
                     "faults_pending": list(self._faults), "latency_ms": self.latency_ms}
 
@@ -964,10 +971,15 @@ class FaultProxy(_Managed):
     def _take(self):
         with self._lock:
             self._requests += 1
+            if self._in_flight == 0:
+                self._waves += 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
             return (self._faults.pop(0) if self._faults else None), self.latency_ms
 
     def _count(self, status, sent, fault):
         with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
             self._bytes_sent += sent
             self._statuses[str(status)] = self._statuses.get(str(status), 0) + 1
             if fault:
