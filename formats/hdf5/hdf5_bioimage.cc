@@ -227,7 +227,10 @@ Result<bool> DescribeImaris(const Hdf5FileContext& ctx, ScanSink& sink) {
     }
     if (auto range = StringAttr(f, ch, "ColorRange")) {
       auto w = Numbers(*range);
-      if (w.size() >= 2) desc.window = std::make_pair(w[0], w[1]);
+      if (w.size() >= 2) {
+        desc.window = std::make_pair(w[0], w[1]);
+        desc.window_source = "Imaris ColorRange";
+      }
     }
     image.channels.push_back(desc);
   }

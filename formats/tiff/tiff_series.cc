@@ -76,6 +76,21 @@ std::vector<ChannelDesc> RgbChannels(const TiffPage& first) {
   return channels;
 }
 
+// The display window of every channel from SMinSampleValue/SMaxSampleValue, when the page has
+// both and they make a range.
+void SampleValueWindows(const TiffPage& first, std::vector<ChannelDesc>& channels) {
+  if (!first.sample_value_range || first.sample_value_range->second <= first.sample_value_range->first) {
+    return;
+  }
+  while (channels.size() < first.samples_per_pixel) {
+    channels.push_back({"Channel " + std::to_string(channels.size()), std::nullopt, std::nullopt});
+  }
+  for (ChannelDesc& c : channels) {
+    c.window = first.sample_value_range;
+    c.window_source = "TIFF SMinSampleValue/SMaxSampleValue";
+  }
+}
+
 // Scale and axes from the resolution tags of `first` (micrometres when the unit is known).
 void ResolutionScale(const TiffPage& first, SeriesPlan& plan) {
   auto xs = Micrometres(first.resolution_unit, first.x_resolution);
@@ -184,6 +199,7 @@ std::vector<SeriesPlan> PlanDefaultSeries(const TiffStructure& tiff,
     const TiffPage& first = pages[g.planes.front()];
     ResolutionScale(first, plan);
     plan.channels = RgbChannels(first);
+    SampleValueWindows(first, plan.channels);
     plans.push_back(std::move(plan));
   }
   return plans;
@@ -263,8 +279,10 @@ std::vector<ChannelDesc> ImageJChannels(const ImageJInfo& info, const TiffPage& 
     if (c < display.lut_colors.size()) channel.color = display.lut_colors[c];
     if (c < display.ranges.size() && display.ranges[c].second > display.ranges[c].first) {
       channel.window = display.ranges[c];
+      channel.window_source = "ImageJ display range (IJMetadata)";
     } else if (description_range) {
       channel.window = std::make_pair(*info.min, *info.max);
+      channel.window_source = "ImageJ min/max (ImageDescription)";
     }
     out.push_back(std::move(channel));
   }
