@@ -78,7 +78,8 @@ std::string Join(std::string_view a, std::string_view b) {
   return std::string(a) + "/" + std::string(b);
 }
 
-constexpr const char* kSourceColumns = "id, uri, size, generation, fingerprint, status, error, grp";
+constexpr const char* kSourceColumns =
+    "id, uri, size, generation, fingerprint, status, error, grp, scanner";
 
 SourceInfo ReadSourceRow(const Statement& s) {
   // Columns: kSourceColumns
@@ -91,6 +92,7 @@ SourceInfo ReadSourceRow(const Statement& s) {
   i.status = s.ColumnText(5);
   i.error = s.ColumnText(6);
   i.group = s.ColumnText(7);
+  i.scanner = s.ColumnText(8);
   return i;
 }
 
@@ -848,7 +850,7 @@ class SqliteRefStore final : public RefStore {
     while (true) {
       ASSIGN_OR_RETURN(bool row, s->Step());
       if (!row) return out;
-      out.push_back({ReadSourceRow(*s), s->ColumnInt(8)});
+      out.push_back({ReadSourceRow(*s), s->ColumnInt(9)});
     }
   }
 

@@ -32,6 +32,7 @@ struct SourceInfo {
   std::string status;       ///< "ok", "failed", or "companion".
   std::string error;        ///< Why indexing failed (status "failed").
   std::string group;        ///< Group path of the file in the tree (scanned files only).
+  std::string scanner;      ///< Scanner::Name() that indexed it (scanned files; empty otherwise).
 };
 
 /// The source at `uri` now: its size and generation (a stat; nothing opened, nothing read).
