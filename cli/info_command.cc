@@ -20,10 +20,6 @@ using nlohmann::json;
 // Children asked of the index per page while looking for images.
 constexpr size_t kInfoPage = 1000;
 
-std::string JoinPath(std::string_view base, std::string_view name) {
-  return base.empty() ? std::string(name) : std::string(base) + "/" + std::string(name);
-}
-
 // A codec pipeline as text: "zlib", "shuffle, zlib", "imagecodecs_lzw", "none".
 std::string CodecText(const json& zarray) {
   std::string out;
@@ -64,7 +60,7 @@ Result<json> DescribeImage(RefStore& store, const NodeRecord& group, const Sourc
   std::vector<ArrayDesc> levels;
   std::vector<bool> flagged;
   for (const std::string& level : image.levels) {
-    const std::string path = JoinPath(group.path, level);
+    const std::string path = JoinTreePath(group.path, level);
     ASSIGN_OR_RETURN(std::optional<NodeRecord> node, store.GetNode(path));
     if (!node || node->kind != NodeKind::kArray) return CorruptError(path + ": level is not an array");
     ASSIGN_OR_RETURN(ArrayDesc a, ArrayDesc::FromJson(node->meta["array"]));

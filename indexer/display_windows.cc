@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "store/preview/plane.h"
+#include "store/ref_store.h"
 #include "store/transcode/transcode.h"
 
 namespace refzarr {
@@ -18,10 +19,6 @@ int AxisIndex(const ImageDesc& image, std::string_view name) {
 // Channels of 8 bits or fewer keep their dtype's range: it shows the data, and RGB stays balanced.
 bool WideNumbers(const DType& d) {
   return (d.kind == 'u' || d.kind == 'i' || d.kind == 'f') && (d.size > 1 || d.kind == 'f');
-}
-
-std::string Join(std::string_view base, std::string_view name) {
-  return base.empty() ? std::string(name) : std::string(base) + "/" + std::string(name);
 }
 
 }  // namespace
@@ -111,7 +108,7 @@ Status DisplayWindowSink::Finish() {
 Status DisplayWindowSink::FillWindows(const std::string& image_path, ImageDesc& image) {
   if (image.levels.empty()) return OkStatus();
   const std::string level = image.levels.back();
-  auto h = handles_.find(Join(image_path, level));
+  auto h = handles_.find(JoinTreePath(image_path, level));
   if (h == handles_.end()) return OkStatus();
   Array& a = arrays_[h->second];
   if (!a.kept || a.refused) return OkStatus();
@@ -166,7 +163,7 @@ Status DisplayWindowSink::FillWindows(const std::string& image_path, ImageDesc& 
     return std::optional<std::string>(std::move(out));
   };
   while (image.channels.size() < channels) {
-    image.channels.push_back({"Channel " + std::to_string(image.channels.size()), std::nullopt, std::nullopt});
+    image.channels.push_back({"Channel " + std::to_string(image.channels.size()), std::nullopt, std::nullopt, ""});
   }
   for (uint64_t c = 0; c < channels; ++c) {
     ChannelDesc& channel = image.channels[c];

@@ -51,6 +51,9 @@ Result<SourceInfo> ProbeSource(std::string_view uri, std::vector<std::byte>* hea
 /// not. An empty `now.fingerprint` (StatSource) compares size and generation only.
 std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now);
 
+/// The tree path "a/b"; either part may be empty (the root), then the other is the result.
+std::string JoinTreePath(std::string_view a, std::string_view b);
+
 enum class NodeKind { kGroup = 0, kArray = 1, kFile = 2 };
 
 /// A node of the tree as stored. `meta` for a group: {"attributes", "image" (ImageDesc json or

@@ -446,7 +446,7 @@ Result<bool> DescribeBdv(const Hdf5FileContext& ctx, ScanSink& sink) {
       const auto& res = l < s0.resolutions.size() ? s0.resolutions[l] : std::vector<double>{1, 1, 1};
       image.scales.push_back({1, 1, s0.voxel[2] * res[2], s0.voxel[1] * res[1], s0.voxel[0] * res[0]});
     }
-    for (int id : ids) image.channels.push_back({setups[id].name, std::nullopt, std::nullopt});
+    for (int id : ids) image.channels.push_back({setups[id].name, std::nullopt, std::nullopt, ""});
     RETURN_IF_ERROR(EmitImage(ctx, sink, std::to_string(image_index), image, levels));
     ++image_index;
   }

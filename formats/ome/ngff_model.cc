@@ -75,7 +75,7 @@ std::vector<ChannelDesc> ChannelsFromOme(const OmePixels& pixels) {
     const OmeChannel& ch = pixels.channels[i];
     std::string label = ch.name.empty() ? "Channel " + std::to_string(out.size()) : ch.name;
     if (ch.samples_per_pixel <= 1) {
-      out.push_back(ChannelDesc{label, ch.color, std::nullopt});
+      out.push_back(ChannelDesc{label, ch.color, std::nullopt, ""});
       continue;
     }
     for (uint32_t s = 0; s < ch.samples_per_pixel && out.size() < pixels.size_c; ++s) {
@@ -87,7 +87,7 @@ std::vector<ChannelDesc> ChannelsFromOme(const OmePixels& pixels) {
     }
   }
   while (out.size() < pixels.size_c) {
-    out.push_back(ChannelDesc{"Channel " + std::to_string(out.size()), std::nullopt, std::nullopt});
+    out.push_back(ChannelDesc{"Channel " + std::to_string(out.size()), std::nullopt, std::nullopt, ""});
   }
   // 12-bit camera data in uint16 shown as 0-65535 is near black: the bits the file says are used
   // are the display range.

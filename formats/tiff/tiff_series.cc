@@ -65,12 +65,12 @@ std::vector<ChannelDesc> RgbChannels(const TiffPage& first) {
   std::vector<ChannelDesc> channels;
   if (first.samples_per_pixel >= 3 &&
       (first.photometric == PHOTOMETRIC_RGB || first.photometric == PHOTOMETRIC_YCBCR)) {
-    channels = {{"Red", 0xFF0000, std::nullopt},
-                {"Green", 0x00FF00, std::nullopt},
-                {"Blue", 0x0000FF, std::nullopt}};
+    channels = {{"Red", 0xFF0000, std::nullopt, ""},
+                {"Green", 0x00FF00, std::nullopt, ""},
+                {"Blue", 0x0000FF, std::nullopt, ""}};
     for (int s = 3; s < first.samples_per_pixel; ++s) {
       channels.push_back(
-          {s == 3 ? "Alpha" : "Sample " + std::to_string(s), 0xFFFFFF, std::nullopt});
+          {s == 3 ? "Alpha" : "Sample " + std::to_string(s), 0xFFFFFF, std::nullopt, ""});
     }
   }
   return channels;
@@ -83,7 +83,7 @@ void SampleValueWindows(const TiffPage& first, std::vector<ChannelDesc>& channel
     return;
   }
   while (channels.size() < first.samples_per_pixel) {
-    channels.push_back({"Channel " + std::to_string(channels.size()), std::nullopt, std::nullopt});
+    channels.push_back({"Channel " + std::to_string(channels.size()), std::nullopt, std::nullopt, ""});
   }
   for (ChannelDesc& c : channels) {
     c.window = first.sample_value_range;
@@ -275,7 +275,7 @@ std::vector<ChannelDesc> ImageJChannels(const ImageJInfo& info, const TiffPage& 
   if (display.ranges.empty() && display.lut_colors.empty() && !description_range) return {};
   std::vector<ChannelDesc> out;
   for (uint32_t c = 0; c < channels * first.samples_per_pixel; ++c) {
-    ChannelDesc channel{"Channel " + std::to_string(c), std::nullopt, std::nullopt};
+    ChannelDesc channel{"Channel " + std::to_string(c), std::nullopt, std::nullopt, ""};
     if (c < display.lut_colors.size()) channel.color = display.lut_colors[c];
     if (c < display.ranges.size() && display.ranges[c].second > display.ranges[c].first) {
       channel.window = display.ranges[c];

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "store/ref_store.h"
 #include "store/transcode/transcode.h"
 
 namespace refzarr {
@@ -22,10 +23,6 @@ Result<json> GetJson(ZarrView& view, const std::string& key) {
   json j = json::parse(bytes, nullptr, false);
   if (j.is_discarded()) return CorruptError(key + ": not JSON");
   return j;
-}
-
-std::string Join(std::string_view base, std::string_view name) {
-  return base.empty() ? std::string(name) : std::string(base) + "/" + std::string(name);
 }
 
 // An "omero" channel as drawn; `color` from its hex text, white when it has none.
@@ -77,7 +74,7 @@ bool IsAlpha(std::string label) {
 }  // namespace
 
 Result<ArrayDesc> ServedArrayV2(ZarrView& view, std::string_view array_key) {
-  const std::string key = Join(array_key, ".zarray");
+  const std::string key = JoinTreePath(array_key, ".zarray");
   ASSIGN_OR_RETURN(json z, GetJson(view, key));
   try {
     ArrayDesc a;
@@ -120,7 +117,7 @@ Result<Thumbnail> RenderThumbnail(ZarrView& view, std::string_view image_path,
   if (options.size == 0) return InvalidArgumentError("thumbnail size must be at least 1 pixel");
   std::string image(image_path);
   while (!image.empty() && image.back() == '/') image.pop_back();
-  auto attrs = GetJson(view, Join(image, ".zattrs"));
+  auto attrs = GetJson(view, JoinTreePath(image, ".zattrs"));
   if (!attrs.ok() && attrs.status().code() == StatusCode::kNotFound) {
     return NotFoundError("'" + image + "' is not an image of the view (no .zattrs)");
   }
@@ -139,8 +136,8 @@ Result<Thumbnail> RenderThumbnail(ZarrView& view, std::string_view image_path,
   ArrayDesc array;
   for (size_t i = datasets.size(); i-- > 0;) {
     const std::string path = datasets[i].value("path", "");
-    ASSIGN_OR_RETURN(ArrayDesc a, ServedArrayV2(view, Join(image, path)));
-    if (a.shape.size() < 2) return UnsupportedError(Join(image, path) + ": fewer than 2 dimensions");
+    ASSIGN_OR_RETURN(ArrayDesc a, ServedArrayV2(view, JoinTreePath(image, path)));
+    if (a.shape.size() < 2) return UnsupportedError(JoinTreePath(image, path) + ": fewer than 2 dimensions");
     level = path;
     array = std::move(a);
     const size_t n = array.shape.size();
@@ -162,7 +159,7 @@ Result<Thumbnail> RenderThumbnail(ZarrView& view, std::string_view image_path,
   const std::vector<OmeroChannel> omero = OmeroChannels(*attrs);
   const bool wide = !(array.dtype.kind == 'b' || (array.dtype.size == 1 && array.dtype.kind != 'f'));
 
-  const std::string array_key = Join(image, level);
+  const std::string array_key = JoinTreePath(image, level);
   DecodedChunkFetcher fetch = ViewChunkFetcher(view, array_key, array);
   const uint64_t h = out.level_height, w = out.level_width;
   std::vector<float> acc(h * w * 3, 0.0f);
