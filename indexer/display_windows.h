@@ -20,10 +20,10 @@
 
 namespace refzarr {
 
-/// Most elements of a plane read for a window (4096 x 4096).
-inline constexpr uint64_t kMaxWindowPlaneElements = 1ull << 24;
+/// Most elements of a plane read for a window (2048 x 2048).
+inline constexpr uint64_t kMaxWindowPlaneElements = 1ull << 22;
 /// Most decoded bytes read for the windows of one image.
-inline constexpr uint64_t kMaxWindowDecodedBytes = 256ull << 20;
+inline constexpr uint64_t kMaxWindowDecodedBytes = 64ull << 20;
 /// Most chunk references kept per scan for reading windows.
 inline constexpr uint64_t kMaxWindowRefs = 1ull << 20;
 

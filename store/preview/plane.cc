@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 namespace refzarr {
 namespace {
@@ -145,25 +146,59 @@ Result<Plane> ReadPlane(const ArrayDesc& array, const DecodedChunkFetcher& fetch
 
 std::optional<std::pair<double, double>> Quantiles(std::span<const double> values, double low,
                                                    double high) {
-  std::vector<double> finite;
-  finite.reserve(values.size());
+  // numpy's default ("linear"): the order statistics at position q * (n - 1), interpolated.
+  double lo = INFINITY, hi = -INFINITY;
+  size_t n = 0;
+  bool integral = true;
   for (double v : values) {
-    if (std::isfinite(v)) finite.push_back(v);
+    if (!std::isfinite(v)) continue;
+    ++n;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    integral = integral && v == std::floor(v);
   }
-  if (finite.empty()) return std::nullopt;
-  // numpy's default ("linear"): position q * (n - 1), interpolated between its neighbours.
-  auto quantile = [&finite](double q) {
-    const double pos = std::clamp(q, 0.0, 1.0) * static_cast<double>(finite.size() - 1);
+  if (n == 0) return std::nullopt;
+  // Order statistic k (0-based) and k + 1 of the finite values.
+  std::function<std::pair<double, double>(size_t)> stats;
+  std::vector<uint32_t> counts;
+  std::vector<double> finite;
+  constexpr double kMaxBins = 1 << 22;
+  if (integral && hi - lo < kMaxBins) {
+    // Integers in a small range (every camera's data): a counting pass, exact, O(n).
+    counts.assign(static_cast<size_t>(hi - lo) + 1, 0);
+    for (double v : values) {
+      if (std::isfinite(v)) ++counts[static_cast<size_t>(v - lo)];
+    }
+    stats = [&counts, lo](size_t k) {
+      size_t seen = 0, bin = 0;
+      while (seen + counts[bin] <= k) seen += counts[bin++];
+      const double a = lo + static_cast<double>(bin);
+      if (seen + counts[bin] > k + 1) return std::make_pair(a, a);
+      size_t next = bin + 1;
+      while (next < counts.size() && counts[next] == 0) ++next;
+      return std::make_pair(a, next < counts.size() ? lo + static_cast<double>(next) : a);
+    };
+  } else {
+    finite.reserve(n);
+    for (double v : values) {
+      if (std::isfinite(v)) finite.push_back(v);
+    }
+    stats = [&finite](size_t k) {
+      std::nth_element(finite.begin(), finite.begin() + k, finite.end());
+      const double a = finite[k];
+      if (k + 1 >= finite.size()) return std::make_pair(a, a);
+      return std::make_pair(a, *std::min_element(finite.begin() + k + 1, finite.end()));
+    };
+  }
+  auto quantile = [&](double q) {
+    const double pos = std::clamp(q, 0.0, 1.0) * static_cast<double>(n - 1);
     const size_t below = static_cast<size_t>(std::floor(pos));
-    std::nth_element(finite.begin(), finite.begin() + below, finite.end());
-    const double a = finite[below];
-    if (below + 1 >= finite.size()) return a;
-    const double b = *std::min_element(finite.begin() + below + 1, finite.end());
+    auto [a, b] = stats(below);
     return a + (b - a) * (pos - static_cast<double>(below));
   };
-  const double lo = quantile(low);
-  const double hi = quantile(high);
-  return std::make_pair(lo, hi);
+  const double q_low = quantile(low);
+  const double q_high = quantile(high);
+  return std::make_pair(q_low, q_high);
 }
 
 }  // namespace refzarr

@@ -135,6 +135,18 @@ TEST(Quantiles, InterpolatesBetweenOrderStatisticsAsNumpyDoes) {
   EXPECT_NEAR(q->first, 0.001 * 999, 1e-9);
   EXPECT_NEAR(q->second, 0.999 * 999, 1e-9);
   EXPECT_FALSE(Quantiles(std::vector<double>{NAN, INFINITY}, 0.1, 0.9));
+  // Integers take a counting pass, other values a selection: the same numbers either way.
+  std::vector<double> halves(v.begin(), v.end() - 1);
+  for (double& x : halves) x += 0.5;
+  auto h = Quantiles(halves, 0.25, 0.9);
+  ASSERT_TRUE(h);
+  EXPECT_NEAR(h->first, 0.25 * 999 + 0.5, 1e-9);
+  EXPECT_NEAR(h->second, 0.9 * 999 + 0.5, 1e-9);
+  // Repeated values: numpy.percentile([1, 1, 1, 7], 50) = 1, 80 = 1 + 0.4 * 6.
+  auto rep = Quantiles(std::vector<double>{7, 1, 1, 1}, 0.5, 0.8);
+  ASSERT_TRUE(rep);
+  EXPECT_NEAR(rep->first, 1.0, 1e-12);
+  EXPECT_NEAR(rep->second, 1.0 + 0.4 * 6, 1e-12);
   auto one = Quantiles(std::vector<double>{5}, 0.001, 0.999);
   ASSERT_TRUE(one);
   EXPECT_EQ(*one, std::make_pair(5.0, 5.0));
