@@ -57,6 +57,8 @@ REAL = {
     "real/multi-channel-z-series.ome.tif":
         os.path.join(realdata, "tlnagy+OMETIFF.jl/test/testdata/singles/multi-channel-z-series.ome.tif"),
     "real/cogeo.tif": os.path.join(realdata, "rasterio+rasterio/tests/data/cogeo.tif"),
+    "real/webp_rgba.tif":
+        os.path.join(realdata, "libsdl-org+libtiff/test/images/webp_lossless_rgba_alpha_fully_opaque.tif"),
 }
 os.makedirs(os.path.join(samples, "real"))
 for name, path in REAL.items():
@@ -271,6 +273,9 @@ CASES = [
     ("stripped/u16_lzw_pred2_rps7.tif/0", 40),         # LZW, transcoded chunks
     ("stacks/u16_zstack_10pages_deflate.tif/0", 512),  # middle z of 10
     ("windows/sigbits12.ome.tif/0", 512),
+    ("tiled/u32_none.tif/0", 512),                     # uint32
+    ("jpeg/rgb_ycbcr_tiled_q75.tif/0", 512),           # JPEG YCbCr, decoded by libtiff (tiffcp)
+    ("real/webp_rgba.tif/0", 512),                     # RGBA (alpha not drawn), WebP
     ("real/multi-channel-z-series.ome.tif/0", 128),
     ("real/cogeo.tif/0", 64),
 ]
