@@ -58,14 +58,36 @@ struct ViewFlags {
 };
 
 /// Lists the view below `prefix` (one key per line; directories end in '/'), recursively if asked.
-Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::ostream& out);
+/// With `long_format`, each line starts with the entry's kind (image, group, array, dir, metadata,
+/// chunk, file) and its size in bytes ("-" for directories).
+Status ListKeys(ZarrView& view, std::string_view prefix, bool recursive, std::ostream& out,
+                bool long_format = false);
 
 /// Writes the bytes of `key` to `out`; kNotFound when the view has no such key.
 Status CatKey(ZarrView& view, std::string_view key, std::ostream& out);
 
+/// What `info` prints.
+struct InfoOptions {
+  std::string path;        ///< Tree path: describe the images at or under it, without the summary.
+  bool json = false;       ///< JSON instead of text (the same facts).
+  bool verify = false;     ///< Also compare content fingerprints (reads up to 128 KiB a source).
+  size_t image_limit = 20; ///< Most images described, depth first in name order; 0: all.
+};
+
 /// Prints the index summary (sources, series, arrays, references, bytes; stale sources: size or
-/// mtime changed, and with `verify` also a changed content fingerprint).
-Status PrintInfo(const std::filesystem::path& index, bool json, bool verify, std::ostream& out);
+/// mtime changed, and with `verify` also a changed content fingerprint), unless a path is given,
+/// then each image (at most `image_limit`, with a note when there are more): name, axes with
+/// sizes, scales and units, dtype, chunks, stored and served codec, channels (label, colour,
+/// display window and where it came from), levels, source, scanner and state. Everything is
+/// rendered by store/metadata.h as the view serves it. kNotFound for a path the index lacks.
+Status PrintInfo(const std::filesystem::path& index, const InfoOptions& options, std::ostream& out);
+
+void AddThumbnailCommand(CLI::App& app, CommandContext& ctx);
+/// Draws the image at `image` of `view` (a Zarr v2 compat view) at most `size` pixels on its
+/// longer side (RenderThumbnail) and writes it to `png` (replaced whole, or left alone on an
+/// error); prints the level, plane and windows used to `out`.
+Status WriteThumbnail(ZarrView& view, std::string_view image, const std::filesystem::path& png,
+                      uint32_t size, std::ostream& out);
 
 /// Prints "key<TAB>uri<TAB>offset<TAB>length" for every stored chunk of `array`.
 Status PrintRefs(const std::filesystem::path& index, std::string_view array, std::ostream& out);

@@ -1,34 +1,252 @@
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <sstream>
+
 #include "cli/commands.h"
 #include "formats/registry/registry.h"
+#include "store/metadata.h"
 #include "store/ref_store.h"
+#include "store/transcode/transcode.h"
 
 namespace refzarr {
 
-Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, std::ostream& out) {
+namespace {
+
+using nlohmann::json;
+
+// Children asked of the index per page while looking for images.
+constexpr size_t kInfoPage = 1000;
+
+// A codec pipeline as text: "zlib", "shuffle, zlib", "imagecodecs_lzw", "none".
+std::string CodecText(const json& zarray) {
+  std::string out;
+  auto add = [&out](const json& codec) {
+    if (!codec.is_object()) return;
+    std::string id = codec.value("id", "?");
+    if (id == "blosc") id += "(" + codec.value("cname", "lz4") + ")";
+    if (id == "refzarr_transpose") id = "interleaved samples";
+    out += (out.empty() ? "" : ", ") + id;
+  };
+  if (zarray.contains("filters") && zarray["filters"].is_array()) {
+    for (const json& f : zarray["filters"]) add(f);
+  }
+  add(zarray.value("compressor", json()));
+  return out.empty() ? "none" : out;
+}
+
+std::string ShapeText(const json& shape) {
+  std::string out;
+  for (const json& v : shape) out += (out.empty() ? "" : " x ") + std::to_string(v.get<uint64_t>());
+  return out;
+}
+
+std::string Number(double v) {
+  std::ostringstream s;
+  s.precision(10);
+  s << v;
+  return s.str();
+}
+
+// One image as `info` shows it: everything from the metadata the view renders for it
+// (store/metadata.h) and the index's own description, so `info` says what clients are served.
+// A source's state now ("ok", "failed", "stale", ...) and why.
+using SourceState = std::function<std::pair<std::string, std::string>(const SourceInfo&)>;
+
+Result<json> DescribeImage(RefStore& store, const NodeRecord& group, const SourceState& state_of) {
+  ASSIGN_OR_RETURN(ImageDesc image, ImageDesc::FromJson(group.meta["image"]));
+  std::vector<ArrayDesc> levels;
+  std::vector<bool> flagged;
+  for (const std::string& level : image.levels) {
+    const std::string path = JoinTreePath(group.path, level);
+    ASSIGN_OR_RETURN(std::optional<NodeRecord> node, store.GetNode(path));
+    if (!node || node->kind != NodeKind::kArray) return CorruptError(path + ": level is not an array");
+    ASSIGN_OR_RETURN(ArrayDesc a, ArrayDesc::FromJson(node->meta["array"]));
+    levels.push_back(std::move(a));
+    flagged.push_back(node->meta.value("flagged", false));
+  }
+  const ArrayDesc* level0 = levels.empty() ? nullptr : &levels[0];
+  const json attrs = RenderGroupAttributes(group.meta.value("attributes", json::object()), &image,
+                                           level0, 2);
+  const json& ms = attrs["multiscales"][0];
+  json out = {{"path", group.path}, {"name", image.name}};
+  if (group.owner) {
+    ASSIGN_OR_RETURN(SourceInfo s, store.GetSource(*group.owner));
+    out["source"] = DisplaySource(s.uri);
+    out["scanner"] = s.scanner;
+    auto [state, detail] = state_of(s);
+    out["status"] = state;
+    out["stale"] = state == "stale";
+    if (!detail.empty()) out["status_detail"] = detail;
+  }
+  json axes = json::array();
+  for (size_t i = 0; i < ms["axes"].size(); ++i) {
+    json a = ms["axes"][i];
+    if (level0 && i < level0->shape.size()) a["size"] = level0->shape[i];
+    const json& transforms = ms["datasets"][0]["coordinateTransformations"];
+    if (!transforms.empty() && i < transforms[0]["scale"].size()) a["scale"] = transforms[0]["scale"][i];
+    axes.push_back(a);
+  }
+  out["axes"] = axes;
+  if (level0) {
+    const json stored = RenderZarrayV2(*level0, false);
+    const bool transcoded = NeedsTranscode(*level0, CodecPolicy::kCompat, flagged[0], 2);
+    const json served = RenderZarrayV2(*level0, transcoded);
+    out["dtype"] = stored["dtype"];
+    out["dtype_name"] = level0->dtype.V3Name().value_or(stored["dtype"].dump());
+    out["chunks"] = level0->chunks;
+    out["stored_codec"] = CodecText(stored);
+    out["served_codec"] = CodecText(served);
+    out["transcoded"] = transcoded;
+  }
+  json channels = json::array();
+  const json& omero = attrs["omero"]["channels"];
+  for (size_t c = 0; c < omero.size(); ++c) {
+    const json& oc = omero[c];
+    const ChannelDesc* desc = c < image.channels.size() ? &image.channels[c] : nullptr;
+    std::string source = desc && desc->window ? desc->window_source : "";
+    if (source.empty()) source = desc && desc->window ? "the file" : "the dtype's range";
+    channels.push_back({{"label", oc["label"]},
+                        {"color", oc["color"]},
+                        {"window", {oc["window"]["start"], oc["window"]["end"]}},
+                        {"window_source", source}});
+  }
+  out["channels"] = channels;
+  json lv = json::array();
+  for (size_t i = 0; i < levels.size(); ++i) {
+    lv.push_back({{"path", image.levels[i]}, {"shape", levels[i].shape}, {"chunks", levels[i].chunks}});
+  }
+  out["levels"] = lv;
+  return out;
+}
+
+void PrintImage(const json& im, std::ostream& out) {
+  out << "\nimage " << im["path"].get<std::string>();
+  if (!im["name"].get<std::string>().empty()) out << " \"" << im["name"].get<std::string>() << "\"";
+  out << "\n";
+  if (im.contains("source")) {
+    out << "  source:   " << im["source"].get<std::string>() << " (" << im.value("scanner", "")
+        << " scanner), " << im["status"].get<std::string>();
+    if (im.contains("status_detail")) out << ": " << im["status_detail"].get<std::string>();
+    out << "\n";
+  }
+  out << "  axes:     ";
+  bool first = true;
+  for (const json& a : im["axes"]) {
+    out << (first ? "" : ", ") << a["name"].get<std::string>() << " " << a.value("size", 0ull);
+    first = false;
+    const double scale = a.value("scale", 1.0);
+    const std::string unit = a.value("unit", "");
+    if (a.value("type", "") != "channel" && (scale != 1.0 || !unit.empty())) {
+      out << " (" << Number(scale) << (unit.empty() ? "" : " " + unit) << ")";
+    }
+  }
+  out << "\n";
+  if (im.contains("dtype")) {
+    out << "  dtype:    " << im["dtype_name"].get<std::string>() << " (" << im["dtype"].dump() << ")\n"
+        << "  chunks:   " << ShapeText(im["chunks"]) << "\n"
+        << "  codec:    stored " << im["stored_codec"].get<std::string>() << "; served (compat) "
+        << im["served_codec"].get<std::string>() << (im["transcoded"].get<bool>() ? ", transcoded" : "")
+        << "\n";
+  }
+  for (size_t c = 0; c < im["channels"].size(); ++c) {
+    const json& ch = im["channels"][c];
+    out << "  channel " << c << ": \"" << ch["label"].get<std::string>() << "\" #"
+        << ch["color"].get<std::string>() << ", window " << Number(ch["window"][0].get<double>())
+        << " - " << Number(ch["window"][1].get<double>()) << " ("
+        << ch["window_source"].get<std::string>() << ")\n";
+  }
+  for (const json& l : im["levels"]) {
+    out << "  level " << l["path"].get<std::string>() << ":  " << ShapeText(l["shape"])
+        << "  (chunks " << ShapeText(l["chunks"]) << ")\n";
+  }
+}
+
+// Depth-first, names in order, below `path` (or `path` itself when it is an image): the image
+// groups, at most `limit` of them (0: all); `more` says whether there were others.
+Status FindImages(RefStore& store, const std::string& path, size_t limit,
+                  std::vector<NodeRecord>& images, bool& more) {
+  std::string after;
+  while (true) {
+    ASSIGN_OR_RETURN(auto page, store.ChildrenAfter(path, after, kInfoPage));
+    for (NodeRecord& n : page) {
+      if (n.kind != NodeKind::kGroup) continue;
+      if (n.meta.contains("image") && !n.meta["image"].is_null()) {
+        if (limit && images.size() == limit) {
+          more = true;
+          return OkStatus();
+        }
+        images.push_back(n);
+      }
+      RETURN_IF_ERROR(FindImages(store, n.path, limit, images, more));
+      if (more) return OkStatus();
+    }
+    if (page.size() < kInfoPage) return OkStatus();
+    after = page.back().path.substr(page.back().path.rfind('/') + 1);
+  }
+}
+
+}  // namespace
+
+Status PrintInfo(const std::filesystem::path& index, const InfoOptions& options, std::ostream& out) {
+  const bool as_json = options.json;
   ASSIGN_OR_RETURN(auto store, OpenRefStore(index, OpenMode::kReadOnly));
   ASSIGN_OR_RETURN(StoreStats st, store->Stats());
-  ASSIGN_OR_RETURN(auto sources, store->Sources());
-  nlohmann::json files = nlohmann::json::array();
-  uint64_t stale = 0;
-  for (const SourceInfo& s : sources) {
+  std::string path = options.path;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  std::map<int64_t, std::pair<std::string, std::string>> states;  // source id -> state, detail
+  SourceState state_of = [&options, &states](const SourceInfo& s) {
+    if (auto known = states.find(s.id); known != states.end()) return known->second;
     std::string state = s.status;
     std::string detail = s.error;
     if (s.status != "failed") {
       // A stat per source by default: an archive of millions of files is checked in seconds.
       // --verify also reads the fingerprint span (up to 128 KiB a file), as serving does once.
       const SourceOpeners& openers = DefaultSourceOpeners();
-      auto now = verify ? ProbeSource(s.uri, nullptr, 0, openers) : StatSource(s.uri, openers);
+      auto now = options.verify ? ProbeSource(s.uri, nullptr, 0, openers) : StatSource(s.uri, openers);
       std::string change = now.ok() ? DescribeChange(s, *now) : now.status().message();
       if (!change.empty()) {
         state = "stale";
         detail = change;
-        ++stale;
       }
     }
-    files.push_back({{"path", DisplaySource(s.uri)}, {"uri", s.uri}, {"group", s.group}, {"status", state}, {"size", s.size},
-                     {"detail", detail}});
+    return states[s.id] = {state, detail};
+  };
+  // The summary checks every source; a PATH only the sources of its images.
+  nlohmann::json files = nlohmann::json::array();
+  uint64_t stale = 0;
+  if (path.empty()) {
+    ASSIGN_OR_RETURN(auto sources, store->Sources());
+    for (const SourceInfo& s : sources) {
+      auto [state, detail] = state_of(s);
+      stale += state == "stale";
+      files.push_back({{"path", DisplaySource(s.uri)}, {"uri", s.uri}, {"group", s.group},
+                       {"status", state}, {"size", s.size}, {"detail", detail},
+                       {"scanner", s.scanner}});
+    }
+  }
+  // The images: below PATH, or (no PATH) the archive's first `image_limit`, with a note when
+  // there are more, so a million-image archive prints a page, not a million.
+  std::vector<NodeRecord> image_nodes;
+  bool more = false;
+  if (!path.empty()) {
+    ASSIGN_OR_RETURN(std::optional<NodeRecord> node, store->GetNode(path));
+    if (!node) return NotFoundError("no group or array '" + path + "' in " + index.string());
+    if (node->kind == NodeKind::kGroup && node->meta.contains("image") && !node->meta["image"].is_null()) {
+      image_nodes.push_back(*node);
+    } else {
+      RETURN_IF_ERROR(FindImages(*store, path, options.image_limit, image_nodes, more));
+    }
+  } else {
+    RETURN_IF_ERROR(FindImages(*store, "", options.image_limit, image_nodes, more));
+  }
+  nlohmann::json images = nlohmann::json::array();
+  for (const NodeRecord& n : image_nodes) {
+    auto described = DescribeImage(*store, n, state_of);
+    if (!described.ok()) return Status(described.status().code(), n.path + ": " + described.status().message());
+    images.push_back(std::move(*described));
   }
   // Every refusal is listed in JSON; the human summary names the first few.
   constexpr size_t kListed = 20;
@@ -38,37 +256,48 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
     refused.push_back({{"path", r.path}, {"source", r.source}, {"reason", r.reason}});
   }
   if (as_json) {
-    out << nlohmann::json{{"index", index.string()}, {"sources", st.sources},
-                          {"refused_arrays", st.refused_arrays}, {"refused", refused},
-                          {"failed_sources", st.failed_sources}, {"stale_sources", stale},
-                          {"groups", st.groups}, {"arrays", st.arrays}, {"images", st.images},
-                          {"chunk_references", st.chunk_refs}, {"reference_bytes", st.block_bytes},
-                          {"index_bytes", st.index_bytes}, {"files", files}}
-               .dump(2)
-        << "\n";
+    nlohmann::json j = {{"index", index.string()}, {"images_listed", images.size()},
+                        {"images_truncated", more}, {"image_list", images}};
+    if (path.empty()) {
+      j.update({{"sources", st.sources}, {"refused_arrays", st.refused_arrays}, {"refused", refused},
+                {"failed_sources", st.failed_sources}, {"stale_sources", stale},
+                {"groups", st.groups}, {"arrays", st.arrays}, {"images", st.images},
+                {"chunk_references", st.chunk_refs}, {"reference_bytes", st.block_bytes},
+                {"index_bytes", st.index_bytes}, {"files", files}});
+    } else {
+      j["path"] = path;
+    }
+    out << j.dump(2) << "\n";
     return OkStatus();
   }
-  out << "index:            " << index.string() << "\n"
-      << "sources:          " << st.sources << " indexed, " << st.failed_sources << " failed, "
-      << stale << " stale\n"
-      << "images (series):  " << st.images << "\n"
-      << "groups / arrays:  " << st.groups << " / " << st.arrays << " (" << st.refused_arrays
-      << " arrays refused)\n"
-      << "chunk references: " << st.chunk_refs << " (" << st.block_bytes << " bytes, "
-      << (st.chunk_refs ? static_cast<double>(st.block_bytes) / st.chunk_refs : 0.0)
-      << " bytes each)\n"
-      << "index size:       " << st.index_bytes << " bytes\n";
-  for (const RefusedArray& r : refusals) {
-    out << "refused: " << r.path << ": " << r.reason << "\n";
+  if (path.empty()) {
+    out << "index:            " << index.string() << "\n"
+        << "sources:          " << st.sources << " indexed, " << st.failed_sources << " failed, "
+        << stale << " stale\n"
+        << "images (series):  " << st.images << "\n"
+        << "groups / arrays:  " << st.groups << " / " << st.arrays << " (" << st.refused_arrays
+        << " arrays refused)\n"
+        << "chunk references: " << st.chunk_refs << " (" << st.block_bytes << " bytes, "
+        << (st.chunk_refs ? static_cast<double>(st.block_bytes) / st.chunk_refs : 0.0)
+        << " bytes each)\n"
+        << "index size:       " << st.index_bytes << " bytes\n";
+    for (const RefusedArray& r : refusals) {
+      out << "refused: " << r.path << ": " << r.reason << "\n";
+    }
+    if (st.refused_arrays > refusals.size()) {
+      out << "refused: ... and " << st.refused_arrays - refusals.size() << " more (--json lists all)\n";
+    }
+    for (const auto& f : files) {
+      std::string status = f["status"];
+      if (status == "ok" || status == "companion") continue;
+      out << status << ": " << f["path"].get<std::string>() << ": "
+          << f["detail"].get<std::string>() << "\n";
+    }
   }
-  if (st.refused_arrays > refusals.size()) {
-    out << "refused: ... and " << st.refused_arrays - refusals.size() << " more (--json lists all)\n";
-  }
-  for (const auto& f : files) {
-    std::string status = f["status"];
-    if (status == "ok" || status == "companion") continue;
-    out << status << ": " << f["path"].get<std::string>() << ": "
-        << f["detail"].get<std::string>() << "\n";
+  for (const json& im : images) PrintImage(im, out);
+  if (more) {
+    out << "\n... more images: the first " << images.size()
+        << " are shown (refzarr info INDEX PATH for those under a folder, --limit N, 0 for all)\n";
   }
   return OkStatus();
 }
@@ -76,19 +305,23 @@ Status PrintInfo(const std::filesystem::path& index, bool as_json, bool verify, 
 void AddInfoCommand(CLI::App& app, CommandContext& ctx) {
   struct Args {
     std::string index;
-    bool json = false;
-    bool verify = false;
+    InfoOptions options;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("info", "Summarise an index: sources, series, references");
+  CLI::App* cmd = app.add_subcommand(
+      "info", "Summarise an index (sources, series, references) and describe its images");
   AddRemoteFlags(cmd);
   cmd->add_option("index", args->index, "The index file")->required();
-  cmd->add_flag("--json", args->json, "Machine-readable output");
-  cmd->add_flag("--verify", args->verify,
+  cmd->add_option("path", args->options.path,
+                  "Describe only the images at or under this tree path (as `ls` shows it)");
+  cmd->add_flag("--json", args->options.json, "Machine-readable output");
+  cmd->add_option("--limit", args->options.image_limit,
+                  "Most images described (0: all; default 20)");
+  cmd->add_flag("--verify", args->options.verify,
                 "Also compare each source's content fingerprint (reads up to 128 KiB a file); "
                 "without it, size and modification time are compared");
   cmd->callback([&ctx, args] {
-    Status st = PrintInfo(args->index, args->json, args->verify, ctx.out);
+    Status st = PrintInfo(args->index, args->options, ctx.out);
     if (!st.ok()) {
       ctx.err << "refzarr: info: " << st.message() << "\n";
       ctx.exit_code = 1;

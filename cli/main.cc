@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   refzarr::AddRmCommand(app, ctx);
   refzarr::AddRelocateCommand(app, ctx);
   refzarr::AddMergeCommand(app, ctx);
+  refzarr::AddThumbnailCommand(app, ctx);
 #ifdef REFZARR_HAVE_serve
   refzarr::AddServeCommand(app, ctx);
 #endif

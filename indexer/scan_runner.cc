@@ -1,6 +1,7 @@
 #include "indexer/scan_runner.h"
 
 #include "formats/core/byte_source.h"
+#include "indexer/display_windows.h"
 #include "store/transcode/transcode.h"
 
 namespace refzarr {
@@ -69,9 +70,13 @@ class InProcessScanRunner final : public ScanRunner {
 Status ScanFileInto(const Scanner& scanner, std::string_view uri, const SourceOpeners& openers,
                     std::span<const ChunkDecoder* const> decoders, ScanSink& sink) {
   ASSIGN_OR_RETURN(auto source, openers.Open(uri));
-  ServableArraysSink gate(sink, decoders);
+  // scanner -> servable gate -> display windows -> sink: windows are read only from arrays
+  // that are served, after the scan, from the source the scan read.
+  DisplayWindowSink windows(sink, *source, openers, decoders);
+  ServableArraysSink gate(windows, decoders);
   const ScanContext context(std::string(uri), openers);
-  return scanner.Scan(*source, context, gate);
+  RETURN_IF_ERROR(scanner.Scan(*source, context, gate));
+  return windows.Finish();
 }
 
 const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners,

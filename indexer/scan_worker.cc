@@ -244,6 +244,7 @@ void PutImage(std::string& out, const ImageDesc& image) {
     if (c.color) PutU32(out, *c.color);
     PutOptF64(out, c.window ? std::optional(c.window->first) : std::nullopt);
     if (c.window) PutF64(out, c.window->second);
+    PutStr(out, c.window_source);
   }
 }
 
@@ -266,6 +267,7 @@ std::optional<ImageDesc> ReadImage(Fields& f) {
     c.label = f.Str();
     if (f.U8() != 0) c.color = f.U32();
     if (std::optional<double> lo = f.OptF64()) c.window = std::pair(*lo, f.F64());
+    c.window_source = f.Str();
   }
   if (!f.ok() || !f.Rest().empty()) return std::nullopt;
   return image;

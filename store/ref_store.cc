@@ -72,13 +72,9 @@ std::string ParentOf(std::string_view path) {
   return slash == std::string_view::npos ? std::string() : std::string(path.substr(0, slash));
 }
 
-std::string Join(std::string_view a, std::string_view b) {
-  if (a.empty()) return std::string(b);
-  if (b.empty()) return std::string(a);
-  return std::string(a) + "/" + std::string(b);
-}
 
-constexpr const char* kSourceColumns = "id, uri, size, generation, fingerprint, status, error, grp";
+constexpr const char* kSourceColumns =
+    "id, uri, size, generation, fingerprint, status, error, grp, scanner";
 
 SourceInfo ReadSourceRow(const Statement& s) {
   // Columns: kSourceColumns
@@ -91,6 +87,7 @@ SourceInfo ReadSourceRow(const Statement& s) {
   i.status = s.ColumnText(5);
   i.error = s.ColumnText(6);
   i.group = s.ColumnText(7);
+  i.scanner = s.ColumnText(8);
   return i;
 }
 
@@ -243,7 +240,7 @@ class SqliteRefStore final : public RefStore {
         meta["attributes"] = it->second->attributes;
         if (it->second->image) meta["image"] = it->second->image->ToJson();
       }
-      return InsertNode(Join(group, rel), NodeKind::kGroup, file_id, 0, meta).status();
+      return InsertNode(JoinTreePath(group, rel), NodeKind::kGroup, file_id, 0, meta).status();
     };
     auto put_parents = [&](const std::string& rel) -> Status {
       RETURN_IF_ERROR(put_group(""));
@@ -259,16 +256,16 @@ class SqliteRefStore final : public RefStore {
     RETURN_IF_ERROR(put_parents(""));
     for (const auto& a : scan.arrays) {
       RETURN_IF_ERROR(put_parents(a.path));
-      RETURN_IF_ERROR(PutArray(Join(group, a.path), file_id, global_ids, a));
+      RETURN_IF_ERROR(PutArray(JoinTreePath(group, a.path), file_id, global_ids, a));
     }
     for (const ScannedFile::Refusal& r : scan.refused) {
       ASSIGN_OR_RETURN(Statement * s, writer_->Prepare(
           "INSERT INTO refusals(source, path, reason) VALUES (?, ?, ?)"));
-      RETURN_IF_ERROR(s->Bind(1, file_id).Bind(2, Join(group, r.path)).Bind(3, r.reason).Run());
+      RETURN_IF_ERROR(s->Bind(1, file_id).Bind(2, JoinTreePath(group, r.path)).Bind(3, r.reason).Run());
     }
     for (const auto& f : scan.files) {
       RETURN_IF_ERROR(put_parents(f.path));
-      ASSIGN_OR_RETURN(int64_t id, InsertNode(Join(group, f.path), NodeKind::kFile, file_id, 0,
+      ASSIGN_OR_RETURN(int64_t id, InsertNode(JoinTreePath(group, f.path), NodeKind::kFile, file_id, 0,
                                               json{{"size", f.bytes.size()}}));
       ASSIGN_OR_RETURN(Statement * s, writer_->Prepare("INSERT INTO files(node, data) VALUES (?, ?)"));
       RETURN_IF_ERROR(s->Bind(1, id).BindBlob(2, std::as_bytes(std::span(f.bytes))).Run());
@@ -848,7 +845,7 @@ class SqliteRefStore final : public RefStore {
     while (true) {
       ASSIGN_OR_RETURN(bool row, s->Step());
       if (!row) return out;
-      out.push_back({ReadSourceRow(*s), s->ColumnInt(8)});
+      out.push_back({ReadSourceRow(*s), s->ColumnInt(9)});
     }
   }
 
@@ -915,6 +912,12 @@ Result<std::unique_ptr<RefStore>> OpenRefStore(const std::filesystem::path& path
   auto store = std::make_unique<SqliteRefStore>(path, mode);
   RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<RefStore>(std::move(store));
+}
+
+std::string JoinTreePath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  return std::string(a) + "/" + std::string(b);
 }
 
 }  // namespace refzarr

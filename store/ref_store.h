@@ -32,6 +32,7 @@ struct SourceInfo {
   std::string status;       ///< "ok", "failed", or "companion".
   std::string error;        ///< Why indexing failed (status "failed").
   std::string group;        ///< Group path of the file in the tree (scanned files only).
+  std::string scanner;      ///< Scanner::Name() that indexed it (scanned files; empty otherwise).
 };
 
 /// The source at `uri` now: its size and generation (a stat; nothing opened, nothing read).
@@ -49,6 +50,9 @@ Result<SourceInfo> ProbeSource(std::string_view uri, std::vector<std::byte>* hea
 /// Why `now` differs from `indexed` ("size changed from 10 to 12 bytes"), or empty when it does
 /// not. An empty `now.fingerprint` (StatSource) compares size and generation only.
 std::string DescribeChange(const SourceInfo& indexed, const SourceInfo& now);
+
+/// The tree path "a/b"; either part may be empty (the root), then the other is the result.
+std::string JoinTreePath(std::string_view a, std::string_view b);
 
 enum class NodeKind { kGroup = 0, kArray = 1, kFile = 2 };
 

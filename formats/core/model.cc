@@ -149,6 +149,7 @@ json ImageDesc::ToJson() const {
     json cj = {{"label", c.label}};
     if (c.color) cj["color"] = *c.color;
     if (c.window) cj["window"] = {c.window->first, c.window->second};
+    if (!c.window_source.empty()) cj["window_source"] = c.window_source;
     j["channels"].push_back(cj);
   }
   return j;
@@ -170,6 +171,7 @@ Result<ImageDesc> ImageDesc::FromJson(const json& j) {
       cd.label = c.at("label").get<std::string>();
       if (c.contains("color")) cd.color = c["color"].get<uint32_t>();
       if (c.contains("window")) cd.window = {c["window"][0].get<double>(), c["window"][1].get<double>()};
+      cd.window_source = c.value("window_source", "");
       im.channels.push_back(cd);
     }
     return im;

@@ -98,6 +98,10 @@ struct ChannelDesc {
   std::string label;
   std::optional<uint32_t> color;                  ///< 0xRRGGBB.
   std::optional<std::pair<double, double>> window;  ///< Display range; default: the dtype's range.
+  /// Where `window` came from, for `refzarr info`: "OME SignificantBits", "TIFF SMinSampleValue/
+  /// SMaxSampleValue", "ImageJ display range", "Imaris ColorRange", "percentiles 0.1/99.9 of
+  /// level 2"...; empty when unknown (indexes written before windows had a source).
+  std::string window_source;
 };
 
 /// A group that is an OME-NGFF multiscale image. Its levels are arrays at paths relative to it.

@@ -227,7 +227,10 @@ Result<bool> DescribeImaris(const Hdf5FileContext& ctx, ScanSink& sink) {
     }
     if (auto range = StringAttr(f, ch, "ColorRange")) {
       auto w = Numbers(*range);
-      if (w.size() >= 2) desc.window = std::make_pair(w[0], w[1]);
+      if (w.size() >= 2) {
+        desc.window = std::make_pair(w[0], w[1]);
+        desc.window_source = "Imaris ColorRange";
+      }
     }
     image.channels.push_back(desc);
   }
@@ -443,7 +446,7 @@ Result<bool> DescribeBdv(const Hdf5FileContext& ctx, ScanSink& sink) {
       const auto& res = l < s0.resolutions.size() ? s0.resolutions[l] : std::vector<double>{1, 1, 1};
       image.scales.push_back({1, 1, s0.voxel[2] * res[2], s0.voxel[1] * res[1], s0.voxel[0] * res[0]});
     }
-    for (int id : ids) image.channels.push_back({setups[id].name, std::nullopt, std::nullopt});
+    for (int id : ids) image.channels.push_back({setups[id].name, std::nullopt, std::nullopt, ""});
     RETURN_IF_ERROR(EmitImage(ctx, sink, std::to_string(image_index), image, levels));
     ++image_index;
   }

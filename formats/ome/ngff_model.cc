@@ -1,5 +1,7 @@
 #include "formats/ome/ngff_model.h"
 
+#include <cmath>
+
 #include <utility>
 
 #include "formats/ome/units.h"
@@ -73,7 +75,7 @@ std::vector<ChannelDesc> ChannelsFromOme(const OmePixels& pixels) {
     const OmeChannel& ch = pixels.channels[i];
     std::string label = ch.name.empty() ? "Channel " + std::to_string(out.size()) : ch.name;
     if (ch.samples_per_pixel <= 1) {
-      out.push_back(ChannelDesc{label, ch.color, std::nullopt});
+      out.push_back(ChannelDesc{label, ch.color, std::nullopt, ""});
       continue;
     }
     for (uint32_t s = 0; s < ch.samples_per_pixel && out.size() < pixels.size_c; ++s) {
@@ -85,7 +87,19 @@ std::vector<ChannelDesc> ChannelsFromOme(const OmePixels& pixels) {
     }
   }
   while (out.size() < pixels.size_c) {
-    out.push_back(ChannelDesc{"Channel " + std::to_string(out.size()), std::nullopt, std::nullopt});
+    out.push_back(ChannelDesc{"Channel " + std::to_string(out.size()), std::nullopt, std::nullopt, ""});
+  }
+  // 12-bit camera data in uint16 shown as 0-65535 is near black: the bits the file says are used
+  // are the display range.
+  const DType& d = pixels.dtype;
+  if (pixels.significant_bits && (d.kind == 'u' || d.kind == 'i') && *pixels.significant_bits > 0 &&
+      *pixels.significant_bits < d.size * 8) {
+    const int bits = static_cast<int>(*pixels.significant_bits);
+    const double hi = std::ldexp(1.0, d.kind == 'u' ? bits : bits - 1) - 1;
+    for (ChannelDesc& c : out) {
+      c.window = std::make_pair(d.kind == 'u' ? 0.0 : -hi - 1, hi);
+      c.window_source = "OME SignificantBits=" + std::to_string(bits);
+    }
   }
   return out;
 }

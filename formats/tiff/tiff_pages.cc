@@ -460,6 +460,11 @@ Status ReadPage(TIFF* tif, ClientHandle& h, int index, int sub_index, bool bigti
   }
   if (char* d = nullptr; TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &d) && d) p.description = d;
   if (char* s = nullptr; TIFFGetField(tif, TIFFTAG_SOFTWARE, &s) && s) p.software = s;
+  // Merged per-sample values (libtiff's default): one double each.
+  if (double lo = 0, hi = 0; TIFFGetField(tif, TIFFTAG_SMINSAMPLEVALUE, &lo) &&
+                             TIFFGetField(tif, TIFFTAG_SMAXSAMPLEVALUE, &hi)) {
+    p.sample_value_range = std::make_pair(lo, hi);
+  }
   ReadImageJMetadataTags(tif, p);
   if (p.compression == COMPRESSION_JPEG) {
     uint32_t n = 0;

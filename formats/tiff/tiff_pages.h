@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "formats/core/byte_source.h"
@@ -59,6 +60,9 @@ struct TiffPage {
   std::string description;  ///< ImageDescription.
   std::string software;
   std::string jpeg_tables;  ///< JPEGTables bytes.
+  /// SMinSampleValue and SMaxSampleValue (the least and greatest over the samples), when both
+  /// are given: the range the writer says the data use.
+  std::optional<std::pair<double, double>> sample_value_range;
   /// YCbCrCoefficients and ReferenceBlackWhite (defaulted), read for YCbCr pages.
   float ycbcr_coefficients[3] = {0.299f, 0.587f, 0.114f};
   float reference_black_white[6] = {0, 255, 128, 255, 128, 255};

@@ -65,15 +65,30 @@ std::vector<ChannelDesc> RgbChannels(const TiffPage& first) {
   std::vector<ChannelDesc> channels;
   if (first.samples_per_pixel >= 3 &&
       (first.photometric == PHOTOMETRIC_RGB || first.photometric == PHOTOMETRIC_YCBCR)) {
-    channels = {{"Red", 0xFF0000, std::nullopt},
-                {"Green", 0x00FF00, std::nullopt},
-                {"Blue", 0x0000FF, std::nullopt}};
+    channels = {{"Red", 0xFF0000, std::nullopt, ""},
+                {"Green", 0x00FF00, std::nullopt, ""},
+                {"Blue", 0x0000FF, std::nullopt, ""}};
     for (int s = 3; s < first.samples_per_pixel; ++s) {
       channels.push_back(
-          {s == 3 ? "Alpha" : "Sample " + std::to_string(s), 0xFFFFFF, std::nullopt});
+          {s == 3 ? "Alpha" : "Sample " + std::to_string(s), 0xFFFFFF, std::nullopt, ""});
     }
   }
   return channels;
+}
+
+// The display window of every channel from SMinSampleValue/SMaxSampleValue, when the page has
+// both and they make a range.
+void SampleValueWindows(const TiffPage& first, std::vector<ChannelDesc>& channels) {
+  if (!first.sample_value_range || first.sample_value_range->second <= first.sample_value_range->first) {
+    return;
+  }
+  while (channels.size() < first.samples_per_pixel) {
+    channels.push_back({"Channel " + std::to_string(channels.size()), std::nullopt, std::nullopt, ""});
+  }
+  for (ChannelDesc& c : channels) {
+    c.window = first.sample_value_range;
+    c.window_source = "TIFF SMinSampleValue/SMaxSampleValue";
+  }
 }
 
 // Scale and axes from the resolution tags of `first` (micrometres when the unit is known).
@@ -184,6 +199,7 @@ std::vector<SeriesPlan> PlanDefaultSeries(const TiffStructure& tiff,
     const TiffPage& first = pages[g.planes.front()];
     ResolutionScale(first, plan);
     plan.channels = RgbChannels(first);
+    SampleValueWindows(first, plan.channels);
     plans.push_back(std::move(plan));
   }
   return plans;
@@ -259,12 +275,14 @@ std::vector<ChannelDesc> ImageJChannels(const ImageJInfo& info, const TiffPage& 
   if (display.ranges.empty() && display.lut_colors.empty() && !description_range) return {};
   std::vector<ChannelDesc> out;
   for (uint32_t c = 0; c < channels * first.samples_per_pixel; ++c) {
-    ChannelDesc channel{"Channel " + std::to_string(c), std::nullopt, std::nullopt};
+    ChannelDesc channel{"Channel " + std::to_string(c), std::nullopt, std::nullopt, ""};
     if (c < display.lut_colors.size()) channel.color = display.lut_colors[c];
     if (c < display.ranges.size() && display.ranges[c].second > display.ranges[c].first) {
       channel.window = display.ranges[c];
+      channel.window_source = "ImageJ display range (IJMetadata)";
     } else if (description_range) {
       channel.window = std::make_pair(*info.min, *info.max);
+      channel.window_source = "ImageJ min/max (ImageDescription)";
     }
     out.push_back(std::move(channel));
   }

@@ -69,7 +69,7 @@ class FullDescriptionScanner final : public Scanner {
     image.levels = {"0"};
     image.scales = {{1, 0.25, 0.125}};
     image.translations = {{0, -3.5, 1e-9}};
-    image.channels = {{"DAPI", 0x0000FF, std::pair(10.0, 4000.5)}, {"GFP", std::nullopt, std::nullopt}};
+    image.channels = {{"DAPI", 0x0000FF, std::pair(10.0, 4000.5), "the file"}, {"GFP", std::nullopt, std::nullopt, ""}};
     RETURN_IF_ERROR(out.AddImage("img", image));
     ArrayDesc a;
     a.shape = {2, 100, 70};
