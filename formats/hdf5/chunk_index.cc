@@ -489,7 +489,7 @@ class ChunkWalker {
       // are about the same size).
       std::vector<uint64_t> children;
       for (uint64_t i = 0; i < entries; ++i) {
-        c.U(8 + 8 * ndims);
+        c.Skip(key_size);
         children.push_back(c.U(O));
       }
       if (c.bad()) return CorruptError("v1 B-tree node " + Hex(address) + ": truncated");
