@@ -166,19 +166,6 @@ class Reader {
     return buf;
   }
 
-  // A hint that `length` bytes at each of `relative` will be read soon (ByteSource::Prefetch):
-  // the children of an index node, whose addresses are all known once it is read. Addresses
-  // outside the file are left for the reads to report.
-  void Prefetch(const std::vector<uint64_t>& relative, uint64_t length) const {
-    std::vector<ByteRange> ranges;
-    for (uint64_t r : relative) {
-      if (IsUndefinedAddress(info_, r) || r > file_size_ || info_.base_address + r >= file_size_) continue;
-      const uint64_t abs = info_.base_address + r;
-      ranges.push_back({abs, std::min(length, file_size_ - abs)});
-    }
-    source_.Prefetch(ranges);
-  }
-
   // Like Read but shortens the read at the end of the file (for variable-size prefixes).
   Result<std::vector<std::byte>> ReadUpTo(uint64_t relative, uint64_t length, const char* what) const {
     ASSIGN_OR_RETURN(uint64_t abs, Absolute(relative, what));
@@ -483,20 +470,6 @@ class ChunkWalker {
     ASSIGN_OR_RETURN(auto body, r_.Read(address + 8 + 2 * O, entries * (key_size + O) + key_size,
                                         "v1 B-tree node entries"));
     Cursor c(body);
-    if (level > 0) {
-      // An internal node: its children are read next, one after the other; their addresses are
-      // all here, so they are asked for at once (each as long as this node, as nodes of one tree
-      // are about the same size).
-      std::vector<uint64_t> children;
-      for (uint64_t i = 0; i < entries; ++i) {
-        c.Skip(key_size);
-        children.push_back(c.U(O));
-      }
-      if (c.bad()) return CorruptError("v1 B-tree node " + Hex(address) + ": truncated");
-      r_.Prefetch(children, 8 + 2 * O + body.size());
-      for (uint64_t child : children) RETURN_IF_ERROR(BTreeV1(child, level - 1, depth + 1));
-      return OkStatus();
-    }
     for (uint64_t i = 0; i < entries; ++i) {
       uint32_t size = static_cast<uint32_t>(c.U(4));
       uint32_t mask = static_cast<uint32_t>(c.U(4));
@@ -504,7 +477,11 @@ class ChunkWalker {
       c.U(8);
       uint64_t child = c.U(O);
       if (c.bad()) return CorruptError("v1 B-tree node " + Hex(address) + ": truncated");
-      RETURN_IF_ERROR(Emit(child, size, mask));
+      if (level == 0) {
+        RETURN_IF_ERROR(Emit(child, size, mask));
+      } else {
+        RETURN_IF_ERROR(BTreeV1(child, level - 1, depth + 1));
+      }
     }
     return OkStatus();
   }
