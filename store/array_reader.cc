@@ -86,6 +86,19 @@ std::string BoxText(const Box& box) {
   return s.empty() ? "(0-d)" : s;
 }
 
+// Copies `words` words of T, reversing the bytes of each.
+template <typename T>
+void CopySwapped(std::byte* dst, const std::byte* src, uint64_t words) {
+  for (uint64_t i = 0; i < words; ++i) {
+    T v;
+    std::memcpy(&v, src + sizeof(T) * i, sizeof(T));
+    if constexpr (sizeof(T) == 2) v = __builtin_bswap16(v);
+    if constexpr (sizeof(T) == 4) v = __builtin_bswap32(v);
+    if constexpr (sizeof(T) == 8) v = __builtin_bswap64(v);
+    std::memcpy(dst + sizeof(T) * i, &v, sizeof(T));
+  }
+}
+
 // Copies `n` elements of `size` bytes, reversing the bytes of each `word` bytes (the whole
 // element, or each half of a complex number) when `swap`.
 void CopyElements(std::byte* dst, const std::byte* src, uint64_t n, uint32_t size, uint32_t word,
@@ -97,30 +110,9 @@ void CopyElements(std::byte* dst, const std::byte* src, uint64_t n, uint32_t siz
   }
   const uint64_t words = bytes / word;
   switch (word) {
-    case 2:
-      for (uint64_t i = 0; i < words; ++i) {
-        uint16_t v;
-        std::memcpy(&v, src + 2 * i, 2);
-        v = __builtin_bswap16(v);
-        std::memcpy(dst + 2 * i, &v, 2);
-      }
-      return;
-    case 4:
-      for (uint64_t i = 0; i < words; ++i) {
-        uint32_t v;
-        std::memcpy(&v, src + 4 * i, 4);
-        v = __builtin_bswap32(v);
-        std::memcpy(dst + 4 * i, &v, 4);
-      }
-      return;
-    case 8:
-      for (uint64_t i = 0; i < words; ++i) {
-        uint64_t v;
-        std::memcpy(&v, src + 8 * i, 8);
-        v = __builtin_bswap64(v);
-        std::memcpy(dst + 8 * i, &v, 8);
-      }
-      return;
+    case 2: return CopySwapped<uint16_t>(dst, src, words);
+    case 4: return CopySwapped<uint32_t>(dst, src, words);
+    case 8: return CopySwapped<uint64_t>(dst, src, words);
     default:
       for (uint64_t i = 0; i < words; ++i) {
         std::reverse_copy(src + word * i, src + word * (i + 1), dst + word * i);
@@ -317,15 +309,20 @@ class ArrayReaderImpl final : public ArrayReader {
 Result<std::unique_ptr<ArrayReader>> OpenArrayReader(ZarrView& view, std::string_view path,
                                                      ArrayReaderOptions options) {
   ASSIGN_OR_RETURN(auto chunks, view.OpenDecodedChunks(path));
+  return OpenArrayReader(std::move(chunks), std::string(path), options);
+}
+
+Result<std::unique_ptr<ArrayReader>> OpenArrayReader(std::unique_ptr<DecodedChunks> chunks,
+                                                     std::string path, ArrayReaderOptions options) {
   const ArrayDesc& a = chunks->array();
   std::vector<std::byte> fill;
   if (a.dtype.kind != 'O') {  // variable-length strings are refused by Read
     fill.resize(a.dtype.size);
     Status s = FillChunk(a, fill);
-    if (!s.ok()) return s.WithContext("open " + std::string(path) + ": fill value");
+    if (!s.ok()) return s.WithContext("open " + path + ": fill value");
   }
   return std::unique_ptr<ArrayReader>(std::make_unique<ArrayReaderImpl>(
-      std::string(path), std::move(chunks), options, std::move(fill)));
+      std::move(path), std::move(chunks), options, std::move(fill)));
 }
 
 }  // namespace refzarr

@@ -117,4 +117,10 @@ class ArrayReader {
 Result<std::unique_ptr<ArrayReader>> OpenArrayReader(ZarrView& view, std::string_view path,
                                                      ArrayReaderOptions options = {});
 
+/// A reader over any source of decoded chunks: a view's (above), or a scan's before its file is
+/// indexed (the indexer's display windows). `path` names the array in messages. With
+/// `options.threads` other than 1, `chunks->Decode` is called from several threads at once.
+Result<std::unique_ptr<ArrayReader>> OpenArrayReader(std::unique_ptr<DecodedChunks> chunks,
+                                                     std::string path, ArrayReaderOptions options = {});
+
 }  // namespace refzarr

@@ -1,5 +1,7 @@
 #include "store/preview/plane.h"
 
+#include "store/array_reader.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -19,28 +21,22 @@ double HalfToDouble(uint16_t h) {
   return sign * std::ldexp(1024 + mantissa, exponent - 25);
 }
 
+// Elements as the reader gives them: this machine's byte order.
+using Converter = double (*)(const std::byte*);
+
 template <typename T>
-T Load(const std::byte* p, bool swap) {
+double Convert(const std::byte* p) {
   T v;
   std::memcpy(&v, p, sizeof v);
-  if (swap) {
-    unsigned char b[sizeof(T)];
-    std::memcpy(b, &v, sizeof v);
-    std::reverse(b, b + sizeof(T));
-    std::memcpy(&v, b, sizeof v);
-  }
-  return v;
+  return static_cast<double>(v);
 }
 
-using Converter = double (*)(const std::byte*, bool);
-
-template <typename T>
-double Convert(const std::byte* p, bool swap) {
-  return static_cast<double>(Load<T>(p, swap));
+double ConvertHalf(const std::byte* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return HalfToDouble(h);
 }
-
-double ConvertHalf(const std::byte* p, bool swap) { return HalfToDouble(Load<uint16_t>(p, swap)); }
-double ConvertBool(const std::byte* p, bool) { return *p != std::byte{0} ? 1.0 : 0.0; }
+double ConvertBool(const std::byte* p) { return *p != std::byte{0} ? 1.0 : 0.0; }
 
 Result<Converter> ConverterFor(const DType& d) {
   const auto kind = d.kind;
@@ -72,6 +68,28 @@ Result<Converter> ConverterFor(const DType& d) {
                           std::to_string(d.size) + " are not numbers a plane can show");
 }
 
+// The fetcher's chunks as DecodedChunks, for an ArrayReader: a chunk of the wrong size is
+// kCorrupt.
+class FetchedChunks final : public DecodedChunks {
+ public:
+  FetchedChunks(const ArrayDesc& array, const DecodedChunkFetcher& fetch) : array_(array), fetch_(fetch) {}
+  const ArrayDesc& array() const override { return array_; }
+  Result<bool> Decode(std::span<const uint64_t> coords, std::span<std::byte> out) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> chunk, fetch_(coords));
+    if (!chunk) return false;
+    if (chunk->size() != out.size()) {
+      return CorruptError("plane: a decoded chunk has " + std::to_string(chunk->size()) +
+                          " bytes, expected " + std::to_string(out.size()));
+    }
+    std::memcpy(out.data(), chunk->data(), out.size());
+    return true;
+  }
+
+ private:
+  const ArrayDesc& array_;
+  const DecodedChunkFetcher& fetch_;
+};
+
 }  // namespace
 
 Result<Plane> ReadPlane(const ArrayDesc& array, const DecodedChunkFetcher& fetch,
@@ -97,47 +115,29 @@ Result<Plane> ReadPlane(const ArrayDesc& array, const DecodedChunkFetcher& fetch
                                 std::to_string(plane.width) + " elements is more than a plane may hold");
   }
   ASSIGN_OR_RETURN(Converter convert, ConverterFor(array.dtype));
-  const bool swap = array.dtype.size > 1 && array.dtype.byte_order != '|' &&
-                    (array.dtype.byte_order == '>') != (std::endian::native == std::endian::big);
-  // Fill first: chunks that are not stored keep it.
-  double fill = 0;
-  if (array.fill_value.is_number()) fill = array.fill_value.get<double>();
-  if (array.fill_value.is_string() && array.fill_value.get<std::string>() == "NaN") fill = std::nan("");
-  plane.values.assign(plane.height * plane.width, fill);
-
-  // C-order strides of a chunk, in elements; the offset of the plane inside its chunks.
-  std::vector<uint64_t> stride(rank, 1);
-  for (size_t d = rank - 1; d > 0; --d) stride[d - 1] = stride[d] * array.chunks[d];
-  uint64_t base = 0;
-  std::vector<uint64_t> coords(rank, 0);
-  for (size_t d = 0; d < rank; ++d) {
-    if (static_cast<int>(d) == y_dim || static_cast<int>(d) == x_dim) continue;
-    coords[d] = origin[d] / array.chunks[d];
-    base += (origin[d] % array.chunks[d]) * stride[d];
-  }
-  const uint64_t cy_count = (plane.height + array.chunks[y_dim] - 1) / array.chunks[y_dim];
-  const uint64_t cx_count = (plane.width + array.chunks[x_dim] - 1) / array.chunks[x_dim];
+  // One band of chunk rows at a time (the reader fills chunks that are not stored), so the
+  // stored elements held besides the plane's doubles are one band's.
+  ASSIGN_OR_RETURN(auto reader, OpenArrayReader(std::make_unique<FetchedChunks>(array, fetch), "plane",
+                                                {.threads = 1}));
+  plane.values.resize(plane.height * plane.width);
+  const ElementType type{array.dtype.kind, array.dtype.size};
   const uint64_t esize = array.dtype.size;
-  for (uint64_t cy = 0; cy < cy_count; ++cy) {
-    for (uint64_t cx = 0; cx < cx_count; ++cx) {
-      coords[y_dim] = cy;
-      coords[x_dim] = cx;
-      ASSIGN_OR_RETURN(std::optional<std::string> chunk, fetch(coords));
-      if (!chunk) continue;
-      if (chunk->size() != array.ChunkBytes()) {
-        return CorruptError("plane: a decoded chunk has " + std::to_string(chunk->size()) +
-                            " bytes, expected " + std::to_string(array.ChunkBytes()));
-      }
-      const auto* bytes = reinterpret_cast<const std::byte*>(chunk->data());
-      const uint64_t y0 = cy * array.chunks[y_dim], x0 = cx * array.chunks[x_dim];
-      const uint64_t ny = std::min(array.chunks[y_dim], plane.height - y0);
-      const uint64_t nx = std::min(array.chunks[x_dim], plane.width - x0);
-      for (uint64_t y = 0; y < ny; ++y) {
-        double* row = &plane.values[(y0 + y) * plane.width + x0];
-        for (uint64_t x = 0; x < nx; ++x) {
-          const uint64_t at = base + y * stride[y_dim] + x * stride[x_dim];
-          row[x] = convert(bytes + at * esize, swap);
-        }
+  Box box(rank);
+  for (size_t d = 0; d < rank; ++d) box[d] = {origin[d], origin[d] + 1};
+  box[x_dim] = {0, plane.width};
+  std::vector<std::byte> band;
+  for (uint64_t y0 = 0; y0 < plane.height; y0 += array.chunks[y_dim]) {
+    const uint64_t rows = std::min(array.chunks[y_dim], plane.height - y0);
+    box[y_dim] = {y0, y0 + rows};
+    band.resize(rows * plane.width * esize);
+    Status s = reader->ReadInto(box, type, band);
+    if (!s.ok()) return s;
+    // The band is in the array's dimension order: rows outside when y comes before x.
+    for (uint64_t y = 0; y < rows; ++y) {
+      double* row = &plane.values[(y0 + y) * plane.width];
+      for (uint64_t x = 0; x < plane.width; ++x) {
+        const uint64_t at = y_dim < x_dim ? y * plane.width + x : x * rows + y;
+        row[x] = convert(band.data() + at * esize);
       }
     }
   }

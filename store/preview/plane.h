@@ -36,8 +36,9 @@ inline constexpr uint64_t kMaxPlaneElements = 1ull << 26;
 /// `x_dim` are ignored) spanning the whole of dimensions `y_dim` and `x_dim`, asking `fetch` for
 /// each chunk it crosses once. Elements are converted to double (bool, integers and floats of any
 /// size and byte order). kUnsupported for other dtypes; kInvalidArgument for an origin outside
-/// the array or a plane of more than kMaxPlaneElements; errors of `fetch` as they come; kCorrupt
-/// when a fetched chunk has the wrong size.
+/// the array or a plane of more than kMaxPlaneElements; errors of `fetch` (with the box read in
+/// front); kCorrupt when a fetched chunk has the wrong size. The chunks are copied into place by
+/// an ArrayReader (store/array_reader.h), one band of chunk rows at a time.
 Result<Plane> ReadPlane(const ArrayDesc& array, const DecodedChunkFetcher& fetch,
                         std::span<const uint64_t> origin, int y_dim, int x_dim);
 
