@@ -206,14 +206,23 @@ def check_viewers(failures, oracle, results, tag):
     h, w = stack.shape[3:]
     crop = lambda got: {**got, "w": w, "h": h, "rgba": base64.b64encode(  # noqa: E731
         rgba(got)[:h, :w].tobytes()).decode()} if "rgba" in got else got
-    z0 = compare(failures, f"{tag} {ZSTACK} z 0", crop(step()), composite(stack[0, :, 0], ch))
-    moved = step()
-    if moved.get("value") != "1":
-        failures.append(f"{tag} {ZSTACK}: the z slider reads {moved.get('value')} after one "
-                        f"step right, expected 1 ({moved.get('error', '')})")
-    z1 = compare(failures, f"{tag} {ZSTACK} z 1", crop(step()), composite(stack[0, :, 1], ch))
-    if z0 is not None and z1 is not None and np.array_equal(z0, z1):
-        failures.append(f"{tag} {ZSTACK}: moving the z slider changed nothing")
+
+    def slider(image, axis, before, plane, ch):
+        """The view at `before`, one step of the axis' slider right, the view at before + 1: each
+        equal to the oracle's plane (`plane(index)`), and not equal to each other."""
+        after = before + 1
+        first = compare(failures, f"{tag} {image} {axis} {before}", crop(step()),
+                        composite(plane(before), ch))
+        moved = step()
+        if moved.get("value") != str(after):
+            failures.append(f"{tag} {image}: the {axis} slider reads {moved.get('value')} after one "
+                            f"step right from {before}, expected {after} ({moved.get('error', '')})")
+        second = compare(failures, f"{tag} {image} {axis} {after}", crop(step()),
+                         composite(plane(after), ch))
+        if first is not None and second is not None and np.array_equal(first, second):
+            failures.append(f"{tag} {image}: moving the {axis} slider changed nothing")
+
+    slider(ZSTACK, "z", 0, lambda z: stack[0, :, z], ch)
 
     # ImageJ hyperstack (t 4, z 3, c 2): t 2, then the t slider one step right: t 3.
     expect_title(step(), HYPERSTACK)
@@ -221,14 +230,7 @@ def check_viewers(failures, oracle, results, tag):
     ch = oracle.channels(HYPERSTACK)
     ch[0]["start"], ch[0]["end"], ch[1]["start"], ch[1]["end"] = 0, 65535, 5000, 40000
     h, w = hyper.shape[3:]
-    t2 = compare(failures, f"{tag} {HYPERSTACK} t 2", crop(step()), composite(hyper[2, :, 1], ch))
-    moved = step()
-    if moved.get("value") != "3":
-        failures.append(f"{tag} {HYPERSTACK}: the t slider reads {moved.get('value')} after one "
-                        f"step right from 2, expected 3 ({moved.get('error', '')})")
-    t3 = compare(failures, f"{tag} {HYPERSTACK} t 3", crop(step()), composite(hyper[3, :, 1], ch))
-    if t2 is not None and t3 is not None and np.array_equal(t2, t3):
-        failures.append(f"{tag} {HYPERSTACK}: moving the t slider changed nothing")
+    slider(HYPERSTACK, "t", 2, lambda t: hyper[t, :, 1], ch)
 
     # RGB: the three channels (red, green, blue, windows 0-255) are the image itself.
     expect_title(step(), RGB)

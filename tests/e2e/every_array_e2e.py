@@ -25,7 +25,6 @@ REFZARR_JS_WORK (where npm installs). REFZARR_E2E_VERBOSE=1 prints progress.
 """
 import argparse
 import concurrent.futures
-import hashlib
 import http.server
 import json
 import os
@@ -596,31 +595,10 @@ def compare_zarr_python(base, arrays, oracles, view, failures, skips):
 
 
 def install_js(source, dest):
-    """`npm ci` of tests/e2e/js into `dest`, unless an install of the same lockfile is there.
-    Returns the folder with node_modules and read_arrays.mjs."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            sys.exit(f"FAIL: `{tool}` is not installed: the zarrita.js test needs Node.js and npm "
-                     f"(Debian: apt-get install nodejs npm; see the Makefile)")
-    with open(os.path.join(source, "package-lock.json"), "rb") as f:
-        lock = hashlib.sha256(f.read()).hexdigest()
-    stamp = os.path.join(dest, "installed-lock.sha256")
-    if not (os.path.exists(stamp) and open(stamp).read() == lock and
-            os.path.isdir(os.path.join(dest, "node_modules"))):
-        shutil.rmtree(dest, ignore_errors=True)
-        os.makedirs(dest)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(source, name), dest)
-        start = time.time()
-        done = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-                              cwd=dest, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            sys.exit(f"FAIL: npm ci in {dest} failed (exit {done.returncode}):\n"
-                     f"{done.stdout[-1500:]}{done.stderr[-3000:]}")
-        with open(stamp, "w") as f:
-            f.write(lock)
-        print(f"npm ci: installed {', '.join(ZARRITA)} in {time.time() - start:.1f} s")
-    # The reader sits beside node_modules so that its bare imports resolve there.
+    """`npm ci` of tests/e2e/js into `dest` (e2e_common.npm_ci: skipped while the lockfile is
+    unchanged), with the reader beside node_modules so that its bare imports resolve there.
+    Returns that folder."""
+    c.npm_ci(source, dest, "the zarrita.js test")
     shutil.copy(os.path.join(source, "read_arrays.mjs"), dest)
     return dest
 
