@@ -106,6 +106,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     std::string files_from;
     bool null = false;
     std::vector<std::string> exclude;
+    std::vector<std::string> stacks;
     bool hidden = false;
     std::string root;
     std::string as;
@@ -133,6 +134,17 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
                   "(fnmatch); repeatable")
       ->type_name("GLOB")
       ->allow_extra_args(false);
+  cmd->add_option("--stack", args->stacks,
+                  "Index the files of a folder that PATTERN matches as one image (one file per "
+                  "plane or time point): literal text and fields {t}, {c}, {z} standing for "
+                  "numbers, e.g. 'scan_t{t}_c{c}_z{z}.tif'; NAME=PATTERN names the image; "
+                  "'auto' finds the numbered files of each folder (docs/stacks.md); repeatable")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false)
+      ->each([](const std::string& text) {
+        Result<StackRule> rule = ParseStackRule(text);
+        if (!rule.ok()) throw CLI::ValidationError("--stack", rule.status().message());
+      });
   cmd->add_flag("--hidden", args->hidden,
                 "Also index hidden files and folders (names starting with '.': .snapshot, "
                 ".DS_Store, ._x.tif) found in folders; named inputs are always indexed");
@@ -203,6 +215,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     }
     options.files_from_null = args->null;
     options.exclude = args->exclude;
+    for (const std::string& text : args->stacks) options.stacks.push_back(*ParseStackRule(text));
     options.hidden = args->hidden;
     options.root = args->root;
     options.as = args->as;

@@ -12,6 +12,7 @@
 #include <istream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -25,14 +26,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A file sequence to index as one image (IndexOptions::stacks).
+struct StackJob {
+  Sequence sequence;
+  std::vector<std::string> uris;  // of sequence.members, in order
+};
+
 struct Job {
-  std::string uri;     // file:///abs/path, https://..., s3://...
+  std::string uri;     // file:///abs/path, https://..., s3://...; a stack's: its first member
   std::string group;
   bool named = false;  // given as an input itself, not found in a folder
   std::string refused;  // why the input cannot be placed in the tree; empty: it can
   /// What a listing said of the source (size and generation), when it came from one: the
   /// unchanged check then needs no request of its own.
   std::optional<SourceStat> listed;
+  /// Set for a file sequence: its members are scanned and joined into one image.
+  std::shared_ptr<const StackJob> stack;
 
   static Job Of(std::string uri, std::string group, bool named, std::string refused = {}) {
     Job j;
@@ -435,8 +444,10 @@ class Walker {
     }
     if (ec) return IoError(dir.string() + ": " + ec.message());
     std::sort(entries.begin(), entries.end());
+    const std::set<std::string> members = Sequences(dir, group, rel, entries);
     for (const auto& [name, folder] : entries) {
       if (Cancelled()) return OkStatus();
+      if (!folder && members.count(name)) continue;
       fs::path p = dir / name;
       std::string child = group.empty() ? name : group + "/" + name;
       if (!folder &&
@@ -457,6 +468,42 @@ class Walker {
       Emit(Job::Of(FileUri(p), child, false));
     }
     return OkStatus();
+  }
+
+  // The file sequences of a folder (IndexOptions::stacks), each emitted as one job; returns the
+  // names of their members, which are not indexed as files of their own. Hidden, excluded and
+  // index files are never members.
+  std::set<std::string> Sequences(const fs::path& dir, const std::string& group,
+                                  const std::string& rel,
+                                  const std::vector<std::pair<std::string, bool>>& entries) {
+    std::set<std::string> taken_names;
+    if (options_.stacks.empty()) return taken_names;
+    std::vector<std::string> files, folders;
+    for (const auto& [name, folder] : entries) {
+      const std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      if (folder) {
+        folders.push_back(name);
+      } else if ((options_.hidden || !name.starts_with('.')) && !Excluded(child_rel, name) &&
+                 dir / name != index_abs_ && !name.ends_with(".refs.db-wal") &&
+                 !name.ends_with(".refs.db-shm")) {
+        files.push_back(name);
+      }
+    }
+    std::vector<bool> taken;
+    for (Sequence& seq : FindSequences(options_.stacks, files, folders, taken)) {
+      auto job = std::make_shared<StackJob>();
+      for (const SequenceMember& m : seq.members) {
+        job->uris.push_back(FileUri(dir / m.name));
+        taken_names.insert(m.name);
+      }
+      const std::string at = group.empty() ? seq.name : group + "/" + seq.name;
+      std::string problem = seq.problem;
+      job->sequence = std::move(seq);
+      Job j = Job::Of(job->uris.front(), at, false, std::move(problem));
+      j.stack = std::move(job);
+      Emit(std::move(j));
+    }
+    return taken_names;
   }
 
   // Whether a --exclude glob matches: one with a '/' the path relative to the input, one
@@ -567,6 +614,20 @@ void Fail(Scanned& r, const Status& st) {
   r.scan.reset();
 }
 
+// Whether the members of a sequence indexed with the first member `main_id` are the same files,
+// in the same order, each unchanged (one stat each); any doubt is a change.
+bool StackUnchanged(const StackJob& stack, int64_t main_id, const ScanTools& tools) {
+  Result<std::vector<int64_t>> ids = tools.store.FileSourceIds(main_id);
+  if (!ids.ok() || ids->size() != stack.uris.size()) return false;
+  for (size_t k = 1; k < ids->size(); ++k) {
+    Result<SourceInfo> indexed = tools.store.GetSource((*ids)[k]);
+    if (!indexed.ok() || indexed->uri != stack.uris[k]) return false;
+    Result<SourceInfo> now = StatSource(stack.uris[k], tools.openers);
+    if (!now.ok() || !DescribeChange(*indexed, *now).empty()) return false;
+  }
+  return true;
+}
+
 // Everything before the scan: the fingerprint, the sniff, whether the file changed. Leaves
 // r.outcome empty when the file is to be scanned with r.scanner.
 Scanned Prepare(Job queued, const ScanTools& tools) {
@@ -596,7 +657,8 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
       Fail(r, now.status());
       return r;
     }
-    if (DescribeChange(**old, *now).empty()) {
+    if (DescribeChange(**old, *now).empty() &&
+        (!job.stack || StackUnchanged(*job.stack, (*old)->id, tools))) {
       r.source = **old;
       r.outcome = "unchanged";
       return r;
@@ -645,6 +707,37 @@ void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpene
   r.outcome = "indexed";
 }
 
+void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpeners& openers);
+
+// Scans the members of a file sequence (batches of kScanBatch through the runner, so each is
+// crash-isolated like any file) and joins them into one image: r's scan. A member that fails
+// its scan, or differs from the first, fails the sequence, named. Memory: one batch of member
+// scans, and the joined references up to tools.refs_in_memory (then spilled).
+void ScanStack(Scanned& r, const ScanTools& tools, size_t batch) {
+  const StackJob& stack = *r.job.stack;
+  RecordingSink out(tools.refs_in_memory);
+  StackBuilder builder(stack.sequence, out);
+  for (size_t begin = 0; begin < stack.uris.size(); begin += batch) {
+    const size_t end = std::min(stack.uris.size(), begin + batch);
+    std::vector<std::unique_ptr<RecordingSink>> sinks;
+    std::vector<ScanRequest> requests;
+    for (size_t k = begin; k < end; ++k) {
+      sinks.push_back(std::make_unique<RecordingSink>(tools.refs_in_memory));
+      requests.push_back({r.scanner, stack.uris[k], sinks.back().get()});
+    }
+    std::vector<Status> statuses = tools.runner.ScanAll(requests);
+    for (size_t k = begin; k < end; ++k) {
+      RecordingSink& member = *sinks[k - begin];
+      Status st = statuses[k - begin];
+      if (st.ok()) st = member.Finish();
+      if (!st.ok()) return Fail(r, st.WithContext(DisplaySource(stack.uris[k])));
+      st = builder.Add(k, stack.uris[k], member.result());
+      if (!st.ok()) return Fail(r, st);
+    }
+  }
+  Complete(r, out, builder.Finish(), tools.openers);
+}
+
 // Files scanned together in one ScanRunner::ScanAll call at most, and the largest that joins a
 // batch: small files share the runner's round trips (a worker process scans one while the next
 // is on its way); a large file's scan, with its references held in memory, runs alone.
@@ -663,6 +756,10 @@ std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
     size_t end = i;
     for (; end < out.size(); ++end) {
       if (!out[end].outcome.empty()) continue;
+      if (out[end].job.stack) {  // a sequence is scanned alone, its members batched
+        if (members.empty()) ScanStack(out[end], tools, kScanBatch), ++end;
+        break;
+      }
       const bool large = out[end].source.size > kBatchedFileBytes;
       if (large && !members.empty()) break;
       members.push_back(end);
@@ -902,6 +999,17 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
         fatal = st.WithContext("index " + index.string());
         continue;
       } else {
+        if (job.stack) {
+          // Members indexed as files of their own before (a run without --stack) are now
+          // part of the sequence.
+          for (size_t k = 1; k < job.stack->uris.size() && st.ok(); ++k) {
+            st = store->RemoveSource(job.stack->uris[k]);
+          }
+          if (!st.ok()) {
+            fatal = st.WithContext("index " + index.string());
+            continue;
+          }
+        }
         f.chunks = s.scan->ChunkCount();
         f.arrays = s.scan->arrays.size();
         report.chunks += f.chunks;

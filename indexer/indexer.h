@@ -14,6 +14,7 @@
 #include "formats/core/scanner.h"
 #include "formats/core/source.h"
 #include "formats/core/status.h"
+#include "indexer/file_sequence.h"
 #include "indexer/progress.h"
 #include "indexer/scan_runner.h"
 
@@ -98,6 +99,12 @@ struct IndexOptions {
   /// without one, is an error; a run in progress or stopped is marked (meta "shard_run"
   /// "incomplete") so that `merge` refuses it until the task is re-run to the end.
   ShardSpec shard;
+  /// File sequences indexed as one image each (indexer/file_sequence.h): in every folder walked,
+  /// the files each rule matches become one image placed at the sequence's name in that folder,
+  /// its chunks referencing the files (the first is the image's source, the others its
+  /// companions). Inputs named on the command line or listed (files_from) are files, never
+  /// members. Empty: every file is its own group.
+  std::vector<StackRule> stacks;
   /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().
