@@ -231,8 +231,14 @@ nlohmann::json Shape(const ArrayDesc& a) {
   return j;
 }
 
-// The first key where two JSON objects differ, as "key: A vs B".
+// The first key where two JSON objects differ, as "key A vs B": the shape, data type and chunk
+// shape first, as a user would compare them, then the rest (the encoding, the fill value...).
 std::string FirstDifference(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const char* key : {"shape", "dtype", "chunks"}) {
+    if (a.contains(key) && b.contains(key) && a.at(key) != b.at(key)) {
+      return std::string(key) + " " + a.at(key).dump() + " vs " + b.at(key).dump();
+    }
+  }
   for (const auto& [key, value] : a.items()) {
     if (!b.contains(key) || b.at(key) != value) {
       return key + " " + value.dump() + " vs " + (b.contains(key) ? b.at(key).dump() : "none");
