@@ -1,13 +1,12 @@
 #include "store/preview/thumbnail.h"
 
-#include <png.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cctype>
 #include <cstdlib>
 #include <tuple>
 
+#include "store/codecs/codecs.h"
 #include "store/ref_store.h"
 #include "store/transcode/transcode.h"
 
@@ -231,29 +230,8 @@ Result<Thumbnail> RenderThumbnail(ZarrView& view, std::string_view image_path,
 }
 
 Result<std::string> EncodePng(const RgbImage& image) {
-  if (image.width == 0 || image.height == 0 ||
-      image.rgb.size() != static_cast<size_t>(image.width) * image.height * 3) {
-    return InvalidArgumentError("PNG: an empty image or pixels of the wrong count");
-  }
-  png_image png{};
-  png.version = PNG_IMAGE_VERSION;
-  png.width = image.width;
-  png.height = image.height;
-  png.format = PNG_FORMAT_RGB;
-  png_alloc_size_t size = 0;
-  if (!png_image_write_to_memory(&png, nullptr, &size, 0, image.rgb.data(), 0, nullptr)) {
-    std::string message = png.message;
-    png_image_free(&png);
-    return InternalError("PNG: " + message);
-  }
-  std::string out(size, '\0');
-  if (!png_image_write_to_memory(&png, out.data(), &size, 0, image.rgb.data(), 0, nullptr)) {
-    std::string message = png.message;
-    png_image_free(&png);
-    return InternalError("PNG: " + message);
-  }
-  out.resize(size);
-  return out;
+  ASSIGN_OR_RETURN(const CodecLibs* codecs, Codecs());
+  return codecs->encode_png(image.width, image.height, image.rgb);
 }
 
 }  // namespace refzarr

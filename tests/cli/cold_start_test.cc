@@ -1,7 +1,8 @@
 // The refzarr binary's cold start: reading an index (cat of a pass-through chunk, ls, info, refs)
-// maps none of the heavy libraries (libtiff, libhdf5, libfuse3, libmicrohttpd: they come with
-// modules loaded on first use), a transcoded chunk loads the formats module and decodes as libtiff
-// does, and a binary without its modules says which module is missing.
+// maps none of the heavy libraries (libtiff, libhdf5, libfuse3, libmicrohttpd, the compression
+// libraries: they come with modules loaded on first use; SQLite is linked in), a transcoded chunk
+// loads the formats and codecs modules and decodes as libtiff does, and a binary without its
+// modules says which module is missing.
 //
 // What the dynamic loader mapped is read from its own trace (LD_DEBUG=files), and the bytes are
 // compared with what libtiff reads from the file.
@@ -63,8 +64,10 @@ std::string LoadedFiles(const std::string& trace) {
   return files;
 }
 
-constexpr const char* kHeavy[] = {"libtiff", "libhdf5", "libfuse3",          "libmicrohttpd",
-                                  "libjpeg", "libcurl", "refzarr_formats.so"};
+constexpr const char* kHeavy[] = {"libtiff",   "libhdf5",  "libfuse3",  "libmicrohttpd",
+                                  "libjpeg",   "libcurl",  "libblosc",  "libzstd",
+                                  "liblzma",   "libpng",   "libdeflate", "libz.so",
+                                  "libsqlite3", "refzarr_formats.so", "refzarr_codecs.so"};
 
 constexpr uint32_t kSide = 64, kTile = 32;
 
@@ -185,6 +188,7 @@ TEST_F(ColdStart, ATranscodedChunkLoadsTheFormatsModule) {
   std::string loaded = LoadedFiles(r.err);
   EXPECT_NE(loaded.find("refzarr_formats.so"), std::string::npos) << loaded;
   EXPECT_NE(loaded.find("libtiff"), std::string::npos) << loaded;
+  EXPECT_NE(loaded.find("refzarr_codecs.so"), std::string::npos) << loaded;  // blosc encodes
   // The compat view re-encodes the decoded tile with blosc: decoded, it is libtiff's tile.
   const std::string want = ReadTile0(data_ / "jpeg.tif", /*raw=*/false);
   ASSERT_EQ(want.size(), kTile * kTile);
