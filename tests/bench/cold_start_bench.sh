@@ -4,6 +4,7 @@
 # and a minimal C program that opens the index with SQLite and reads one row (what any reader of
 # the index pays). Prints how many shared objects each maps, then hyperfine's comparison.
 # Usage: tests/bench/cold_start_bench.sh [BUILD_DIR] [WORK_DIR]   (needs hyperfine, cc)
+# BEFORE=/path/to/an/older/refzarr adds its `cat` to the same hyperfine run, side by side.
 set -euo pipefail
 build=$(realpath "${1:-build}")
 work=${2:-/tmp/refzarr-cold-start-bench}
@@ -35,7 +36,9 @@ printf '%4s  sqlite3 DB "select 1"\n' "$(count sqlite3 "$db" 'select 1')"
 printf '%4s  minimal SQLite reader (C)\n' "$(count "$work/sqlite_reader" "$db")"
 
 echo "== wall time (hyperfine, no shell)"
-hyperfine -N --warmup 10 --runs "${RUNS:-200}" \
+before=()
+[ -n "${BEFORE:-}" ] && before=(-n "refzarr cat (BEFORE)" "$BEFORE cat $db $key")
+hyperfine -N --warmup 10 --runs "${RUNS:-200}" "${before[@]}" \
   -n "refzarr cat" "$refzarr cat $db $key" \
   -n "refzarr --version" "$refzarr --version" \
   -n "sqlite3 select 1" "sqlite3 $db 'select 1'" \
