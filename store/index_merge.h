@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "formats/core/status.h"
@@ -33,5 +36,12 @@ struct MergeReport {
 /// `out` is not created. Streams: memory does not grow with the inputs' sizes.
 Result<MergeReport> MergeIndexes(const std::vector<std::filesystem::path>& inputs,
                                  const std::filesystem::path& out);
+
+namespace internal {
+/// An array node's meta (compact JSON, as the index writes it) with `offset` added to each id of
+/// its top-level "sources" list, rewritten in the text without parsing it; nullopt when the text
+/// is not of that shape (the merge then parses it). Exposed for tests.
+std::optional<std::string> ShiftSourcesInText(std::string_view text, int64_t offset);
+}  // namespace internal
 
 }  // namespace refzarr

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "tests/cli/run_command.h"
+#include "store/index_merge.h"
 #include "store/zarr_view.h"
 #include "tests/cli/same_index.h"
 #include "tests/support/view_keys.h"
@@ -196,6 +197,36 @@ TEST_F(MergeTest, InputThatIsNotAnIndexIsNamed) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(bogus), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(Db("bogus_out")));
+}
+
+}  // namespace
+}  // namespace refzarr
+
+namespace refzarr {
+namespace {
+
+// The merge shifts the source ids of array metas in their text; the reference is nlohmann::json
+// parsing the meta and adding the offset to the top-level list.
+TEST(ShiftSourcesInText, EqualsParsingAndShiftingTheTopLevelList) {
+  const std::vector<std::string> metas = {
+      R"({"array":{"attributes":{},"shape":[1,2]},"flagged":false,"sources":[3],"stored":6})",
+      R"({"array":{"attributes":{"sources":[7],"note":"\"sources\":[9]"}},"sources":[0,12,40]})",
+      R"({"a":"x\\","sources":[1]})",
+      R"({"sources":[],"stored":0})",
+  };
+  for (const std::string& meta : metas) {
+    nlohmann::json want = nlohmann::json::parse(meta);
+    for (auto& id : want["sources"]) id = id.get<int64_t>() + 1000;
+    std::optional<std::string> got = internal::ShiftSourcesInText(meta, 1000);
+    ASSERT_TRUE(got.has_value()) << meta;
+    EXPECT_EQ(nlohmann::json::parse(*got), want) << meta << " -> " << *got;
+  }
+  // Not of the shape the index writes: left to the parser.
+  for (const char* other : {R"({"sources":[-1]})", R"({"sources":[1.5]})", R"({"sources":[1,]})",
+                            R"({"sources":["1"]})", R"({"array":{"sources":[1]}})", R"({"sources":[1)",
+                            R"({"sources" : [1]})"}) {
+    EXPECT_FALSE(internal::ShiftSourcesInText(other, 5).has_value()) << other;
+  }
 }
 
 }  // namespace
