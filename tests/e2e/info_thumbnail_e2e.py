@@ -1,9 +1,10 @@
 """End to end: `refzarr info` (text and --json), `ls -l`, `refzarr thumbnail` and the display windows
-the index gives, checked against independent readers: tifffile (shapes, dtypes, tiles, pixels;
+the index gives, checked against independent readers: h5py for the HDF5 images (Imaris,
+BigDataViewer: levels, dtype, chunks), tifffile (shapes, dtypes, tiles, pixels;
 libtiff's tiffcp or GDAL where tifffile lacks a codec), numpy (percentiles, the composite a
 thumbnail must be) and PIL (decodes the PNG). The samples come from refzarr-samples, a realdata
 OME-TIFF and COG from the shared corpus, and TIFFs written here by tifffile for each window source.
-Usage: REFZARR_BIN=... REFZARR_SAMPLES_BIN=... REFZARR_SHARED_DIR=... REFZARR_WORK=... info_thumbnail_e2e.py"""
+Usage: REFZARR_BIN=... REFZARR_SAMPLES_BIN=... REFZARR_HDF5_SAMPLES_BIN=... REFZARR_SHARED_DIR=... REFZARR_WORK=... info_thumbnail_e2e.py"""
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ except ImportError:
 
 REFZARR = c.env("REFZARR_BIN")
 SAMPLES_BIN = c.env("REFZARR_SAMPLES_BIN")
+HDF5_SAMPLES_BIN = c.env("REFZARR_HDF5_SAMPLES_BIN")
 SHARED = c.env("REFZARR_SHARED_DIR")
 WORK = c.env("REFZARR_WORK")
 problems = []
@@ -66,6 +68,9 @@ for name, path in REAL.items():
         sys.exit(f"realdata file missing: {path}")
     shutil.copy(path, os.path.join(samples, name))  # into the work tree only, never the repo
 
+# The HDF5 samples: a BigDataViewer file (with its XML) and an Imaris file are images.
+subprocess.run([HDF5_SAMPLES_BIN, os.path.join(samples, "hdf5")], check=True, stdout=subprocess.DEVNULL)
+
 windows = os.path.join(samples, "windows")
 os.makedirs(windows)
 rng = np.random.default_rng(13)
@@ -99,8 +104,8 @@ checked = 0
 for path, im in sorted(images.items()):
     file_group, series = path.rsplit("/", 1)
     source = os.path.join(samples, file_group)
-    if not os.path.isfile(source) or not series.isdigit():
-        continue
+    if not os.path.isfile(source) or not series.isdigit() or im["scanner"] != "tiff":
+        continue  # the HDF5 images are checked against h5py below
     try:
         tif = tifffile.TiffFile(source)
     except Exception as e:
@@ -146,6 +151,44 @@ if checked < 40:
 for name in REAL:
     if f"{name}/0" not in images:
         fail(f"realdata {name} has no image in info")
+
+# ---- info --json against h5py: the HDF5 images' levels, dtype and chunks ------------------------
+# hdf5_image_oracle assembles each level from the datasets the format's layout names (Imaris:
+# DataSet/ResolutionLevel r/TimePoint t/Channel c/Data cropped to its stated size; BigDataViewer:
+# tNNNNN/sNN/<level>/cells); the chunks are those datasets' own.
+h5py = c._h5py()
+HDF5_IMAGES = {"hdf5/sample.ims/0": "DataSet/ResolutionLevel {level}/TimePoint 0/Channel 0/Data",
+               "hdf5/bdv.h5/0": "t00000/s00/{level}/cells"}
+for path, dataset in HDF5_IMAGES.items():
+    im = images.get(path)
+    if im is None:
+        fail(f"{path}: not an image in info ({sorted(p for p in images if p.startswith('hdf5/'))})")
+        continue
+    source = os.path.join(samples, path.rsplit("/", 1)[0])
+    if im["source"] != source or im["scanner"] != "hdf5" or im["stale"]:
+        fail(f"{path}: source {im['source']} scanner {im['scanner']} stale {im['stale']}")
+    for level, mine in enumerate(im["levels"]):
+        try:
+            want = c.hdf5_image_oracle(source, 0, level)
+        except c.OracleUnavailable as e:
+            fail(f"{path} level {level}: {e}")
+            continue
+        if mine["shape"] != list(want.shape):
+            fail(f"{path}/{mine['path']}: shape {mine['shape']}, h5py {list(want.shape)}")
+        with h5py.File(source, "r") as f:
+            ds = f[dataset.format(level=level)]
+            if mine["chunks"][2:] != list(ds.chunks):
+                fail(f"{path}/{mine['path']}: chunks {mine['chunks']}, h5py {ds.chunks}")
+    if np.dtype(im["dtype"]).newbyteorder("=") != want.dtype.newbyteorder("="):
+        fail(f"{path}: dtype {im['dtype']}, h5py {want.dtype}")
+    if len(im["levels"]) < 2:
+        fail(f"{path}: {len(im['levels'])} levels; the sample has a pyramid")
+    sizes = {a["name"]: a["size"] for a in im["axes"]}
+    if [sizes[a] for a in "tczyx"] != im["levels"][0]["shape"]:
+        fail(f"{path}: axes sizes {sizes} are not level 0's shape")
+    if len(im["channels"]) != im["levels"][0]["shape"][1]:
+        fail(f"{path}: {len(im['channels'])} channels for c = {im['levels'][0]['shape'][1]}")
+    checked += 1
 
 # Physical scales and units: the OME sample says 0.325 x 0.325 x 1.5 micrometre.
 ome = images.get("ome/multiseries_2images.ome.tif/0")
