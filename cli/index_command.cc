@@ -107,6 +107,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     bool null = false;
     std::vector<std::string> exclude;
     std::vector<std::string> stacks;
+    bool no_data_windows = false;
     bool hidden = false;
     std::string root;
     std::string as;
@@ -145,6 +146,10 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
         Result<StackRule> rule = ParseStackRule(text);
         if (!rule.ok()) throw CLI::ValidationError("--stack", rule.status().message());
       });
+  cmd->add_flag("--no-data-windows", args->no_data_windows,
+                "Use only the display windows files state (OME SignificantBits, TIFF "
+                "SMin/SMaxSampleValue, ImageJ, Imaris); never read pixels at index time to give "
+                "the other channels percentile windows (they get the dtype's range)");
   cmd->add_flag("--hidden", args->hidden,
                 "Also index hidden files and folders (names starting with '.': .snapshot, "
                 ".DS_Store, ._x.tif) found in folders; named inputs are always indexed");
@@ -215,6 +220,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     }
     options.files_from_null = args->null;
     options.exclude = args->exclude;
+    options.scan.data_windows = !args->no_data_windows;
     for (const std::string& text : args->stacks) options.stacks.push_back(*ParseStackRule(text));
     options.hidden = args->hidden;
     options.root = args->root;
@@ -234,6 +240,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       // Each scan runs in a worker: this same binary, started with the hidden scan-worker command.
       IsolationOptions isolation;
       isolation.command = ctx.scan_worker;
+      if (args->no_data_windows) isolation.command.push_back("--no-data-windows");
       isolation.workers = threads;
       isolation.memory_bytes = args->scan_memory;
       isolation.timeout_seconds = args->scan_timeout;
@@ -319,11 +326,13 @@ void AddScanWorkerCommand(CLI::App& app, CommandContext& ctx) {
   // Not for users: `index` starts it as a crash-isolated scanner talking over stdin.
   CLI::App* cmd = app.add_subcommand("scan-worker", "");
   cmd->group("");
-  cmd->callback([&ctx] {
+  auto settings = std::make_shared<ScanSettings>();
+  cmd->add_flag_callback("--no-data-windows", [settings] { settings->data_windows = false; });
+  cmd->callback([&ctx, settings] {
     std::vector<std::unique_ptr<ChunkDecoder>> decoders = DefaultDecoders();
     std::vector<const ChunkDecoder*> raw;
     for (const auto& d : decoders) raw.push_back(d.get());
-    int code = RunScanWorker(0, DefaultScanners(), raw, DefaultSourceOpeners());
+    int code = RunScanWorker(0, DefaultScanners(), raw, DefaultSourceOpeners(), *settings);
     // Exit at once: library clean-up of a scan that went wrong must not crash or hang the exit.
     ctx.out.flush();
     std::_Exit(code);

@@ -887,7 +887,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   if (!options.runner) {
     std::vector<const ChunkDecoder*> raw;
     for (const auto& d : decoders) raw.push_back(d.get());
-    in_process = MakeInProcessScanRunner(scanners, std::move(raw), openers);
+    in_process = MakeInProcessScanRunner(scanners, std::move(raw), openers, options.scan);
   }
   const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process, openers,
                         options.force, options.refs_in_memory};

@@ -105,6 +105,9 @@ struct IndexOptions {
   /// companions). Inputs named on the command line or listed (files_from) are files, never
   /// members. Empty: every file is its own group.
   std::vector<StackRule> stacks;
+  /// How files are scanned when the scans run in this process (no `runner`); an isolated runner
+  /// is given its workers' settings itself (the CLI passes scan-worker --no-data-windows).
+  ScanSettings scan;
   /// Scanners to use (the indexer sniffs with them); null: DefaultScanners().
   const std::vector<std::unique_ptr<Scanner>>* scanners = nullptr;
   /// Decoders that judge whether an array can be served (CheckServable); null: DefaultDecoders().

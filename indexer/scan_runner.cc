@@ -50,31 +50,39 @@ class ServableArraysSink final : public ScanSink {
 class InProcessScanRunner final : public ScanRunner {
  public:
   InProcessScanRunner(const std::vector<std::unique_ptr<Scanner>>& scanners,
-                      std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers)
-      : scanners_(scanners), decoders_(std::move(decoders)), openers_(openers) {}
+                      std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers,
+                      ScanSettings settings)
+      : scanners_(scanners), decoders_(std::move(decoders)), openers_(openers),
+        settings_(settings) {}
 
   Status Scan(std::string_view name, std::string_view uri, ScanSink& sink) override {
     const Scanner* scanner = FindScanner(scanners_, name);
     if (!scanner) return InternalError("no scanner called '" + std::string(name) + "'");
-    return ScanFileInto(*scanner, uri, openers_, decoders_, sink);
+    return ScanFileInto(*scanner, uri, openers_, decoders_, sink, settings_);
   }
 
  private:
   const std::vector<std::unique_ptr<Scanner>>& scanners_;
   std::vector<const ChunkDecoder*> decoders_;
   const SourceOpeners& openers_;
+  const ScanSettings settings_;
 };
 
 }  // namespace
 
 Status ScanFileInto(const Scanner& scanner, std::string_view uri, const SourceOpeners& openers,
-                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink) {
+                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink,
+                    const ScanSettings& settings) {
   ASSIGN_OR_RETURN(auto source, openers.Open(uri));
+  const ScanContext context(std::string(uri), openers);
+  if (!settings.data_windows) {
+    ServableArraysSink gate(sink, decoders);
+    return scanner.Scan(*source, context, gate);
+  }
   // scanner -> servable gate -> display windows -> sink: windows are read only from arrays
   // that are served, after the scan, from the source the scan read.
   DisplayWindowSink windows(sink, *source, openers, decoders);
   ServableArraysSink gate(windows, decoders);
-  const ScanContext context(std::string(uri), openers);
   RETURN_IF_ERROR(scanner.Scan(*source, context, gate));
   return windows.Finish();
 }
@@ -89,8 +97,9 @@ const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners
 
 std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
     const std::vector<std::unique_ptr<Scanner>>& scanners,
-    std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers) {
-  return std::make_unique<InProcessScanRunner>(scanners, std::move(decoders), openers);
+    std::vector<const ChunkDecoder*> decoders, const SourceOpeners& openers,
+    ScanSettings settings) {
+  return std::make_unique<InProcessScanRunner>(scanners, std::move(decoders), openers, settings);
 }
 
 }  // namespace refzarr

@@ -16,6 +16,15 @@
 
 namespace refzarr {
 
+/// How each file is scanned, wherever the scan runs.
+struct ScanSettings {
+  /// Give channels whose file states no display window one from the data: the 0.1/99.9 %
+  /// percentiles of the image's smallest level (DisplayWindowSink; reads that level's middle
+  /// plane). false: only the windows files state (OME SignificantBits, TIFF SMin/SMaxSampleValue,
+  /// ImageJ, Imaris); the others get the dtype's range, and no pixel is read at index time.
+  bool data_windows = true;
+};
+
 /// One source to scan: the scanner's name (Scanner::Name()), the source's URI, where results go.
 struct ScanRequest {
   std::string_view scanner;
@@ -48,7 +57,8 @@ class ScanRunner {
 /// `decoders` (the array is refused on `sink` with the reason). What both the in-process runner
 /// and the scan worker run.
 Status ScanFileInto(const Scanner& scanner, std::string_view uri, const SourceOpeners& openers,
-                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink);
+                    std::span<const ChunkDecoder* const> decoders, ScanSink& sink,
+                    const ScanSettings& settings = {});
 
 /// The scanner of `scanners` called `name`, or nullptr.
 const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners,
@@ -59,6 +69,6 @@ const Scanner* FindScanner(const std::vector<std::unique_ptr<Scanner>>& scanners
 std::unique_ptr<ScanRunner> MakeInProcessScanRunner(
     const std::vector<std::unique_ptr<Scanner>>& scanners,
     std::vector<const ChunkDecoder*> decoders,
-    const SourceOpeners& openers = LocalSourceOpeners());
+    const SourceOpeners& openers = LocalSourceOpeners(), ScanSettings settings = {});
 
 }  // namespace refzarr

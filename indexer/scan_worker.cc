@@ -873,7 +873,8 @@ Result<std::unique_ptr<ScanRunner>> MakeIsolatedScanRunner(IsolationOptions opti
 }
 
 int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
-                  const std::vector<const ChunkDecoder*>& decoders, const SourceOpeners& openers) {
+                  const std::vector<const ChunkDecoder*>& decoders, const SourceOpeners& openers,
+                  ScanSettings settings) {
   {
     std::string hello;
     hello.push_back(static_cast<char>(kHello));
@@ -911,7 +912,7 @@ int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
     bool exhausted = false;
     try {
       const Scanner* scanner = FindScanner(scanners, name);
-      status = scanner ? ScanFileInto(*scanner, job->uri, openers, decoders, out)
+      status = scanner ? ScanFileInto(*scanner, job->uri, openers, decoders, out, settings)
                        : InternalError("no scanner called '" + name + "'");
     } catch (const std::bad_alloc&) {
       status = CorruptError("scan ran out of memory (the scan's memory limit, --scan-memory)");

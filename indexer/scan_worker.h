@@ -43,12 +43,13 @@ Result<std::unique_ptr<ScanRunner>> MakeIsolatedScanRunner(IsolationOptions opti
 
 /// The worker's side: announces itself, then scans every job read from `fd` (a connected socket,
 /// also written to) with `scanners` through ScanFileInto, opening sources and their companions
-/// through `openers` (not owned), and streams the results back, until the
+/// through `openers` (not owned) with `settings`, and streams the results back, until the
 /// other end closes. Returns the process exit status (0 on a clean close). After running out of
 /// memory (std::bad_alloc) it reports the failure and returns 1, since library state may be
 /// inconsistent; the pool starts a fresh worker.
 int RunScanWorker(int fd, const std::vector<std::unique_ptr<Scanner>>& scanners,
                   const std::vector<const ChunkDecoder*>& decoders,
-                  const SourceOpeners& openers = LocalSourceOpeners());
+                  const SourceOpeners& openers = LocalSourceOpeners(),
+                  ScanSettings settings = {});
 
 }  // namespace refzarr

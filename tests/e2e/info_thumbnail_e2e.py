@@ -235,6 +235,20 @@ w, src = window_of("rgb/rgb_u8_chunky_tiled_none.tif/0")
 if w != [0, 255]:
     fail(f"uint8 RGB: window {w} from {src}")
 
+# --no-data-windows: the windows files state stay, the rest get the dtype's range and no
+# percentiles are read, whether the scans run in workers or in the indexing process.
+for mode in ([], ["--in-process"]):
+    plain = os.path.join(WORK, f"no-data-windows{'-'.join([''] + mode)}.refs.db")
+    run("index", "-o", plain, windows, "--no-data-windows", *mode)
+    stated = {im["path"]: im for im in json.loads(run("info", plain, "--json").stdout)["image_list"]}
+    for ch in range(2):
+        w = stated["sigbits12.ome.tif/0"]["channels"][ch]
+        if w["window"] != [0, 4095] or "SignificantBits=12" not in w["window_source"]:
+            fail(f"--no-data-windows {mode}: SignificantBits window {w}")
+    w = stated["camera12_stack.tif/0"]["channels"][0]
+    if w["window"] != [0, 65535] or w["window_source"].startswith("percentiles"):
+        fail(f"--no-data-windows {mode}: a window from the data: {w}")
+
 # ---- info as text, ls -l ----------------------------------------------------------------------
 
 text = run("info", index, "pyramids/u16_subifd_pyramid_deflate.tif").stdout
