@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <istream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -379,6 +380,12 @@ class Walker {
   uint64_t other_shards() const { return other_shards_; }
   /// The files passed over (with options.file_list), in walk order.
   std::vector<IndexedFile> TakeSkipped() { return std::move(skipped_files_); }
+  /// Per remote prefix walked (its URI as given), the XXH3-64 of every object URI its listing
+  /// gave, skipped ones included, sorted: what PruneVanished keeps. 8 bytes an object.
+  std::map<std::string, std::vector<uint64_t>> TakeListed() {
+    for (auto& [prefix, hashes] : listed_) std::sort(hashes.begin(), hashes.end());
+    return std::move(listed_);
+  }
 
  private:
   Status Input(const fs::path& input) {
@@ -412,8 +419,10 @@ class Walker {
   // folder (any segment hidden or excluded hides what is under it).
   Status RemoteFolder(const std::string& prefix_uri, const std::string& group) {
     if (!list_remote_) return UnsupportedError(prefix_uri + ": not listed twice");
+    std::vector<uint64_t>& seen = listed_[prefix_uri];
     return openers_.List(prefix_uri, [&](const ListedSource& listed) -> Status {
       if (Cancelled()) return OkStatus();
+      seen.push_back(XXH3_64bits(listed.uri.data(), listed.uri.size()));
       const std::string rel = DecodedPath(std::string_view(listed.uri).substr(prefix_uri.size()));
       const std::string child = group.empty() ? rel : group + "/" + rel;
       std::string sofar;
@@ -565,6 +574,7 @@ class Walker {
   uint64_t skipped_ = 0;
   uint64_t other_shards_ = 0;
   std::vector<IndexedFile> skipped_files_;
+  std::map<std::string, std::vector<uint64_t>> listed_;  // TakeListed
 };
 
 constexpr size_t kSniffBytes = 4096;
@@ -785,14 +795,45 @@ std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
   return out;
 }
 
+// Sources indexed under a remote prefix walked in this run that its listing no longer gave
+// (`listed`: Walker::TakeListed) are removed the same way: deleted objects leave the index.
+// A hash that matches by chance keeps a deleted object, which then reads as stale.
+Status PruneUnlisted(const std::string& prefix, const std::vector<uint64_t>& listed,
+                     RefStore& store, IndexReport& report, std::ostream& log) {
+  constexpr size_t kPage = 4096;
+  std::string after = prefix;
+  while (true) {
+    ASSIGN_OR_RETURN(std::vector<std::string> indexed, store.SourcesUnder(prefix, after, kPage));
+    for (const std::string& uri : indexed) {
+      if (std::binary_search(listed.begin(), listed.end(), XXH3_64bits(uri.data(), uri.size()))) {
+        continue;
+      }
+      RETURN_IF_ERROR(store.RemoveSource(uri));
+      log << "refzarr: removed " << DisplaySource(uri) << " from the index (no longer listed under "
+          << DisplaySource(prefix) << ")\n";
+      ++report.removed;
+    }
+    if (indexed.size() < kPage) break;
+    after = indexed.back();
+  }
+  return OkStatus();
+}
+
 // Files indexed earlier under an input folder that are no longer on disk are removed, so the
 // index mirrors the folder. The indexed paths are read a page at a time.
 Status PruneVanished(const std::vector<fs::path>& inputs, RefStore& store, IndexReport& report,
-                     std::ostream& log) {
+                     std::ostream& log, const std::map<std::string, std::vector<uint64_t>>& listed) {
   constexpr size_t kPage = 4096;
   for (const fs::path& input : inputs) {
     std::error_code ec;
-    if (!UriScheme(input.string()).empty()) continue;  // remote prefixes: not yet (docs/remote.md)
+    if (!UriScheme(input.string()).empty()) {
+      const std::string uri = InputUri(input);
+      auto it = listed.find(uri);
+      if (IsRemotePrefix(uri) && it != listed.end()) {
+        RETURN_IF_ERROR(PruneUnlisted(uri, it->second, store, report, log));
+      }
+      continue;
+    }
     fs::path abs = fs::absolute(input, ec).lexically_normal();
     if (!fs::is_directory(abs, ec)) continue;
     std::string prefix = FileUri(abs);
@@ -1049,7 +1090,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
   }
-  RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log));
+  RETURN_IF_ERROR(PruneVanished(inputs, *store, report, log, walk.TakeListed()));
   if (options.shard.count) RETURN_IF_ERROR(store->SetMeta("shard_run", "complete"));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

@@ -330,6 +330,18 @@ def main():
                f"s3: wrong credentials: {wrong.stderr[-400:]}")
         expect("not-the-secret" not in wrong.stderr + wrong.stdout, "s3: the secret is in a message")
 
+        # An object deleted from the bucket leaves the index when its prefix is indexed again.
+        before = indexed_files(refzarr, s3_index)
+        gone = "samples/tiled/u16_zstd.tif"
+        s3.delete(gone)
+        again = index_remote(refzarr, s3_index, [f"s3://{s3.bucket}/"], creds, "s3 after a delete")
+        expect(f"removed s3://{s3.bucket}/{gone} from the index (no longer listed under "
+               f"s3://{s3.bucket}/)" in again.stderr, f"s3: a deleted object: {again.stderr[-600:]}")
+        after = indexed_files(refzarr, s3_index)
+        expect(gone in before and gone not in after and len(after) == len(before) - 1,
+               f"s3: after deleting {gone}: {len(before)} -> {len(after)} files")
+        s3.put(gone, open(os.path.join(archive, gone), "rb").read())  # as it was, for what follows
+
         check_export(refzarr, local, http_index, work)
         check_replaced(refzarr, archive, web, work)
         check_secrets([s3_index, s3_index + "-wal", *[os.path.join(work, f) for f in os.listdir(work)

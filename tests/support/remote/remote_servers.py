@@ -668,6 +668,15 @@ class S3Server(_Managed):
         """Create or replace object `key` (new ETag and Last-Modified), bypassing the front."""
         self._s3rver_put(f"/{self.bucket}/" + urllib.parse.quote(key, safe="/-_.~"), bytes(data))
 
+    def delete(self, key):
+        """Delete object `key`, bypassing the front (s3rver answers 204)."""
+        path = f"/{self.bucket}/" + urllib.parse.quote(key, safe="/-_.~")
+        resp = self._upstream.request("DELETE", path, [("Host", f"{LOOPBACK}:{self._upstream.port}")],
+                                      b"")
+        body = resp.read()
+        if resp.status != 204:
+            raise ServerError(f"s3rver DELETE {path}: {resp.status} {body[:500]!r}")
+
     def stop(self):
         _stop_server(self.server, self.thread)
         self.server = self.thread = None
