@@ -347,6 +347,106 @@ def rng_image(rng, name, shape, dtype):
     return {"name": name, "data": rng.integers(0, hi, size=shape, dtype=dtype)}
 
 
+def check_labels(refzarr, work, shared, validator, failures):
+    """`index --labels`: label files beside their images, served under <series>/labels/<name>."""
+    folder = os.path.join(work, "labels")
+    os.makedirs(os.path.join(folder, "masks"))
+    rng = np.random.default_rng(4)
+    cells = rng.integers(0, 4000, size=(5, 40, 60), dtype=np.uint16)
+    mask = rng.integers(0, 300, size=(5, 40, 60), dtype=np.uint16)
+    masks = rng.integers(0, 7, size=(5, 40, 60), dtype=np.uint8)
+    tifffile.imwrite(os.path.join(folder, "cells.tif"), cells, tile=(16, 16))
+    tifffile.imwrite(os.path.join(folder, "cells_mask.tif"), mask, compression="zlib")
+    tifffile.imwrite(os.path.join(folder, "masks", "cells.tif"), masks)
+    # A pyramid image and a pyramid label file (SubIFD levels): both levels kept.
+    pyr = [rng.integers(0, 255, size=(64, 96), dtype=np.uint8)]
+    pyr.append(pyr[0][::2, ::2].copy())
+    pyr_labels = [rng.integers(0, 50, size=(64, 96), dtype=np.uint32)]
+    pyr_labels.append(pyr_labels[0][::2, ::2].copy())
+    for name, levels in (("pyr.ome.tif", pyr), ("pyr_labels.tif", pyr_labels)):
+        with tifffile.TiffWriter(os.path.join(folder, name)) as tw:
+            tw.write(levels[0], subifds=1, tile=(16, 16), metadata=None)
+            tw.write(levels[1], subfiletype=1, tile=(16, 16), metadata=None)
+    index = os.path.join(work, "labels.refs.db")
+    r = subprocess.run([refzarr, "index", "-o", index, "--labels", "default", folder],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        failures.append(f"labels: refzarr index --labels default failed:\n{r.stdout}{r.stderr}")
+        return
+    docs = os.path.join(work, "docs-labels")
+    os.makedirs(docs)
+    label_docs, image_docs = [], []
+    expected = {"cells.tif": {"mask": [mask], "masks": [masks]},
+                "pyr.ome.tif": {"labels": pyr_labels}}
+    with Server(refzarr, index, 2, work) as v2, Server(refzarr, index, 3, work) as v3:
+        root = zarr.open_group(zarr.storage.FSStore(v2.base, mode="r"), mode="r")
+        for image, labels in expected.items():
+            group = root[image + "/0/labels"]
+            names = group.attrs.asdict().get("labels")
+            if names != list(labels):
+                failures.append(f"labels: {image}/0/labels lists {names}, expected {list(labels)}")
+                continue
+            for name, levels in labels.items():
+                label = group[name]
+                il = label.attrs.asdict().get("image-label", {})
+                if il.get("source") != {"image": "../../"} or il.get("version") != "0.4":
+                    failures.append(f"labels: {image} {name}: image-label {il.get('source')}")
+                colors = {c["label-value"]: c["rgba"] for c in il.get("colors", [])}
+                if colors.get(0) != [0, 0, 0, 0] or len(colors) < 2:
+                    failures.append(f"labels: {image} {name}: colours {list(colors)[:4]}")
+                ms = label.attrs["multiscales"][0]
+                if len(ms["datasets"]) != len(levels):
+                    failures.append(f"labels: {image} {name}: {len(ms['datasets'])} levels, "
+                                    f"the file has {len(levels)}")
+                    continue
+                for ds, want in zip(ms["datasets"], levels):
+                    got = label[ds["path"]][...]
+                    want5 = want.reshape((1, 1) + (want.shape if want.ndim == 3 else
+                                                   (1,) + want.shape))
+                    if got.shape != want5.shape or not np.array_equal(got, want5):
+                        failures.append(f"labels: {image} {name} level {ds['path']} differs "
+                                        f"from tifffile ({got.shape} vs {want5.shape})")
+                key = f"{image}/0/labels/{name}"
+                for server, doc in ((v2, "/.zattrs"), (v3, "/zarr.json")):
+                    path = os.path.join(docs, (key + doc).replace("/", "__"))
+                    with open(path, "w") as f:
+                        json.dump(server.get_json(key + doc), f)
+                    label_docs.append(path)
+        # The image itself is unchanged by its labels.
+        if not np.array_equal(root["cells.tif/0/0"][...], cells.reshape(1, 1, 5, 40, 60)):
+            failures.append("labels: cells.tif/0/0 differs from tifffile")
+    for strict in (False, True):
+        validate(validator, shared, label_docs, strict, "label", failures,
+                 "labels: image-label" + (" (strict)" if strict else ""))
+        validate(validator, shared, label_docs, strict, "image", failures,
+                 "labels: label images" + (" (strict)" if strict else ""))
+
+    # Refusals: a float mask, a mask of another shape, patterns that name no label.
+    for case, image, label, words in (
+            ("float", np.zeros((20, 30), np.uint16), np.zeros((20, 30), np.float32),
+             ["integers", "float"]),
+            ("shape", np.zeros((20, 30), np.uint16), np.zeros((20, 31), np.uint16),
+             ["matches no level", "1 x 1 x 1 x 20 x 31"])):
+        d = os.path.join(work, "refuse-" + case)
+        os.makedirs(d)
+        tifffile.imwrite(os.path.join(d, "a.tif"), image)
+        tifffile.imwrite(os.path.join(d, "a_mask.tif"), label)
+        r = subprocess.run([refzarr, "index", "-o", os.path.join(d, "x.db"), "--labels",
+                            "{name}_mask.tif", d], capture_output=True, text=True)
+        text = r.stdout + r.stderr
+        if r.returncode == 0 or not all(w in text for w in
+                                        words + [os.path.join(d, "a.tif"),
+                                                 os.path.join(d, "a_mask.tif")]):
+            failures.append(f"labels: the {case} mask was not refused naming both files "
+                            f"(exit {r.returncode}):\n{text}")
+    for pattern, words in (("{name}", "no name"), ("mask.tif", "exactly one {name}"),
+                           ("h5:/raw=/segmentation", "not implemented")):
+        r = subprocess.run([refzarr, "index", "-o", os.path.join(work, "p.db"), "--labels",
+                            pattern, folder], capture_output=True, text=True)
+        if r.returncode != 2 or words not in r.stderr:
+            failures.append(f"labels: --labels {pattern!r}: exit {r.returncode}, {r.stderr}")
+
+
 def main():
     refzarr, shared = env("REFZARR_BIN"), env("REFZARR_SHARED_DIR")
     validator = env("REFZARR_VALIDATE_NGFF")
@@ -444,7 +544,9 @@ def main():
                          "ROI:1: Point; images 1"):
                 if want not in r.stdout:
                     failures.append(f"refzarr info does not say {want!r}:\n{r.stdout}")
-        print(f"{total} plate fields equal to tifffile (3 plates), documents validated")
+        check_labels(refzarr, work, shared, validator, failures)
+        print(f"{total} plate fields equal to tifffile (3 plates), documents validated; "
+              f"label images checked")
         for f in failures:
             print("FAIL " + f)
         return 1 if failures else 0
