@@ -452,6 +452,8 @@ def main():
     validator = env("REFZARR_VALIDATE_NGFF")
     if shutil.which("xmllint") is None:
         sys.exit("FAIL: xmllint is not installed (Debian: libxml2-utils)")
+    if os.environ.get("REFZARR_WORK"):
+        os.makedirs(os.environ["REFZARR_WORK"], exist_ok=True)
     work = tempfile.mkdtemp(prefix="plates_", dir=os.environ.get("REFZARR_WORK"))
     failures = []
     rng = np.random.default_rng(17)
