@@ -113,6 +113,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     std::string as;
     std::string shard;
     std::string progress = "auto";
+    std::vector<std::string> labels;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("index", "Index TIFF and HDF5 files and folders into an index");
@@ -174,6 +175,13 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       ->check(CLI::IsMember({"auto", "line", "json", "none"}))
       ->type_name("MODE")
       ->capture_default_str();
+  cmd->add_option("--labels", args->labels,
+                  "Pair label images with the images they segment: PATTERN names the label file "
+                  "next to an image, {name} standing for its name without extension "
+                  "('{name}_mask.tif', 'masks/{name}.tif'); 'default' is {name}_mask.tif, "
+                  "{name}_labels.tif and masks/{name}.tif (repeatable; docs/ome.md)")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false);
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_option("--refs-in-memory", args->refs_in_memory,
@@ -217,6 +225,15 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
         list_again.open(args->files_from, std::ios::binary);
         if (list_again) options.files_from_again = &list_again;
       }
+    }
+    if (!args->labels.empty()) {
+      auto rules = ParseLabelRules(args->labels);
+      if (!rules.ok()) {
+        ctx.err << "refzarr: index: " << rules.status().message() << "\n";
+        ctx.exit_code = 2;
+        return;
+      }
+      options.labels = std::move(*rules);
     }
     options.files_from_null = args->null;
     options.exclude = args->exclude;

@@ -1,11 +1,13 @@
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "formats/ome/ome_xml.h"
 #include "formats/registry/registry.h"
 #include "store/metadata.h"
 #include "store/ref_store.h"
@@ -164,15 +166,97 @@ void PrintImage(const json& im, std::ostream& out) {
   }
 }
 
+// What `info` says about an OME file group: its plate (from the plate attributes the view
+// serves) and the ROIs its OME-XML keeps (OME/METADATA.ome.xml), which the view serves as is.
+Result<json> DescribeCollection(RefStore& store, const NodeRecord& group) {
+  json out = {{"path", group.path}};
+  const json attrs = group.meta.value("attributes", json::object());
+  if (attrs.contains("plate") && attrs["plate"].is_object()) {
+    const json& p = attrs["plate"];
+    size_t fields = 0;
+    for (const json& w : p.value("wells", json::array())) {
+      ASSIGN_OR_RETURN(auto well, store.GetNode(JoinTreePath(group.path, w.value("path", ""))));
+      if (!well) continue;
+      const json wa = well->meta.value("attributes", json::object());
+      if (wa.contains("well")) fields += wa["well"].value("images", json::array()).size();
+    }
+    out["plate"] = {{"name", p.value("name", "")},
+                    {"rows", p.value("rows", json::array()).size()},
+                    {"columns", p.value("columns", json::array()).size()},
+                    {"wells", p.value("wells", json::array()).size()},
+                    {"fields", fields},
+                    {"acquisitions", p.value("acquisitions", json::array()).size()}};
+  }
+  ASSIGN_OR_RETURN(auto xml_node, store.GetNode(JoinTreePath(group.path, "OME/METADATA.ome.xml")));
+  if (xml_node && xml_node->kind == NodeKind::kFile) {
+    ASSIGN_OR_RETURN(auto bytes, store.GetFileBytes(xml_node->id));
+    auto doc = bytes ? ParseOmeXml(*bytes) : Result<OmeDocument>(NotFoundError("no bytes"));
+    if (doc.ok()) {
+      json rois = json::array();
+      for (const OmeRoi& roi : doc->rois) {
+        json images = json::array();
+        for (size_t i = 0; i < doc->images.size(); ++i) {
+          const auto& refs = doc->images[i].roi_refs;
+          if (std::find(refs.begin(), refs.end(), roi.id) != refs.end()) images.push_back(i);
+        }
+        rois.push_back({{"id", roi.id}, {"name", roi.name}, {"shapes", roi.shapes},
+                        {"images", images}});
+      }
+      out["rois"] = rois;
+    }
+  }
+  return out;
+}
+
+void PrintCollection(const json& c, std::ostream& out) {
+  if (!c.contains("plate") && c.value("rois", json::array()).empty()) return;
+  out << "\n" << (c["path"].get<std::string>().empty() ? "(root)" : c["path"].get<std::string>())
+      << ":\n";
+  if (c.contains("plate")) {
+    const json& p = c["plate"];
+    out << "  plate \"" << p["name"].get<std::string>() << "\": " << p["rows"] << " x "
+        << p["columns"] << " wells, " << p["wells"] << " with fields, " << p["fields"]
+        << " fields, " << p["acquisitions"] << " acquisitions\n";
+  }
+  const json rois = c.value("rois", json::array());
+  if (!rois.empty()) {
+    out << "  " << rois.size() << " ROIs (OME/METADATA.ome.xml):\n";
+    for (const json& r : rois) {
+      out << "    " << r["id"].get<std::string>();
+      if (!r["name"].get<std::string>().empty()) out << " (" << r["name"].get<std::string>() << ")";
+      out << ":";
+      bool first = true;
+      for (const json& s : r["shapes"]) {
+        out << (first ? " " : ", ") << s.get<std::string>();
+        first = false;
+      }
+      out << "; images";
+      if (r["images"].empty()) out << " none";
+      first = true;
+      for (const json& i : r["images"]) {
+        out << (first ? " " : ", ") << i.get<size_t>();
+        first = false;
+      }
+      out << "\n";
+    }
+  }
+}
+
 // Depth-first, names in order, below `path` (or `path` itself when it is an image): the image
-// groups, at most `limit` of them (0: all); `more` says whether there were others.
+// groups, at most `limit` of them (0: all); `more` says whether there were others. OME file
+// groups (bioformats2raw layouts: plates, ROIs) met on the way go to `collections`.
 Status FindImages(RefStore& store, const std::string& path, size_t limit,
-                  std::vector<NodeRecord>& images, bool& more) {
+                  std::vector<NodeRecord>& images, bool& more,
+                  std::vector<NodeRecord>* collections = nullptr) {
   std::string after;
   while (true) {
     ASSIGN_OR_RETURN(auto page, store.ChildrenAfter(path, after, kInfoPage));
     for (NodeRecord& n : page) {
       if (n.kind != NodeKind::kGroup) continue;
+      if (collections && n.meta.contains("attributes") &&
+          n.meta["attributes"].contains("bioformats2raw.layout")) {
+        collections->push_back(n);
+      }
       if (n.meta.contains("image") && !n.meta["image"].is_null()) {
         if (limit && images.size() == limit) {
           more = true;
@@ -180,7 +264,7 @@ Status FindImages(RefStore& store, const std::string& path, size_t limit,
         }
         images.push_back(n);
       }
-      RETURN_IF_ERROR(FindImages(store, n.path, limit, images, more));
+      RETURN_IF_ERROR(FindImages(store, n.path, limit, images, more, collections));
       if (more) return OkStatus();
     }
     if (page.size() < kInfoPage) return OkStatus();
@@ -229,18 +313,32 @@ Status PrintInfo(const std::filesystem::path& index, const InfoOptions& options,
   }
   // The images: below PATH, or (no PATH) the archive's first `image_limit`, with a note when
   // there are more, so a million-image archive prints a page, not a million.
-  std::vector<NodeRecord> image_nodes;
+  std::vector<NodeRecord> image_nodes, collection_nodes;
   bool more = false;
-  if (!path.empty()) {
-    ASSIGN_OR_RETURN(std::optional<NodeRecord> node, store->GetNode(path));
-    if (!node) return NotFoundError("no group or array '" + path + "' in " + index.string());
-    if (node->kind == NodeKind::kGroup && node->meta.contains("image") && !node->meta["image"].is_null()) {
-      image_nodes.push_back(*node);
-    } else {
-      RETURN_IF_ERROR(FindImages(*store, path, options.image_limit, image_nodes, more));
-    }
+  ASSIGN_OR_RETURN(std::optional<NodeRecord> node, store->GetNode(path));
+  if (!path.empty() && !node) {
+    return NotFoundError("no group or array '" + path + "' in " + index.string());
+  }
+  if (node && node->kind == NodeKind::kGroup && node->meta.contains("attributes") &&
+      node->meta["attributes"].contains("bioformats2raw.layout")) {
+    collection_nodes.push_back(*node);  // a single file indexed alone is the root
+  }
+  if (node && !path.empty() && node->kind == NodeKind::kGroup && node->meta.contains("image") &&
+      !node->meta["image"].is_null()) {
+    image_nodes.push_back(*node);
   } else {
-    RETURN_IF_ERROR(FindImages(*store, "", options.image_limit, image_nodes, more));
+    RETURN_IF_ERROR(
+        FindImages(*store, path, options.image_limit, image_nodes, more, &collection_nodes));
+  }
+  json collections = json::array();
+  for (const NodeRecord& n : collection_nodes) {
+    auto described = DescribeCollection(*store, n);
+    if (!described.ok()) {
+      return Status(described.status().code(), n.path + ": " + described.status().message());
+    }
+    if (described->contains("plate") || !described->value("rois", json::array()).empty()) {
+      collections.push_back(std::move(*described));
+    }
   }
   nlohmann::json images = nlohmann::json::array();
   for (const NodeRecord& n : image_nodes) {
@@ -257,7 +355,8 @@ Status PrintInfo(const std::filesystem::path& index, const InfoOptions& options,
   }
   if (as_json) {
     nlohmann::json j = {{"index", index.string()}, {"images_listed", images.size()},
-                        {"images_truncated", more}, {"image_list", images}};
+                        {"images_truncated", more}, {"image_list", images},
+                        {"collections", collections}};
     if (path.empty()) {
       j.update({{"sources", st.sources}, {"refused_arrays", st.refused_arrays}, {"refused", refused},
                 {"failed_sources", st.failed_sources}, {"stale_sources", stale},
@@ -294,6 +393,7 @@ Status PrintInfo(const std::filesystem::path& index, const InfoOptions& options,
           << f["detail"].get<std::string>() << "\n";
     }
   }
+  for (const json& c : collections) PrintCollection(c, out);
   for (const json& im : images) PrintImage(im, out);
   if (more) {
     out << "\n... more images: the first " << images.size()

@@ -930,8 +930,11 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     for (const auto& d : decoders) raw.push_back(d.get());
     in_process = MakeInProcessScanRunner(scanners, std::move(raw), openers, options.scan);
   }
-  const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process, openers,
-                        options.force, options.refs_in_memory};
+  ScanRunner& base_runner = options.runner ? *options.runner : *in_process;
+  std::unique_ptr<ScanRunner> paired;
+  if (!options.labels.empty()) paired = MakeLabelPairingRunner(base_runner, options.labels, openers);
+  const ScanTools tools{*store, scanners, paired ? *paired : base_runner, openers, options.force,
+                        options.refs_in_memory};
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 

@@ -15,6 +15,7 @@
 #include "formats/core/source.h"
 #include "formats/core/status.h"
 #include "indexer/file_sequence.h"
+#include "indexer/labels.h"
 #include "indexer/progress.h"
 #include "indexer/scan_runner.h"
 
@@ -118,6 +119,10 @@ struct IndexOptions {
   /// Opens and stats the sources and their companions by URI scheme (the runner, when given,
   /// opens them with its own); not owned. Null: LocalSourceOpeners().
   const SourceOpeners* openers = nullptr;
+  /// Label images paired with the images they segment by name (indexer/labels.h,
+  /// ParseLabelRules): a label file a rule names next to an image file is scanned with it and
+  /// served under the image's `labels/` group. Empty: no pairing.
+  std::vector<LabelRule> labels;
 };
 
 /// One file the indexer looked at.

@@ -238,7 +238,15 @@ json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
 json RenderGroupAttributes(const json& attributes, const ImageDesc* image, const ArrayDesc* level0,
                            int zarr_format) {
   json j = attributes.is_object() ? attributes : json::object();
+  // The OME-NGFF collection documents (plate, well, labels, image-label) are stored without a
+  // version: 0.4 versions each document, 0.5 moves them under "ome", which carries the version.
+  static constexpr const char* kCollectionKeys[] = {"plate", "well", "labels", "image-label"};
   if (zarr_format == 2) {
+    for (const char* key : {"plate", "well", "image-label"}) {
+      if (j.contains(key) && j[key].is_object() && !j[key].contains("version")) {
+        j[key]["version"] = "0.4";
+      }
+    }
     if (image) {
       j["multiscales"] = json::array({Multiscale(*image, true)});
       j["omero"] = Omero(*image, level0);
@@ -254,6 +262,12 @@ json RenderGroupAttributes(const json& attributes, const ImageDesc* image, const
     // The bioformats2raw "OME" group: its series list is OME metadata in 0.5 too.
     ome["series"] = j["series"];
     j.erase("series");
+  }
+  for (const char* key : kCollectionKeys) {
+    if (j.contains(key)) {
+      ome[key] = j[key];
+      j.erase(key);
+    }
   }
   if (image) {
     ome["multiscales"] = json::array({Multiscale(*image, false)});

@@ -268,6 +268,70 @@ std::string FileText(const PlaneRef& ref) {
   return ref.file.file_name.empty() ? ref.file.uuid : ref.file.file_name;
 }
 
+Result<OmePlate> ParsePlate(const pugi::xml_node& node) {
+  OmePlate plate;
+  plate.id = AttributeText(node, "ID");
+  plate.name = AttributeText(node, "Name");
+  const std::string where = "Plate " + plate.id;
+  ASSIGN_OR_RETURN(plate.rows, IntAttribute<uint32_t>(node, "Rows", where));
+  ASSIGN_OR_RETURN(plate.columns, IntAttribute<uint32_t>(node, "Columns", where));
+  plate.row_naming = AttributeText(node, "RowNamingConvention");
+  plate.column_naming = AttributeText(node, "ColumnNamingConvention");
+  Status status;
+  ForEachChild(node, "Well", [&](const pugi::xml_node& w) {
+    if (!status.ok()) return;
+    status = [&]() -> Status {
+      OmeWell well;
+      well.id = AttributeText(w, "ID");
+      const std::string well_where = where + ": Well " + well.id;
+      ASSIGN_OR_RETURN(auto row, IntAttribute<uint32_t>(w, "Row", well_where));
+      ASSIGN_OR_RETURN(auto column, IntAttribute<uint32_t>(w, "Column", well_where));
+      if (!row || !column) return CorruptError(well_where + ": Row or Column missing");
+      well.row = *row;
+      well.column = *column;
+      Status sample_status;
+      ForEachChild(w, "WellSample", [&](const pugi::xml_node& ws) {
+        if (!sample_status.ok()) return;
+        OmeWellSample sample;
+        sample.id = AttributeText(ws, "ID");
+        auto index = IntAttribute<uint32_t>(ws, "Index", well_where + ": WellSample " + sample.id);
+        if (!index.ok()) {
+          sample_status = index.status();
+          return;
+        }
+        sample.index = *index;
+        if (pugi::xml_node ref = FirstChild(ws, "ImageRef")) sample.image_ref = AttributeText(ref, "ID");
+        well.samples.push_back(std::move(sample));
+      });
+      RETURN_IF_ERROR(sample_status);
+      plate.wells.push_back(std::move(well));
+      return OkStatus();
+    }();
+  });
+  RETURN_IF_ERROR(status);
+  ForEachChild(node, "PlateAcquisition", [&](const pugi::xml_node& a) {
+    if (!status.ok()) return;
+    OmePlateAcquisition acq;
+    acq.id = AttributeText(a, "ID");
+    acq.name = AttributeText(a, "Name");
+    acq.start_time = AttributeText(a, "StartTime");
+    acq.end_time = AttributeText(a, "EndTime");
+    if (pugi::xml_node d = FirstChild(a, "Description")) acq.description = Trim(d.text().get());
+    auto max = IntAttribute<uint32_t>(a, "MaximumFieldCount", where + ": PlateAcquisition " + acq.id);
+    if (!max.ok()) {
+      status = max.status();
+      return;
+    }
+    acq.maximum_field_count = *max;
+    ForEachChild(a, "WellSampleRef", [&](const pugi::xml_node& r) {
+      acq.well_sample_refs.push_back(AttributeText(r, "ID"));
+    });
+    plate.acquisitions.push_back(std::move(acq));
+  });
+  RETURN_IF_ERROR(status);
+  return plate;
+}
+
 }  // namespace
 
 uint32_t OmePixels::SamplesPerPixel() const {
@@ -340,9 +404,31 @@ Result<OmeDocument> ParseOmeXml(std::string_view xml) {
       return;
     }
     image.pixels = *std::move(p);
+    ForEachChild(node, "ROIRef", [&](const pugi::xml_node& ref) {
+      image.roi_refs.push_back(AttributeText(ref, "ID"));
+    });
     out.images.push_back(std::move(image));
   });
   RETURN_IF_ERROR(status);
+  ForEachChild(root, "Plate", [&](const pugi::xml_node& node) {
+    if (!status.ok()) return;
+    auto plate = ParsePlate(node);
+    if (!plate.ok()) {
+      status = plate.status();
+      return;
+    }
+    out.plates.push_back(*std::move(plate));
+  });
+  RETURN_IF_ERROR(status);
+  ForEachChild(root, "ROI", [&](const pugi::xml_node& node) {
+    OmeRoi roi{AttributeText(node, "ID"), AttributeText(node, "Name"), {}};
+    ForEachChild(node, "Union", [&](const pugi::xml_node& u) {
+      for (pugi::xml_node shape : u.children()) {
+        if (shape.type() == pugi::node_element) roi.shapes.emplace_back(LocalName(shape.name()));
+      }
+    });
+    out.rois.push_back(std::move(roi));
+  });
   return out;
 }
 

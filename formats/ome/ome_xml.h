@@ -79,6 +79,48 @@ struct OmeImage {
   std::string id;    ///< "Image:0"
   std::string name;  ///< Name attribute, may be empty.
   OmePixels pixels;
+  std::vector<std::string> roi_refs;  ///< IDs of the ROIRef children, in document order.
+};
+
+/// One WellSample (a field of view) of a Well.
+struct OmeWellSample {
+  std::string id;
+  std::optional<uint32_t> index;  ///< Index attribute (the field's number in the plate's order).
+  std::string image_ref;          ///< ID of the Image it shows (ImageRef); empty when absent.
+};
+
+/// One Well of a Plate: its 0-based Row and Column and its fields.
+struct OmeWell {
+  std::string id;
+  uint32_t row = 0, column = 0;
+  std::vector<OmeWellSample> samples;
+};
+
+/// One PlateAcquisition (a run over the plate) and the WellSamples it took.
+struct OmePlateAcquisition {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::optional<uint32_t> maximum_field_count;
+  std::string start_time, end_time;  ///< xsd:dateTime text, empty when absent.
+  std::vector<std::string> well_sample_refs;
+};
+
+/// One Plate element.
+struct OmePlate {
+  std::string id;
+  std::string name;
+  std::optional<uint32_t> rows, columns;       ///< Rows / Columns attributes.
+  std::string row_naming, column_naming;       ///< "letter", "number", or empty (absent).
+  std::vector<OmeWell> wells;
+  std::vector<OmePlateAcquisition> acquisitions;
+};
+
+/// One ROI element: its shapes' element names (Rectangle, Ellipse, Polygon, Mask, ...).
+struct OmeRoi {
+  std::string id;
+  std::string name;
+  std::vector<std::string> shapes;
 };
 
 /// A BinaryOnly element: this file holds pixels only; the metadata lives in `metadata_file`.
@@ -92,6 +134,8 @@ struct OmeDocument {
   std::string uuid;     ///< UUID attribute of the root OME element; empty when absent.
   std::string creator;  ///< Creator attribute.
   std::vector<OmeImage> images;
+  std::vector<OmePlate> plates;
+  std::vector<OmeRoi> rois;
   std::optional<OmeBinaryOnly> binary_only;
   /// Values that were ignored (an unparseable PhysicalSizeX, a unit without an OME-NGFF name), as
   /// messages naming the image; the scanner passes them to ScanSink::Warn.
@@ -99,11 +143,13 @@ struct OmeDocument {
 };
 
 /// Parses an OME-XML document of any schema year (elements are matched by local name, so the
-/// 2008-02 ... 2016-06 namespaces, prefixed or not, all work). Reads Image, Pixels, Channel,
-/// TiffData (with UUID) and BinaryOnly; everything else is ignored.
+/// 2008-02 ... 2016-06 namespaces, prefixed or not, all work). Reads Image (with its ROIRefs), Pixels,
+/// Channel, TiffData (with UUID), Plate (Well, WellSample with ImageRef, PlateAcquisition with
+/// WellSampleRef), ROI (Union's shapes) and BinaryOnly; everything else is ignored.
 /// Errors (kCorrupt, naming the image when there is one): not well-formed XML, no OME root, an Image
 /// without Pixels, missing or non-numeric SizeX/SizeY, sizes of 0, a DimensionOrder that is not
-/// XY + a permutation of ZCT, an unknown pixel Type, negative or non-numeric TiffData attributes.
+/// XY + a permutation of ZCT, an unknown pixel Type, negative or non-numeric TiffData attributes,
+/// negative or non-numeric Well Row/Column, Plate Rows/Columns, WellSample Index.
 Result<OmeDocument> ParseOmeXml(std::string_view xml);
 
 /// Where one plane lives.

@@ -9,6 +9,7 @@
 
 #include "formats/ome/imagej.h"
 #include "formats/ome/ome_xml.h"
+#include "formats/ome/plate.h"
 #include "formats/tiff/tiff_pages.h"
 #include "formats/tiff/tiff_series.h"
 #include "formats/core/base64.h"
@@ -159,6 +160,10 @@ struct Planned {
   std::optional<std::string> ome_xml;  // set for OME-TIFF: written to OME/METADATA.ome.xml
   std::vector<std::string> members;    // provisional source i + 1 is members[i] (a URI)
   std::vector<uint64_t> sizes;         // bytes of provisional source i (0: this file)
+  // OME plates: the plate's wells and, per field, the plan it shows (fields are emitted as
+  // images of their own at "<row>/<col>/<field>", beside the series).
+  std::optional<PlateLayout> plate;
+  std::vector<size_t> field_plans;     // plan index of plate->fields[i]
 };
 
 std::string_view TrimView(std::string_view s) {
@@ -297,6 +302,23 @@ Result<std::optional<Planned>> PlanOme(const TiffStructure& tiff, const std::str
     return CorruptError("no OME image could be indexed" +
                         (first_refusal.empty() ? "" : " (" + first_refusal + ")"));
   }
+  std::vector<bool> indexed(doc.images.size(), false);
+  std::vector<size_t> plan_of(doc.images.size(), 0);
+  for (size_t k = 0; k < out.paths.size(); ++k) {
+    const size_t image = std::stoul(out.paths[k]);
+    indexed[image] = true;
+    plan_of[image] = k;
+  }
+  std::vector<std::string> reserved = out.paths;
+  reserved.push_back("OME");
+  auto plate = PlanPlate(doc, indexed, reserved, warnings);
+  if (!plate.ok()) {
+    warnings.push_back("OME-XML plate ignored (" + plate.status().message() +
+                       "): its images stay series");
+  } else if (*plate) {
+    for (const PlateField& f : (*plate)->fields) out.field_plans.push_back(plan_of[f.image]);
+    out.plate = std::move(**plate);
+  }
   return std::optional<Planned>(std::move(out));
 }
 
@@ -319,15 +341,15 @@ Planned PlanFile(TiffStructure tiff, uint64_t file_size, const ScanContext& cont
     TiffStructure copy = tiff;
     auto plans = info.ok() ? PlanImageJSeries(copy, file_size, *info, warnings)
                            : Result<std::vector<SeriesPlan>>(info.status());
-    if (plans.ok()) return numbered({std::move(copy), std::move(*plans), {}, {}, {}, {file_size}});
+    if (plans.ok()) return numbered({std::move(copy), std::move(*plans), {}, {}, {}, {file_size}, {}, {}});
     fallback("ImageJ description", plans.status());
   } else if (description.starts_with("Aperio")) {
     auto plans = PlanSvsSeries(tiff, warnings);
-    if (plans.ok()) return numbered({std::move(tiff), std::move(*plans), {}, {}, {}, {file_size}});
+    if (plans.ok()) return numbered({std::move(tiff), std::move(*plans), {}, {}, {}, {file_size}, {}, {}});
     fallback("Aperio SVS layout", plans.status());
   }
   std::vector<SeriesPlan> plans = PlanDefaultSeries(tiff, warnings);
-  return numbered({std::move(tiff), std::move(plans), {}, {}, {}, {file_size}});
+  return numbered({std::move(tiff), std::move(plans), {}, {}, {}, {file_size}, {}, {}});
 }
 
 class TiffScanner final : public Scanner {
@@ -349,7 +371,9 @@ class TiffScanner final : public Scanner {
 
   /// Emits planned series (and, for OME files, the OME group and the original XML).
   static Status EmitPlanned(Planned planned, ScanSink& out) {
-    RETURN_IF_ERROR(out.AddGroup("", {{"bioformats2raw.layout", 3}}));
+    nlohmann::json root = {{"bioformats2raw.layout", 3}};
+    if (planned.plate) root.update(planned.plate->attributes);
+    RETURN_IF_ERROR(out.AddGroup("", root));
     // Sources are registered only for member files a planned series uses.
     std::vector<uint32_t> source_ids(planned.members.size() + 1, 0);
     std::vector<bool> used(planned.members.size() + 1, false);
@@ -366,6 +390,19 @@ class TiffScanner final : public Scanner {
     for (size_t s = 0; s < planned.plans.size(); ++s) {
       Status st = EmitSeries(planned.pool, sources, planned.plans[s], planned.paths[s], out);
       if (!st.ok()) return st.WithContext("series " + planned.paths[s]);
+    }
+    if (planned.plate) {
+      // A field is the series it shows under a second path: its levels are arrays of their own
+      // with the same chunk references (the tree has no links).
+      for (const PlateWell& well : planned.plate->wells) {
+        RETURN_IF_ERROR(out.AddGroup(well.path, well.attributes));
+      }
+      for (size_t f = 0; f < planned.plate->fields.size(); ++f) {
+        const std::string& path = planned.plate->fields[f].path;
+        Status st =
+            EmitSeries(planned.pool, sources, planned.plans[planned.field_plans[f]], path, out);
+        if (!st.ok()) return st.WithContext("plate field " + path);
+      }
     }
     if (planned.ome_xml) {
       RETURN_IF_ERROR(out.AddGroup("OME", {{"series", planned.paths}}));

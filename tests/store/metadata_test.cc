@@ -195,5 +195,28 @@ TEST(ShapeChecker, FindsWhatIsMisshapen) {
       testing::KerchunkProblems(json::parse(R"({"version":1,"refs":{"a/0":["f",1]}})")).empty());
 }
 
+TEST(RenderGroupAttributes, CollectionsAreVersionedIn04AndUnderOmeIn05) {
+  const json stored = {{"bioformats2raw.layout", 3},
+                       {"plate", {{"name", "p"}, {"wells", json::array()}}},
+                       {"well", {{"images", json::array({{{"path", "0"}}})}}},
+                       {"labels", json::array({"mask"})},
+                       {"image-label", {{"source", {{"image", "../../"}}}}}};
+  const json v2 = RenderGroupAttributes(stored, nullptr, nullptr, 2);
+  EXPECT_EQ(v2["plate"]["version"], "0.4");
+  EXPECT_EQ(v2["well"]["version"], "0.4");
+  EXPECT_EQ(v2["image-label"]["version"], "0.4");
+  EXPECT_EQ(v2["labels"], json::array({"mask"}));
+  EXPECT_EQ(v2["bioformats2raw.layout"], 3);
+  const json v3 = RenderGroupAttributes(stored, nullptr, nullptr, 3);
+  ASSERT_EQ(v3.size(), 1u) << v3.dump();
+  const json& ome = v3["ome"];
+  EXPECT_EQ(ome["version"], "0.5");
+  EXPECT_EQ(ome["plate"], stored["plate"]);
+  EXPECT_EQ(ome["well"], stored["well"]);
+  EXPECT_EQ(ome["labels"], stored["labels"]);
+  EXPECT_EQ(ome["image-label"], stored["image-label"]);
+  EXPECT_EQ(ome["bioformats2raw.layout"], 3);
+}
+
 }  // namespace
 }  // namespace refzarr
