@@ -18,6 +18,7 @@
 #include "formats/core/byte_source.h"
 #include "formats/core/recording_sink.h"
 #include "formats/registry/registry.h"
+#include "indexer/chunk_checksums.h"
 #include "store/ref_store.h"
 
 namespace refzarr {
@@ -559,6 +560,7 @@ struct ScanTools {
   const SourceOpeners& openers;
   bool force = false;
   uint64_t refs_in_memory = 0;
+  bool checksums = false;
 };
 
 void Fail(Scanned& r, const Status& st) {
@@ -631,16 +633,38 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   return r;
 }
 
+// Verified mode: the CRC-32C of every chunk of the scan, read from the file and companions as
+// probed (a source whose generation moved since is stale: the scan may describe other bytes).
+Status ChecksumScan(Scanned& r, const SourceOpeners& openers) {
+  std::vector<std::unique_ptr<ByteSource>> open;
+  std::vector<ByteSource*> sources;
+  std::vector<const SourceInfo*> infos = {&r.source};
+  for (const SourceInfo& c : r.companions) infos.push_back(&c);
+  for (const SourceInfo* info : infos) {
+    ASSIGN_OR_RETURN(open.emplace_back(), openers.Open(info->uri));
+    ASSIGN_OR_RETURN(SourceStat st, open.back()->Stat());
+    if (st.generation != info->generation || st.size != info->size) {
+      return StaleError(DisplaySource(info->uri) + " changed while it was being indexed");
+    }
+    sources.push_back(open.back().get());
+  }
+  return ChecksumChunks(*r.scan, sources);
+}
+
 // Everything after the scan into `sink` that ended with `scanned`.
-void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpeners& openers) {
+void Complete(Scanned& r, RecordingSink& sink, Status scanned, const ScanTools& tools) {
   if (scanned.ok()) scanned = sink.Finish();
   if (!scanned.ok()) return Fail(r, scanned);
   r.scan = std::move(sink).result();
   for (const std::string& c : r.scan->companions) {
-    auto info = ProbeSource(c, nullptr, 0, openers);
+    auto info = ProbeSource(c, nullptr, 0, tools.openers);
     if (!info.ok()) return Fail(r, info.status().WithContext("companion file"));
     info->status = "companion";
     r.companions.push_back(*info);
+  }
+  if (tools.checksums) {
+    Status st = ChecksumScan(r, tools.openers);
+    if (!st.ok()) return Fail(r, st.WithContext("checksums"));
   }
   r.outcome = "indexed";
 }
@@ -680,7 +704,7 @@ std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
       }
       std::vector<Status> statuses = tools.runner.ScanAll(requests);
       for (size_t k = 0; k < members.size(); ++k) {
-        Complete(out[members[k]], *sinks[k], statuses[k], tools.openers);
+        Complete(out[members[k]], *sinks[k], statuses[k], tools);
       }
     }
     i = end;
@@ -793,7 +817,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
     in_process = MakeInProcessScanRunner(scanners, std::move(raw), openers);
   }
   const ScanTools tools{*store, scanners, options.runner ? *options.runner : *in_process, openers,
-                        options.force, options.refs_in_memory};
+                        options.force, options.refs_in_memory, options.checksums};
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
