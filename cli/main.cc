@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   refzarr::AddInfoCommand(app, ctx);
   refzarr::AddRefsCommand(app, ctx);
   refzarr::AddExportCommand(app, ctx);
+  refzarr::AddImportCommand(app, ctx);
   refzarr::AddRmCommand(app, ctx);
   refzarr::AddRelocateCommand(app, ctx);
   refzarr::AddMergeCommand(app, ctx);
