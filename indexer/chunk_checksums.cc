@@ -9,7 +9,9 @@
 namespace refzarr {
 namespace {
 
-constexpr uint64_t kReadBytes = 8ull << 20;
+// Reads of at most 256 KiB: the buffer stays in the core's cache between the copy from the page
+// cache and the CRC over it (8 MiB reads measured 0.47x `cat`, docs/performance.md).
+constexpr uint64_t kReadBytes = 256ull << 10;
 constexpr uint64_t kMaxGap = 64ull << 10;
 
 // One stored chunk to read: where it is, and where its checksum goes.

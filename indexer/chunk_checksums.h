@@ -14,9 +14,9 @@ namespace refzarr {
 /// Reads every stored chunk of every array of `scan` once and records its CRC-32C in the array
 /// (ScannedFile::Array::checksummed, ::checksums). `sources[i]` reads ChunkRef::source i (0: the
 /// scanned file, then its companions); not owned. Reads go in file order, source by source and by
-/// offset, neighbouring chunks (gaps under 64 KiB) in one read of at most 8 MiB, so a file is read
-/// front to back once; a larger chunk is read 8 MiB at a time. Memory: 24 bytes per stored
-/// reference (the read plan) plus the 8 MiB buffer. `bytes_read` (optional) receives the bytes
+/// offset, neighbouring chunks (gaps under 64 KiB) in one read of at most 256 KiB, so a file is read
+/// front to back once; a larger chunk is read 256 KiB at a time. Memory: 24 bytes per stored
+/// reference (the read plan) plus the 256 KiB buffer. `bytes_read` (optional) receives the bytes
 /// read. Errors: the source's read errors (kIo, kCorrupt "truncated", kStale), naming it;
 /// kCorrupt when a reference names a source not given.
 Status ChecksumChunks(ScannedFile& scan, std::span<ByteSource* const> sources,
