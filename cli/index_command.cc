@@ -98,6 +98,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
     std::vector<std::string> inputs;
     unsigned threads = 0;
     bool force = false;
+    bool checksums = false;
     bool json = false;
     uint64_t refs_in_memory = IndexOptions().refs_in_memory;
     uint64_t scan_memory = 4ull << 30;
@@ -183,6 +184,10 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       ->type_name("PATTERN")
       ->allow_extra_args(false);
   cmd->add_flag("--force", args->force, "Re-scan files even if unchanged since the last run");
+  cmd->add_flag("--checksums", args->checksums,
+                "Verified mode: read every referenced chunk once and record its CRC-32C; every "
+                "read then checks it before a byte is served (docs/verified.md). Files found "
+                "unchanged keep what they were indexed with: add --force to checksum them too");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_option("--refs-in-memory", args->refs_in_memory,
                   "Chunk references a file may hold in memory while scanned (32 bytes each); "
@@ -271,6 +276,7 @@ void AddIndexCommand(CLI::App& app, CommandContext& ctx) {
       options.runner = runner.get();
     }
     options.force = args->force;
+    options.checksums = args->checksums;
     options.refs_in_memory = args->refs_in_memory;
     options.file_list = args->json;  // Only the JSON report lists every file.
     std::unique_ptr<ProgressSink> progress;

@@ -22,6 +22,7 @@ constexpr Command kCommands[] = {
     {"info", refzarr::AddInfoCommand},
     {"refs", refzarr::AddRefsCommand},
     {"export", refzarr::AddExportCommand},
+    {"import", refzarr::AddImportCommand},
     {"rm", refzarr::AddRmCommand},
     {"relocate", refzarr::AddRelocateCommand},
     {"merge", refzarr::AddMergeCommand},

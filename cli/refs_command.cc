@@ -1,3 +1,5 @@
+#include <cstdio>
+
 #include "cli/commands.h"
 #include "store/ref_store.h"
 
@@ -34,6 +36,11 @@ Status PrintRefs(const std::filesystem::path& index, std::string_view array, std
                                                   : "?";
       out << key << "\t" << uri << "\t" << r.offset << "\t" << r.length;
       if (r.flags & ~kChunkInline) out << "\tflags=" << (r.flags & ~kChunkInline);
+      if (entries[i].crc32c) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "%08x", *entries[i].crc32c);
+        out << "\tcrc32c=" << hex;
+      }
       out << "\n";
     }
   }

@@ -20,6 +20,7 @@
 #include "formats/core/byte_source.h"
 #include "formats/core/recording_sink.h"
 #include "formats/registry/registry.h"
+#include "indexer/chunk_checksums.h"
 #include "store/ref_store.h"
 
 namespace refzarr {
@@ -616,6 +617,7 @@ struct ScanTools {
   const SourceOpeners& openers;
   bool force = false;
   uint64_t refs_in_memory = 0;
+  bool checksums = false;
 };
 
 void Fail(Scanned& r, const Status& st) {
@@ -703,21 +705,41 @@ Scanned Prepare(Job queued, const ScanTools& tools) {
   return r;
 }
 
+// Verified mode: the CRC-32C of every chunk of the scan, read from the file and companions as
+// probed (a source whose generation moved since is stale: the scan may describe other bytes).
+Status ChecksumScan(Scanned& r, const SourceOpeners& openers) {
+  std::vector<std::unique_ptr<ByteSource>> open;
+  std::vector<ByteSource*> sources;
+  std::vector<const SourceInfo*> infos = {&r.source};
+  for (const SourceInfo& c : r.companions) infos.push_back(&c);
+  for (const SourceInfo* info : infos) {
+    ASSIGN_OR_RETURN(open.emplace_back(), openers.Open(info->uri));
+    ASSIGN_OR_RETURN(SourceStat st, open.back()->Stat());
+    if (st.generation != info->generation || st.size != info->size) {
+      return StaleError(DisplaySource(info->uri) + " changed while it was being indexed");
+    }
+    sources.push_back(open.back().get());
+  }
+  return ChecksumChunks(*r.scan, sources);
+}
+
 // Everything after the scan into `sink` that ended with `scanned`.
-void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpeners& openers) {
+void Complete(Scanned& r, RecordingSink& sink, Status scanned, const ScanTools& tools) {
   if (scanned.ok()) scanned = sink.Finish();
   if (!scanned.ok()) return Fail(r, scanned);
   r.scan = std::move(sink).result();
   for (const std::string& c : r.scan->companions) {
-    auto info = ProbeSource(c, nullptr, 0, openers);
+    auto info = ProbeSource(c, nullptr, 0, tools.openers);
     if (!info.ok()) return Fail(r, info.status().WithContext("companion file"));
     info->status = "companion";
     r.companions.push_back(*info);
   }
+  if (tools.checksums) {
+    Status st = ChecksumScan(r, tools.openers);
+    if (!st.ok()) return Fail(r, st.WithContext("checksums"));
+  }
   r.outcome = "indexed";
 }
-
-void Complete(Scanned& r, RecordingSink& sink, Status scanned, const SourceOpeners& openers);
 
 // Scans the members of a file sequence (batches of kScanBatch through the runner, so each is
 // crash-isolated like any file) and joins them into one image: r's scan. A member that fails
@@ -745,7 +767,7 @@ void ScanStack(Scanned& r, const ScanTools& tools, size_t batch) {
       if (!st.ok()) return Fail(r, st);
     }
   }
-  Complete(r, out, builder.Finish(), tools.openers);
+  Complete(r, out, builder.Finish(), tools);
 }
 
 // Files scanned together in one ScanRunner::ScanAll call at most, and the largest that joins a
@@ -787,7 +809,7 @@ std::vector<Scanned> ScanBatch(std::vector<Job> jobs, const ScanTools& tools) {
       }
       std::vector<Status> statuses = tools.runner.ScanAll(requests);
       for (size_t k = 0; k < members.size(); ++k) {
-        Complete(out[members[k]], *sinks[k], statuses[k], tools.openers);
+        Complete(out[members[k]], *sinks[k], statuses[k], tools);
       }
     }
     i = end;
@@ -934,7 +956,7 @@ Result<IndexReport> IndexPaths(const std::vector<fs::path>& inputs, const fs::pa
   std::unique_ptr<ScanRunner> paired;
   if (!options.labels.empty()) paired = MakeLabelPairingRunner(base_runner, options.labels, openers);
   const ScanTools tools{*store, scanners, paired ? *paired : base_runner, openers, options.force,
-                        options.refs_in_memory};
+                        options.refs_in_memory, options.checksums};
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 

@@ -41,6 +41,11 @@ std::string ShardName(const ShardSpec& shard);
 struct IndexOptions {
   unsigned threads = 0;       ///< Scanner threads; 0: one per core.
   bool force = false;         ///< Re-scan files whose size and mtime did not change.
+  /// Verified mode (docs/verified.md): after each file's scan, read every chunk it references
+  /// once, in file order, and record its CRC-32C with the reference; every read through a view
+  /// then checks it. Files found unchanged keep what they were indexed with (`force` re-reads
+  /// them).
+  bool checksums = false;
   /// Receives the run's progress after every file (and Done at the end); not owned. Given one,
   /// the run also counts the files it will look at, with a second walk of local inputs beside
   /// its own (listing folders only; a list through `files_from_again`), so IndexProgress has a

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "formats/core/byte_source.h"
+#include "formats/core/crc32c.h"
 #include "store/sqlite.h"
 
 namespace refzarr {
@@ -726,11 +727,16 @@ class SqliteRefStore final : public RefStore {
     // index met twice fails the file (and rolls back its transaction).
     ASSIGN_OR_RETURN(Statement * put_block, writer_->Prepare(
         "INSERT INTO chunk_blocks(node, block, data) VALUES (?, ?, ?)"));
+    if (a.checksummed && a.checksums.size() != a.StoredCount()) {
+      return InternalError(path + ": " + std::to_string(a.checksums.size()) + " checksums for " +
+                           std::to_string(a.StoredCount()) + " stored chunks");
+    }
     std::vector<BlockEntry> block;
     uint64_t block_no = 0;
+    uint64_t stored_seen = 0;
     bool filling = false;
     auto put = [&]() -> Status {
-      std::vector<std::byte> data = EncodeChunkBlock(block);
+      ASSIGN_OR_RETURN(std::vector<std::byte> data, EncodeChunkBlock(block));
       put_block->Reset();
       return put_block->Bind(1, id).Bind(2, static_cast<int64_t>(block_no)).BindBlob(3, data).Run();
     };
@@ -745,8 +751,20 @@ class SqliteRefStore final : public RefStore {
             block.assign(kBlockSize, BlockEntry{});
             filling = true;
           }
-          block[index % kBlockSize] = {
-              true, stored != nullptr ? *stored : ChunkRef{0, 0, bytes->size(), kChunkInline}};
+          BlockEntry& e = block[index % kBlockSize];
+          e.present = true;
+          e.ref = stored != nullptr ? *stored : ChunkRef{0, 0, bytes->size(), kChunkInline};
+          if (a.checksummed) {
+            if (stored != nullptr) {
+              if (stored_seen >= a.checksums.size()) {
+                return InternalError(path + ": more stored chunks than checksums");
+              }
+              e.crc32c = a.checksums[stored_seen];
+            } else {
+              e.crc32c = Crc32c(*bytes);
+            }
+          }
+          if (stored != nullptr) ++stored_seen;
           return OkStatus();
         }));
     if (filling) RETURN_IF_ERROR(put());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <chrono>
 #include <list>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "formats/core/byte_source.h"
+#include "formats/core/crc32c.h"
 #include "store/metadata.h"
 #include "store/ref_store.h"
 #include "store/source_pool.h"
@@ -683,7 +685,32 @@ class SnapshotView final : public ZarrView {
       }
       v.slice = FileSlice{std::move(src.open), e.ref.offset, e.ref.length};
     }
+    if (e.crc32c) RETURN_IF_ERROR(Verify(n, e, where, v));
     return std::optional<StoredChunk>(std::move(stored));
+  }
+
+  // Verified mode (`index --checksums`): the chunk's bytes are read now, and only bytes whose
+  // CRC-32C is the indexed one leave (a pass-through slice becomes its bytes: no sendfile). A
+  // mismatch fails like a stale source, and makes the chunk's file known stale.
+  Status Verify(const NodeInfo& n, const BlockEntry& e, const std::string& where, Value& v) {
+    if (v.slice) {
+      ASSIGN_OR_RETURN(v.bytes, Materialize(v));
+      v.slice.reset();
+    }
+    const uint32_t got = Crc32c(std::as_bytes(std::span(v.bytes)));
+    if (got == *e.crc32c) return OkStatus();
+    std::string what = (e.ref.flags & kChunkInline) ? store_->path().string() + ": inline " + where
+                                                    : where;
+    if (!(e.ref.flags & kChunkInline) && e.ref.source < n.sources.size()) {
+      auto info = store_->GetSource(n.sources[e.ref.source]);
+      if (info.ok()) what = DisplaySource(info->uri) + ": " + where;
+    }
+    char hex[64];
+    std::snprintf(hex, sizeof hex, " (CRC-32C %08x indexed, %08x read)", *e.crc32c, got);
+    std::string message = what + ": the chunk's bytes changed since indexing" + hex;
+    if (!n.record.owner) return StaleError(message);
+    std::lock_guard lock(mu_);
+    return StaleError(stale_files_.emplace(*n.record.owner, message).first->second);
   }
 
   static std::string ChunkWhere(const NodeInfo& n, const std::vector<uint64_t>& coords) {

@@ -34,6 +34,12 @@ struct ScannedFile {
     /// References moved out of memory (RecordingSink's bound), or null. Read them merged with
     /// `chunks` through SortedChunkRefs.
     std::shared_ptr<SpilledRefs> spilled;
+    /// Verified mode (`index --checksums`): set once `checksums` holds the CRC-32C of every
+    /// stored chunk's bytes, in chunk-index order (the stored references as VisitChunksInOrder
+    /// visits them); the store then records them, and those of the inline chunks, with the
+    /// references. Unset: the array is not checksummed.
+    bool checksummed = false;
+    std::vector<uint32_t> checksums;
     /// Stored references in all: in memory and spilled.
     uint64_t StoredCount() const { return chunks.size() + (spilled ? spilled->size() : 0); }
   };

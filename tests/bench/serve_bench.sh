@@ -3,6 +3,8 @@
 # measured side by side with wrk (random pass-through chunk keys, keep-alive).
 # Usage: [ROUNDS=3] [THREADS=2] [BASELINE=OLD_REFZARR_BIN] tests/bench/serve_bench.sh REFZARR_BIN \
 #          [WORK_DIR] [SECONDS] [CONNECTIONS]
+# CHECKSUMS=1: the baseline slot serves the same file indexed with `index --checksums` (verified
+# mode, docs/verified.md) with the same binary: "baseline / nginx" is then verified / nginx.
 # Each round runs nginx, refzarr (and BASELINE, a previous build, when given) one after the other,
 # so a busy machine weighs on all of them alike: read the ratios within a round and their median.
 # Needs: wrk, nginx (nginx-light), fuse3 (the plain copy is made with `cp -r` from the mount),
@@ -17,6 +19,8 @@ PORT_R=${PORT_R:-18401}
 PORT_N=${PORT_N:-18402}
 PORT_B=${PORT_B:-18403}
 BASELINE=${BASELINE:-}
+BASE_INDEX=bench.refs.db
+if [ "${CHECKSUMS:-0}" = 1 ]; then BASELINE=$REFZARR; BASE_INDEX=bench.verified.db; fi
 rm -rf "$WORK" && mkdir -p "$WORK/src" "$WORK/mnt" "$WORK/nginx"
 
 # 4096 x 4096 uint16, uncompressed 256 x 256 tiles: 256 pass-through chunks of 128 KiB.
@@ -26,6 +30,9 @@ rng = np.random.default_rng(0)
 tifffile.imwrite(sys.argv[1], rng.integers(0, 4096, (4096, 4096), dtype=np.uint16), tile=(256, 256))
 PY
 "$REFZARR" index -o "$WORK/bench.refs.db" "$WORK/src/bench.tif" >/dev/null 2>&1 || true
+if [ "${CHECKSUMS:-0}" = 1 ]; then
+  "$REFZARR" index --checksums -o "$WORK/bench.verified.db" "$WORK/src/bench.tif" >/dev/null 2>&1 || true
+fi
 ARRAY=0/0   # series 0, level 0 of the single indexed file (the root)
 
 # The same chunks as an ordinary directory, copied out through the mount.
@@ -65,7 +72,7 @@ nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 NGINX_PID=$!
 BASE_PID=
 if [ -n "$BASELINE" ]; then
-  "$BASELINE" serve "$WORK/bench.refs.db" --port $PORT_B --threads $THREADS 2>/dev/null &
+  "$BASELINE" serve "$WORK/$BASE_INDEX" --port $PORT_B --threads $THREADS 2>/dev/null &
   BASE_PID=$!
 fi
 trap 'kill $SERVE_PID $NGINX_PID $BASE_PID 2>/dev/null || true' EXIT
