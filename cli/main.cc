@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
 #ifdef REFZARR_HAVE_serve
   refzarr::AddServeCommand(app, ctx);
 #endif
+  refzarr::AddSignCommand(app, ctx);
 #ifdef REFZARR_HAVE_mount
   refzarr::AddMountCommand(app, ctx);
 #endif
