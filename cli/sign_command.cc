@@ -58,8 +58,8 @@ Status SignUrl(const std::filesystem::path& index, std::string_view prefix,
   // Only what exists is signed: a typo gives an error now, not a link that answers 404.
   ASSIGN_OR_RETURN(std::unique_ptr<ZarrView> view, OpenZarrView(index, ViewOptions{}));
   Result<std::pair<EntryKind, uint64_t>> stat = view->Stat(key);
-  if (!stat.ok()) {
-    if (stat.status().code() != StatusCode::kNotFound) return stat.status();
+  if (!stat.ok() && stat.status().code() != StatusCode::kNotFound) return stat.status();
+  if (!stat.ok() || stat->first == EntryKind::kMissing) {
     return NotFoundError("no group or key '" + key + "' in " + index.string());
   }
   ASSIGN_OR_RETURN(UrlSigner signer, UrlSigner::ForIndex(index.string(), /*create=*/true));
