@@ -11,7 +11,8 @@ APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nloh
   python3-xarray nodejs nginx-light openssl python3-botocore curl chromium slurm-wlm munge \
   python3-xxhash libpng-dev python3-pil \
   libxml2-utils \
-  libisal-dev python3-crcmod
+  libisal-dev python3-crcmod \
+  nettle-dev
 
 .PHONY: deps build demo test bench clean
 

@@ -93,6 +93,17 @@ Status WriteThumbnail(ZarrView& view, std::string_view image, const std::filesys
 /// Prints "key<TAB>uri<TAB>offset<TAB>length" for every stored chunk of `array`.
 Status PrintRefs(const std::filesystem::path& index, std::string_view array, std::ostream& out);
 
+void AddSignCommand(CLI::App& app, CommandContext& ctx);
+/// Seconds in a duration such as "90s", "30m", "2h", "7d" or "1h30m" (a bare number: seconds).
+/// kInvalidArgument when malformed, zero, or over ten years.
+Result<int64_t> ParseDuration(std::string_view text);
+/// Prints `base_url` + the signed path (cli/access/url_signer.h) that reads `prefix` (a tree path;
+/// it must exist in the index) and everything under it until `now` + `expires_in`, creating the
+/// index's signing key (INDEX.serve-key, mode 0600) on first use; the expiry goes to `err`.
+Status SignUrl(const std::filesystem::path& index, std::string_view prefix,
+               std::string_view expires_in, std::string_view base_url, int64_t now,
+               std::ostream& out, std::ostream& err);
+
 void AddRmCommand(CLI::App& app, CommandContext& ctx);
 /// Removes the files whose group is each of `paths` (tree paths) or lies under it, one
 /// transaction per path, printing what each removed; a path that names no file or folder is

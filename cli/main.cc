@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
 #ifdef REFZARR_HAVE_serve
     {"serve", refzarr::AddServeCommand},
 #endif
+    {"sign", refzarr::AddSignCommand},
 #ifdef REFZARR_HAVE_mount
     {"mount", refzarr::AddMountCommand},
 #endif

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -59,6 +61,20 @@ struct Reply {
   ResponsePtr response;
   std::optional<uint64_t> body_bytes = 0;  // unset: streamed, not known when queued
   std::string error;                       // why, for an error reply (logged when 5xx)
+};
+
+// What a request carries from its first callback to its completion: for the access log, and the
+// path with a signed URL's signature taken out.
+struct RequestState {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::time_t when = std::time(nullptr);
+  std::string log_path;  // LogSafe, signature replaced by "-"
+  std::string key_url;   // the path to serve: a signed URL's without its first three segments
+  std::string principal = "-";
+  std::string method;   // LogSafe
+  std::string version;  // LogSafe
+  unsigned status = 0;  // 0: no response queued (yet)
+  std::optional<uint64_t> bytes;
 };
 
 // Entries asked of the view per page of a streamed listing.
@@ -139,6 +155,35 @@ std::string ClientAddress(MHD_Connection* connection) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
   }
   return text;
+}
+
+bool IsLoopback(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) {
+    uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(&address)->sin_addr.s_addr);
+    return (ip >> 24) == 127;
+  }
+  if (address.ss_family == AF_INET6) {
+    const in6_addr& ip = reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&ip)) return true;
+    // ::ffff:127.x.y.z
+    return IN6_IS_ADDR_V4MAPPED(&ip) && ip.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+// The token of an "Authorization: Bearer TOKEN" header (scheme case-insensitive, RFC 9110).
+std::optional<std::string_view> BearerToken(const char* header) {
+  if (header == nullptr) return std::nullopt;
+  std::string_view h = header;
+  constexpr std::string_view kScheme = "bearer ";
+  if (h.size() <= kScheme.size()) return std::nullopt;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(h[i])) != kScheme[i]) return std::nullopt;
+  }
+  h.remove_prefix(kScheme.size());
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+  return h;
 }
 
 class MhdServer;
@@ -224,6 +269,20 @@ class MhdServer final : public HttpServer {
     sockaddr_storage address{};
     bool ipv6 = false;
     RETURN_IF_ERROR(Resolve(address, ipv6));
+    if (!IsLoopback(address) && options_.access_policy == nullptr && !options_.public_archive) {
+      return InvalidArgumentError(
+          "refusing to serve on " + options_.host +
+          ", which is not a loopback address, without an access policy: anyone who reaches it "
+          "could read the whole archive. Give --tokens FILE and/or --signed-urls, or --public if "
+          "the archive is meant to be world-readable");
+    }
+    const bool tls = !options_.tls_cert_pem.empty() || !options_.tls_key_pem.empty();
+    if (tls && (options_.tls_cert_pem.empty() || options_.tls_key_pem.empty())) {
+      return InvalidArgumentError("TLS needs both a certificate and a private key");
+    }
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return UnsupportedError("this libmicrohttpd was built without TLS (GnuTLS) support");
+    }
 
     unsigned threads = options_.threads;
     if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
@@ -232,16 +291,27 @@ class MhdServer final : public HttpServer {
         {MHD_OPTION_SOCK_ADDR, 0, &address},
         {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(threads), nullptr},
         {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options_.max_connections), nullptr},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+         static_cast<intptr_t>(options_.max_connections_per_client), nullptr},
+        {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&MhdServer::Completed), this},
         {MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(options_.connection_timeout_seconds),
          nullptr},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
          static_cast<intptr_t>(options_.connection_memory_limit_bytes), nullptr},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, nullptr},
         {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&KeepEscapes), nullptr},
-        {MHD_OPTION_END, 0, nullptr},
     };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ipv6) flags |= MHD_USE_IPv6;
+    if (tls) {
+      // libmicrohttpd keeps the pointers: options_ lives as long as the daemon.
+      flags |= MHD_USE_TLS;
+      items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0,
+                       const_cast<char*>(options_.tls_cert_pem.c_str())});
+      items.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0,
+                       const_cast<char*>(options_.tls_key_pem.c_str())});
+    }
+    items.push_back({MHD_OPTION_END, 0, nullptr});
     daemon_ = MHD_start_daemon(flags, options_.port, nullptr, nullptr, &MhdServer::Dispatch, this,
                                MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
     if (daemon_ == nullptr) {
@@ -270,8 +340,6 @@ class MhdServer final : public HttpServer {
     if (daemon_ == nullptr) return;
     MHD_stop_daemon(daemon_);
     daemon_ = nullptr;
-    std::lock_guard<std::mutex> log_lock(log_mutex_);
-    if (options_.access_log != nullptr) options_.access_log->flush();
   }
 
  private:
@@ -316,17 +384,23 @@ class MhdServer final : public HttpServer {
     std::string_view m = method;
     bool readable = m == MHD_HTTP_METHOD_GET || m == MHD_HTTP_METHOD_HEAD ||
                     m == MHD_HTTP_METHOD_OPTIONS;
-    if (readable && *req_cls == nullptr) {
-      *req_cls = self;  // Any non-null marker.
-      return MHD_YES;
+    if (*req_cls == nullptr) {
+      // Freed in Completed, which libmicrohttpd calls for every request it called us for.
+      auto* state = new (std::nothrow) RequestState;
+      if (state == nullptr) return MHD_NO;
+      *req_cls = state;
+      if (readable) return MHD_YES;
     }
+    auto& state = *static_cast<RequestState*>(*req_cls);
     if (*upload_data_size != 0) {
       *upload_data_size = 0;  // A body on GET is ignored.
       return MHD_YES;
     }
     Reply reply;
     try {
-      reply = self->Handle(connection, url, method);
+      state.log_path = LogSafe(url);
+      std::optional<Reply> refused = self->Admit(connection, url, method, state);
+      reply = refused ? std::move(*refused) : self->Handle(connection, state.key_url, method);
     } catch (const std::exception& e) {
       reply = ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, e.what());
     } catch (...) {
@@ -335,17 +409,112 @@ class MhdServer final : public HttpServer {
     if (reply.status >= 500) {
       // Every server error is on the error log with its key and reason: clients such as
       // zarr-python turn a failed chunk into fill values and tell no one.
-      self->LogErrorLine(LogSafe(method) + " " + LogSafe(url) + ": " +
+      self->LogErrorLine(LogSafe(method) + " " + state.log_path + ": " +
                          std::to_string(reply.status) + ": " + LogSafe(reply.error));
     }
     if (!reply.response) return MHD_NO;  // Out of memory: drop the connection.
     MHD_Result queued = MHD_queue_response(connection, reply.status, reply.response.get());
-    if (self->options_.access_log != nullptr) {
-      bool head = std::string_view(method) == MHD_HTTP_METHOD_HEAD;
-      self->LogAccess(connection, method, url, version, reply.status,
-                      head ? std::optional<uint64_t>(0) : reply.body_bytes);
+    if (queued == MHD_YES) {
+      state.status = reply.status;
+      state.bytes = m == MHD_HTTP_METHOD_HEAD ? std::optional<uint64_t>(0) : reply.body_bytes;
+      state.method = LogSafe(method);
+      state.version = LogSafe(version);
     }
     return queued;
+  }
+
+  // The request-admission path, before the view is asked anything: URL size, the client's rate,
+  // the access policy. Returns the refusal, or nullopt with state.key_url set to the path to
+  // serve (a signed URL's path without its signature) and state.principal to who was let in.
+  std::optional<Reply> Admit(MHD_Connection* connection, std::string_view url,
+                             std::string_view method, RequestState& state) {
+    state.key_url = url;
+    if (url.size() > options_.max_url_bytes) {
+      state.log_path = LogSafe(url.substr(0, 64)) + "...";
+      return ErrorReply(MHD_HTTP_URI_TOO_LONG, "request path of " + std::to_string(url.size()) +
+                                                   " bytes; at most " +
+                                                   std::to_string(options_.max_url_bytes));
+    }
+    if (options_.rate_limiter != nullptr && !options_.rate_limiter->Admit(ClientAddress(connection))) {
+      Reply reply = ErrorReply(MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from this address");
+      if (reply.response) MHD_add_response_header(reply.response.get(), "Retry-After", "1");
+      return reply;
+    }
+    const AccessPolicy* policy = options_.access_policy;
+    // A preflight carries no credentials (browsers never send them there).
+    if (policy == nullptr || method == MHD_HTTP_METHOD_OPTIONS) return std::nullopt;
+    Result<std::optional<SignedUrlPath>> signed_url = SplitSignedPath(url);
+    if (!signed_url.ok()) {
+      state.log_path = "/" + std::string(kSignedPathSegment) + "/-";
+      return ErrorReply(MHD_HTTP_FORBIDDEN, signed_url.status().message());
+    }
+    if (signed_url->has_value()) {
+      const SignedUrlPath& s = **signed_url;
+      state.key_url = s.rest;
+      // The signature is a credential: it never reaches a log.
+      state.log_path = "/" + std::string(kSignedPathSegment) + "/" + std::to_string(s.expires) +
+                       "/-" + LogSafe(s.rest);
+    }
+    Result<internal::RequestKey> key = KeyFromUrlPath(state.key_url);
+    if (!key.ok()) return std::nullopt;  // Handle answers 400.
+    if (!options_.web_assets.empty() && IsBrowserAsset(key->key)) return std::nullopt;
+    AccessRequest request;
+    request.key = key->key;
+    request.bearer = BearerToken(
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    request.signed_url = *signed_url;
+    AccessDecision decision = policy->Check(request);
+    state.principal = decision.principal;
+    switch (decision.verdict) {
+      case AccessVerdict::kAllow:
+        return std::nullopt;
+      case AccessVerdict::kHidden:
+        // Word for word what a key or directory that does not exist gets.
+        return ErrorReply(MHD_HTTP_NOT_FOUND, key->trailing_slash
+                                                  ? "no directory '" + key->key + "'"
+                                                  : "no key '" + key->key + "'");
+      case AccessVerdict::kForbidden:
+        return ErrorReply(MHD_HTTP_FORBIDDEN, decision.reason);
+      case AccessVerdict::kUnauthorized:
+        break;
+    }
+    Reply reply = ErrorReply(MHD_HTTP_UNAUTHORIZED, decision.reason);
+    if (reply.response) {
+      MHD_add_response_header(reply.response.get(), MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                              "Bearer realm=\"refzarr\"");
+    }
+    return reply;
+  }
+
+  static bool IsBrowserAsset(std::string_view key) {
+    return key.substr(0, kBrowserPrefix.size()) == kBrowserPrefix &&
+           (key.size() == kBrowserPrefix.size() || key[kBrowserPrefix.size()] == '/');
+  }
+
+  // libmicrohttpd's completion callback: the response went out (or the connection ended).
+  static void Completed(void* cls, MHD_Connection* connection, void** req_cls,
+                        MHD_RequestTerminationCode code) {
+    auto* self = static_cast<MhdServer*>(cls);
+    std::unique_ptr<RequestState> state(static_cast<RequestState*>(*req_cls));
+    *req_cls = nullptr;
+    if (state == nullptr || state->status == 0 || self->options_.access_log == nullptr) return;
+    try {
+      AccessRecord record;
+      record.client = ClientAddress(connection);
+      record.principal = state->principal;
+      record.when = state->when;
+      record.method = std::move(state->method);
+      record.path = std::move(state->log_path);
+      record.version = std::move(state->version);
+      record.status = state->status;
+      // Cut short (client gone, time-out): how much went out is not known.
+      if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK) record.bytes = state->bytes;
+      record.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - state->start).count();
+      self->options_.access_log->Record(record);
+    } catch (...) {
+      // No exception crosses libmicrohttpd; a lost log line is all that is lost.
+    }
   }
 
   Reply Handle(MHD_Connection* connection, std::string_view url, std::string_view method) {
@@ -360,10 +529,7 @@ class MhdServer final : public HttpServer {
     if (!key.ok()) return ErrorReply(MHD_HTTP_BAD_REQUEST, key.status().message());
     if (!options_.web_assets.empty()) {
       std::string_view k = key->key;
-      if (k.substr(0, kBrowserPrefix.size()) == kBrowserPrefix &&
-          (k.size() == kBrowserPrefix.size() || k[kBrowserPrefix.size()] == '/')) {
-        return Asset(k.substr(std::min(k.size(), kBrowserPrefix.size() + 1)));
-      }
+      if (IsBrowserAsset(k)) return Asset(k.substr(std::min(k.size(), kBrowserPrefix.size() + 1)));
       if (key->trailing_slash) {
         const char* accept =
             MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -444,8 +610,9 @@ class MhdServer final : public HttpServer {
     MHD_Response* r = reply.response.get();
     AddCorsHeaders(r);
     MHD_add_response_header(r, "Access-Control-Allow-Methods", kAllowedMethods);
-    MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                            "Range, Content-Type, If-None-Match, If-Modified-Since, Cache-Control");
+    MHD_add_response_header(
+        r, "Access-Control-Allow-Headers",
+        "Range, Content-Type, If-None-Match, If-Modified-Since, Cache-Control, Authorization");
     MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
     MHD_add_response_header(r, "Allow", kAllowedMethods);
     return reply;
@@ -546,27 +713,12 @@ class MhdServer final : public HttpServer {
     return reply;
   }
 
-  void LogAccess(MHD_Connection* connection, const char* method, const char* url,
-                 const char* version, unsigned status, std::optional<uint64_t> bytes) {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char when[64];
-    std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    std::string line = ClientAddress(connection) + " - - [" + when + "] \"" + LogSafe(method) +
-                       " " + LogSafe(url) + " " + LogSafe(version) + "\" " +
-                       std::to_string(status) + " " + (bytes ? std::to_string(*bytes) : "-") + "\n";
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    // Line-buffered, so `tail -f` and a crash both see every request answered.
-    *options_.access_log << line << std::flush;
-  }
-
   ZarrView& view_;
   const ServeOptions options_;
   MHD_Daemon* daemon_ = nullptr;
   uint16_t port_ = 0;
   std::mutex stop_mutex_;
-  std::mutex log_mutex_;  // Guards both logs and last_error_.
+  std::mutex log_mutex_;  // Guards the error log and last_error_.
   std::string last_error_;
 };
 
@@ -593,7 +745,9 @@ Status Serve(ZarrView& view, const ServeOptions& options, std::ostream& log) {
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, StartHttpServer(view, options));
   std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]"
                                                                   : options.host;
-  log << "refzarr: serving Zarr v" << view.options().zarr_format << " on http://" << host << ":"
+  const char* scheme = options.tls_cert_pem.empty() ? "http" : "https";
+  log << "refzarr: serving Zarr v" << view.options().zarr_format << " on " << scheme << "://"
+      << host << ":"
       << server->Port() << "/ (Ctrl-C to stop)" << std::endl;
   options.wait_for_shutdown();
   log << "refzarr: shutting down" << std::endl;

@@ -20,6 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "cli/access/access_log.h"
+#include "cli/access/access_policy.h"
+#include "cli/access/rate_limiter.h"
 #include "cli/http/http_request.h"
 #include "cli/http/http_server.h"
 #include "fake_zarr_view.h"
@@ -180,6 +183,7 @@ class Client {
     curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &AppendHeader);
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &reply.headers);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 10L);
+    if (!source_address_.empty()) curl_easy_setopt(curl_, CURLOPT_INTERFACE, source_address_.c_str());
     if (getenv("CURLV")) curl_easy_setopt(curl_, CURLOPT_VERBOSE, 1L);
     if (method == "HEAD") {
       curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
@@ -197,9 +201,13 @@ class Client {
     return reply;
   }
 
+ /// Requests go out from this loopback address (127.0.0.2...), as another client's would.
+  void set_source_address(std::string address) { source_address_ = "host!" + address; }
+
  private:
   uint16_t port_;
   CURL* curl_;
+  std::string source_address_;
 };
 
 std::string RandomBytes(size_t n, unsigned seed) {
@@ -552,8 +560,9 @@ TEST_F(HttpServerTest, ConcurrentClientsGetCorrectBytes) {
 
 TEST_F(HttpServerTest, AccessLogHasOneLinePerRequest) {
   std::ostringstream log;
+  auto access_log = MakeStreamAccessLog(log);
   ServeOptions options;
-  options.access_log = &log;
+  options.access_log = access_log.get();
   Client client(Start(options));
   client.Request("GET", "/img/0/0.0");
   client.Request("HEAD", "/missing");
@@ -572,8 +581,9 @@ TEST_F(HttpServerTest, AccessLogHasOneLinePerRequest) {
 TEST_F(HttpServerTest, AccessLogIsWrittenLineByLine) {
   const std::filesystem::path path = dir_ / "access.log";
   std::ofstream log(path);
+  auto access_log = MakeStreamAccessLog(log);
   ServeOptions options;
-  options.access_log = &log;
+  options.access_log = access_log.get();
   Client client(Start(options));
   client.Request("GET", "/img/0/0.0");
   std::string text;
@@ -581,7 +591,7 @@ TEST_F(HttpServerTest, AccessLogIsWrittenLineByLine) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     text = FileBytes(path, 0, std::filesystem::file_size(path));
   }
-  EXPECT_NE(text.find("\"GET /img/0/0.0 HTTP/1.1\" 200 1000\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"GET /img/0/0.0 HTTP/1.1\" 200 1000 0."), std::string::npos) << text;
   server_->Stop();  // Before `log` goes.
 }
 
@@ -774,6 +784,222 @@ TEST_F(HttpServerTest, UnknownHostIsInvalidArgument) {
   auto server = StartHttpServer(view_, options);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving beyond loopback: the access policy, limits, the access log's secrets.
+
+constexpr char kImgToken[] = "img-token-0123456789abcdef";
+constexpr char kOddToken[] = "odd-token-0123456789abcdef";
+
+std::unique_ptr<AccessPolicy> TestPolicy(int64_t* now, std::optional<UrlSigner> signer) {
+  std::optional<TokenTable> tokens;
+  if (!signer) {
+    tokens = *TokenTable::Parse(std::string(kImgToken) + " /img\n" + kOddToken + " /odd%20name\n", "t");
+  }
+  return MakeAccessPolicy(std::move(tokens), std::move(signer), [now] { return *now; });
+}
+
+TEST_F(HttpServerTest, TokensGiveReadAccessUnderTheirPrefixesOnly) {
+  int64_t now = 1000;
+  auto policy = TestPolicy(&now, std::nullopt);
+  std::ostringstream log;
+  auto access_log = MakeStreamAccessLog(log);
+  ServeOptions options;
+  options.access_policy = policy.get();
+  options.access_log = access_log.get();
+  Client client(Start(options));
+  const std::string img = std::string("Authorization: Bearer ") + kImgToken;
+  HttpReply none = client.Request("GET", "/img/0/0.0");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.headers["www-authenticate"], "Bearer realm=\"refzarr\"");
+  EXPECT_EQ(none.headers["access-control-allow-origin"], "*") << "a 401 must reach fetch()";
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0", {"Authorization: Bearer not-a-known-token-xyz"}).status,
+            401);
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0", {"Authorization: Basic " + std::string(kImgToken)})
+                .status,
+            401);
+  HttpReply ok = client.Request("GET", "/img/0/0.0", {img});
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_TRUE(ok.body == memory_chunk_);
+  EXPECT_EQ(client.Request("GET", "/img/0/", {img}).status, 200);
+  EXPECT_EQ(client.Request("GET", "/img/0/0.1", {"authorization: bearer " + std::string(kImgToken)})
+                .status,
+            200);
+  // Outside the prefix: exactly what a missing key gets, whether the key exists or not.
+  HttpReply hidden = client.Request("GET", "/odd%20name/a%20b+c", {img});
+  HttpReply missing = client.Request("GET", "/odd%20name/nothing", {img});
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(hidden.body, "refzarr: no key 'odd name/a b+c'\n");
+  EXPECT_EQ(client.Request("GET", "/", {img}).status, 404) << "the root lists every group";
+  EXPECT_EQ(client.Request("GET", "/.zgroup", {img}).status, 404);
+  EXPECT_EQ(client.Request("GET", "/imgx", {img}).status, 404);
+  const std::string odd = std::string("Authorization: Bearer ") + kOddToken;
+  EXPECT_EQ(client.Request("GET", "/odd%20name/a%20b+c", {odd}).body, "x");
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0", {odd}).status, 404);
+  // A preflight carries no credentials and is answered, allowing the header.
+  HttpReply preflight = client.Request("OPTIONS", "/img/0/0.0");
+  EXPECT_EQ(preflight.status, 204);
+  EXPECT_NE(preflight.headers["access-control-allow-headers"].find("Authorization"),
+            std::string::npos);
+  server_->Stop();
+  const std::string text = log.str();
+  EXPECT_EQ(text.find("token-0123"), std::string::npos) << "a token reached the log: " << text;
+  EXPECT_NE(text.find(" - token@1 ["), std::string::npos) << text;
+  EXPECT_NE(text.find(" - token@2 ["), std::string::npos) << text;
+  EXPECT_NE(text.find("\"GET /img/0/0.0 HTTP/1.1\" 401 "), std::string::npos) << text;
+}
+
+TEST_F(HttpServerTest, SignedUrlsReadUnderTheirPrefixUntilTheyExpire) {
+  int64_t now = 1000;
+  std::array<unsigned char, 32> key{};
+  key.fill(3);
+  UrlSigner signer(key);
+  auto policy = TestPolicy(&now, signer);
+  std::ostringstream log;
+  auto access_log = MakeStreamAccessLog(log);
+  ServeOptions options;
+  options.access_policy = policy.get();
+  options.access_log = access_log.get();
+  Client client(Start(options));
+  const std::string base = signer.SignedPath("img", 2000);
+  HttpReply chunk = client.Request("GET", base + "/0/0.1");
+  EXPECT_EQ(chunk.status, 200);
+  EXPECT_TRUE(chunk.body == FileBytes(source_, kSliceOffset, kSliceLength));
+  EXPECT_EQ(chunk.headers["access-control-allow-origin"], "*");
+  HttpReply listing = client.Request("GET", base + "/0/");
+  EXPECT_EQ(listing.status, 200);
+  EXPECT_NE(listing.body.find("href=\"./.zarray\""), std::string::npos) << "relative links";
+  EXPECT_EQ(client.Request("GET", base + "/.zattrs").status, 200);
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0").status, 401) << "no policy for plain paths";
+  // The signature covers "img" only.
+  std::string other = base;
+  other.replace(other.rfind("/img"), 4, "/odd%20name");
+  EXPECT_EQ(client.Request("GET", other + "/a%20b+c").status, 403);
+  std::string tampered = base;
+  tampered[tampered.find("/2000/") + 6] ^= 1;
+  EXPECT_EQ(client.Request("GET", tampered + "/0/0.0").status, 403);
+  const std::string later = signer.SignedPath("img", 3000);
+  std::string moved = later;
+  moved.replace(moved.find("/3000/"), 6, "/2000/");
+  EXPECT_EQ(client.Request("GET", moved + "/0/0.0").status, 403) << "expiry moved";
+  EXPECT_EQ(client.Request("GET", "/__signed__/x/y/img/0/0.0").status, 403);
+  now = 2000;
+  HttpReply expired = client.Request("GET", base + "/0/0.0");
+  EXPECT_EQ(expired.status, 403);
+  EXPECT_NE(expired.body.find("expired"), std::string::npos) << expired.body;
+  server_->Stop();
+  const std::string text = log.str();
+  EXPECT_EQ(text.find(signer.Signature("img", 2000)), std::string::npos)
+      << "a signature reached the log: " << text;
+  EXPECT_NE(text.find("\"GET /__signed__/2000/-/img/0/0.1 HTTP/1.1\" 200 65536 "),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" - signed ["), std::string::npos) << text;
+}
+
+TEST_F(HttpServerTest, ANonLoopbackAddressNeedsAPolicyOrPublic) {
+  for (const char* host : {"0.0.0.0", "::"}) {
+    ServeOptions options;
+    options.host = host;
+    options.port = 0;
+    auto refused = StartHttpServer(view_, options);
+    ASSERT_FALSE(refused.ok()) << host;
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.status().message().find("refusing to serve on " + std::string(host)),
+              std::string::npos)
+        << refused.status().message();
+    options.public_archive = true;
+    auto open = StartHttpServer(view_, options);
+    EXPECT_TRUE(open.ok()) << host << ": " << open.status().message();
+  }
+  int64_t now = 0;
+  auto policy = TestPolicy(&now, std::nullopt);
+  ServeOptions options;
+  options.host = "0.0.0.0";
+  options.port = 0;
+  options.access_policy = policy.get();
+  auto guarded = StartHttpServer(view_, options);
+  ASSERT_TRUE(guarded.ok()) << guarded.status().message();
+  Client client((*guarded)->Port());
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0").status, 401);
+  // All of 127.0.0.0/8 is loopback.
+  options.host = "127.0.0.2";
+  options.access_policy = nullptr;
+  EXPECT_TRUE(StartHttpServer(view_, options).ok());
+}
+
+TEST_F(HttpServerTest, ALongPathIs414) {
+  ServeOptions options;
+  options.max_url_bytes = 100;
+  Client client(Start(options));
+  EXPECT_EQ(client.Request("GET", "/img/" + std::string(200, 'a')).status, 414);
+  EXPECT_EQ(client.Request("GET", "/img/0/0.0").status, 200);
+}
+
+TEST_F(HttpServerTest, TheRateLimitIsPerClientAddress) {
+  double now = 0;
+  auto limiter = MakeRateLimiter(1, 3, [&] { return now; });
+  ServeOptions options;
+  options.rate_limiter = limiter.get();
+  uint16_t port = Start(options);
+  Client first(port);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(first.Request("GET", "/img/0/0.0").status, 200) << i;
+  HttpReply refused = first.Request("GET", "/img/0/0.0");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.headers["retry-after"], "1");
+  Client second(port);
+  second.set_source_address("127.0.0.2");
+  EXPECT_EQ(second.Request("GET", "/img/0/0.0").status, 200);
+  now = 1;
+  EXPECT_EQ(first.Request("GET", "/img/0/0.0").status, 200);
+}
+
+// Connects from `source` (a loopback address) to the server.
+int ConnectFrom(const char* source, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closes `fd` at once (it refused the connection) rather than waiting for a
+// request.
+bool ClosedByServer(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 1000) <= 0) return false;
+  char c;
+  return ::recv(fd, &c, 1, 0) <= 0;
+}
+
+TEST_F(HttpServerTest, OneAddressCannotTakeEveryConnection) {
+  ServeOptions options;
+  options.max_connections_per_client = 3;
+  uint16_t port = Start(options);
+  std::vector<int> slow;
+  for (int i = 0; i < 3; ++i) slow.push_back(ConnectFrom("127.0.0.3", port));
+  for (int fd : slow) ASSERT_GE(fd, 0);
+  // Give the server time to accept them, then a fourth from the same address is closed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  int fourth = ConnectFrom("127.0.0.3", port);
+  ASSERT_GE(fourth, 0);
+  EXPECT_TRUE(ClosedByServer(fourth));
+  ::close(fourth);
+  EXPECT_FALSE(ClosedByServer(slow[0])) << "the first three stay open";
+  Client other(port);  // 127.0.0.1
+  EXPECT_EQ(other.Request("GET", "/img/0/0.0").status, 200);
+  for (int fd : slow) ::close(fd);
 }
 
 }  // namespace
