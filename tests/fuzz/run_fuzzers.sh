@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of a REFZARR_FUZZ=ON build for a bounded time (docs/fuzzing.md).
+#   run_fuzzers.sh BUILD_DIR SECONDS [TARGET...]
+# Each target starts from its regression corpus (tests/fuzz/<name>/) plus what earlier runs in
+# BUILD_DIR found (BUILD_DIR/fuzz/corpus/<name>, where new inputs go: the repository's corpus is
+# only read). Crashes, leaks, timeouts and OOMs land in BUILD_DIR/fuzz/artifacts/<name>/; the log
+# of each run in BUILD_DIR/fuzz/logs/<name>.log. Prints one line per target (executions, edges
+# covered, features, corpus size) and exits 1 when any target found something.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:?usage: run_fuzzers.sh BUILD_DIR SECONDS [TARGET...]}"
+seconds="${2:?usage: run_fuzzers.sh BUILD_DIR SECONDS [TARGET...]}"
+shift 2
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in "$here"/*_fuzzer.cc; do n="$(basename "$f" _fuzzer.cc)"; targets+=("$n"); done
+fi
+
+dict_for() {
+  case "$1" in
+    hdf5_scanner|hdf5_chunk_index) echo "$here/hdf5.dict" ;;
+    *) [ -f "$here/$1.dict" ] && echo "$here/$1.dict" ;;
+  esac
+}
+
+status=0
+printf '%-18s %12s %10s %8s %8s %8s  %s\n' target executions exec/s edges features corpus found
+for name in "${targets[@]}"; do
+  bin="$build/bin/${name}_fuzzer"
+  if [ ! -x "$bin" ]; then
+    echo "run_fuzzers: $bin is missing (build the fuzzers target with REFZARR_FUZZ=ON)" >&2
+    exit 2
+  fi
+  corpus="$build/fuzz/corpus/$name" artifacts="$build/fuzz/artifacts/$name/" log="$build/fuzz/logs/$name.log"
+  mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+  dict="$(dict_for "$name")"
+  # -timeout: an input that runs 25 s is a hang; -rss_limit_mb: one that needs 2 GiB is an OOM.
+  # -max_len: large enough for the seeds (16 KiB and the 4 KiB heads).
+  "$bin" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix="$artifacts" ${dict:+-dict="$dict"} \
+    "$corpus" "$here/$name" >"$log" 2>&1
+  rc=$?
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$last")
+  found=$(ls "$artifacts" 2>/dev/null | tr '\n' ' ')
+  if [ $rc -ne 0 ] || [ -n "$found" ]; then
+    status=1
+    found="${found:-exit $rc} (see $log)"
+  fi
+  printf '%-18s %12s %10s %8s %8s %8s  %s\n' "$name" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
+    "${corp:-?}" "${found:-none}"
+done
+exit $status
