@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   --size;
   if (size < n * 4) return 0;
   std::vector<uint32_t> counts(n);
-  std::memcpy(counts.data(), data, n * 4);
+  if (n > 0) std::memcpy(counts.data(), data, n * 4);
   (void)ParseImageJMetadata(fuzz::Bytes(data + n * 4, size - n * 4), counts);
   return 0;
 }
