@@ -12,9 +12,10 @@ APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nloh
   python3-xxhash libpng-dev python3-pil \
   libxml2-utils \
   libisal-dev python3-crcmod \
-  nettle-dev
+  nettle-dev \
+  clang-14 libclang-rt-14-dev
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench clean fuzz fuzz-build fuzz-regression test-sanitize
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -49,6 +50,43 @@ test: build
 
 bench: build
 	tests/bench/index_tiff_bench.sh $(BUILD) $(BUILD)/bench
+
+# ---- Hardening (docs/fuzzing.md): libFuzzer targets and the sanitizer build ----
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+SANITIZE_BUILD ?= build-asan
+# The sanitizers' run-time options for every process of the suite (tests, the refzarr binary the
+# end-to-end tests start, its modules): stop at the first finding, report leaks, full stacks.
+# Suppressions (tests/sanitize/*.supp) each say why; full unwinding at malloc lets the one LSan
+# suppression (a libhdf5 filter plugin's constructor) match its stack.
+SANITIZE_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0:fast_unwind_on_malloc=0 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitize/ubsan.supp
+# Labels test-sanitize may leave out to fit a time budget, as a ctest -LE regex (e.g. "slurm");
+# empty (the default): the whole suite.
+SANITIZE_EXCLUDE_LABELS ?=
+SANITIZE_TIMEOUT ?= 1200
+
+# The fuzz targets with clang's libFuzzer, ASan and UBSan (every library instrumented).
+fuzz-build: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREFZARR_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+# Each target for FUZZ_SECONDS (default 60) from its corpus; fails on any crash, leak, hang or OOM.
+fuzz: fuzz-build
+	tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Each target once over its regression corpus (tests/fuzz/<name>/), under libFuzzer.
+fuzz-regression: fuzz-build
+	cd $(FUZZ_BUILD) && ctest -L fuzz --output-on-failure -j $(JOBS)
+
+# Everything built with ASan + UBSan, and the ctest suite under it.
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREFZARR_SANITIZE=ON >/dev/null
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	cd $(SANITIZE_BUILD) && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS) \
+	  --timeout $(SANITIZE_TIMEOUT) $(if $(SANITIZE_EXCLUDE_LABELS),-LE '$(SANITIZE_EXCLUDE_LABELS)')
 
 clean:
 	rm -rf $(BUILD)

@@ -391,8 +391,17 @@ class ChunkWalker {
       auto ceil_div = [](uint64_t a, uint64_t b) { return a / b + (a % b != 0); };
       grid_[i] = ceil_div(dims_[i], layout_.chunk_dims[i]);
       max_grid_[i] = max_dims_[i] == UINT64_MAX ? UINT64_MAX : ceil_div(max_dims_[i], layout_.chunk_dims[i]);
+      if (max_dims_[i] < dims_[i]) {
+        return CorruptError("dimension " + std::to_string(i) + " of " + std::to_string(dims_[i]) +
+                            " elements exceeds its maximum, " + std::to_string(max_dims_[i]));
+      }
     }
     chunk_.coords.assign(rank, 0);
+    // An empty extent holds no chunk (and a grid dimension of 0 cannot place one: the index's
+    // element counts are the file's word, not the grid's).
+    for (uint64_t g : grid_) {
+      if (g == 0) return OkStatus();
+    }
     // Never written (late allocation, no data yet): no chunks.
     if (IsUndefinedAddress(r_.info(), layout_.index_address)) return OkStatus();
     switch (layout_.index_type) {
