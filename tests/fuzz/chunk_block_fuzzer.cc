@@ -14,8 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace refzarr;
   Result<std::vector<BlockEntry>> entries = DecodeChunkBlock(fuzz::Bytes(data, size));
   if (!entries.ok()) return 0;
-  const std::vector<std::byte> again = EncodeChunkBlock(*entries);
-  Result<std::vector<BlockEntry>> decoded = DecodeChunkBlock(again);
+  // A decoded block has checksums on all its present entries or on none: it encodes again.
+  Result<std::vector<std::byte>> again = EncodeChunkBlock(*entries);
+  FUZZ_CHECK(again.ok(), "what was decoded encodes again");
+  Result<std::vector<BlockEntry>> decoded = DecodeChunkBlock(*again);
   FUZZ_CHECK(decoded.ok(), "what was decoded encodes to a valid block");
   // Trailing missing entries are not encoded.
   std::vector<BlockEntry> expected = *entries;
@@ -25,6 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK((*decoded)[i].present == expected[i].present, "the round trip keeps each entry");
     FUZZ_CHECK(!expected[i].present || (*decoded)[i].ref == expected[i].ref,
                "the round trip keeps each reference");
+    FUZZ_CHECK(!expected[i].present || (*decoded)[i].crc32c == expected[i].crc32c,
+               "the round trip keeps each checksum");
   }
   return 0;
 }
