@@ -5,11 +5,11 @@
 
 namespace refzarr::internal {
 
-std::vector<uint64_t> ChunksPerShard(const ShardSpec& spec, std::span<const uint64_t> grid) {
+std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid) {
   const size_t rank = grid.size();
-  if (spec.mode == ShardSpec::Mode::kNone || rank == 0) return {};
+  if (spec.mode == ShardingSpec::Mode::kNone || rank == 0) return {};
   std::vector<uint64_t> per(rank, 1);
-  if (spec.mode == ShardSpec::Mode::kShape) {
+  if (spec.mode == ShardingSpec::Mode::kShape) {
     const auto& want = spec.chunks_per_shard;
     for (size_t i = 0; i < std::min(rank, want.size()); ++i) {
       const size_t d = rank - 1 - i;

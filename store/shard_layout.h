@@ -23,7 +23,7 @@ inline constexpr uint64_t kMissingInnerChunk = ~uint64_t{0};
 /// dimension back, each takes as much of its grid as keeps the shard within kAutoShardChunks,
 /// except that a plane of more than that many chunks is cut into squares of chunks (32 x 32).
 /// kShape: the spec's shape right-aligned, leading dimensions 1, each clipped to the grid.
-std::vector<uint64_t> ChunksPerShard(const ShardSpec& spec, std::span<const uint64_t> grid);
+std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid);
 
 /// The grid of shards: ceil(grid / per_shard) along each dimension.
 std::vector<uint64_t> ShardGrid(std::span<const uint64_t> grid,

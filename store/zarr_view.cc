@@ -28,14 +28,14 @@ Result<CodecPolicy> ParseCodecPolicy(std::string_view name) {
                               "' (expected compat or passthrough)");
 }
 
-Result<ShardSpec> ParseShardSpec(std::string_view text) {
-  ShardSpec spec;
+Result<ShardingSpec> ParseShardingSpec(std::string_view text) {
+  ShardingSpec spec;
   if (text == "none") return spec;
   if (text == "auto") {
-    spec.mode = ShardSpec::Mode::kAuto;
+    spec.mode = ShardingSpec::Mode::kAuto;
     return spec;
   }
-  spec.mode = ShardSpec::Mode::kShape;
+  spec.mode = ShardingSpec::Mode::kShape;
   size_t start = 0;
   while (start <= text.size()) {
     size_t end = text.find(',', start);
@@ -53,54 +53,6 @@ Result<ShardSpec> ParseShardSpec(std::string_view text) {
     start = end + 1;
   }
   return spec;
-}
-
-uint64_t Value::size() const {
-  if (slice) return slice->length;
-  if (pieces.empty()) return bytes.size();
-  uint64_t total = 0;
-  for (const ValuePiece& p : pieces) total += p.size();
-  return total;
-}
-
-std::vector<ValuePiece> ValueRange(const Value& value, uint64_t offset, uint64_t length) {
-  std::vector<ValuePiece> out;
-  auto take = [&](const ValuePiece& p, uint64_t skip, uint64_t n) {
-    ValuePiece q = p;
-    if (q.slice) {
-      q.slice->offset += skip;
-      q.slice->length = n;
-    } else {
-      q.offset += skip;
-      q.length = n;
-    }
-    out.push_back(std::move(q));
-  };
-  if (value.pieces.empty()) {
-    ValuePiece whole;
-    if (value.slice) {
-      whole.slice = value.slice;
-    } else {
-      whole.bytes = std::make_shared<const std::string>(value.bytes);
-      whole.length = value.bytes.size();
-    }
-    if (length > 0) take(whole, offset, length);
-    return out;
-  }
-  uint64_t at = 0;  // where the current piece starts in the value
-  for (const ValuePiece& p : value.pieces) {
-    const uint64_t size = p.size();
-    if (length == 0) break;
-    if (offset < at + size) {
-      const uint64_t skip = offset - at;
-      const uint64_t n = std::min(length, size - skip);
-      take(p, skip, n);
-      offset += n;
-      length -= n;
-    }
-    at += size;
-  }
-  return out;
 }
 
 namespace {
@@ -1263,7 +1215,7 @@ Result<std::unique_ptr<ZarrView>> OpenZarrView(const std::filesystem::path& inde
     return InvalidArgumentError("zarr format must be 2 or 3, not " +
                                 std::to_string(options.zarr_format));
   }
-  if (options.zarr_format == 2 && options.shards.mode != ShardSpec::Mode::kNone) {
+  if (options.zarr_format == 2 && options.shards.mode != ShardingSpec::Mode::kNone) {
     return InvalidArgumentError("shards need Zarr v3 (--zarr-format 3): Zarr v2 has no sharding");
   }
   auto view = std::make_unique<LiveZarrView>(index_path, std::move(options));

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using internal::ChunksPerShard;
 
-ShardSpec Auto() { return ShardSpec{ShardSpec::Mode::kAuto, {}}; }
+ShardingSpec Auto() { return ShardingSpec{ShardingSpec::Mode::kAuto, {}}; }
 
 TEST(ShardLayout, AutoShardsTakeWholePlanesOfAStackWhileTheyFit) {
   EXPECT_EQ(ChunksPerShard(Auto(), std::vector<uint64_t>{10, 4, 4}), (std::vector<uint64_t>{10, 4, 4}));
@@ -37,19 +37,19 @@ TEST(ShardLayout, AutoShardsCutALargePlaneIntoSquaresOfChunks) {
 }
 
 TEST(ShardLayout, AShapeIsRightAlignedAndClippedToTheGrid) {
-  ShardSpec s{ShardSpec::Mode::kShape, {16, 16}};
+  ShardingSpec s{ShardingSpec::Mode::kShape, {16, 16}};
   EXPECT_EQ(ChunksPerShard(s, std::vector<uint64_t>{3, 40, 5}), (std::vector<uint64_t>{1, 16, 5}));
   EXPECT_EQ(ChunksPerShard(s, std::vector<uint64_t>{40}), (std::vector<uint64_t>{16}));
-  EXPECT_TRUE(ChunksPerShard(ShardSpec{}, std::vector<uint64_t>{3, 3}).empty());
+  EXPECT_TRUE(ChunksPerShard(ShardingSpec{}, std::vector<uint64_t>{3, 3}).empty());
   EXPECT_TRUE(ChunksPerShard(Auto(), std::vector<uint64_t>{}).empty());  // 0-d: unsharded
 }
 
 TEST(ShardLayout, ParsesNoneAutoAndShapesAndRefusesTheRest) {
-  EXPECT_EQ(ParseShardSpec("none")->mode, ShardSpec::Mode::kNone);
-  EXPECT_EQ(ParseShardSpec("auto")->mode, ShardSpec::Mode::kAuto);
-  EXPECT_EQ(ParseShardSpec("1,8,8")->chunks_per_shard, (std::vector<uint64_t>{1, 8, 8}));
+  EXPECT_EQ(ParseShardingSpec("none")->mode, ShardingSpec::Mode::kNone);
+  EXPECT_EQ(ParseShardingSpec("auto")->mode, ShardingSpec::Mode::kAuto);
+  EXPECT_EQ(ParseShardingSpec("1,8,8")->chunks_per_shard, (std::vector<uint64_t>{1, 8, 8}));
   for (const char* bad : {"", "0", "8,", ",8", "8,,8", "x", "-1", "auto,2", "99999999"}) {
-    auto r = ParseShardSpec(bad);
+    auto r = ParseShardingSpec(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find("shards"), std::string::npos) << r.status().message();
@@ -123,7 +123,7 @@ class ShardViewTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<ZarrView> Open(ShardSpec shards, int format = 3) {
+  std::unique_ptr<ZarrView> Open(ShardingSpec shards, int format = 3) {
     ViewOptions o;
     o.zarr_format = format;
     o.shards = std::move(shards);
@@ -166,7 +166,7 @@ class ShardViewTest : public ::testing::Test {
 };
 
 TEST_F(ShardViewTest, MetadataNamesShardingIndexedWithTheChunksInside) {
-  auto view = Open(ShardSpec{ShardSpec::Mode::kShape, {1, 2}});
+  auto view = Open(ShardingSpec{ShardingSpec::Mode::kShape, {1, 2}});
   ASSERT_TRUE(view);
   auto value = view->Get("img/0/zarr.json");
   ASSERT_TRUE(value.ok() && *value);
@@ -181,14 +181,14 @@ TEST_F(ShardViewTest, MetadataNamesShardingIndexedWithTheChunksInside) {
   EXPECT_EQ(sharding["configuration"]["index_codecs"],
             json::parse(R"([{"name":"bytes","configuration":{"endian":"little"}},{"name":"crc32c"}])"));
   // Unsharded, the same array has no sharding codec.
-  auto plain = Open(ShardSpec{});
+  auto plain = Open(ShardingSpec{});
   auto p = plain->Get("img/0/zarr.json");
   ASSERT_TRUE(p.ok() && *p);
   EXPECT_EQ(json::parse((*p)->bytes)["codecs"][0]["name"], "bytes");
 }
 
 TEST_F(ShardViewTest, EachShardIsItsChunksThenTheIndexAndMissingChunksAreAllOnes) {
-  auto view = Open(ShardSpec{ShardSpec::Mode::kShape, {1, 2}});
+  auto view = Open(ShardingSpec{ShardingSpec::Mode::kShape, {1, 2}});
   ASSERT_TRUE(view);
   EXPECT_EQ(Bytes(*view, "img/0/c/0/0"), Expected({{4, 12}, {16, 12}}));
   EXPECT_EQ(Bytes(*view, "img/0/c/1/0"), Expected({{40, 12}, {0, 0}}));
@@ -201,7 +201,7 @@ TEST_F(ShardViewTest, EachShardIsItsChunksThenTheIndexAndMissingChunksAreAllOnes
 }
 
 TEST_F(ShardViewTest, BackToBackChunksAreOneSliceAndTheIndexIsBytes) {
-  auto view = Open(ShardSpec{ShardSpec::Mode::kShape, {1, 2}});
+  auto view = Open(ShardingSpec{ShardingSpec::Mode::kShape, {1, 2}});
   auto value = view->Get("img/0/c/0/0");
   ASSERT_TRUE(value.ok() && *value);
   ASSERT_EQ((*value)->pieces.size(), 2u);
@@ -243,7 +243,7 @@ TEST_F(ShardViewTest, RangesMapToTheSourceRangesBehindThem) {
 }
 
 TEST_F(ShardViewTest, ListingsAndStatGiveExactSizesWithoutReadingPixels) {
-  auto view = Open(ShardSpec{ShardSpec::Mode::kShape, {1, 2}});
+  auto view = Open(ShardingSpec{ShardingSpec::Mode::kShape, {1, 2}});
   auto list = view->List("img/0/c");
   ASSERT_TRUE(list.ok() && *list);
   ASSERT_EQ((*list)->size(), 2u);
@@ -269,7 +269,7 @@ TEST_F(ShardViewTest, ListingsAndStatGiveExactSizesWithoutReadingPixels) {
 
 TEST_F(ShardViewTest, ASparseRowOfWideShardsListsOnlyShardsWithChunks) {
   // Shards of 2 x 1 chunks: shard (0, 0) holds chunks 0 and 2, shard (0, 1) chunk 1 (3 missing).
-  auto view = Open(ShardSpec{ShardSpec::Mode::kShape, {2, 1}});
+  auto view = Open(ShardingSpec{ShardingSpec::Mode::kShape, {2, 1}});
   auto row = view->List("img/0/c/0");
   ASSERT_TRUE(row.ok() && *row);
   ASSERT_EQ((*row)->size(), 2u);
