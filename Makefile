@@ -9,7 +9,8 @@ APT_PACKAGES = cmake g++ make pkg-config libtiff-dev libhdf5-dev hdf5-tools nloh
   python3 python3-numpy python3-zarr python3-numcodecs python3-fsspec python3-tifffile python3-h5py \
   python3-aiohttp python3-requests python3-jsonschema python3-gdal gdal-bin libtiff-tools \
   python3-xarray nodejs nginx-light openssl python3-botocore curl chromium slurm-wlm munge \
-  python3-xxhash libpng-dev python3-pil
+  python3-xxhash libpng-dev python3-pil \
+  libboost-dev python3-crcmod
 
 .PHONY: deps build demo test bench clean
 
