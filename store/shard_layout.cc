@@ -5,7 +5,9 @@
 
 namespace refzarr::internal {
 
-std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid) {
+std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid,
+                                     uint64_t max_chunks) {
+  const uint64_t limit = std::clamp<uint64_t>(max_chunks, 1, kAutoShardChunks);
   const size_t rank = grid.size();
   if (spec.mode == ShardingSpec::Mode::kNone || rank == 0) return {};
   std::vector<uint64_t> per(rank, 1);
@@ -17,17 +19,18 @@ std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const u
     }
     return per;
   }
-  uint64_t budget = kAutoShardChunks;  // chunks a shard may still grow by (as a factor)
+  uint64_t budget = limit;  // chunks a shard may still grow by (as a factor)
   size_t d = rank;
   uint64_t plane = 0;
   if (rank >= 2 && (__builtin_mul_overflow(grid[rank - 1], grid[rank - 2], &plane) ||
-                    plane > kAutoShardChunks)) {
+                    plane > limit)) {
     // A plane too large for one shard: squares of tiles, so that a viewer's window of the plane
     // touches few shards whichever way it moves; a thin grid gives the other side the rest.
-    const uint64_t side = 32;  // sqrt(kAutoShardChunks)
+    uint64_t side = 1;  // floor(sqrt(limit)): 32 for 1,024
+    while ((side + 1) * (side + 1) <= limit) ++side;
     per[rank - 1] = std::min(grid[rank - 1], side);
-    per[rank - 2] = std::min(grid[rank - 2], kAutoShardChunks / per[rank - 1]);
-    per[rank - 1] = std::min(grid[rank - 1], kAutoShardChunks / per[rank - 2]);
+    per[rank - 2] = std::min(grid[rank - 2], limit / per[rank - 1]);
+    per[rank - 1] = std::min(grid[rank - 1], limit / per[rank - 2]);
     return per;  // the shard is full: earlier dimensions stay 1
   }
   while (d-- > 0 && budget > 1) {

@@ -23,7 +23,14 @@ inline constexpr uint64_t kMissingInnerChunk = ~uint64_t{0};
 /// dimension back, each takes as much of its grid as keeps the shard within kAutoShardChunks,
 /// except that a plane of more than that many chunks is cut into squares of chunks (32 x 32).
 /// kShape: the spec's shape right-aligned, leading dimensions 1, each clipped to the grid.
-std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid);
+/// `max_chunks` lowers the auto bound (shards of transcoded chunks, which are built whole in
+/// memory: kAutoShardBytes / chunk bytes); the squares are then as large as fit.
+std::vector<uint64_t> ChunksPerShard(const ShardingSpec& spec, std::span<const uint64_t> grid,
+                                     uint64_t max_chunks = kAutoShardChunks);
+
+/// Decoded bytes an auto shard of transcoded chunks holds at most (ChunkBytes() x chunks): such
+/// shards are built whole and cached, so that the shards a client reads at once fit the cache.
+inline constexpr uint64_t kAutoShardBytes = 8ull << 20;
 
 /// The grid of shards: ceil(grid / per_shard) along each dimension.
 std::vector<uint64_t> ShardGrid(std::span<const uint64_t> grid,

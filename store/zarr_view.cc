@@ -318,7 +318,13 @@ class SnapshotView final : public ZarrView {
                                        n->record.meta.value("flagged", false),
                                        options_.zarr_format);
         if (options_.zarr_format == 3) {
-          n->per_shard = internal::ChunksPerShard(options_.shards, n->array->GridShape());
+          // Transcoded shards are built whole in memory: fewer chunks each, so the shards a
+          // client reads at once stay within the cache (docs/sharding.md, cost).
+          const uint64_t chunk_bytes = std::max<uint64_t>(n->array->ChunkBytes(), 1);
+          const uint64_t max_chunks = n->transcoded ? internal::kAutoShardBytes / chunk_bytes
+                                                    : internal::kAutoShardChunks;
+          n->per_shard = internal::ChunksPerShard(options_.shards, n->array->GridShape(),
+                                                  max_chunks);
           if (!n->per_shard.empty()) {
             n->shard_grid = internal::ShardGrid(n->array->GridShape(), n->per_shard);
           }
@@ -712,6 +718,28 @@ class SnapshotView final : public ZarrView {
     return out;
   }
 
+  // Entries of one array looked up in index order: each block taken from the cache once (one lock)
+  // rather than once per chunk, as a shard's chunks mostly share one block.
+  class BlockCursor {
+   public:
+    BlockCursor(SnapshotView& view, const NodeInfo& n) : view_(view), n_(n) {}
+    Result<BlockEntry> At(uint64_t linear) {
+      const uint64_t b = linear / kBlockSize;
+      if (!block_ || b != block_no_) {
+        ASSIGN_OR_RETURN(block_, view_.Block(n_, b));
+        block_no_ = b;
+      }
+      const uint64_t pos = linear % kBlockSize;
+      return pos < block_->size() ? (*block_)[pos] : BlockEntry{};
+    }
+
+   private:
+    SnapshotView& view_;
+    const NodeInfo& n_;
+    std::shared_ptr<const std::vector<BlockEntry>> block_;
+    uint64_t block_no_ = 0;
+  };
+
   // A shard's size when the index alone tells it (its chunks served as stored, none inline):
   // the stored lengths plus the index, without a look at the sources.
   Result<std::optional<uint64_t>> KnownShardSize(const NodeInfo& n,
@@ -720,9 +748,10 @@ class SnapshotView final : public ZarrView {
     const auto grid = n.array->GridShape();
     const auto members = ShardMembers(n, shard);
     uint64_t total = internal::ShardIndexBytes(members.size());
+    BlockCursor cursor(*this, n);
     for (const auto& c : members) {
       if (!c) continue;
-      ASSIGN_OR_RETURN(BlockEntry e, Entry(n, LinearChunkIndex(grid, *c)));
+      ASSIGN_OR_RETURN(BlockEntry e, cursor.At(LinearChunkIndex(grid, *c)));
       if (!e.present) continue;
       if (e.ref.flags & kChunkInline) return std::optional<uint64_t>();
       total += e.ref.length;
@@ -935,11 +964,12 @@ class SnapshotView final : public ZarrView {
     Value v;
     uint64_t at = 0;
     bool any = false;
+    BlockCursor cursor(*this, n);
     for (size_t j = 0; j < members.size(); ++j) {
       if (!members[j]) continue;
       const std::vector<uint64_t>& c = *members[j];
       const uint64_t linear = LinearChunkIndex(grid, c);
-      ASSIGN_OR_RETURN(BlockEntry e, Entry(n, linear));
+      ASSIGN_OR_RETURN(BlockEntry e, cursor.At(linear));
       if (!e.present) continue;
       any = true;
       ValuePiece piece;

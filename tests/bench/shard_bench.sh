@@ -16,9 +16,9 @@ build=$(realpath "$1"); work=$2; pages=${3:-1600}
 src=$(realpath "$(dirname "$0")/../..")
 mkdir -p "$work"; work=$(realpath "$work")
 tif=$work/bench-$pages.tif; db=$work/bench-$pages.refs.db
-[ -f "$tif" ] || "$build/bin/refzarr-make-bench-tiff" "$tif" --pages "$pages" >/dev/null
-[ -f "$db" ] || "$build/bin/refzarr" index -q -o "$db" "$tif" >/dev/null
-array=$(basename "$tif")/0/0
+[ -f "$tif" ] || "$build/bin/refzarr-make-bench-tiff" "$tif" --pages "$pages" >/dev/null 2>&1
+[ -f "$db" ] || "$build/bin/refzarr" index -o "$db" "$tif" >/dev/null
+array=0/0  # a one-file index: the root is the file's group
 js=$build/tests/e2e/js
 [ -d "$js/node_modules/zarrita-0.7" ] || { echo "no zarrita install in $js" >&2; exit 1; }
 cp "$src/tests/e2e/js/read_arrays.mjs" "$js/"

@@ -36,6 +36,15 @@ TEST(ShardLayout, AutoShardsCutALargePlaneIntoSquaresOfChunks) {
   EXPECT_EQ(ChunksPerShard(Auto(), std::vector<uint64_t>{2, 5000}), (std::vector<uint64_t>{2, 512}));
 }
 
+TEST(ShardLayout, ALowerBoundMakesSmallerAutoShards) {
+  // Transcoded 256 x 256 uint16 tiles: 8 MiB / 128 KiB = 64 chunks a shard.
+  EXPECT_EQ(ChunksPerShard(Auto(), std::vector<uint64_t>{1, 1, 100, 8, 8}, 64),
+            (std::vector<uint64_t>{1, 1, 1, 8, 8}));
+  EXPECT_EQ(ChunksPerShard(Auto(), std::vector<uint64_t>{320, 320}, 64),
+            (std::vector<uint64_t>{8, 8}));
+  EXPECT_EQ(ChunksPerShard(Auto(), std::vector<uint64_t>{10, 10}, 0), (std::vector<uint64_t>{1, 1}));
+}
+
 TEST(ShardLayout, AShapeIsRightAlignedAndClippedToTheGrid) {
   ShardingSpec s{ShardingSpec::Mode::kShape, {16, 16}};
   EXPECT_EQ(ChunksPerShard(s, std::vector<uint64_t>{3, 40, 5}), (std::vector<uint64_t>{1, 16, 5}));
