@@ -44,13 +44,14 @@ void AddMountCommand(CLI::App& app, CommandContext& ctx);
 /// its scan workers see them; nothing of them reaches the index or a message.
 void AddRemoteFlags(CLI::App* cmd);
 
-/// Options every view-reading command takes: --zarr-format and --codecs; serving ones also
+/// Options every view-reading command takes: --zarr-format, --codecs and --shards; serving ones also
 /// --revalidate.
 struct ViewFlags {
   int zarr_format = 2;
   std::string codecs = "compat";
+  std::string shards = "none";    ///< ViewOptions::shards: none, auto or a shape (ParseShardingSpec)
   double revalidate_seconds = 0;  ///< ViewOptions::revalidate_seconds
-  /// Adds the two options to `cmd`.
+  /// Adds --zarr-format, --codecs and --shards to `cmd`.
   void AddTo(CLI::App* cmd);
   /// Adds --revalidate (for a long-running server; a mount has its own, which it passes on).
   void AddRevalidateTo(CLI::App* cmd);

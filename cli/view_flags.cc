@@ -14,6 +14,15 @@ void ViewFlags::AddTo(CLI::App* cmd) {
                   "compat: transcode what standard Zarr codecs cannot read; passthrough: stored bytes")
       ->check(CLI::IsMember({"compat", "passthrough"}))
       ->capture_default_str();
+  cmd->add_option("--shards", shards,
+                  "Zarr v3 only: none (one object per chunk), auto (shards of up to 1,024 chunks "
+                  "shaped to the grid) or chunks per shard along the last dimensions (e.g. 16,16); "
+                  "shards are computed from the chunk references, never stored")
+      ->check([](const std::string& text) {
+        auto spec = ParseShardingSpec(text);
+        return spec.ok() ? std::string() : spec.status().message();
+      })
+      ->capture_default_str();
 }
 
 void ViewFlags::AddRevalidateTo(CLI::App* cmd) {
@@ -53,6 +62,11 @@ Result<ViewOptions> ViewFlags::ToOptions() const {
   o.revalidate_seconds = revalidate_seconds;
   o.openers = &DefaultSourceOpeners();
   ASSIGN_OR_RETURN(o.codecs, ParseCodecPolicy(codecs));
+  ASSIGN_OR_RETURN(o.shards, ParseShardingSpec(shards));
+  if (o.shards.mode != ShardingSpec::Mode::kNone && zarr_format != 3) {
+    return InvalidArgumentError("--shards " + shards + " needs --zarr-format 3 (Zarr v2 has no "
+                                "sharding)");
+  }
   for (const auto& d : *decoders) o.decoders.push_back(d.get());
   return o;
 }

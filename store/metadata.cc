@@ -200,7 +200,7 @@ json RenderArrayAttrsV2(const ArrayDesc& a) {
   return j;
 }
 
-json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
+json RenderArrayV3(const ArrayDesc& a, bool transcoded, std::span<const uint64_t> chunks_per_shard) {
   json codecs = json::array();
   if (a.dtype.kind == 'O') {
     // Strings: zarr-python 3's "string" data type with its "vlen-utf8" array-to-bytes codec (an
@@ -232,6 +232,19 @@ json RenderArrayV3(const ArrayDesc& a, bool transcoded) {
             {"codecs", codecs},
             {"attributes", a.attributes.is_object() ? a.attributes : json::object()}};
   if (!a.dimension_names.empty()) j["dimension_names"] = a.dimension_names;
+  if (!chunks_per_shard.empty()) {
+    std::vector<uint64_t> shard_shape(a.chunks.size());
+    for (size_t i = 0; i < shard_shape.size(); ++i) shard_shape[i] = a.chunks[i] * chunks_per_shard[i];
+    j["chunk_grid"]["configuration"]["chunk_shape"] = shard_shape;
+    j["codecs"] = json::array(
+        {{{"name", "sharding_indexed"},
+          {"configuration",
+           {{"chunk_shape", a.chunks},
+            {"codecs", codecs},
+            {"index_codecs", json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                                          {{"name", "crc32c"}}})},
+            {"index_location", "end"}}}}});
+  }
   return j;
 }
 

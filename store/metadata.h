@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "formats/core/model.h"
 
@@ -24,7 +25,12 @@ nlohmann::json RenderArrayAttrsV2(const ArrayDesc& array);
 /// the stored encoding is described as is: "transpose" for interleaved samples, core codecs under
 /// their v3 names and any other numcodecs codec as zarr-python 3's "numcodecs.<id>" (what a
 /// compat view never serves: NeedsTranscode sends those arrays to the transcoder).
-nlohmann::json RenderArrayV3(const ArrayDesc& array, bool transcoded);
+/// With `chunks_per_shard` (one per dimension), the array is sharded: its chunk grid is one of
+/// shards (chunks x chunks_per_shard elements) and its one codec is "sharding_indexed", whose
+/// inner chunks are the chunks with the codecs above, and whose index, at the end of each shard,
+/// has the codecs [bytes little-endian, crc32c].
+nlohmann::json RenderArrayV3(const ArrayDesc& array, bool transcoded,
+                             std::span<const uint64_t> chunks_per_shard = {});
 
 /// Attributes of a group: `attributes` plus, when `image` is set, OME-NGFF `multiscales` and
 /// `omero` (0.4 at the top level for zarr_format 2; 0.5 under "ome" for zarr_format 3, where

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <chrono>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -11,9 +12,11 @@
 #include <sys/stat.h>
 
 #include "formats/core/byte_source.h"
+#include "formats/core/chunk_cache.h"
 #include "formats/core/crc32c.h"
 #include "store/metadata.h"
 #include "store/ref_store.h"
+#include "store/shard_layout.h"
 #include "store/source_pool.h"
 #include "store/transcode/transcode.h"
 #include "store/view_internal.h"
@@ -25,6 +28,33 @@ Result<CodecPolicy> ParseCodecPolicy(std::string_view name) {
   if (name == "passthrough") return CodecPolicy::kPassthrough;
   return InvalidArgumentError("unknown codec policy '" + std::string(name) +
                               "' (expected compat or passthrough)");
+}
+
+Result<ShardingSpec> ParseShardingSpec(std::string_view text) {
+  ShardingSpec spec;
+  if (text == "none") return spec;
+  if (text == "auto") {
+    spec.mode = ShardingSpec::Mode::kAuto;
+    return spec;
+  }
+  spec.mode = ShardingSpec::Mode::kShape;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view part = text.substr(start, end - start);
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (part.empty() || ec != std::errc() || p != part.data() + part.size() || v == 0 ||
+        v > (uint64_t{1} << 20)) {
+      return InvalidArgumentError("shards '" + std::string(text) +
+                                  "': expected none, auto, or chunks per shard such as 16,16 "
+                                  "(each 1 to 1048576)");
+    }
+    spec.chunks_per_shard.push_back(v);
+    start = end + 1;
+  }
+  return spec;
 }
 
 namespace {
@@ -64,6 +94,10 @@ struct NodeInfo {
   std::optional<ArrayDesc> array;
   std::vector<int64_t> sources;  // global source id per local source id
   bool transcoded = false;       // chunks are served re-encoded (compat policy, non-native array)
+  // Sharded arrays (Zarr v3 with ViewOptions::shards): chunks per shard along each dimension,
+  // and the grid of shards; both empty when every chunk is its own key.
+  std::vector<uint64_t> per_shard;
+  std::vector<uint64_t> shard_grid;
   std::optional<ImageDesc> image;
   // Sources whose change makes the node's metadata (and listing) wrong: an array's chunk sources
   // (multi-file OME members, HDF5 external files), else every source of the node's file. Empty for
@@ -103,6 +137,7 @@ class SnapshotView final : public ZarrView {
   SnapshotView(std::unique_ptr<RefStore> store, ViewOptions options)
       : store_(std::move(store)), options_(std::move(options)),
         transcoder_(internal::MakeViewTranscoder(options_)),
+        shard_cache_(MakeChunkCache(options_.cache_bytes, 4)),
         sources_(*store_, PoolOptions(options_)) {}
 
   const ViewOptions& options() const override { return options_; }
@@ -148,10 +183,26 @@ class SnapshotView final : public ZarrView {
     }
     ASSIGN_OR_RETURN(auto chunk, FindChunk(parts));
     if (!chunk) return std::optional<Value>();
+    if (!chunk->first->per_shard.empty()) return GetShard(*chunk->first, chunk->second);
     return GetChunk(*chunk->first, chunk->second);
   }
 
   Result<std::string> Materialize(const Value& value) override {
+    if (!value.pieces.empty()) {
+      std::string out(value.size(), '\0');
+      uint64_t at = 0;
+      for (const ValuePiece& p : value.pieces) {
+        if (p.slice) {
+          RETURN_IF_ERROR(p.slice->source->ReadInto(
+              {p.slice->offset, p.slice->length},
+              std::as_writable_bytes(std::span(out).subspan(at, p.slice->length))));
+        } else {
+          std::memcpy(out.data() + at, p.view().data(), p.length);
+        }
+        at += p.size();
+      }
+      return out;
+    }
     if (!value.slice) return value.bytes;
     std::string out(value.slice->length, '\0');
     RETURN_IF_ERROR(value.slice->source->ReadInto({value.slice->offset, value.slice->length},
@@ -268,6 +319,18 @@ class SnapshotView final : public ZarrView {
         n->transcoded = NeedsTranscode(*n->array, options_.codecs,
                                        n->record.meta.value("flagged", false),
                                        options_.zarr_format);
+        if (options_.zarr_format == 3) {
+          // Transcoded shards are built whole in memory: fewer chunks each, so the shards a
+          // client reads at once stay within the cache (docs/sharding.md, cost).
+          const uint64_t chunk_bytes = std::max<uint64_t>(n->array->ChunkBytes(), 1);
+          const uint64_t max_chunks = n->transcoded ? internal::kAutoShardBytes / chunk_bytes
+                                                    : internal::kAutoShardChunks;
+          n->per_shard = internal::ChunksPerShard(options_.shards, n->array->GridShape(),
+                                                  max_chunks);
+          if (!n->per_shard.empty()) {
+            n->shard_grid = internal::ShardGrid(n->array->GridShape(), n->per_shard);
+          }
+        }
       } else if (n->record.kind == NodeKind::kGroup) {
         const json& im = n->record.meta["image"];
         if (!im.is_null()) {
@@ -317,7 +380,9 @@ class SnapshotView final : public ZarrView {
   Result<std::optional<json>> RenderMetadata(const NodeInfo& n, std::string_view name) {
     const int v = options_.zarr_format;
     if (n.array) {
-      if (v == 3) return std::optional<json>(RenderArrayV3(*n.array, n.transcoded));
+      if (v == 3) {
+        return std::optional<json>(RenderArrayV3(*n.array, n.transcoded, n.per_shard));
+      }
       if (name == ".zarray") return std::optional<json>(RenderZarrayV2(*n.array, n.transcoded));
       if (name == ".zattrs") return std::optional<json>(RenderArrayAttrsV2(*n.array));
       return std::optional<json>();
@@ -390,7 +455,8 @@ class SnapshotView final : public ZarrView {
       if (rest[0] != "c") return std::optional<ChunkAt>();
       rest = rest.subspan(1);
     }
-    auto grid = node->array->GridShape();
+    // The keys of a sharded array name shards.
+    auto grid = node->per_shard.empty() ? node->array->GridShape() : node->shard_grid;
     if (grid.empty()) {
       // A 0-d array has one chunk: "0" in v2, "c" in v3.
       bool one = options_.zarr_format == 3 ? rest.empty() : rest.size() == 1 && rest[0] == "0";
@@ -421,7 +487,7 @@ class SnapshotView final : public ZarrView {
     bool partial = at->second.size() < rank &&
                    (options_.zarr_format == 3 || !at->second.empty());
     if (!partial) return std::optional<ChunkAt>();
-    ASSIGN_OR_RETURN(auto below, NextStoredBelow(*at->first, at->second, 0));
+    ASSIGN_OR_RETURN(auto below, NextKeyBelow(*at->first, at->second, 0));
     if (!below) return std::optional<ChunkAt>();
     return at;
   }
@@ -489,7 +555,8 @@ class SnapshotView final : public ZarrView {
   // through the stored blocks (NextStoredBelow), whatever the size of the grid.
   Status ListChunkLevel(const NodeInfo& n, const std::vector<uint64_t>& coords,
                         std::string_view after, size_t limit, std::vector<DirEntry>& out) {
-    const auto grid = n.array->GridShape();
+    const bool sharded = !n.per_shard.empty();
+    const auto grid = sharded ? n.shard_grid : n.array->GridShape();
     const size_t level = coords.size();
     const bool leaf = level + 1 == grid.size();
     uint64_t value = 0;
@@ -499,9 +566,17 @@ class SnapshotView final : public ZarrView {
     }
     while (out.size() < limit && value < grid[level]) {
       BlockEntry e;
-      ASSIGN_OR_RETURN(auto found, NextStoredBelow(n, coords, value, &e));
+      ASSIGN_OR_RETURN(auto found, NextKeyBelow(n, coords, value, &e));
       if (!found) break;
-      out.push_back({std::to_string(*found), !leaf, leaf ? KnownSize(n, e) : std::nullopt});
+      std::optional<uint64_t> size;
+      if (leaf && sharded) {
+        std::vector<uint64_t> shard = coords;
+        shard.push_back(*found);
+        ASSIGN_OR_RETURN(size, KnownShardSize(n, shard));
+      } else if (leaf) {
+        size = KnownSize(n, e);
+      }
+      out.push_back({std::to_string(*found), !leaf, size});
       value = *found + 1;
     }
     return OkStatus();
@@ -539,6 +614,151 @@ class SnapshotView final : public ZarrView {
     ASSIGN_OR_RETURN(auto linear, NextStored(n, begin + first, end, entry));
     if (!linear) return std::optional<uint64_t>();
     return std::optional<uint64_t>((*linear - begin) / step);
+  }
+
+  // NextStoredBelow in the key grid of `n`: chunk coordinates, or shard coordinates for a
+  // sharded array, where the answer is the first v >= `from` such that a chunk is stored in a
+  // shard below coords + (v). When the shards are one chunk deep along the dimensions already
+  // named (as auto shards of stacks are), the chunks below coords + (v >= from) are one run of
+  // linear indices and the first stored one gives v at once; otherwise each v is looked at in
+  // turn (one FirstStoredInBox each), so a listing of a sparse grid of wide shards costs up to
+  // the shard grid's extent along that dimension.
+  Result<std::optional<uint64_t>> NextKeyBelow(const NodeInfo& n,
+                                               const std::vector<uint64_t>& coords,
+                                               uint64_t from, BlockEntry* entry = nullptr) {
+    if (n.per_shard.empty()) return NextStoredBelow(n, coords, from, entry);
+    const auto grid = n.array->GridShape();
+    const auto& per = n.per_shard;
+    const size_t rank = grid.size(), level = coords.size();
+    std::vector<uint64_t> lo(rank, 0), hi(grid.begin(), grid.end());
+    bool run = true;
+    for (size_t i = 0; i < level; ++i) {
+      lo[i] = coords[i] * per[i];
+      hi[i] = std::min(grid[i], lo[i] + per[i]);
+      run = run && per[i] == 1;
+    }
+    if (level == rank) {
+      ASSIGN_OR_RETURN(auto any, FirstStoredInBox(n, lo, hi, entry));
+      return any ? std::optional<uint64_t>(0) : std::optional<uint64_t>();
+    }
+    for (uint64_t v = from; v < n.shard_grid[level]; ++v) {
+      lo[level] = v * per[level];
+      hi[level] = run ? grid[level] : std::min(grid[level], lo[level] + per[level]);
+      ASSIGN_OR_RETURN(auto found, FirstStoredInBox(n, lo, hi, entry));
+      if (run) {
+        if (!found) break;
+        return std::optional<uint64_t>((*found)[level] / per[level]);
+      }
+      if (found) return std::optional<uint64_t>(v);
+    }
+    return std::optional<uint64_t>();
+  }
+
+  // The first stored chunk (row-major order) whose coordinates lie in the box [lo, hi) of the
+  // chunk grid, nullopt when none does: NextStored over the box's span of linear indices, and
+  // after a stored chunk outside the box, on from the box's next point after it. Each step
+  // finds a stored chunk or moves to a later row of the box, so it costs at most one stored
+  // block lookup per row of the box (fewer where rows run into each other).
+  Result<std::optional<std::vector<uint64_t>>> FirstStoredInBox(const NodeInfo& n,
+                                                                std::span<const uint64_t> lo,
+                                                                std::span<const uint64_t> hi,
+                                                                BlockEntry* entry) {
+    using Found = std::optional<std::vector<uint64_t>>;
+    const auto grid = n.array->GridShape();
+    for (size_t i = 0; i < grid.size(); ++i) {
+      if (lo[i] >= hi[i]) return Found();
+    }
+    std::vector<uint64_t> last(hi.begin(), hi.end());
+    for (uint64_t& v : last) --v;
+    uint64_t from = LinearChunkIndex(grid, lo);
+    const uint64_t end = LinearChunkIndex(grid, last) + 1;
+    while (from < end) {
+      ASSIGN_OR_RETURN(auto linear, NextStored(n, from, end, entry));
+      if (!linear) return Found();
+      std::vector<uint64_t> c = ChunkCoords(grid, *linear);
+      // The smallest point of the box after c in row-major order (c itself when inside).
+      bool inside = true;
+      for (size_t i = 0; i < c.size(); ++i) inside = inside && c[i] >= lo[i] && c[i] < hi[i];
+      if (inside) return Found(std::move(c));
+      std::optional<std::vector<uint64_t>> next;
+      for (size_t d = c.size(); d-- > 0 && !next;) {
+        bool prefix = true;
+        for (size_t i = 0; i < d; ++i) prefix = prefix && c[i] >= lo[i] && c[i] < hi[i];
+        if (!prefix) continue;
+        const uint64_t v = std::max(c[d] + 1, lo[d]);
+        if (v >= hi[d]) continue;
+        std::vector<uint64_t> p(c.begin(), c.begin() + d);
+        p.push_back(v);
+        for (size_t i = d + 1; i < c.size(); ++i) p.push_back(lo[i]);
+        next = std::move(p);
+      }
+      if (!next) return Found();
+      from = LinearChunkIndex(grid, *next);
+    }
+    return Found();
+  }
+
+  // The inner chunks of the shard at `shard` (shard grid coordinates) in the order of its index
+  // (C order of the shard's own chunk grid): their coordinates in the array's chunk grid, or
+  // nullopt for a place past the edge of the grid.
+  static std::vector<std::optional<std::vector<uint64_t>>> ShardMembers(
+      const NodeInfo& n, std::span<const uint64_t> shard) {
+    const auto grid = n.array->GridShape();
+    const auto& per = n.per_shard;
+    uint64_t count = 1;
+    for (uint64_t k : per) count *= k;
+    std::vector<std::optional<std::vector<uint64_t>>> out(count);
+    for (uint64_t j = 0; j < count; ++j) {
+      std::vector<uint64_t> c = ChunkCoords(per, j);
+      bool inside = true;
+      for (size_t i = 0; i < c.size(); ++i) {
+        c[i] += shard[i] * per[i];
+        inside = inside && c[i] < grid[i];
+      }
+      if (inside) out[j] = std::move(c);
+    }
+    return out;
+  }
+
+  // Entries of one array looked up in index order: each block taken from the cache once (one lock)
+  // rather than once per chunk, as a shard's chunks mostly share one block.
+  class BlockCursor {
+   public:
+    BlockCursor(SnapshotView& view, const NodeInfo& n) : view_(view), n_(n) {}
+    Result<BlockEntry> At(uint64_t linear) {
+      const uint64_t b = linear / kBlockSize;
+      if (!block_ || b != block_no_) {
+        ASSIGN_OR_RETURN(block_, view_.Block(n_, b));
+        block_no_ = b;
+      }
+      const uint64_t pos = linear % kBlockSize;
+      return pos < block_->size() ? (*block_)[pos] : BlockEntry{};
+    }
+
+   private:
+    SnapshotView& view_;
+    const NodeInfo& n_;
+    std::shared_ptr<const std::vector<BlockEntry>> block_;
+    uint64_t block_no_ = 0;
+  };
+
+  // A shard's size when the index alone tells it (its chunks served as stored, none inline):
+  // the stored lengths plus the index, without a look at the sources.
+  Result<std::optional<uint64_t>> KnownShardSize(const NodeInfo& n,
+                                                 std::span<const uint64_t> shard) {
+    if (n.transcoded) return std::optional<uint64_t>();
+    const auto grid = n.array->GridShape();
+    const auto members = ShardMembers(n, shard);
+    uint64_t total = internal::ShardIndexBytes(members.size());
+    BlockCursor cursor(*this, n);
+    for (const auto& c : members) {
+      if (!c) continue;
+      ASSIGN_OR_RETURN(BlockEntry e, cursor.At(LinearChunkIndex(grid, *c)));
+      if (!e.present) continue;
+      if (e.ref.flags & kChunkInline) return std::optional<uint64_t>();
+      total += e.ref.length;
+    }
+    return std::optional<uint64_t>(total);
   }
 
   Status GridTooLarge(const NodeInfo& n) {
@@ -731,6 +951,100 @@ class SnapshotView final : public ZarrView {
     return std::optional<Value>(std::move(t));
   }
 
+  static std::string ShardWhere(const NodeInfo& n, std::span<const uint64_t> shard) {
+    std::string s = n.record.path + " shard c";
+    for (uint64_t c : shard) s += "/" + std::to_string(c);
+    return s;
+  }
+
+  // The shard at `shard`, computed: its inner chunks as GetChunk serves them (slices of their
+  // sources, adjacent ones merged, or transcoded bytes), then its index; nullopt when none of
+  // its chunks is stored. Each source is checked once per shard. A transcoded shard is built
+  // whole, once, and kept in shard_cache_ (its size is known only then).
+  Result<std::optional<Value>> GetShard(const NodeInfo& n, const std::vector<uint64_t>& shard) {
+    RETURN_IF_ERROR(KnownStale(n.record.owner));
+    if (!n.transcoded) return BuildShard(n, shard);
+    const ChunkCacheKey key{static_cast<uint64_t>(n.record.id),
+                            LinearChunkIndex(n.shard_grid, shard), 0};
+    bool empty = false;
+    auto got = shard_cache_->GetOrLoad(key, [&]() -> Result<std::string> {
+      ASSIGN_OR_RETURN(auto built, BuildShard(n, shard));
+      if (!built) {
+        empty = true;
+        return std::string();
+      }
+      return Materialize(*built);
+    });
+    if (!got.ok()) return got.status();
+    if (empty || (*got)->empty()) return std::optional<Value>();
+    Value v;
+    v.pieces.push_back(ValuePiece{*got, 0, (*got)->size(), std::nullopt});
+    return std::optional<Value>(std::move(v));
+  }
+
+  Result<std::optional<Value>> BuildShard(const NodeInfo& n, const std::vector<uint64_t>& shard) {
+    const auto grid = n.array->GridShape();
+    const auto members = ShardMembers(n, shard);
+    const std::string where = ShardWhere(n, shard);
+    std::vector<internal::InnerChunk> index(members.size());
+    std::unordered_map<uint32_t, CheckedSource> checked;  // by the array's local source id
+    Value v;
+    uint64_t at = 0;
+    bool any = false;
+    BlockCursor cursor(*this, n);
+    for (size_t j = 0; j < members.size(); ++j) {
+      if (!members[j]) continue;
+      const std::vector<uint64_t>& c = *members[j];
+      const uint64_t linear = LinearChunkIndex(grid, c);
+      ASSIGN_OR_RETURN(BlockEntry e, cursor.At(linear));
+      if (!e.present) continue;
+      any = true;
+      ValuePiece piece;
+      if (n.transcoded || (e.ref.flags & kChunkInline)) {
+        ASSIGN_OR_RETURN(auto chunk, GetChunk(n, c));
+        if (!chunk) continue;
+        if (chunk->slice) {
+          piece.slice = std::move(chunk->slice);
+        } else {
+          piece.length = chunk->bytes.size();
+          piece.bytes = std::make_shared<const std::string>(std::move(chunk->bytes));
+        }
+      } else {
+        if (e.ref.source >= n.sources.size()) {
+          return CorruptError(store_->path().string() + ": " + where + ": bad source id");
+        }
+        auto it = checked.find(e.ref.source);
+        if (it == checked.end()) {
+          ASSIGN_OR_RETURN(CheckedSource src,
+                           Checked(n.sources[e.ref.source], n.record.owner, true));
+          it = checked.emplace(e.ref.source, std::move(src)).first;
+        }
+        const CheckedSource& src = it->second;
+        if (e.ref.offset + e.ref.length > src.indexed.size) {
+          return CorruptError(DisplaySource(src.indexed.uri) + ": " + where + ": chunk " +
+                              std::to_string(linear) + " lies past the end of the file");
+        }
+        piece.slice = FileSlice{src.open, e.ref.offset, e.ref.length};
+      }
+      const uint64_t size = piece.size();
+      index[j] = {at, size};
+      at += size;
+      if (size == 0) continue;
+      // Chunks stored one after another in one source go out as one slice.
+      ValuePiece* prev = v.pieces.empty() ? nullptr : &v.pieces.back();
+      if (prev && prev->slice && piece.slice && prev->slice->source == piece.slice->source &&
+          prev->slice->offset + prev->slice->length == piece.slice->offset) {
+        prev->slice->length += piece.slice->length;
+        continue;
+      }
+      v.pieces.push_back(std::move(piece));
+    }
+    if (!any) return std::optional<Value>();
+    auto tail = std::make_shared<const std::string>(internal::EncodeShardIndex(index));
+    v.pieces.push_back(ValuePiece{tail, 0, tail->size(), std::nullopt});
+    return std::optional<Value>(std::move(v));
+  }
+
   // DecodedChunks of one array node: the stored bytes through FindStored, decoded by DecodeChunk
   // (store/transcode) with the view's decoders, the path every transcoded chunk takes.
   class Chunks final : public DecodedChunks {
@@ -773,6 +1087,8 @@ class SnapshotView final : public ZarrView {
   std::unique_ptr<RefStore> store_;
   ViewOptions options_;
   internal::ViewTranscoder transcoder_;
+  // Transcoded shards, whole (GetShard): their index needs every inner chunk's size.
+  std::unique_ptr<ChunkCache> shard_cache_;
 
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const NodeInfo>> nodes_;
@@ -955,6 +1271,9 @@ Result<std::unique_ptr<ZarrView>> OpenZarrView(const std::filesystem::path& inde
   if (options.zarr_format != 2 && options.zarr_format != 3) {
     return InvalidArgumentError("zarr format must be 2 or 3, not " +
                                 std::to_string(options.zarr_format));
+  }
+  if (options.zarr_format == 2 && options.shards.mode != ShardingSpec::Mode::kNone) {
+    return InvalidArgumentError("shards need Zarr v3 (--zarr-format 3): Zarr v2 has no sharding");
   }
   auto view = std::make_unique<LiveZarrView>(index_path, std::move(options));
   RETURN_IF_ERROR(view->Init());

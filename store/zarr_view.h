@@ -2,6 +2,7 @@
 // HTTP server, the FUSE mount, `refzarr cat/ls` and `export` all read through it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -27,9 +28,31 @@ enum class CodecPolicy {
 /// Parses "compat" / "passthrough".
 Result<CodecPolicy> ParseCodecPolicy(std::string_view name);
 
+/// How a Zarr v3 view groups each array's chunks into shard objects (the `sharding_indexed`
+/// codec): every shard is computed from the chunk references, its inner chunks the stored (or
+/// transcoded) chunks in order, then the shard index. See docs/sharding.md.
+struct ShardingSpec {
+  enum class Mode {
+    kNone,   ///< One object per chunk (no sharding).
+    kAuto,   ///< About 64-1,024 chunks a shard, shaped to the grid (whole planes when they fit).
+    kShape,  ///< `chunks_per_shard` chunks along each of the last dimensions.
+  };
+  Mode mode = Mode::kNone;
+  /// kShape: chunks per shard along the last chunks_per_shard.size() dimensions (right-aligned;
+  /// earlier dimensions get 1), each clipped to the array's chunk grid.
+  std::vector<uint64_t> chunks_per_shard;
+  bool operator==(const ShardingSpec&) const = default;
+};
+
+/// Parses "none", "auto" or a shape of chunks per shard ("16,16", "1,4,8,8"; each >= 1).
+/// kInvalidArgument otherwise.
+Result<ShardingSpec> ParseShardingSpec(std::string_view text);
+
 struct ViewOptions {
   int zarr_format = 2;  ///< 2: OME-NGFF 0.4 on Zarr v2; 3: OME-NGFF 0.5 on Zarr v3.
   CodecPolicy codecs = CodecPolicy::kCompat;
+  /// Shards of the arrays (Zarr v3 only: a v2 view with shards is kInvalidArgument at open).
+  ShardingSpec shards;
   uint64_t cache_bytes = 256ull << 20;  ///< Bound of the transcoded-chunk cache.
   /// Decoders for non-native chunks, by family; not owned, must outlive the view.
   std::vector<const ChunkDecoder*> decoders;
@@ -61,13 +84,82 @@ struct FileSlice {
   uint64_t length = 0;
 };
 
+/// One part of a value made of several (a shard): a window of shared bytes in memory, or a
+/// slice of a source.
+struct ValuePiece {
+  /// The bytes the window [offset, offset + length) lies in, unless `slice` is set. Shared and
+  /// immutable: a transcoded shard held by the view's cache is sent without a copy.
+  std::shared_ptr<const std::string> bytes;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::optional<FileSlice> slice;  ///< A pass-through part of a source; `bytes` is null.
+  uint64_t size() const { return slice ? slice->length : length; }
+  /// The window's bytes (`bytes` set).
+  std::string_view view() const { return std::string_view(*bytes).substr(offset, length); }
+};
+
 /// The value of one key.
 struct Value {
-  std::string bytes;               ///< The value, unless `slice` is set.
+  std::string bytes;               ///< The value, unless `slice` or `pieces` is set.
   std::optional<FileSlice> slice;  ///< Set for pass-through chunks of local files; `bytes` is empty.
+  /// Set for a value computed from several parts (a shard: its inner chunks, then its index):
+  /// the value is their concatenation; `bytes` and `slice` are empty. Front ends send it piece
+  /// by piece (ValueRange), without gathering it in memory.
+  std::vector<ValuePiece> pieces;
   bool is_metadata = false;        ///< JSON metadata (.zarray, zarr.json, ...) rather than a chunk.
-  uint64_t size() const { return slice ? slice->length : bytes.size(); }
+  /// Bytes of the value.
+  uint64_t size() const {
+    if (slice) return slice->length;
+    if (pieces.empty()) return bytes.size();
+    uint64_t total = 0;
+    for (const ValuePiece& p : pieces) total += p.size();
+    return total;
+  }
 };
+
+/// The parts of `value` that hold its bytes [offset, offset + length), in order, each clipped
+/// (a slice narrowed, bytes cut); the range must lie inside the value. A plain value gives one
+/// piece (a plain value's bytes are copied once into a shared string; windows are not copied).
+/// (Inline: the front ends depend on this header alone, not on the store library.)
+inline std::vector<ValuePiece> ValueRange(const Value& value, uint64_t offset, uint64_t length) {
+  std::vector<ValuePiece> out;
+  auto take = [&](const ValuePiece& p, uint64_t skip, uint64_t n) {
+    ValuePiece q = p;
+    if (q.slice) {
+      q.slice->offset += skip;
+      q.slice->length = n;
+    } else {
+      q.offset += skip;
+      q.length = n;
+    }
+    out.push_back(std::move(q));
+  };
+  if (value.pieces.empty()) {
+    ValuePiece whole;
+    if (value.slice) {
+      whole.slice = value.slice;
+    } else {
+      whole.bytes = std::make_shared<const std::string>(value.bytes);
+      whole.length = value.bytes.size();
+    }
+    if (length > 0) take(whole, offset, length);
+    return out;
+  }
+  uint64_t at = 0;  // where the current piece starts in the value
+  for (const ValuePiece& p : value.pieces) {
+    const uint64_t size = p.size();
+    if (length == 0) break;
+    if (offset < at + size) {
+      const uint64_t skip = offset - at;
+      const uint64_t n = std::min(length, size - skip);
+      take(p, skip, n);
+      offset += n;
+      length -= n;
+    }
+    at += size;
+  }
+  return out;
+}
 
 enum class EntryKind { kMissing, kFile, kDirectory };
 
@@ -97,7 +189,8 @@ struct DirEntry {
   std::string name;
   bool is_directory = false;
   /// A file's size in bytes when the index knows it without reading or rendering anything
-  /// (pass-through chunks, plain files); unset otherwise (metadata, transcoded chunks: ask Stat).
+  /// (pass-through chunks and shards of them, plain files); unset otherwise (metadata,
+  /// transcoded chunks and their shards: ask Stat).
   std::optional<uint64_t> size;
 };
 
@@ -122,7 +215,8 @@ class ZarrView {
   /// The value of `key`, or nullopt when the view has no such key (a missing chunk: fill value).
   /// kStale when the source changed since indexing; kIo/kCorrupt when it cannot be read.
   virtual Result<std::optional<Value>> Get(std::string_view key) = 0;
-  /// Reads the bytes of `value` into memory (for slices: from the source file, re-checked).
+  /// Reads the bytes of `value` into memory (for slices and the slices among its pieces: from
+  /// the source file, re-checked).
   virtual Result<std::string> Materialize(const Value& value) = 0;
   /// Whether `key` is a file, a directory or nothing, and a file's size in bytes.
   virtual Result<std::pair<EntryKind, uint64_t>> Stat(std::string_view key) = 0;

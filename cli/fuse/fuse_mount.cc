@@ -354,6 +354,37 @@ int ReadBuf(const char* path, fuse_bufvec** bufp, size_t size, off_t offset, fus
         rc = Fail(value.status(), "read " + key);
       } else if (!value->has_value()) {
         rc = -ENOENT;
+      } else if (!(*value)->pieces.empty()) {
+        // A shard: the pieces behind this read. One local slice (a read inside an inner chunk)
+        // is spliced like a chunk; otherwise the pieces are read into memory. A shard made
+        // only of bytes (transcoded) is kept whole for the kernel's next reads.
+        Value& shard = **value;
+        const uint64_t total = shard.size();
+        const uint64_t start = clip(total);
+        std::vector<ValuePiece> parts = ValueRange(shard, start, vec->buf[0].size);
+        const bool in_memory = std::none_of(shard.pieces.begin(), shard.pieces.end(),
+                                            [](const ValuePiece& p) { return p.slice.has_value(); });
+        const int local = parts.size() == 1 && parts[0].slice && parts[0].slice->source
+                              ? parts[0].slice->source->LocalDescriptor()
+                              : -1;
+        if (local >= 0) {
+          t_splicing = parts[0].slice->source;
+          vec->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+          vec->buf[0].fd = local;
+          vec->buf[0].pos = static_cast<off_t>(parts[0].slice->offset);
+        } else if (in_memory && shard.pieces.size() == 1 && shard.pieces[0].offset == 0 &&
+                   shard.pieces[0].length == shard.pieces[0].bytes->size()) {
+          std::shared_ptr<const std::string> bytes = shard.pieces[0].bytes;
+          rc = ReplyFromMemory(vec, *bytes, start, vec->buf[0].size);
+          if (bytes->size() > start + vec->buf[0].size) ctx.recent.Put(key, serial, std::move(bytes));
+        } else {
+          Value range;
+          range.pieces = std::move(parts);
+          Result<std::string> bytes = range.pieces.empty() ? Result<std::string>(std::string())
+                                                           : ctx.view->Materialize(range);
+          rc = bytes.ok() ? ReplyFromMemory(vec, *bytes, 0, vec->buf[0].size)
+                          : Fail(bytes.status(), "read " + key);
+        }
       } else if ((*value)->slice) {
         const FileSlice& slice = *(*value)->slice;
         const int local = slice.source ? slice.source->LocalDescriptor() : -1;

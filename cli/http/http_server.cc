@@ -18,6 +18,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -91,6 +92,67 @@ ResponsePtr BufferResponse(std::string bytes, uint64_t offset, uint64_t length) 
   if (response == nullptr) delete owned;
   return ResponsePtr(response);
 }
+
+// Hands a window of shared bytes (a piece of a shard) to libmicrohttpd without copying.
+ResponsePtr SharedBufferResponse(const ValuePiece& piece) {
+  auto* owned = new std::shared_ptr<const std::string>(piece.bytes);
+  MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
+      piece.length, const_cast<char*>(piece.view().data()),
+      [](void* cls) { delete static_cast<std::shared_ptr<const std::string>*>(cls); }, owned);
+  if (response == nullptr) delete owned;
+  return ResponsePtr(response);
+}
+
+// Bytes per read of a source while a value of several pieces is sent.
+constexpr size_t kPieceBlock = 256 * 1024;
+
+// A value of several pieces (a range of a shard spanning inner chunks) sent as one response:
+// libmicrohttpd has no scatter-gather over several descriptors, so each call fills its buffer
+// from the pieces in order, pread()ing slices from the view's validated handles of their
+// sources. Called from the connection's thread; Free when the response is done.
+class PiecesStream {
+ public:
+  explicit PiecesStream(std::vector<ValuePiece> pieces) : pieces_(std::move(pieces)) {}
+
+  static ssize_t Read(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+    auto* self = static_cast<PiecesStream*>(cls);
+    try {
+      return self->Fill(buf, max);
+    } catch (...) {
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+  }
+  static void Free(void* cls) { delete static_cast<PiecesStream*>(cls); }
+
+ private:
+  ssize_t Fill(char* buf, size_t max) {
+    size_t filled = 0;
+    while (filled < max && next_ < pieces_.size()) {
+      const ValuePiece& p = pieces_[next_];
+      const uint64_t n = std::min<uint64_t>(max - filled, p.size() - done_);
+      if (p.slice) {
+        // A source that changed or cannot be read cuts the response short: never wrong bytes.
+        Status read = p.slice->source->ReadInto(
+            {p.slice->offset + done_, n}, std::as_writable_bytes(std::span(buf + filled, n)));
+        if (!read.ok()) return MHD_CONTENT_READER_END_WITH_ERROR;
+      } else {
+        std::memcpy(buf + filled, p.view().data() + done_, n);
+      }
+      filled += n;
+      done_ += n;
+      if (done_ == p.size()) {
+        ++next_;
+        done_ = 0;
+      }
+    }
+    if (filled == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    return static_cast<ssize_t>(filled);
+  }
+
+  std::vector<ValuePiece> pieces_;
+  size_t next_ = 0;   // the piece being sent
+  uint64_t done_ = 0; // bytes of it sent
+};
 
 void AddHeader(MHD_Response* response, const char* name, const std::string& value) {
   MHD_add_response_header(response, name, value.c_str());
@@ -673,12 +735,31 @@ class MhdServer final : public HttpServer {
     }
 
     Reply reply;
-    if (value.slice) {
+    if (!value.pieces.empty()) {
+      // A shard: the pieces behind the range. One piece (an inner chunk, the index) goes out as
+      // a plain value does, a local slice zero-copy; several go out as one streamed response.
+      std::vector<ValuePiece> parts = ValueRange(value, offset, length);
+      if (parts.size() == 1 && parts[0].slice) {
+        value.slice = std::move(parts[0].slice);
+        offset = 0;
+      } else if (parts.size() == 1) {
+        reply.response = SharedBufferResponse(parts[0]);
+      } else {
+        auto* stream = new PiecesStream(std::move(parts));
+        reply.response.reset(MHD_create_response_from_callback(
+            length, kPieceBlock, &PiecesStream::Read, stream, &PiecesStream::Free));
+        if (!reply.response) delete stream;
+      }
+    }
+    if (reply.response) {
+      // Made above from the pieces.
+    } else if (value.slice) {
       // Zero-copy: libmicrohttpd sendfile()s from the view's own validated descriptor of the
       // source (a duplicate, which the response closes), never from a file opened by name here.
       const FileSlice& slice = *value.slice;
       const int local = slice.source ? slice.source->LocalDescriptor() : -1;
       if (local >= 0) {
+        // (For a shard's piece, `offset` is 0: the slice is the range already.)
         FileDescriptor fd(::fcntl(local, F_DUPFD_CLOEXEC, 0));
         if (fd.get() < 0) {
           return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -688,7 +769,9 @@ class MhdServer final : public HttpServer {
             MHD_create_response_from_fd_at_offset64(length, fd.get(), slice.offset + offset));
         if (reply.response) fd.release();
       } else {
-        Result<std::string> bytes = view_.Materialize(value);
+        Value one;
+        one.slice = slice;
+        Result<std::string> bytes = view_.Materialize(one);
         if (!bytes.ok()) return ErrorReply(MHD_HTTP_INTERNAL_SERVER_ERROR, bytes.status().message());
         reply.response = BufferResponse(std::move(*bytes), offset, length);
       }

@@ -45,7 +45,10 @@ from realdata_tiff_e2e import KNOWN_DIFFERENCES  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-VIEWS = [(2, "compat"), (2, "passthrough"), (3, "compat"), (3, "passthrough")]
+VIEWS = [(2, "compat", "none"), (2, "passthrough", "none"), (3, "compat", "none"),
+         (3, "passthrough", "none")]
+# zarrita also reads the v3 compat view with computed shards (sharding_indexed, docs/sharding.md).
+SHARDED_VIEWS = [(3, "compat", "auto")]
 ZARRITA = ["zarrita-0.5", "zarrita-0.7"]  # the npm aliases of package.json
 MIN_COMPARED = 150        # arrays equal to an oracle, per client and view
 MAX_READ_BYTES = 1 << 30  # an array larger than this is fetched chunk by chunk only
@@ -154,13 +157,13 @@ VALUE_SECONDS = 60    # a chunk may need transcoding on a loaded machine
 class ViewServer(serve_e2e.Server):
     """serve_e2e's server with a codec policy; logs named by view."""
 
-    def __init__(self, refzarr, index, zarr_format, codecs, work):
+    def __init__(self, refzarr, index, zarr_format, codecs, work, shards="none"):
         super().__init__(refzarr, index, zarr_format, work)
-        name = f"v{zarr_format}-{codecs}"
+        name = f"v{zarr_format}-{codecs}" + ("" if shards == "none" else f"-shards-{shards}")
         self.log_path = os.path.join(work, f"serve-{name}.err")
         self.access_path = os.path.join(work, f"access-{name}.log")
         self.args = [refzarr, "serve", index, "--port", "0", "--zarr-format", str(zarr_format),
-                     "--codecs", codecs, "--access-log", self.access_path]
+                     "--codecs", codecs, "--shards", shards, "--access-log", self.access_path]
 
 
 class ServedView:
@@ -168,9 +171,10 @@ class ServedView:
     answer in time is a failure; the server is then killed (a listing that never ends grows
     without bound, tens of MB per second) and restarted for the rest of the walk."""
 
-    def __init__(self, refzarr, index, zarr_format, codecs, work):
-        self.server = ViewServer(refzarr, index, zarr_format, codecs, work)
-        self.name, self.restarts = f"v{zarr_format} {codecs}", 0
+    def __init__(self, refzarr, index, zarr_format, codecs, work, shards="none"):
+        self.server = ViewServer(refzarr, index, zarr_format, codecs, work, shards)
+        self.name = f"v{zarr_format} {codecs}" + ("" if shards == "none" else f" shards {shards}")
+        self.restarts = 0
 
     def __enter__(self):
         self.server.__enter__()
@@ -735,11 +739,12 @@ def main():
     index, files = build_index(refzarr, work, shared)
     oracles = Oracles(files)
     failures, skips = c.Failures(CAUSES), []
-    views = VIEWS if args.clients == "http" else [v for v in VIEWS if v[1] == "compat"]
+    views = (VIEWS if args.clients == "http"
+             else [v for v in VIEWS if v[1] == "compat"] + SHARDED_VIEWS)
     listed, refs, sources = {}, None, SourceBytes()
-    for zarr_format, codecs in views:
+    for zarr_format, codecs, shards in views:
         t0 = time.time()
-        with ServedView(refzarr, index, zarr_format, codecs, work) as view:
+        with ServedView(refzarr, index, zarr_format, codecs, work, shards) as view:
             arrays = walk_view(view, zarr_format, failures, chunks=args.clients == "http")
             listed[view.name] = set(arrays)
             if args.clients == "http":

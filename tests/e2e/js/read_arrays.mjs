@@ -133,10 +133,25 @@ class HttpStore {
   }
 
   get(key) {
+    return this.request(key, undefined);
+  }
+
+  // Sharded arrays (sharding_indexed) read a shard's index with a suffix range, then inner
+  // chunks with ranges, as FetchStore's getRange: {offset, length} or {suffixLength}; 206 (or a
+  // whole 200 body, cut here) gives the bytes, 404 a missing key.
+  getRange(key, range) {
+    const header = "suffixLength" in range
+      ? `bytes=-${range.suffixLength}`
+      : `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    return this.request(key, header, range);
+  }
+
+  request(key, rangeHeader, range) {
     const path = this.url.pathname.replace(/\/$/, "") + key; // keys start with "/"
     return new Promise((resolve, reject) => {
       const options = {
         host: this.url.hostname, port: this.url.port, path: encodeURI(path), agent: this.agent,
+        headers: rangeHeader ? { Range: rangeHeader } : {},
       };
       const request = http.get(options, (response) => {
         const parts = [];
@@ -144,13 +159,21 @@ class HttpStore {
         response.on("error", reject);
         response.on("end", () => {
           if (response.statusCode === 404) return resolve(undefined);
-          if (response.statusCode !== 200) {
+          const ok = response.statusCode === 200 || (rangeHeader && response.statusCode === 206);
+          if (!ok) {
             return reject(new Error(`Unexpected response status ${response.statusCode} ` +
                                     `${response.statusMessage} for ${path}`));
           }
           // A fresh buffer, as fetch gives: zarrita's vlen-utf8 decoder reads `bytes.buffer`
           // from offset 0, and node's small bodies are views into a shared pool.
-          resolve(new Uint8Array(Buffer.concat(parts)));
+          let body = new Uint8Array(Buffer.concat(parts));
+          if (rangeHeader && response.statusCode === 200) {
+            // A server that ignored the range: take the asked part of the whole value.
+            body = "suffixLength" in range
+              ? body.slice(Math.max(0, body.length - range.suffixLength))
+              : body.slice(range.offset, range.offset + range.length);
+          }
+          resolve(body);
         });
       });
       request.setTimeout(60000, () => request.destroy(new Error(`no answer in 60 s: ${path}`)));
