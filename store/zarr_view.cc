@@ -1000,7 +1000,9 @@ class SnapshotView final : public ZarrView {
       if (!e.present) continue;
       any = true;
       ValuePiece piece;
-      if (n.transcoded || (e.ref.flags & kChunkInline)) {
+      // Transcoded, inline and checksummed chunks come through GetChunk (FindStored): only
+      // bytes that verified mode checked go into a shard.
+      if (n.transcoded || (e.ref.flags & kChunkInline) || e.crc32c) {
         ASSIGN_OR_RETURN(auto chunk, GetChunk(n, c));
         if (!chunk) continue;
         if (chunk->slice) {

@@ -126,11 +126,20 @@ def main():
 
     servers = [Server(refzarr, plain, 2, work, tag="-edit-plain"),
                Server(refzarr, verified, 2, work, tag="-edit-verified"),
-               Server(refzarr, merged, 2, work, tag="-edit-merged")]
+               Server(refzarr, merged, 2, work, tag="-edit-merged"),
+               Server(refzarr, verified, 3, work, tag="-edit-sharded")]
     for s in servers:
         s.args += ["--revalidate", "3600"]
+    # A sharded v3 view of stored bytes: its shards are slices of the file, checked like chunks.
+    servers[3].args += ["--shards", "auto", "--codecs", "passthrough"]
+    shard_key = "0/0/c/0/0/0/0/0"  # the whole plane of 4 tiles is one shard
     prefixes = ["", "", "tiles.tif/"]
-    with servers[0] as s_plain, servers[1] as s_verified, servers[2] as s_merged:
+    with servers[0] as s_plain, servers[1] as s_verified, servers[2] as s_merged, \
+            servers[3] as s_sharded:
+        status, _, body = s_sharded.request("GET", shard_key)
+        if status != 200:
+            sys.exit(f"FAIL: GET {shard_key} of the sharded view before the edit: {status} "
+                     f"{body[:200]}")
         before = {}
         for s, p in zip((s_plain, s_verified, s_merged), prefixes):
             status, _, body = s.request("GET", p + key0)
@@ -160,6 +169,9 @@ def main():
             status, _, body = s.request("GET", p + key1)
             if status == 200:
                 failures.append(f"{label}: another chunk of the edited file was still served")
+        status, _, body = s_sharded.request("GET", shard_key)
+        if status == 200 or edited in body:
+            failures.append(f"sharded: the shard holding the edited chunk was served ({status})")
         err = open(s_verified.log_path).read()
         print("verified server said:", err.strip().splitlines()[-1:] if err.strip() else "nothing")
 

@@ -161,7 +161,7 @@ class ShardViewTest : public ::testing::Test {
       put(length);
       body += bytes_.substr(offset, length);
     }
-    const uint32_t crc = internal::Crc32c(std::as_bytes(std::span(index)));
+    const uint32_t crc = Crc32c(std::as_bytes(std::span(index)));
     for (int i = 0; i < 4; ++i) index += static_cast<char>((crc >> (8 * i)) & 0xFF);
     return body + index;
   }
