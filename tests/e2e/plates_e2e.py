@@ -22,9 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid as uuidlib
 
 import numpy as np
@@ -34,49 +31,31 @@ import zarr
 NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"missing environment variable {name}")
-    return value
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "http"))
+import e2e_common as c  # noqa: E402
+import serve_e2e  # noqa: E402
+
+env = c.env
 
 
-class Server:
+class Server(serve_e2e.Server):
+    """serve_e2e's server on an ephemeral loopback port, its logs named by index, with GETs that
+    give None for a missing key."""
+
     def __init__(self, refzarr, index, zarr_format, work):
-        self.log = os.path.join(work, f"serve-{os.path.basename(index)}-v{zarr_format}.err")
-        self.args = [refzarr, "serve", index, "--port", "0", "--zarr-format", str(zarr_format)]
+        super().__init__(refzarr, index, zarr_format, work, tag="-" + os.path.basename(index))
 
-    def __enter__(self):
-        self.err = open(self.log, "w")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.err)
-        end = time.time() + 15
-        while time.time() < end:
-            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", open(self.log).read())
-            if m:
-                self.base = f"http://127.0.0.1:{m.group(1)}/"
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.proc.kill()
-        sys.exit("FAIL: refzarr serve did not start: " + open(self.log).read())
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.err.close()
+    @property
+    def base(self):
+        return self.url()
 
     def get(self, key):
-        try:
-            with urllib.request.urlopen(self.base + urllib.request.quote(key), timeout=10) as r:
-                return r.read()
-        except urllib.error.HTTPError as e:
-            if e.code == 404:
-                return None
-            raise
+        status, _, body = self.request("GET", key)
+        if status == 404:
+            return None
+        if status != 200:
+            raise RuntimeError(f"GET {key}: {status} {body[:200]!r}")
+        return body
 
     def get_json(self, key):
         data = self.get(key)
