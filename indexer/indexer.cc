@@ -429,7 +429,7 @@ class Walker {
       std::string sofar;
       for (std::string_view part : Segments(rel)) {
         sofar += (sofar.empty() ? "" : "/") + std::string(part);
-        if ((!options_.hidden && part.starts_with('.')) || Excluded(sofar, std::string(part))) {
+        if (PassedOver(sofar, std::string(part))) {
           Skip(listed.uri, child);
           return OkStatus();
         }
@@ -460,14 +460,11 @@ class Walker {
       if (!folder && members.count(name)) continue;
       fs::path p = dir / name;
       std::string child = group.empty() ? name : group + "/" + name;
-      if (!folder &&
-          (p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm"))) {
-        continue;
-      }
+      if (!folder && IsIndexFile(p)) continue;
       // Hidden and excluded entries are passed over before a folder is opened: a .snapshot
       // folder (a file server's view of past states) or an excluded mount is never read.
       const std::string child_rel = rel.empty() ? name : rel + "/" + name;
-      if ((!options_.hidden && name.starts_with('.')) || Excluded(child_rel, name)) {
+      if (PassedOver(child_rel, name)) {
         if (!folder) Skip(FileUri(p), child);
         continue;
       }
@@ -493,9 +490,7 @@ class Walker {
       const std::string child_rel = rel.empty() ? name : rel + "/" + name;
       if (folder) {
         folders.push_back(name);
-      } else if ((options_.hidden || !name.starts_with('.')) && !Excluded(child_rel, name) &&
-                 dir / name != index_abs_ && !name.ends_with(".refs.db-wal") &&
-                 !name.ends_with(".refs.db-shm")) {
+      } else if (!IsIndexFile(dir / name) && !PassedOver(child_rel, name)) {
         files.push_back(name);
       }
     }
@@ -514,6 +509,17 @@ class Walker {
       Emit(std::move(j));
     }
     return taken_names;
+  }
+
+  // The index being written, or SQLite's files beside it: never scanned.
+  bool IsIndexFile(const fs::path& p) const {
+    const std::string name = p.filename().string();
+    return p == index_abs_ || name.ends_with(".refs.db-wal") || name.ends_with(".refs.db-shm");
+  }
+
+  // A hidden entry (unless --hidden) or an excluded one: not indexed, a folder not read.
+  bool PassedOver(const std::string& rel, const std::string& name) const {
+    return (!options_.hidden && name.starts_with('.')) || Excluded(rel, name);
   }
 
   // Whether a --exclude glob matches: one with a '/' the path relative to the input, one
